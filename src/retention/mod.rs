@@ -1,0 +1,251 @@
+//! The retention engine: restic's `forget` semantics (restic >= 0.18) over one group of
+//! backups, in a time zone, with a reason for every kept backup. Pure: no I/O, no clock (the
+//! caller passes `now`), no provider types.
+
+pub mod duration;
+pub mod period;
+
+pub use duration::CalendarDuration;
+pub use period::{LocalTime, Period};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use std::fmt;
+
+/// A count rule's budget: `daily: 7` or `yearly: unlimited`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    Limited(u32),
+    Unlimited,
+}
+
+impl Count {
+    fn is_active(self) -> bool {
+        self != Count::Limited(0)
+    }
+}
+
+/// The `keep:` section of a policy, validated.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeepRules {
+    pub last: Option<Count>,
+    /// `hourly` ... `yearly`, indexed in [`Period::ALL`] order.
+    pub periods: [Option<Count>; 5],
+    pub within: Option<CalendarDuration>,
+    /// `within_hourly` ... `within_yearly`, indexed in [`Period::ALL`] order.
+    pub within_periods: [Option<CalendarDuration>; 5],
+    /// Each entry keeps backups carrying all of its tags (restic's `--keep-tag foo,bar`).
+    pub tags: Vec<Vec<String>>,
+}
+
+impl KeepRules {
+    /// True when no rule could keep anything; such a policy is rejected when loaded.
+    pub fn is_empty(&self) -> bool {
+        let counts = self.last.iter().chain(self.periods.iter().flatten());
+        !counts.copied().any(Count::is_active)
+            && self.within.is_none_or(|d| d.is_zero())
+            && self.within_periods.iter().flatten().all(|d| d.is_zero())
+            && self.tags.is_empty()
+    }
+
+    fn needs_local_time(&self) -> bool {
+        self.periods.iter().flatten().copied().any(Count::is_active)
+            || self.within_periods.iter().flatten().any(|d| !d.is_zero())
+    }
+}
+
+/// Why a backup is kept. Rules come from the engine; `Protected`, `Newest` and `MinKeep`
+/// from the guards applied after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Tags(Vec<String>),
+    Within(CalendarDuration),
+    Last,
+    /// A period count rule; `oldest` when it kept the group's oldest backup only because the
+    /// rule had budget left.
+    Count { period: Period, oldest: bool },
+    PeriodWithin {
+        period: Period,
+        within: CalendarDuration,
+        oldest: bool,
+    },
+    Protected,
+    Newest,
+    MinKeep,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let oldest = |o: bool| if o { "oldest " } else { "" };
+        match self {
+            Reason::Tags(tags) => write!(f, "tag {}", tags.join(",")),
+            Reason::Within(d) => write!(f, "within {d}"),
+            Reason::Last => f.write_str("last"),
+            Reason::Count { period, oldest: o } => {
+                write!(f, "{}{}", oldest(*o), period.adjective())
+            }
+            Reason::PeriodWithin {
+                period,
+                within,
+                oldest: o,
+            } => write!(f, "{}{} within {within}", oldest(*o), period.adjective()),
+            Reason::Protected => f.write_str("protected"),
+            Reason::Newest => f.write_str("newest"),
+            Reason::MinKeep => f.write_str("min_keep"),
+        }
+    }
+}
+
+impl serde::Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What the engine needs of a backup.
+#[derive(Clone, Copy, Debug)]
+pub struct Item<'a> {
+    pub created_at: Timestamp,
+    pub tags: &'a [String],
+}
+
+/// The engine's answer for one item: `index` into the input, and the rules that kept it
+/// (empty: no rule keeps it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub index: usize,
+    pub reasons: Vec<Reason>,
+}
+
+/// One count rule's state while walking the group newest first.
+struct Bucket {
+    remaining: Count,
+    last_key: Option<i64>,
+}
+
+impl Bucket {
+    fn new(count: Option<Count>) -> Option<Bucket> {
+        count.filter(|c| c.is_active()).map(|remaining| Bucket {
+            remaining,
+            last_key: None,
+        })
+    }
+
+    /// restic: keep when the key starts a new period, or when this is the oldest backup and
+    /// budget is left. Returns `Some(oldest_only)` when kept.
+    fn offer(&mut self, key: i64, is_oldest: bool) -> Option<bool> {
+        if self.remaining == Count::Limited(0) {
+            return None;
+        }
+        let same = self.last_key == Some(key);
+        if same && !is_oldest {
+            return None;
+        }
+        self.last_key = Some(key);
+        if let Count::Limited(n) = &mut self.remaining {
+            *n -= 1;
+        }
+        Some(same)
+    }
+}
+
+/// A windowed rule (`within_daily: 30d`): the newest of each period after `cutoff`.
+struct WindowBucket {
+    period: Period,
+    within: CalendarDuration,
+    cutoff: Option<Timestamp>,
+    last_key: Option<i64>,
+}
+
+/// Evaluates `rules` over one group. Returns a verdict per item, newest first; items with
+/// equal times keep their input order (restic's stable sort).
+///
+/// `within` windows are measured back from the newest item not after `now`, so a backup job
+/// that stopped never lets the window empty out; items in the future still count for the
+/// count rules, as in restic.
+pub fn evaluate(rules: &KeepRules, items: &[Item], now: Timestamp, tz: &TimeZone) -> Vec<Verdict> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| items[b].created_at.cmp(&items[a].created_at));
+
+    let latest = items
+        .iter()
+        .map(|item| item.created_at)
+        .filter(|t| *t <= now)
+        .max();
+    // No anchor (every item is in the future): every window holds everything.
+    let cutoff = |d: &CalendarDuration| latest.map(|l| d.before(l, tz));
+    let within = rules.within.filter(|d| !d.is_zero()).map(|d| (d, cutoff(&d)));
+    let mut last = Bucket::new(rules.last);
+    let mut counts: Vec<(Period, Bucket)> = Period::ALL
+        .iter()
+        .zip(rules.periods)
+        .filter_map(|(p, c)| Bucket::new(c).map(|b| (*p, b)))
+        .collect();
+    let mut windows: Vec<WindowBucket> = Period::ALL
+        .iter()
+        .zip(rules.within_periods)
+        .filter_map(|(p, d)| d.filter(|d| !d.is_zero()).map(|d| (*p, d)))
+        .map(|(period, within)| WindowBucket {
+            period,
+            within,
+            cutoff: cutoff(&within),
+            last_key: None,
+        })
+        .collect();
+    let needs_local = rules.needs_local_time();
+    let inside = |t: Timestamp, cut: Option<Timestamp>| cut.is_none_or(|c| t > c);
+
+    let oldest_nr = order.len().saturating_sub(1);
+    let mut verdicts = Vec::with_capacity(order.len());
+    for (nr, &index) in order.iter().enumerate() {
+        let item = &items[index];
+        let is_oldest = nr == oldest_nr;
+        let mut reasons = Vec::new();
+        for set in &rules.tags {
+            if set.iter().all(|tag| item.tags.contains(tag)) {
+                reasons.push(Reason::Tags(set.clone()));
+            }
+        }
+        if let Some((d, cut)) = within
+            && inside(item.created_at, cut)
+        {
+            reasons.push(Reason::Within(d));
+        }
+        if let Some(bucket) = &mut last
+            && bucket.offer(nr as i64, is_oldest).is_some()
+        {
+            reasons.push(Reason::Last);
+        }
+        let local = needs_local.then(|| LocalTime::new(item.created_at, tz));
+        if let Some(local) = local {
+            for (period, bucket) in &mut counts {
+                if let Some(oldest) = bucket.offer(local.key(*period), is_oldest) {
+                    reasons.push(Reason::Count {
+                        period: *period,
+                        oldest,
+                    });
+                }
+            }
+            for window in &mut windows {
+                if !inside(item.created_at, window.cutoff) {
+                    continue;
+                }
+                let key = local.key(window.period);
+                let same = window.last_key == Some(key);
+                if !same || is_oldest {
+                    window.last_key = Some(key);
+                    reasons.push(Reason::PeriodWithin {
+                        period: window.period,
+                        within: window.within,
+                        oldest: same,
+                    });
+                }
+            }
+        }
+        verdicts.push(Verdict { index, reasons });
+    }
+    verdicts
+}
+
+#[cfg(test)]
+mod tests;
