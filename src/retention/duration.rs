@@ -43,7 +43,9 @@ impl CalendarDuration {
             return Err("empty duration; write for example `14d`, `6mo` or `1y 2mo`".into());
         }
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(format!(
                     "`{text}` is not a duration: expected a number at `{rest}`; write for example `14d`, `6mo` or `1y 2mo`"
@@ -107,7 +109,8 @@ impl CalendarDuration {
             .and_then(|s| s.try_months(i64::from(self.months)))
             .and_then(|s| s.try_weeks(i64::from(self.weeks)))
             .and_then(|s| s.try_days(i64::from(self.days)));
-        let exact = i64::from(self.hours).hours()
+        let exact = i64::from(self.hours)
+            .hours()
             .minutes(i64::from(self.minutes))
             .seconds(i64::from(self.seconds));
         calendar
@@ -155,7 +158,10 @@ mod tests {
         assert_eq!(d.to_string(), "1y2mo3w4d5h6min7s");
         assert_eq!(CalendarDuration::parse("90s").unwrap().seconds, 90);
         assert_eq!(CalendarDuration::parse("6months").unwrap().months, 6);
-        assert_eq!(CalendarDuration::parse("1y1d1mo").unwrap().to_string(), "1y1mo1d");
+        assert_eq!(
+            CalendarDuration::parse("1y1d1mo").unwrap().to_string(),
+            "1y1mo1d"
+        );
     }
 
     #[test]
@@ -169,7 +175,10 @@ mod tests {
     fn rejects_garbage_with_a_hint() {
         for bad in ["", "d", "5", "5 fortnights", "-3d", "1.5d"] {
             let err = CalendarDuration::parse(bad).unwrap_err();
-            assert!(err.contains("14d") || err.contains("units are"), "{bad}: {err}");
+            assert!(
+                err.contains("14d") || err.contains("units are"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -203,6 +212,9 @@ mod tests {
     #[test]
     fn huge_durations_saturate() {
         let d = CalendarDuration::parse("99999y").unwrap();
-        assert_eq!(d.before(ts("2016-01-18T12:02:03Z"), &TimeZone::UTC), Timestamp::MIN);
+        assert_eq!(
+            d.before(ts("2016-01-18T12:02:03Z"), &TimeZone::UTC),
+            Timestamp::MIN
+        );
     }
 }

@@ -63,7 +63,10 @@ pub enum Reason {
     Last,
     /// A period count rule; `oldest` when it kept the group's oldest backup only because the
     /// rule had budget left.
-    Count { period: Period, oldest: bool },
+    Count {
+        period: Period,
+        oldest: bool,
+    },
     PeriodWithin {
         period: Period,
         within: CalendarDuration,
@@ -174,7 +177,10 @@ pub fn evaluate(rules: &KeepRules, items: &[Item], now: Timestamp, tz: &TimeZone
         .max();
     // No anchor (every item is in the future): every window holds everything.
     let cutoff = |d: &CalendarDuration| latest.map(|l| d.before(l, tz));
-    let within = rules.within.filter(|d| !d.is_zero()).map(|d| (d, cutoff(&d)));
+    let within = rules
+        .within
+        .filter(|d| !d.is_zero())
+        .map(|d| (d, cutoff(&d)));
     let mut last = Bucket::new(rules.last);
     let mut counts: Vec<(Period, Bucket)> = Period::ALL
         .iter()

@@ -98,7 +98,10 @@ mod tests {
         assert_ne!(b.key(Period::Week), c.key(Period::Week));
         assert_ne!(a.key(Period::Year), b.key(Period::Year));
         // 2024-12-30 (Monday) belongs to ISO week 1 of 2025.
-        assert_eq!(local("2024-12-30T00:00:00Z", "UTC").key(Period::Week), 202501);
+        assert_eq!(
+            local("2024-12-30T00:00:00Z", "UTC").key(Period::Week),
+            202501
+        );
     }
 
     #[test]

@@ -52,7 +52,10 @@ fn restic_input() -> Fixture {
     let field = |b: &Value, k: &str| b[k].as_str().unwrap().to_string();
     Fixture {
         ids: backups.iter().map(|b| field(b, "id")).collect(),
-        times: backups.iter().map(|b| ts(&field(b, "created_at"))).collect(),
+        times: backups
+            .iter()
+            .map(|b| ts(&field(b, "created_at")))
+            .collect(),
         tags: backups
             .iter()
             .map(|b| match b["tags"].as_array() {
@@ -118,7 +121,12 @@ fn restic_golden_cases() {
 fn keep_in(tz: &str, rules: &KeepRules, times: &[&str], now: &str) -> Vec<(String, String)> {
     let times: Vec<Timestamp> = times.iter().map(|t| ts(t)).collect();
     let tags = vec![vec![]; times.len()];
-    let verdicts = evaluate(rules, &items(&times, &tags), ts(now), &TimeZone::get(tz).unwrap());
+    let verdicts = evaluate(
+        rules,
+        &items(&times, &tags),
+        ts(now),
+        &TimeZone::get(tz).unwrap(),
+    );
     kept(&verdicts)
         .into_iter()
         .map(|(i, r)| (times[i].to_string(), r.join(", ")))
@@ -127,8 +135,7 @@ fn keep_in(tz: &str, rules: &KeepRules, times: &[&str], now: &str) -> Vec<(Strin
 
 fn counts(period: Period, n: u32) -> KeepRules {
     let mut rules = KeepRules::default();
-    rules.periods[Period::ALL.iter().position(|p| *p == period).unwrap()] =
-        Some(Count::Limited(n));
+    rules.periods[Period::ALL.iter().position(|p| *p == period).unwrap()] = Some(Count::Limited(n));
     rules
 }
 
@@ -303,13 +310,19 @@ fn equal_times_keep_input_order() {
 #[test]
 fn tag_sets_need_every_tag() {
     let times = vec![ts("2024-01-03T00:00:00Z"), ts("2024-01-02T00:00:00Z")];
-    let tags = vec![vec!["a".to_string()], vec!["a".to_string(), "b".to_string()]];
+    let tags = vec![
+        vec!["a".to_string()],
+        vec!["a".to_string(), "b".to_string()],
+    ];
     let rules = KeepRules {
         tags: vec![vec!["a".into(), "b".into()], vec!["b".into()]],
         ..KeepRules::default()
     };
     let verdicts = evaluate(&rules, &items(&times, &tags), ts(NOW), &TimeZone::UTC);
-    assert_eq!(kept(&verdicts), vec![(1, vec!["tag a,b".into(), "tag b".into()])]);
+    assert_eq!(
+        kept(&verdicts),
+        vec![(1, vec!["tag a,b".into(), "tag b".into()])]
+    );
 }
 
 mod properties {

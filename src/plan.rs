@@ -1,0 +1,260 @@
+//! From a policy and a listing to a plan: selection, grouping, the retention engine per group,
+//! then the guards (protect, newest, min_keep, max_delete, max_delete_fraction). Pure: the
+//! clock and the time zone come in as arguments.
+
+use crate::model::{Backup, Status};
+use crate::policy::{Mode, Policy};
+use crate::retention::{self, Item, Reason};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Keep,
+    Delete,
+    Ignore,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Keep => "keep",
+            Action::Delete => "delete",
+            Action::Ignore => "ignore",
+        }
+    }
+}
+
+/// The decision about one backup.
+#[derive(Clone, Debug)]
+pub struct Decision<'a> {
+    pub backup: &'a Backup,
+    pub action: Action,
+    /// Every rule or guard that kept it.
+    pub reasons: Vec<Reason>,
+    /// Why a backup is ignored, why a failed backup is kept or deleted.
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub keep: usize,
+    pub delete: usize,
+    pub ignore: usize,
+    pub groups: usize,
+}
+
+/// The plan of one policy.
+#[derive(Clone, Debug)]
+pub struct PolicyPlan<'a> {
+    pub name: String,
+    pub account: String,
+    pub mode: Mode,
+    pub timezone: TimeZone,
+    pub evaluated_at: Timestamp,
+    /// Why a guard stopped this policy's deletions; `None` when it may proceed.
+    pub blocked: Option<String>,
+    pub summary: Summary,
+    /// Grouped (groups in name order), newest first within a group.
+    pub decisions: Vec<Decision<'a>>,
+}
+
+impl PolicyPlan<'_> {
+    pub fn deletions(&self) -> impl Iterator<Item = &Backup> {
+        self.decisions
+            .iter()
+            .filter(|d| d.action == Action::Delete)
+            .map(|d| d.backup)
+    }
+}
+
+/// Evaluates `policy` over `backups` at `now` in `tz`.
+pub fn plan<'a>(
+    policy: &Policy,
+    backups: &'a [Backup],
+    now: Timestamp,
+    tz: &TimeZone,
+) -> PolicyPlan<'a> {
+    let mut groups: BTreeMap<&str, Vec<Decision<'a>>> = BTreeMap::new();
+    for backup in backups {
+        let key = if policy.group_by_resource {
+            backup.group.as_str()
+        } else {
+            ""
+        };
+        groups
+            .entry(key)
+            .or_default()
+            .push(classify(policy, backup, now, tz));
+    }
+    let mut blocked = Vec::new();
+    let mut decisions = Vec::with_capacity(backups.len());
+    let mut summary = Summary::default();
+    for (group, mut members) in groups {
+        let newest_first = apply_rules(policy, &mut members, now, tz);
+        apply_guards(policy, &mut members, &newest_first);
+        if let Some(reason) = fraction_exceeded(policy, group, &members) {
+            blocked.push(reason);
+        }
+        summary.groups += usize::from(members.iter().any(|d| d.backup.status == Status::Complete));
+        members.sort_by(|a, b| b.backup.created_at.cmp(&a.backup.created_at));
+        decisions.extend(members);
+    }
+    for d in &decisions {
+        match d.action {
+            Action::Keep => summary.keep += 1,
+            Action::Delete => summary.delete += 1,
+            Action::Ignore => summary.ignore += 1,
+        }
+    }
+    if let Some(max) = policy.guard.max_delete
+        && summary.delete as u64 > max
+    {
+        blocked.insert(
+            0,
+            format!(
+                "the plan deletes {} backups, more than guard.max_delete {max}",
+                summary.delete
+            ),
+        );
+    }
+    PolicyPlan {
+        name: policy.name.clone(),
+        account: policy.account.clone(),
+        mode: policy.mode,
+        timezone: tz.clone(),
+        evaluated_at: now,
+        blocked: (!blocked.is_empty()).then(|| blocked.join("; ")),
+        summary,
+        decisions,
+    }
+}
+
+/// The first look at a backup: selection and status. Complete backups start as `delete` and
+/// are rescued by rules and guards.
+fn classify<'a>(
+    policy: &Policy,
+    backup: &'a Backup,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Decision<'a> {
+    let decision = |action, note: Option<String>| Decision {
+        backup,
+        action,
+        reasons: Vec::new(),
+        note,
+    };
+    if let Some(re) = &policy.select.name
+        && !re.is_match(backup.name.as_deref().unwrap_or(&backup.id))
+    {
+        return decision(Action::Ignore, Some("not selected by select.name".into()));
+    }
+    let ids: Vec<&String> = policy.select.group_ids().collect();
+    if !ids.is_empty() && !ids.contains(&&backup.group) {
+        return decision(Action::Ignore, Some("group not selected".into()));
+    }
+    match backup.status {
+        Status::Complete => decision(Action::Delete, None),
+        Status::InProgress => decision(Action::Ignore, Some("in progress".into())),
+        Status::Unknown => decision(Action::Ignore, Some("status unknown".into())),
+        Status::Failed => match policy.failed_delete_after {
+            Some(after) if backup.created_at <= after.before(now, tz) => {
+                decision(Action::Delete, Some(format!("failed, older than {after}")))
+            }
+            Some(after) => decision(
+                Action::Keep,
+                Some(format!("failed, kept until {after} old")),
+            ),
+            None => decision(
+                Action::Keep,
+                Some("failed; kept (failed.delete_after is not set)".into()),
+            ),
+        },
+    }
+}
+
+fn is_candidate(d: &Decision) -> bool {
+    d.backup.status == Status::Complete && d.action != Action::Ignore
+}
+
+/// Runs the engine over the group's complete backups and records its reasons. Returns their
+/// indices newest first (the engine's stable order).
+fn apply_rules(
+    policy: &Policy,
+    members: &mut [Decision],
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Vec<usize> {
+    let complete: Vec<usize> = (0..members.len())
+        .filter(|&i| is_candidate(&members[i]))
+        .collect();
+    let items: Vec<Item> = complete
+        .iter()
+        .map(|&i| Item {
+            created_at: members[i].backup.created_at,
+            tags: &members[i].backup.tags,
+        })
+        .collect();
+    let verdicts = retention::evaluate(&policy.keep, &items, now, tz);
+    let mut order = Vec::with_capacity(verdicts.len());
+    for verdict in verdicts {
+        let i = complete[verdict.index];
+        members[i].reasons = verdict.reasons;
+        order.push(i);
+    }
+    order
+}
+
+/// Protect, newest-per-group and min_keep: each rescues backups the rules would delete.
+fn apply_guards(policy: &Policy, members: &mut [Decision], newest_first: &[usize]) {
+    let protect = &policy.protect;
+    for d in members.iter_mut().filter(|d| d.action != Action::Ignore) {
+        let name = d.backup.name.as_deref().unwrap_or(&d.backup.id);
+        if protect.ids.contains(&d.backup.id) || protect.names.iter().any(|re| re.is_match(name)) {
+            d.reasons.push(Reason::Protected);
+        }
+    }
+    if let Some(&newest) = newest_first.first()
+        && members[newest].reasons.is_empty()
+    {
+        members[newest].reasons.push(Reason::Newest);
+    }
+    let mut kept = newest_first
+        .iter()
+        .filter(|&&i| !members[i].reasons.is_empty())
+        .count();
+    for &i in newest_first {
+        if kept >= policy.guard.min_keep as usize {
+            break;
+        }
+        if members[i].reasons.is_empty() {
+            members[i].reasons.push(Reason::MinKeep);
+            kept += 1;
+        }
+    }
+    for d in members.iter_mut().filter(|d| d.action == Action::Delete) {
+        if !d.reasons.is_empty() {
+            d.action = Action::Keep;
+        }
+    }
+}
+
+fn fraction_exceeded(policy: &Policy, group: &str, members: &[Decision]) -> Option<String> {
+    let limit = policy.guard.max_delete_fraction?;
+    let complete = members.iter().filter(|d| is_candidate(d)).count();
+    let doomed = members
+        .iter()
+        .filter(|d| is_candidate(d) && d.action == Action::Delete)
+        .count();
+    let share = doomed as f64 / complete.max(1) as f64;
+    let group = if group.is_empty() { "(all)" } else { group };
+    (share > limit).then(|| {
+        format!(
+            "group {group}: the plan deletes {doomed} of {complete} complete backups ({:.0}%), more than guard.max_delete_fraction {limit}",
+            share * 100.0
+        )
+    })
+}

@@ -1,0 +1,538 @@
+//! The daemon config (`retentiond.yaml`): policy locations, state, global dry-run, metrics,
+//! defaults and accounts with credentials by reference. Parsing is pure; only
+//! [`SecretRef::resolve`] reads the environment or files.
+
+use super::definition::parse_timezone;
+use super::diag::{Diagnostics, did_you_mean};
+use super::read;
+use super::select::ProviderKind;
+use super::yaml::{Node, Pos, Value};
+use jiff::tz::TimeZone;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_KEYS: &[&str] = &[
+    "policies",
+    "state_dir",
+    "dry_run",
+    "metrics",
+    "defaults",
+    "accounts",
+];
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    /// Folders and files holding policies; relative paths are relative to the config file.
+    pub policies: Vec<PathBuf>,
+    pub state_dir: PathBuf,
+    /// The global switch: true forces every policy into dry-run.
+    pub dry_run: bool,
+    pub metrics_listen: Option<SocketAddr>,
+    pub default_timezone: Option<TimeZone>,
+    pub accounts: BTreeMap<String, Account>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub settings: AccountSettings,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub enum AccountSettings {
+    Local {
+        path: PathBuf,
+    },
+    Docspace {
+        base_url: String,
+        auth: DocspaceAuth,
+    },
+    Cloudinary {
+        base_url: String,
+        cloud_name: String,
+        api_key: SecretRef,
+        api_secret: SecretRef,
+    },
+    Huawei {
+        region: String,
+        project_id: String,
+        endpoint: Option<String>,
+        iam_endpoint: Option<String>,
+        auth: HuaweiAuth,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub enum DocspaceAuth {
+    /// Sent as `Authorization: Bearer <key>`.
+    ApiKey(SecretRef),
+    /// Sent as the raw `Authorization` value.
+    AuthToken(SecretRef),
+}
+
+#[derive(Clone, Debug)]
+pub enum HuaweiAuth {
+    AkSk {
+        access_key: SecretRef,
+        secret_key: SecretRef,
+        security_token: Option<SecretRef>,
+    },
+    Token(SecretRef),
+    Password {
+        username: String,
+        password: SecretRef,
+        domain: String,
+    },
+}
+
+/// Where a secret lives. The config never holds a secret itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+    /// systemd `LoadCredential=`: a file in `$CREDENTIALS_DIRECTORY`.
+    Credential(String),
+}
+
+/// A resolved secret. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "${{env:{name}}}"),
+            SecretRef::File(path) => write!(f, "${{file:{}}}", path.display()),
+            SecretRef::Credential(name) => write!(f, "${{credential:{name}}}"),
+        }
+    }
+}
+
+impl SecretRef {
+    pub fn parse(text: &str) -> Option<SecretRef> {
+        let inner = text.trim().strip_prefix("${")?.strip_suffix('}')?;
+        let (kind, name) = inner.split_once(':')?;
+        if name.is_empty() {
+            return None;
+        }
+        match kind {
+            "env" => Some(SecretRef::Env(name.to_string())),
+            "file" => Some(SecretRef::File(PathBuf::from(name))),
+            "credential" if !name.contains('/') => Some(SecretRef::Credential(name.to_string())),
+            _ => None,
+        }
+    }
+
+    /// Reads the secret. Errors name the reference, never a value; a trailing newline of a
+    /// file is dropped.
+    pub fn resolve(&self) -> Result<Secret, String> {
+        let read_file = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_string()))
+                .map_err(|e| format!("secret {self}: cannot read {}: {e}", path.display()))
+        };
+        let secret = match self {
+            SecretRef::Env(name) => std::env::var(name)
+                .map(Secret)
+                .map_err(|_| format!("secret {self}: environment variable {name} is not set"))?,
+            SecretRef::File(path) => read_file(path)?,
+            SecretRef::Credential(name) => {
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                    format!("secret {self}: $CREDENTIALS_DIRECTORY is not set (add `LoadCredential={name}:...` to the unit)")
+                })?;
+                read_file(&Path::new(&dir).join(name))?
+            }
+        };
+        if secret.0.is_empty() {
+            return Err(format!("secret {self} is empty"));
+        }
+        Ok(secret)
+    }
+}
+
+/// Validates a config document; `base` is the folder relative paths are taken from.
+pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Config> {
+    let before = d.list.len();
+    let fields = read::mapping(node, "config", CONFIG_KEYS, d)?;
+    let path = |p: &str| base.join(p);
+    let policies = match fields.get("policies") {
+        Some(n) => read::strings(n, "policies", d)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(p, _)| path(&p))
+            .collect(),
+        None => vec![PathBuf::from("/etc/retentiond/policies")],
+    };
+    let state_dir = match fields.get("state_dir") {
+        Some(n) => read::string(n, "state_dir", d)
+            .map(path)
+            .unwrap_or_default(),
+        None => std::env::var_os("STATE_DIRECTORY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("state")),
+    };
+    let config = Config {
+        file: d.file().to_path_buf(),
+        policies,
+        state_dir,
+        dry_run: fields
+            .get("dry_run")
+            .and_then(|n| read::boolean(n, "dry_run", d))
+            .unwrap_or(false),
+        metrics_listen: fields.get("metrics").and_then(|n| parse_metrics(n, d)),
+        default_timezone: fields.get("defaults").and_then(|n| {
+            let defaults = read::mapping(n, "defaults", &["timezone"], d)?;
+            parse_timezone(defaults.get("timezone")?, "defaults.timezone", d)
+        }),
+        accounts: fields
+            .get("accounts")
+            .map(|n| parse_accounts(n, base, d))
+            .unwrap_or_default(),
+    };
+    (d.list.len() == before).then_some(config)
+}
+
+fn parse_metrics(node: &Node, d: &mut Diagnostics) -> Option<SocketAddr> {
+    let fields = read::mapping(node, "metrics", &["listen"], d)?;
+    let listen = fields.get("listen")?;
+    let text = read::string(listen, "metrics.listen", d)?;
+    text.parse()
+        .map_err(|_| {
+            d.error(
+                listen.pos,
+                format!(
+                    "`metrics.listen: {text}` must be an address and port such as `127.0.0.1:9464`"
+                ),
+            )
+        })
+        .ok()
+}
+
+fn parse_accounts(node: &Node, base: &Path, d: &mut Diagnostics) -> BTreeMap<String, Account> {
+    let mut accounts = BTreeMap::new();
+    let Value::Map(entries) = &node.value else {
+        d.error(
+            node.pos,
+            "`accounts` must be a mapping of account names to settings",
+        );
+        return accounts;
+    };
+    for (key, value) in entries {
+        if let Some(account) = parse_account(&key.name, value, base, d) {
+            accounts.insert(key.name.clone(), account);
+        }
+    }
+    accounts
+}
+
+fn account_keys(kind: ProviderKind) -> &'static [&'static str] {
+    match kind {
+        ProviderKind::Local => &["provider", "path"],
+        ProviderKind::Docspace => &["provider", "base_url", "api_key", "auth_token"],
+        ProviderKind::Cloudinary => &[
+            "provider",
+            "base_url",
+            "cloud_name",
+            "api_key",
+            "api_secret",
+        ],
+        ProviderKind::Csbs | ProviderKind::Taurusdb => &[
+            "provider",
+            "region",
+            "project_id",
+            "endpoint",
+            "iam_endpoint",
+            "auth",
+        ],
+    }
+}
+
+fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Account> {
+    let path = format!("accounts.{name}");
+    let Value::Map(entries) = &node.value else {
+        d.error(
+            node.pos,
+            format!("`{path}` must be a mapping with `provider` and its settings"),
+        );
+        return None;
+    };
+    let Some((_, provider)) = entries.iter().find(|(k, _)| k.name == "provider") else {
+        d.error(
+            node.pos,
+            format!(
+                "`{path}` has no `provider`; write one of: {}",
+                provider_names()
+            ),
+        );
+        return None;
+    };
+    let text = read::string(provider, &format!("{path}.provider"), d)?;
+    let Some(kind) = ProviderKind::from_name(text) else {
+        let hint = did_you_mean(text, ProviderKind::ALL.map(|k| k.name()));
+        d.error(
+            provider.pos,
+            format!(
+                "unknown provider `{text}`{hint}; providers are: {}",
+                provider_names()
+            ),
+        );
+        return None;
+    };
+    let fields = read::mapping(node, &path, account_keys(kind), d)?;
+    let required = |key: &str, d: &mut Diagnostics| {
+        let found = fields
+            .get(key)
+            .and_then(|n| read::string(n, &format!("{path}.{key}"), d));
+        if fields.get(key).is_none() {
+            d.error(fields.pos, format!("`{path}` ({kind}) needs `{key}`"));
+        }
+        found.map(String::from)
+    };
+    let secret = |key: &str, d: &mut Diagnostics| {
+        fields
+            .get(key)
+            .and_then(|n| secret_ref(n, &format!("{path}.{key}"), d))
+    };
+    let url = |key: &str, d: &mut Diagnostics| {
+        let node = fields.get(key)?;
+        let text = read::string(node, &format!("{path}.{key}"), d)?;
+        check_url(text, node.pos, &format!("{path}.{key}"), d)
+            .then(|| text.trim_end_matches('/').to_string())
+    };
+    let settings = match kind {
+        ProviderKind::Local => AccountSettings::Local {
+            path: base.join(required("path", d)?),
+        },
+        ProviderKind::Docspace => {
+            let base_url = url("base_url", d);
+            if fields.get("base_url").is_none() {
+                d.error(fields.pos, format!("`{path}` (onlyoffice-docspace) needs `base_url`, the portal's address such as `https://docs.example.com`"));
+            }
+            let auth = match (secret("api_key", d), secret("auth_token", d)) {
+                (Some(key), None) => DocspaceAuth::ApiKey(key),
+                (None, Some(token)) => DocspaceAuth::AuthToken(token),
+                _ => {
+                    d.error(
+                        fields.pos,
+                        format!("`{path}` needs exactly one of `api_key` or `auth_token`"),
+                    );
+                    return None;
+                }
+            };
+            AccountSettings::Docspace {
+                base_url: base_url?,
+                auth,
+            }
+        }
+        ProviderKind::Cloudinary => {
+            let cloud_name = required("cloud_name", d);
+            let (api_key, api_secret) = (secret("api_key", d), secret("api_secret", d));
+            if api_key.is_none() || api_secret.is_none() {
+                d.error(
+                    fields.pos,
+                    format!("`{path}` (cloudinary) needs `api_key` and `api_secret`"),
+                );
+            }
+            AccountSettings::Cloudinary {
+                base_url: url("base_url", d).unwrap_or_else(|| "https://api.cloudinary.com".into()),
+                cloud_name: cloud_name?,
+                api_key: api_key?,
+                api_secret: api_secret?,
+            }
+        }
+        ProviderKind::Csbs | ProviderKind::Taurusdb => {
+            let region = required("region", d);
+            let project_id = required("project_id", d);
+            let auth = match fields.get("auth") {
+                Some(n) => parse_huawei_auth(n, &format!("{path}.auth"), d),
+                None => {
+                    d.error(fields.pos, format!("`{path}` ({kind}) needs `auth`: {{access_key, secret_key}}, {{token}} or {{username, password, domain}}"));
+                    None
+                }
+            };
+            AccountSettings::Huawei {
+                endpoint: url("endpoint", d),
+                iam_endpoint: url("iam_endpoint", d),
+                region: region?,
+                project_id: project_id?,
+                auth: auth?,
+            }
+        }
+    };
+    Some(Account {
+        name: name.to_string(),
+        kind,
+        settings,
+        pos: node.pos,
+    })
+}
+
+fn parse_huawei_auth(node: &Node, path: &str, d: &mut Diagnostics) -> Option<HuaweiAuth> {
+    let keys = [
+        "access_key",
+        "secret_key",
+        "security_token",
+        "token",
+        "username",
+        "password",
+        "domain",
+    ];
+    let fields = read::mapping(node, path, &keys, d)?;
+    let secret = |key: &str, d: &mut Diagnostics| {
+        fields
+            .get(key)
+            .and_then(|n| secret_ref(n, &format!("{path}.{key}"), d))
+    };
+    let plain = |key: &str, d: &mut Diagnostics| {
+        fields
+            .get(key)
+            .and_then(|n| read::string(n, &format!("{path}.{key}"), d))
+            .map(String::from)
+    };
+    let written: Vec<&str> = fields.keys().map(|k| k.name.as_str()).collect();
+    let has = |k: &str| written.contains(&k);
+    if has("access_key") || has("secret_key") {
+        if has("token") || has("username") {
+            d.error(node.pos, format!("`{path}` mixes forms; write one of {{access_key, secret_key}}, {{token}} or {{username, password, domain}}"));
+            return None;
+        }
+        let (ak, sk) = (secret("access_key", d), secret("secret_key", d));
+        if ak.is_none() || sk.is_none() {
+            d.error(
+                node.pos,
+                format!("`{path}` needs both `access_key` and `secret_key`"),
+            );
+        }
+        return Some(HuaweiAuth::AkSk {
+            access_key: ak?,
+            secret_key: sk?,
+            security_token: secret("security_token", d),
+        });
+    }
+    if has("token") {
+        return secret("token", d).map(HuaweiAuth::Token);
+    }
+    if has("username") {
+        let (user, password, domain) = (
+            plain("username", d),
+            secret("password", d),
+            plain("domain", d),
+        );
+        if password.is_none() || domain.is_none() {
+            d.error(
+                node.pos,
+                format!("`{path}` with `username` needs `password` and `domain`"),
+            );
+        }
+        return Some(HuaweiAuth::Password {
+            username: user?,
+            password: password?,
+            domain: domain?,
+        });
+    }
+    d.error(node.pos, format!("`{path}` must be {{access_key, secret_key}}, {{token}} or {{username, password, domain}}"));
+    None
+}
+
+fn secret_ref(node: &Node, path: &str, d: &mut Diagnostics) -> Option<SecretRef> {
+    let text = read::string(node, path, d)?;
+    let parsed = SecretRef::parse(text);
+    if parsed.is_none() {
+        // Never echo the value: it may be the secret itself.
+        d.error(node.pos, format!("`{path}` must be a secret reference: `${{env:NAME}}`, `${{file:/path}}` or `${{credential:NAME}}` (systemd LoadCredential=); never write the secret itself in the config"));
+    }
+    parsed
+}
+
+/// https anywhere; plain http only to loopback hosts (tests, local proxies).
+fn check_url(text: &str, pos: Pos, path: &str, d: &mut Diagnostics) -> bool {
+    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let ok = !host.is_empty() && (scheme == "https" || (scheme == "http" && loopback));
+    if !ok {
+        d.error(pos, format!("`{path}: {text}` must be an https:// URL (plain http:// only for loopback hosts such as 127.0.0.1)"));
+    }
+    ok
+}
+
+fn provider_names() -> String {
+    ProviderKind::ALL.map(|k| k.name()).join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_refs_parse_and_resolve_without_leaking() {
+        assert_eq!(
+            SecretRef::parse("${env:X}"),
+            Some(SecretRef::Env("X".into()))
+        );
+        assert_eq!(
+            SecretRef::parse("${credential:hw-sk}"),
+            Some(SecretRef::Credential("hw-sk".into()))
+        );
+        assert_eq!(SecretRef::parse("hunter2"), None);
+        assert_eq!(SecretRef::parse("${credential:../x}"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s");
+        std::fs::write(&file, "s3cr3t\n").unwrap();
+        let secret = SecretRef::File(file).resolve().unwrap();
+        assert_eq!(secret.expose(), "s3cr3t");
+        assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+        let err = SecretRef::Env("RETENTIOND_TEST_UNSET_VARIABLE".into())
+            .resolve()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "secret ${env:RETENTIOND_TEST_UNSET_VARIABLE}: environment variable RETENTIOND_TEST_UNSET_VARIABLE is not set"
+        );
+    }
+
+    #[test]
+    fn urls_need_https_except_loopback() {
+        let mut d = Diagnostics::new(Path::new("c.yaml"), "");
+        for ok in [
+            "https://docs.example.com",
+            "http://127.0.0.1:8080",
+            "http://localhost/x",
+            "http://[::1]:9",
+        ] {
+            assert!(check_url(ok, Pos::default(), "u", &mut d), "{ok}");
+        }
+        for bad in [
+            "http://docs.example.com",
+            "ftp://127.0.0.1",
+            "docs.example.com",
+            "http://10.0.0.1",
+        ] {
+            assert!(!check_url(bad, Pos::default(), "u", &mut d), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! One policy as written in a policy file, validated into ready-to-use values: a parsed
+//! schedule, a time zone, typed keep rules, compiled regexes. No I/O.
+
+use super::diag::{Diagnostics, did_you_mean};
+use super::read;
+use super::select::{Select, parse_select};
+use super::yaml::{Node, Pos, Value};
+use crate::retention::{CalendarDuration, KeepRules, Period};
+use jiff::tz::TimeZone;
+use regex::Regex;
+use std::path::PathBuf;
+
+pub const POLICY_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "account",
+    "schedule",
+    "timezone",
+    "mode",
+    "select",
+    "group_by",
+    "keep",
+    "protect",
+    "failed",
+    "guard",
+];
+
+pub const KEEP_KEYS: &[&str] = &[
+    "last",
+    "hourly",
+    "daily",
+    "weekly",
+    "monthly",
+    "yearly",
+    "within",
+    "within_hourly",
+    "within_daily",
+    "within_weekly",
+    "within_monthly",
+    "within_yearly",
+    "tags",
+];
+
+/// Whether a policy may delete: both this and the absence of every dry-run switch are needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Mode {
+    #[serde(rename = "dry-run")]
+    DryRun,
+    #[serde(rename = "enforce")]
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// A cron schedule as written, and parsed.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub text: String,
+    pub cron: croner::Cron,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Protect {
+    pub ids: Vec<String>,
+    pub names: Vec<Regex>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guard {
+    pub min_keep: u32,
+    pub max_delete: Option<u64>,
+    pub max_delete_fraction: Option<f64>,
+}
+
+impl Default for Guard {
+    fn default() -> Guard {
+        Guard {
+            min_keep: 1,
+            max_delete: None,
+            max_delete_fraction: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub name: String,
+    pub description: Option<String>,
+    pub account: String,
+    pub schedule: Option<Schedule>,
+    /// The policy's own zone; `None` means the config's default, else UTC.
+    pub timezone: Option<TimeZone>,
+    pub mode: Mode,
+    pub select: Select,
+    /// `group_by: none` puts every backup of the listing into one group.
+    pub group_by_resource: bool,
+    pub keep: KeepRules,
+    pub protect: Protect,
+    /// Failed backups older than this are deleted; unset: failed backups are kept.
+    pub failed_delete_after: Option<CalendarDuration>,
+    pub guard: Guard,
+    /// Where the policy was written, for messages.
+    pub file: PathBuf,
+    pub pos: Pos,
+    pub name_pos: Pos,
+    pub account_pos: Pos,
+}
+
+/// Validates one policy mapping, recording every problem; `None` when any was found.
+pub fn parse_policy(node: &Node, d: &mut Diagnostics) -> Option<Policy> {
+    let before = d.list.len();
+    let fields = read::mapping(node, "policy", POLICY_KEYS, d)?;
+    let required = |key: &str, d: &mut Diagnostics| {
+        let found = fields.get(key);
+        if found.is_none() {
+            d.error(fields.pos, format!("policy has no `{key}`"));
+        }
+        found
+    };
+    let name_node = required("name", d);
+    let name = name_node
+        .and_then(|n| read::string(n, "name", d))
+        .map(String::from);
+    if let (Some(name), Some(node)) = (&name, name_node) {
+        check_name(name, node.pos, d);
+    }
+    let account_node = required("account", d);
+    let account = account_node
+        .and_then(|n| read::string(n, "account", d))
+        .map(String::from);
+    let keep_node = required("keep", d);
+    let keep = keep_node.and_then(|n| parse_keep(n, d));
+    let policy = Policy {
+        name: name.unwrap_or_default(),
+        description: fields
+            .get("description")
+            .and_then(|n| read::string(n, "description", d))
+            .map(String::from),
+        account: account.unwrap_or_default(),
+        schedule: fields.get("schedule").and_then(|n| parse_schedule(n, d)),
+        timezone: fields
+            .get("timezone")
+            .and_then(|n| parse_timezone(n, "timezone", d)),
+        mode: fields
+            .get("mode")
+            .and_then(|n| parse_mode(n, d))
+            .unwrap_or(Mode::DryRun),
+        select: fields
+            .get("select")
+            .map(|n| parse_select(n, d))
+            .unwrap_or_default(),
+        group_by_resource: fields
+            .get("group_by")
+            .and_then(|n| parse_group_by(n, d))
+            .unwrap_or(true),
+        keep: keep.unwrap_or_default(),
+        protect: fields
+            .get("protect")
+            .map(|n| parse_protect(n, d))
+            .unwrap_or_default(),
+        failed_delete_after: fields.get("failed").and_then(|n| parse_failed(n, d)),
+        guard: fields
+            .get("guard")
+            .map(|n| parse_guard(n, d))
+            .unwrap_or_default(),
+        file: d.file().to_path_buf(),
+        pos: node.pos,
+        name_pos: name_node.map(|n| n.pos).unwrap_or(node.pos),
+        account_pos: account_node.map(|n| n.pos).unwrap_or(node.pos),
+    };
+    (d.list.len() == before).then_some(policy)
+}
+
+fn check_name(name: &str, pos: Pos, d: &mut Diagnostics) {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        d.error(
+            pos,
+            format!("policy name `{name}` must start with a letter or digit and use only letters, digits, `.`, `_` and `-`"),
+        );
+    }
+}
+
+fn parse_keep(node: &Node, d: &mut Diagnostics) -> Option<KeepRules> {
+    let fields = read::mapping(node, "keep", KEEP_KEYS, d)?;
+    let mut rules = KeepRules::default();
+    let path = |k: &str| format!("keep.{k}");
+    if let Some(n) = fields.get("last") {
+        rules.last = read::count(n, "keep.last", d);
+    }
+    if let Some(n) = fields.get("within") {
+        rules.within = read::duration(n, "keep.within", d);
+    }
+    for (i, period) in Period::ALL.iter().enumerate() {
+        let count_key = period.adjective();
+        if let Some(n) = fields.get(count_key) {
+            rules.periods[i] = read::count(n, &path(count_key), d);
+        }
+        let window_key = format!("within_{count_key}");
+        if let Some(n) = fields.get(&window_key) {
+            rules.within_periods[i] = read::duration(n, &path(&window_key), d);
+        }
+    }
+    if let Some(n) = fields.get("tags") {
+        let tags = read::strings(n, "keep.tags", d).unwrap_or_default();
+        rules.tags = tags
+            .into_iter()
+            .map(|(set, _)| set.split(',').map(|t| t.trim().to_string()).collect())
+            .collect();
+    }
+    if rules.is_empty() && !fields.is_empty() {
+        d.error(
+            node.pos,
+            "`keep` keeps nothing: every rule is 0 or empty; a policy needs at least one rule such as `last: 3` or `daily: 7`",
+        );
+    } else if fields.is_empty() {
+        d.error(
+            node.pos,
+            "`keep` has no rule; write at least one of: last, hourly, daily, weekly, monthly, yearly, within, within_<period>, tags",
+        );
+    }
+    Some(rules)
+}
+
+fn parse_schedule(node: &Node, d: &mut Diagnostics) -> Option<Schedule> {
+    let text = read::string(node, "schedule", d)?;
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build();
+    let fields = text.split_whitespace().count();
+    let result = if text.starts_with('@') || (5..=6).contains(&fields) {
+        parser.parse(text).map_err(|e| e.to_string())
+    } else {
+        Err(format!("it has {fields} fields"))
+    };
+    match result {
+        Ok(cron) => Some(Schedule {
+            text: text.to_string(),
+            cron,
+        }),
+        Err(e) => {
+            d.error(
+                node.pos,
+                format!("`schedule: {text}` is not a valid cron line ({e}); write 5 fields `minute hour day-of-month month day-of-week` such as `30 3 * * *`, 6 with seconds first, or @hourly, @daily, @weekly, @monthly"),
+            );
+            None
+        }
+    }
+}
+
+/// An IANA time zone name, with a suggestion for near misses.
+pub fn parse_timezone(node: &Node, path: &str, d: &mut Diagnostics) -> Option<TimeZone> {
+    let name = read::string(node, path, d)?;
+    match TimeZone::get(name) {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            let names: Vec<String> = jiff::tz::db()
+                .available()
+                .map(|n| n.as_str().to_string())
+                .collect();
+            let hint = did_you_mean(name, names.iter().map(String::as_str));
+            let hint = if hint.is_empty() {
+                "; write an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`"
+                    .to_string()
+            } else {
+                hint
+            };
+            d.error(node.pos, format!("unknown time zone `{name}`{hint}"));
+            None
+        }
+    }
+}
+
+fn parse_mode(node: &Node, d: &mut Diagnostics) -> Option<Mode> {
+    match read::string(node, "mode", d)? {
+        "dry-run" => Some(Mode::DryRun),
+        "enforce" => Some(Mode::Enforce),
+        other => {
+            let hint = did_you_mean(other, ["dry-run", "enforce"]);
+            d.error(node.pos, format!("`mode: {other}` is not a mode; write `dry-run` (the default) or `enforce`{hint}"));
+            None
+        }
+    }
+}
+
+fn parse_group_by(node: &Node, d: &mut Diagnostics) -> Option<bool> {
+    match read::string(node, "group_by", d)? {
+        "resource" => Some(true),
+        "none" => Some(false),
+        other => {
+            d.error(
+                node.pos,
+                format!("`group_by: {other}`: write `resource` (the default) or `none`"),
+            );
+            None
+        }
+    }
+}
+
+fn parse_protect(node: &Node, d: &mut Diagnostics) -> Protect {
+    let mut protect = Protect::default();
+    let Some(fields) = read::mapping(node, "protect", &["ids", "names"], d) else {
+        return protect;
+    };
+    if let Some(n) = fields.get("ids") {
+        let ids = read::strings(n, "protect.ids", d).unwrap_or_default();
+        protect.ids = ids.into_iter().map(|(s, _)| s).collect();
+    }
+    if let Some(n) = fields.get("names") {
+        for (text, pos) in read::strings(n, "protect.names", d).unwrap_or_default() {
+            protect
+                .names
+                .extend(read::compile_regex(&text, pos, "protect.names", d));
+        }
+    }
+    protect
+}
+
+fn parse_failed(node: &Node, d: &mut Diagnostics) -> Option<CalendarDuration> {
+    let fields = read::mapping(node, "failed", &["delete_after"], d)?;
+    fields
+        .get("delete_after")
+        .and_then(|n| read::duration(n, "failed.delete_after", d))
+}
+
+fn parse_guard(node: &Node, d: &mut Diagnostics) -> Guard {
+    let mut guard = Guard::default();
+    let known = ["min_keep", "max_delete", "max_delete_fraction"];
+    let Some(fields) = read::mapping(node, "guard", &known, d) else {
+        return guard;
+    };
+    if let Some(n) = fields.get("min_keep") {
+        let value = read::integer(n, "guard.min_keep", 1, d);
+        guard.min_keep = value.and_then(|v| u32::try_from(v).ok()).unwrap_or(1);
+    }
+    if let Some(n) = fields.get("max_delete") {
+        guard.max_delete = read::integer(n, "guard.max_delete", 0, d).map(|v| v as u64);
+    }
+    if let Some(n) = fields.get("max_delete_fraction") {
+        let value = read::number(n, "guard.max_delete_fraction", d);
+        if let Some(v) = value
+            && !(v > 0.0 && v <= 1.0)
+        {
+            d.error(n.pos, format!("`guard.max_delete_fraction: {v}` must be more than 0 and at most 1 (0.5 = half of a group's complete backups)"));
+        }
+        guard.max_delete_fraction = value;
+    }
+    guard
+}
+
+/// Whether a node could be a policy (a mapping), for files that hold a list of policies.
+pub fn is_mapping(node: &Node) -> bool {
+    matches!(node.value, Value::Map(_))
+}

@@ -1,0 +1,246 @@
+//! Policy and config files: reading them from disk, validating them with located errors
+//! (every error of every file, in one pass), and the checks that span files (unique policy
+//! names, accounts that exist, select keys that fit the account's provider).
+
+pub mod config;
+pub mod definition;
+pub mod diag;
+pub mod read;
+pub mod schema;
+pub mod select;
+pub mod yaml;
+
+pub use config::{Account, AccountSettings, Config, Secret, SecretRef};
+pub use definition::{Guard, Mode, Policy};
+pub use diag::Diagnostic;
+pub use select::{ProviderKind, Select};
+
+use diag::{Diagnostics, did_you_mean};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use yaml::{Node, Pos, Value};
+
+/// A file's text, or a diagnostic saying why it cannot be read.
+fn read_source(path: &Path) -> Result<String, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        file_error(
+            path,
+            format!(
+                "not UTF-8 text (invalid byte at offset {}); save the file as UTF-8",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// A diagnostic about a whole file (line 0: rendered without a position).
+fn file_error(path: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        file: path.to_path_buf(),
+        pos: Pos { line: 1, column: 1 },
+        message,
+        source_line: None,
+    }
+}
+
+/// Parses a file's YAML; empty files are an error.
+fn parse_file(path: &Path, text: &str, d: &mut Diagnostics, what: &str) -> Option<Node> {
+    match yaml::parse(text) {
+        Ok(node) if node.value == Value::Null => {
+            d.error(Pos { line: 1, column: 1 }, format!("file is empty; {what}"));
+            None
+        }
+        Ok(node) => Some(node),
+        Err(e) => {
+            let _ = path;
+            d.error(e.pos, e.message);
+            None
+        }
+    }
+}
+
+const POLICY_FILE_HINT: &str =
+    "a policy file holds one policy (a mapping with name, account and keep) or a list of policies";
+
+/// True when a document is a daemon config rather than a policy file.
+pub fn looks_like_config(node: &Node) -> bool {
+    let Value::Map(entries) = &node.value else {
+        return false;
+    };
+    entries.iter().any(|(k, _)| {
+        matches!(
+            k.name.as_str(),
+            "accounts" | "state_dir" | "policies" | "dry_run"
+        )
+    })
+}
+
+/// Reads and validates the daemon config at `path`.
+pub fn load_config(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+    let text = read_source(path).map_err(|e| vec![e])?;
+    let mut d = Diagnostics::new(path, &text);
+    let base = path.parent().unwrap_or(Path::new("."));
+    let config = parse_file(
+        path,
+        &text,
+        &mut d,
+        "a config needs at least `accounts` and `policies`",
+    )
+    .and_then(|node| config::parse_config(&node, base, &mut d));
+    match config {
+        Some(config) if d.list.is_empty() => Ok(config),
+        _ => Err(d.list),
+    }
+}
+
+/// The YAML files a list of paths names: files as given, folders searched recursively for
+/// `*.yaml`/`*.yml` (hidden entries skipped), in a stable order.
+pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            collect_yaml(path, &mut files, &mut errors);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            errors.push(file_error(path, "no such file or folder".into()));
+        }
+    }
+    (files, errors)
+}
+
+fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<Diagnostic>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => return errors.push(file_error(dir, format!("cannot read folder: {e}"))),
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_yaml(&path, files, errors);
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            files.push(path);
+        }
+    }
+}
+
+/// Policies from one file's text.
+fn policies_in(path: &Path, text: &str, errors: &mut Vec<Diagnostic>) -> Vec<Policy> {
+    let mut d = Diagnostics::new(path, text);
+    let mut policies = Vec::new();
+    if let Some(node) = parse_file(path, text, &mut d, POLICY_FILE_HINT) {
+        let items: Vec<&Node> = match &node.value {
+            Value::Seq(items) => items.iter().collect(),
+            _ => vec![&node],
+        };
+        if looks_like_config(&node) {
+            d.error(node.pos, format!("this is a daemon config, not a policy file; pass it with --config, or {POLICY_FILE_HINT}"));
+        } else {
+            for item in items {
+                if definition::is_mapping(item) {
+                    policies.extend(definition::parse_policy(item, &mut d));
+                } else {
+                    d.error(
+                        item.pos,
+                        format!("found {}: {POLICY_FILE_HINT}", item.value.kind()),
+                    );
+                }
+            }
+        }
+    }
+    errors.append(&mut d.list);
+    policies
+}
+
+/// Loads every policy of the given files and folders, with every error found.
+pub fn load_policies(paths: &[PathBuf]) -> (Vec<Policy>, Vec<Diagnostic>) {
+    let (files, mut errors) = expand_paths(paths);
+    let mut policies = Vec::new();
+    for file in &files {
+        match read_source(file) {
+            Ok(text) => policies.extend(policies_in(file, &text, &mut errors)),
+            Err(e) => errors.push(e),
+        }
+    }
+    errors.extend(duplicate_names(&policies));
+    (policies, errors)
+}
+
+fn duplicate_names(policies: &[Policy]) -> Vec<Diagnostic> {
+    let mut first: HashMap<&str, &Policy> = HashMap::new();
+    let mut errors = Vec::new();
+    for policy in policies {
+        if let Some(earlier) = first.get(policy.name.as_str()) {
+            errors.push(located(
+                &policy.file,
+                policy.name_pos,
+                format!(
+                    "policy name `{}` is already used at {}:{}:{}; names must be unique across all files",
+                    policy.name,
+                    earlier.file.display(),
+                    earlier.name_pos.line,
+                    earlier.name_pos.column
+                ),
+            ));
+        } else {
+            first.insert(&policy.name, policy);
+        }
+    }
+    errors
+}
+
+/// Checks each policy against the config: the account exists and the `select` keys fit it.
+pub fn check_against_config(policies: &[Policy], config: &Config) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    for policy in policies {
+        let Some(account) = config.accounts.get(&policy.account) else {
+            let names: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
+            let hint = did_you_mean(&policy.account, names.iter().copied());
+            errors.push(located(
+                &policy.file,
+                policy.account_pos,
+                format!(
+                    "account `{}` is not in {} (accounts: {}){hint}",
+                    policy.account,
+                    config.file.display(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(&policy.file).unwrap_or_default();
+        let mut d = Diagnostics::new(&policy.file, &text);
+        policy
+            .select
+            .check_provider(account.kind, &account.name, &mut d);
+        errors.append(&mut d.list);
+    }
+    errors
+}
+
+/// A diagnostic at a position of a file, with the source line read back for context.
+fn located(file: &Path, pos: Pos, message: String) -> Diagnostic {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut d = Diagnostics::new(file, &text);
+    d.error(pos, message);
+    d.list.remove(0)
+}
+
+/// Whether a file's top level is a daemon config (used by `validate` to tell files apart).
+pub fn file_is_config(path: &Path) -> bool {
+    read_source(path)
+        .ok()
+        .and_then(|text| yaml::parse(&text).ok())
+        .is_some_and(|node| looks_like_config(&node))
+}

@@ -1,0 +1,234 @@
+//! The `select:` section: which backups a policy manages. Keys depend on the account's
+//! provider; `name` works for all. No I/O.
+
+use super::diag::Diagnostics;
+use super::read;
+use super::yaml::{Node, Pos};
+use regex::Regex;
+use std::fmt;
+
+/// The five provider kinds an account can have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    Local,
+    Cloudinary,
+    Docspace,
+    Csbs,
+    Taurusdb,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 5] = [
+        ProviderKind::Local,
+        ProviderKind::Cloudinary,
+        ProviderKind::Docspace,
+        ProviderKind::Csbs,
+        ProviderKind::Taurusdb,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Local => "local",
+            ProviderKind::Cloudinary => "cloudinary",
+            ProviderKind::Docspace => "onlyoffice-docspace",
+            ProviderKind::Csbs => "huaweicloud-csbs",
+            ProviderKind::Taurusdb => "huaweicloud-taurusdb",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ProviderKind> {
+        ProviderKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The `select` keys this provider understands, besides `name`.
+    pub fn select_keys(self) -> &'static [&'static str] {
+        match self {
+            ProviderKind::Local => &["pattern", "timestamp_format", "glob", "mtime"],
+            ProviderKind::Cloudinary => &["resource_type", "type", "prefix", "tags", "asset_ids"],
+            ProviderKind::Docspace => &["storage_type", "dump"],
+            ProviderKind::Csbs => &["resource_ids"],
+            ProviderKind::Taurusdb => &["instance_ids", "backup_type"],
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Every key any provider understands, `name` first.
+pub fn all_select_keys() -> Vec<&'static str> {
+    let mut keys = vec!["name"];
+    for kind in ProviderKind::ALL {
+        keys.extend_from_slice(kind.select_keys());
+    }
+    keys
+}
+
+/// The local provider's selection: a regex with named groups `ts` (timestamp) and optional
+/// `group`, or a glob; timestamps from the name or from the modification time.
+#[derive(Clone, Debug, Default)]
+pub struct LocalSelect {
+    pub pattern: Option<Regex>,
+    pub timestamp_format: Option<String>,
+    pub glob: Option<glob::Pattern>,
+    pub mtime: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Select {
+    /// Regex on the backup name, for every provider.
+    pub name: Option<Regex>,
+    pub local: LocalSelect,
+    pub resource_type: Option<String>,
+    pub asset_type: Option<String>,
+    pub prefix: Option<String>,
+    pub tags: Vec<String>,
+    pub asset_ids: Vec<String>,
+    pub storage_type: Option<String>,
+    pub dump: Option<bool>,
+    pub resource_ids: Vec<String>,
+    pub instance_ids: Vec<String>,
+    pub backup_type: Option<String>,
+    /// The keys written, with their positions, to check them against the account's provider.
+    pub keys: Vec<(String, Pos)>,
+}
+
+impl Select {
+    /// Groups the selection names explicitly (asset, server or instance ids); empty = all.
+    pub fn group_ids(&self) -> impl Iterator<Item = &String> {
+        self.asset_ids
+            .iter()
+            .chain(&self.resource_ids)
+            .chain(&self.instance_ids)
+    }
+
+    /// Reports keys that the account's provider does not understand.
+    pub fn check_provider(&self, kind: ProviderKind, account: &str, d: &mut Diagnostics) {
+        for (key, pos) in &self.keys {
+            if key == "name" || kind.select_keys().contains(&key.as_str()) {
+                continue;
+            }
+            let owner = ProviderKind::ALL
+                .into_iter()
+                .find(|k| k.select_keys().contains(&key.as_str()));
+            let owner = owner
+                .map(|k| format!(" is a {k} key and"))
+                .unwrap_or_default();
+            d.error(
+                *pos,
+                format!(
+                    "`select.{key}`{owner} does not apply to account `{account}` ({kind}); its keys are: name, {}",
+                    kind.select_keys().join(", ")
+                ),
+            );
+        }
+        if kind == ProviderKind::Local && self.local.pattern.is_none() && self.local.glob.is_none()
+        {
+            let pos = self.keys.first().map(|(_, p)| *p).unwrap_or_default();
+            d.error(
+                pos,
+                format!(
+                    "account `{account}` is a local folder: `select` needs `pattern` (a regex with a named group `ts`) or `glob`, so that only backup files are ever deleted"
+                ),
+            );
+        }
+    }
+}
+
+pub fn parse_select(node: &Node, d: &mut Diagnostics) -> Select {
+    let keys = all_select_keys();
+    let mut select = Select::default();
+    let Some(fields) = read::mapping(node, "select", &keys, d) else {
+        return select;
+    };
+    select.keys = fields.keys().map(|k| (k.name.clone(), k.pos)).collect();
+    let text = |k: &str, d: &mut Diagnostics| {
+        let path = format!("select.{k}");
+        fields
+            .get(k)
+            .and_then(|n| read::string(n, &path, d))
+            .map(String::from)
+    };
+    let list = |k: &str, d: &mut Diagnostics| {
+        let path = format!("select.{k}");
+        let items = fields.get(k).and_then(|n| read::strings(n, &path, d));
+        items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    };
+    select.name = fields
+        .get("name")
+        .and_then(|n| read::regex(n, "select.name", d));
+    select.resource_type = text("resource_type", d);
+    select.asset_type = text("type", d);
+    select.prefix = text("prefix", d);
+    select.tags = list("tags", d);
+    select.asset_ids = list("asset_ids", d);
+    select.storage_type = text("storage_type", d);
+    select.dump = fields
+        .get("dump")
+        .and_then(|n| read::boolean(n, "select.dump", d));
+    select.resource_ids = list("resource_ids", d);
+    select.instance_ids = list("instance_ids", d);
+    select.backup_type = text("backup_type", d);
+    if let (Some(kind), Some(node)) = (&select.backup_type, fields.get("backup_type"))
+        && kind != "manual"
+    {
+        d.error(
+            node.pos,
+            format!("`select.backup_type: {kind}`: only `manual` backups can be managed; automated backups follow the instance's own backup policy"),
+        );
+    }
+    select.local = parse_local(&fields, d);
+    select
+}
+
+fn parse_local(fields: &read::Fields, d: &mut Diagnostics) -> LocalSelect {
+    let mut local = LocalSelect {
+        mtime: fields
+            .get("mtime")
+            .and_then(|n| read::boolean(n, "select.mtime", d))
+            .unwrap_or(false),
+        ..LocalSelect::default()
+    };
+    if let Some(node) = fields.get("pattern") {
+        local.pattern = read::regex(node, "select.pattern", d);
+        if let Some(re) = &local.pattern
+            && !local.mtime
+            && !re.capture_names().any(|n| n == Some("ts"))
+        {
+            d.error(
+                node.pos,
+                "`select.pattern` has no named group `ts` for the timestamp: write for example `^db-(?P<ts>\\d{8}T\\d{6})\\.sql\\.gz$`, or set `mtime: true` to use the file's modification time",
+            );
+        }
+    }
+    if let Some(node) = fields.get("glob") {
+        if let Some(text) = read::string(node, "select.glob", d) {
+            local.glob = glob::Pattern::new(text)
+                .map_err(|e| d.error(node.pos, format!("`select.glob` is not a valid glob: {e}")))
+                .ok();
+        }
+        if fields.get("pattern").is_some() {
+            d.error(
+                node.pos,
+                "write either `select.pattern` or `select.glob`, not both",
+            );
+        }
+    }
+    if let Some(node) = fields.get("timestamp_format") {
+        local.timestamp_format = read::string(node, "select.timestamp_format", d).map(String::from);
+        if fields.get("pattern").is_none() {
+            d.error(
+                node.pos,
+                "`select.timestamp_format` parses the `ts` group of `select.pattern`; add a pattern or remove it",
+            );
+        }
+    }
+    local
+}

@@ -1,0 +1,229 @@
+//! The local-directory provider: backups are the files or folders directly inside one folder
+//! whose names match the policy's `select.pattern` (timestamp from its `ts` group) or
+//! `select.glob` (timestamp from the modification time). Does file-system I/O.
+//!
+//! Markers: a sibling `<name>.failed` marks a backup failed, `<name>.partial` marks it in
+//! progress; markers are never backups themselves. Deletion removes only a direct child of
+//! the folder, never follows a symlink, and removes the backup's `.failed` marker with it.
+
+use super::{Provider, ProviderError};
+use crate::model::{Backup, Status};
+use crate::policy::select::LocalSelect;
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use std::collections::HashSet;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
+
+const FAILED_MARKER: &str = ".failed";
+const PARTIAL_MARKER: &str = ".partial";
+
+pub struct LocalProvider {
+    account: String,
+    root: PathBuf,
+    select: LocalSelect,
+}
+
+impl LocalProvider {
+    pub fn new(account: &str, root: &Path, select: LocalSelect) -> LocalProvider {
+        LocalProvider {
+            account: account.to_string(),
+            root: root.to_path_buf(),
+            select,
+        }
+    }
+
+    fn error(&self, call: &str, message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            account: self.account.clone(),
+            call: call.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn list_call(&self) -> String {
+        format!("list {}", self.root.display())
+    }
+
+    /// The entry's timestamp and group, or `None` when the name is not selected.
+    fn identify(
+        &self,
+        name: &str,
+        path: &Path,
+    ) -> Result<Option<(Timestamp, String)>, ProviderError> {
+        let folder = self.root.display().to_string();
+        if let Some(glob) = &self.select.glob {
+            return match glob.matches(name) {
+                true => Ok(Some((self.mtime(path)?, folder))),
+                false => Ok(None),
+            };
+        }
+        let Some(pattern) = &self.select.pattern else {
+            return Ok(None);
+        };
+        let Some(captures) = pattern.captures(name) else {
+            return Ok(None);
+        };
+        let group = captures
+            .name("group")
+            .map_or(folder, |g| g.as_str().to_string());
+        let created_at = match (self.select.mtime, captures.name("ts")) {
+            (false, Some(ts)) => {
+                parse_timestamp(ts.as_str(), self.select.timestamp_format.as_deref())
+                    .map_err(|e| self.error(&self.list_call(), format!("{name}: {e}")))?
+            }
+            _ => self.mtime(path)?,
+        };
+        Ok(Some((created_at, group)))
+    }
+
+    fn mtime(&self, path: &Path) -> Result<Timestamp, ProviderError> {
+        let call = self.list_call();
+        let modified = fs::symlink_metadata(path)
+            .and_then(|m| m.modified())
+            .map_err(|e| self.error(&call, format!("{}: {e}", path.display())))?;
+        Timestamp::try_from(modified)
+            .map_err(|e| self.error(&call, format!("{}: {e}", path.display())))
+    }
+}
+
+impl Provider for LocalProvider {
+    fn list(&self) -> Result<Vec<Backup>, ProviderError> {
+        let call = self.list_call();
+        let entries = fs::read_dir(&self.root).map_err(|e| self.error(&call, e.to_string()))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.error(&call, e.to_string()))?;
+            // A name that is not UTF-8 cannot match a pattern; it is not ours to manage.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        let all: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let mut backups = Vec::new();
+        for name in &names {
+            if name.ends_with(FAILED_MARKER) || name.ends_with(PARTIAL_MARKER) {
+                continue;
+            }
+            let path = self.root.join(name);
+            let Some((created_at, group)) = self.identify(name, &path)? else {
+                continue;
+            };
+            let metadata = fs::symlink_metadata(&path)
+                .map_err(|e| self.error(&call, format!("{name}: {e}")))?;
+            let status = if all.contains(format!("{name}{FAILED_MARKER}").as_str()) {
+                Status::Failed
+            } else if all.contains(format!("{name}{PARTIAL_MARKER}").as_str()) {
+                Status::InProgress
+            } else {
+                Status::Complete
+            };
+            backups.push(Backup {
+                id: name.clone(),
+                group,
+                created_at,
+                status,
+                name: Some(name.clone()),
+                size: metadata.is_file().then(|| metadata.len()),
+                tags: Vec::new(),
+                kind: Some(if metadata.is_dir() { "folder" } else { "file" }.to_string()),
+            });
+        }
+        Ok(backups)
+    }
+
+    fn delete(&self, backup: &Backup) -> Result<(), ProviderError> {
+        let call = format!("delete {}", backup.id);
+        let mut components = Path::new(&backup.id).components();
+        let plain =
+            matches!(components.next(), Some(Component::Normal(_))) && components.next().is_none();
+        if !plain || backup.id.contains(['/', '\\', '\0']) {
+            return Err(self.error(
+                &call,
+                "refused: the id is not a plain name inside the folder",
+            ));
+        }
+        let path = self.root.join(&backup.id);
+        let metadata = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.error(&call, e.to_string())),
+        };
+        // A symlink is removed as a link: its target is never touched.
+        let removed = if metadata.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        match removed {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                return Err(self.error(&call, e.to_string()));
+            }
+            _ => {}
+        }
+        match fs::remove_file(self.root.join(format!("{}{FAILED_MARKER}", backup.id))) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                Err(self.error(&call, format!("backup removed, marker not: {e}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Formats tried, in order, when a pattern has no `timestamp_format`.
+const COMMON_FORMATS: &[&str] = &[
+    "%Y%m%dT%H%M%S",
+    "%Y%m%d-%H%M%S",
+    "%Y%m%d_%H%M%S",
+    "%Y%m%d%H%M%S",
+    "%Y%m%dT%H%M",
+    "%Y-%m-%d_%H-%M-%S",
+    "%Y-%m-%d_%H%M%S",
+];
+
+/// Reads the `ts` group: with an explicit strftime format, or RFC 3339, ISO dates and common
+/// compact forms. Times without an offset are UTC.
+pub fn parse_timestamp(text: &str, format: Option<&str>) -> Result<Timestamp, String> {
+    if let Some(format) = format {
+        return parse_with(text, format).ok_or_else(|| {
+            format!("timestamp `{text}` does not match timestamp_format `{format}`")
+        });
+    }
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(dt) = text.parse::<DateTime>() {
+        return utc(dt);
+    }
+    if let Ok(date) = text.parse::<Date>() {
+        return utc(date.to_datetime(jiff::civil::Time::midnight()));
+    }
+    COMMON_FORMATS
+        .iter()
+        .chain(&["%Y%m%d"])
+        .find_map(|f| parse_with(text, f))
+        .ok_or_else(|| format!("cannot read timestamp `{text}`; set `select.timestamp_format` (strftime, e.g. `%Y%m%dT%H%M%S`)"))
+}
+
+fn parse_with(text: &str, format: &str) -> Option<Timestamp> {
+    let parsed = jiff::fmt::strtime::parse(format, text).ok()?;
+    if let Ok(t) = parsed.to_timestamp() {
+        return Some(t);
+    }
+    if let Ok(dt) = parsed.to_datetime() {
+        return utc(dt).ok();
+    }
+    parsed
+        .to_date()
+        .ok()
+        .and_then(|d| utc(d.to_datetime(jiff::civil::Time::midnight())).ok())
+}
+
+fn utc(dt: DateTime) -> Result<Timestamp, String> {
+    dt.to_zoned(TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .map_err(|e| e.to_string())
+}
