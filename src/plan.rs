@@ -100,7 +100,7 @@ pub fn plan<'a>(
             blocked.push(reason);
         }
         summary.groups += usize::from(members.iter().any(|d| d.backup.status == Status::Complete));
-        members.sort_by(|a, b| b.backup.created_at.cmp(&a.backup.created_at));
+        members.sort_by_key(|d| std::cmp::Reverse(d.backup.created_at));
         decisions.extend(members);
     }
     for d in &decisions {

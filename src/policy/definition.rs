@@ -195,6 +195,7 @@ fn check_name(name: &str, pos: Pos, d: &mut Diagnostics) {
 }
 
 fn parse_keep(node: &Node, d: &mut Diagnostics) -> Option<KeepRules> {
+    let errors_before = d.list.len();
     let fields = read::mapping(node, "keep", KEEP_KEYS, d)?;
     let mut rules = KeepRules::default();
     let path = |k: &str| format!("keep.{k}");
@@ -221,7 +222,8 @@ fn parse_keep(node: &Node, d: &mut Diagnostics) -> Option<KeepRules> {
             .map(|(set, _)| set.split(',').map(|t| t.trim().to_string()).collect())
             .collect();
     }
-    if rules.is_empty() && !fields.is_empty() {
+    let clean = d.list.len() == errors_before;
+    if rules.is_empty() && !fields.is_empty() && clean {
         d.error(
             node.pos,
             "`keep` keeps nothing: every rule is 0 or empty; a policy needs at least one rule such as `last: 3` or `daily: 7`",

@@ -46,6 +46,19 @@ fn file_error(path: &Path, message: String) -> Diagnostic {
 
 /// Parses a file's YAML; empty files are an error.
 fn parse_file(path: &Path, text: &str, d: &mut Diagnostics, what: &str) -> Option<Node> {
+    let _ = path;
+    if let Some((line, indent)) = text.lines().enumerate().find_map(|(i, l)| {
+        l.find(|c: char| c != ' ')
+            .filter(|&c| l[c..].starts_with('\t'))
+            .map(|c| (i, c))
+    }) {
+        let pos = Pos {
+            line: line as u64 + 1,
+            column: indent as u64 + 1,
+        };
+        d.error(pos, "tab in indentation; indent YAML with spaces, not tabs");
+        return None;
+    }
     match yaml::parse(text) {
         Ok(node) if node.value == Value::Null => {
             d.error(Pos { line: 1, column: 1 }, format!("file is empty; {what}"));
@@ -53,7 +66,6 @@ fn parse_file(path: &Path, text: &str, d: &mut Diagnostics, what: &str) -> Optio
         }
         Ok(node) => Some(node),
         Err(e) => {
-            let _ = path;
             d.error(e.pos, e.message);
             None
         }
@@ -155,6 +167,7 @@ fn policies_in(path: &Path, text: &str, errors: &mut Vec<Diagnostic>) -> Vec<Pol
             }
         }
     }
+    d.list.sort_by_key(|e| e.pos);
     errors.append(&mut d.list);
     policies
 }

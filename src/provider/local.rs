@@ -127,7 +127,7 @@ impl Provider for LocalProvider {
                 created_at,
                 status,
                 name: Some(name.clone()),
-                size: metadata.is_file().then(|| metadata.len()),
+                size: metadata.is_file().then_some(metadata.len()),
                 tags: Vec::new(),
                 kind: Some(if metadata.is_dir() { "folder" } else { "file" }.to_string()),
             });

@@ -66,9 +66,14 @@ impl CalendarDuration {
     }
 
     fn add_unit(&mut self, number: u32, unit: &str, text: &str) -> Result<(), String> {
+        let within = if text.trim() == format!("{number}{unit}") {
+            String::new()
+        } else {
+            format!(" in `{text}`")
+        };
         if unit == "m" || unit == "M" {
             return Err(format!(
-                "`{number}m` in `{text}` is ambiguous (restic reads `m` as months, most tools as minutes): write `{number}mo` for months or `{number}min` for minutes"
+                "`{number}m`{within} is ambiguous (restic reads `m` as months, most tools as minutes): write `{number}mo` for months or `{number}min` for minutes"
             ));
         }
         let Some((canonical, _)) = UNITS
@@ -76,9 +81,9 @@ impl CalendarDuration {
             .find(|(_, spellings)| spellings.contains(&unit.to_ascii_lowercase().as_str()))
         else {
             let what = if unit.is_empty() {
-                format!("`{number}` in `{text}` has no unit")
+                format!("`{number}`{within} has no unit")
             } else {
-                format!("unknown unit `{unit}` in `{text}`")
+                format!("unknown unit `{unit}`{within}")
             };
             return Err(format!(
                 "{what}; units are s, min, h, d, w, mo, y (for example `36h` or `1y 2mo`)"

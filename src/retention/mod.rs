@@ -168,7 +168,7 @@ struct WindowBucket {
 /// count rules, as in restic.
 pub fn evaluate(rules: &KeepRules, items: &[Item], now: Timestamp, tz: &TimeZone) -> Vec<Verdict> {
     let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| items[b].created_at.cmp(&items[a].created_at));
+    order.sort_by_key(|&i| std::cmp::Reverse(items[i].created_at));
 
     let latest = items
         .iter()
