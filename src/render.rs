@@ -161,7 +161,7 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()
             let name = d.backup.name.as_deref().unwrap_or(&d.backup.id);
             writeln!(
                 out,
-                "    {}  {name:<width$}  {:<6}  {}",
+                "    {:<22}  {name:<width$}  {:<6}  {}",
                 local_time(plan, d.backup),
                 d.action.as_str(),
                 describe(d)
