@@ -172,6 +172,13 @@ fn policies_in(path: &Path, text: &str, errors: &mut Vec<Diagnostic>) -> Vec<Pol
     policies
 }
 
+/// Policies from YAML text, as if read from `label` (tests, tools).
+pub fn policies_from_str(label: &Path, text: &str) -> (Vec<Policy>, Vec<Diagnostic>) {
+    let mut errors = Vec::new();
+    let policies = policies_in(label, text, &mut errors);
+    (policies, errors)
+}
+
 /// Loads every policy of the given files and folders, with every error found.
 pub fn load_policies(paths: &[PathBuf]) -> (Vec<Policy>, Vec<Diagnostic>) {
     let (files, mut errors) = expand_paths(paths);

@@ -258,3 +258,6 @@ fn fraction_exceeded(policy: &Policy, group: &str, members: &[Decision]) -> Opti
         )
     })
 }
+
+#[cfg(test)]
+mod tests;

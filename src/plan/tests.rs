@@ -1,0 +1,306 @@
+//! Planner tests: selection, statuses, groups, every guard, and property tests of the
+//! guarantees a user relies on.
+
+use super::*;
+use crate::model::{Backup, Status};
+use crate::policy::{self, Policy};
+use std::path::Path;
+
+fn policy(yaml: &str) -> Policy {
+    let text = format!("name: t\naccount: a\n{yaml}");
+    let (mut policies, errors) = policy::policies_from_str(Path::new("t.yaml"), &text);
+    assert!(errors.is_empty(), "{errors:?}");
+    policies.remove(0)
+}
+
+fn backup(id: &str, group: &str, at: &str, status: Status) -> Backup {
+    Backup {
+        id: id.into(),
+        group: group.into(),
+        created_at: at.parse().unwrap(),
+        status,
+        name: Some(id.into()),
+        size: None,
+        tags: vec![],
+        kind: None,
+    }
+}
+
+/// `n` complete daily backups in `group`, newest first, ids `{group}-{i}`.
+fn daily(group: &str, n: usize) -> Vec<Backup> {
+    let start: Timestamp = "2024-06-30T03:00:00Z".parse().unwrap();
+    (0..n)
+        .map(|i| {
+            let at = start
+                .checked_sub(jiff::SignedDuration::from_hours(24 * i as i64))
+                .unwrap();
+            backup(
+                &format!("{group}-{i}"),
+                group,
+                &at.to_string(),
+                Status::Complete,
+            )
+        })
+        .collect()
+}
+
+const NOW: &str = "2024-07-01T00:00:00Z";
+
+fn run(policy: &Policy, backups: &[Backup]) -> Vec<(String, Action, Vec<String>)> {
+    let plan = plan(policy, backups, NOW.parse().unwrap(), &TimeZone::UTC);
+    plan.decisions
+        .iter()
+        .map(|d| {
+            (
+                d.backup.id.clone(),
+                d.action,
+                d.reasons.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect()
+}
+
+fn ids_with(result: &[(String, Action, Vec<String>)], action: Action) -> Vec<String> {
+    result
+        .iter()
+        .filter(|r| r.1 == action)
+        .map(|r| r.0.clone())
+        .collect()
+}
+
+#[test]
+fn groups_are_evaluated_separately() {
+    let mut backups = daily("db1", 5);
+    backups.extend(daily("db2", 5));
+    let result = run(&policy("keep: {last: 2}"), &backups);
+    assert_eq!(
+        ids_with(&result, Action::Keep),
+        ["db1-0", "db1-1", "db2-0", "db2-1"]
+    );
+    assert_eq!(ids_with(&result, Action::Delete).len(), 6);
+    let one_group = run(&policy("group_by: none\nkeep: {last: 2}"), &backups);
+    assert_eq!(ids_with(&one_group, Action::Keep), ["db1-0", "db2-0"]);
+}
+
+#[test]
+fn in_progress_and_unknown_are_ignored_and_never_counted() {
+    let mut backups = daily("db", 3);
+    backups.push(backup(
+        "running",
+        "db",
+        "2024-06-30T23:00:00Z",
+        Status::InProgress,
+    ));
+    backups.push(backup("odd", "db", "2024-06-30T22:00:00Z", Status::Unknown));
+    let result = run(&policy("keep: {last: 1}"), &backups);
+    assert_eq!(ids_with(&result, Action::Ignore), ["running", "odd"]);
+    assert_eq!(ids_with(&result, Action::Keep), ["db-0"]);
+}
+
+#[test]
+fn failed_backups_are_kept_unless_delete_after_and_never_count() {
+    let mut backups = daily("db", 3);
+    backups.push(backup(
+        "failed-old",
+        "db",
+        "2024-06-01T00:00:00Z",
+        Status::Failed,
+    ));
+    backups.push(backup(
+        "failed-new",
+        "db",
+        "2024-06-30T12:00:00Z",
+        Status::Failed,
+    ));
+    let kept = run(&policy("keep: {last: 1}"), &backups);
+    assert_eq!(
+        ids_with(&kept, Action::Keep),
+        ["failed-new", "db-0", "failed-old"]
+    );
+    let pruned = run(
+        &policy("keep: {last: 1}\nfailed: {delete_after: 7d}"),
+        &backups,
+    );
+    assert_eq!(
+        ids_with(&pruned, Action::Delete),
+        ["db-1", "db-2", "failed-old"]
+    );
+    assert_eq!(ids_with(&pruned, Action::Keep), ["failed-new", "db-0"]);
+}
+
+#[test]
+fn select_name_ignores_the_rest() {
+    let mut backups = daily("db", 3);
+    backups[1].name = Some("manual-snapshot".into());
+    let result = run(&policy("select: {name: '^db-'}\nkeep: {last: 1}"), &backups);
+    assert_eq!(ids_with(&result, Action::Ignore), ["db-1"]);
+    assert_eq!(ids_with(&result, Action::Delete), ["db-2"]);
+}
+
+#[test]
+fn protect_keeps_by_id_and_name_with_reason() {
+    let backups = daily("db", 4);
+    let result = run(
+        &policy("keep: {last: 1}\nprotect: {ids: [db-2], names: ['-3$']}"),
+        &backups,
+    );
+    assert_eq!(
+        result[2],
+        ("db-2".into(), Action::Keep, vec!["protected".into()])
+    );
+    assert_eq!(
+        result[3],
+        ("db-3".into(), Action::Keep, vec!["protected".into()])
+    );
+    assert_eq!(ids_with(&result, Action::Delete), ["db-1"]);
+}
+
+#[test]
+fn newest_is_kept_even_when_no_rule_would() {
+    // `within` anchors on the newest backup, but tags alone keep nothing here.
+    let backups = daily("db", 3);
+    let result = run(&policy("keep: {tags: [release]}"), &backups);
+    assert_eq!(
+        result[0],
+        ("db-0".into(), Action::Keep, vec!["newest".into()])
+    );
+    assert_eq!(ids_with(&result, Action::Delete), ["db-1", "db-2"]);
+}
+
+#[test]
+fn min_keep_rescues_the_newest_unkept() {
+    let backups = daily("db", 6);
+    let result = run(
+        &policy("keep: {tags: [release]}\nguard: {min_keep: 3}"),
+        &backups,
+    );
+    let reasons: Vec<&[String]> = result.iter().map(|r| r.2.as_slice()).collect();
+    assert_eq!(
+        reasons[..4],
+        [
+            &["newest".to_string()][..],
+            &["min_keep".to_string()],
+            &["min_keep".to_string()],
+            &[]
+        ]
+    );
+}
+
+#[test]
+fn max_delete_blocks_the_whole_policy() {
+    let backups = daily("db", 10);
+    let p = policy("keep: {last: 2}\nguard: {max_delete: 7}");
+    let plan = plan(&p, &backups, NOW.parse().unwrap(), &TimeZone::UTC);
+    assert_eq!(
+        plan.blocked.as_deref(),
+        Some("the plan deletes 8 backups, more than guard.max_delete 7")
+    );
+    assert_eq!(
+        plan.summary,
+        Summary {
+            keep: 2,
+            delete: 8,
+            ignore: 0,
+            groups: 1
+        }
+    );
+    let p = policy("keep: {last: 2}\nguard: {max_delete: 8}");
+    assert_eq!(plan_blocked(&p, &backups), None);
+}
+
+fn plan_blocked(p: &Policy, backups: &[Backup]) -> Option<String> {
+    plan(p, backups, NOW.parse().unwrap(), &TimeZone::UTC).blocked
+}
+
+#[test]
+fn max_delete_fraction_is_per_group() {
+    let mut backups = daily("big", 10);
+    backups.extend(daily("small", 2));
+    let p = policy("keep: {last: 5}\nguard: {max_delete_fraction: 0.4}");
+    assert_eq!(
+        plan_blocked(&p, &backups).as_deref(),
+        Some(
+            "group big: the plan deletes 5 of 10 complete backups (50%), more than guard.max_delete_fraction 0.4"
+        )
+    );
+    let p = policy("keep: {last: 5}\nguard: {max_delete_fraction: 0.5}");
+    assert_eq!(plan_blocked(&p, &backups), None);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_backups() -> impl Strategy<Value = Vec<Backup>> {
+        let one = (0u8..3, 0i64..2000, 0u8..10).prop_map(|(g, hours, s)| {
+            let status = match s {
+                0 => Status::Failed,
+                1 => Status::InProgress,
+                _ => Status::Complete,
+            };
+            let at = Timestamp::from_second(1_700_000_000 + hours * 3600).unwrap();
+            (g, at, status)
+        });
+        proptest::collection::vec(one, 1..50).prop_map(|items| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, (g, at, status))| {
+                    backup(&format!("b{i}"), &format!("g{g}"), &at.to_string(), status)
+                })
+                .collect()
+        })
+    }
+
+    fn arb_policy() -> impl Strategy<Value = Policy> {
+        (0u32..4, 0u32..4, 0u32..4, 1u32..4, proptest::option::of(0usize..20), any::<bool>()).prop_map(
+            |(last, daily, weekly, min_keep, protect, failed)| {
+                let protect = protect.map(|i| format!("protect: {{ids: [b{i}]}}\n")).unwrap_or_default();
+                let failed = if failed { "failed: {delete_after: 3d}\n" } else { "" };
+                policy(&format!(
+                    "keep: {{last: {last}, daily: {daily}, weekly: {weekly}, tags: [never]}}\nguard: {{min_keep: {min_keep}}}\n{protect}{failed}"
+                ))
+            },
+        )
+    }
+
+    fn now() -> Timestamp {
+        "2024-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn guarantees_hold(p in arb_policy(), backups in arb_backups()) {
+            let result = plan(&p, &backups, now(), &TimeZone::UTC);
+            for group in backups.iter().map(|b| &b.group) {
+                let complete: Vec<&Decision> = result.decisions.iter()
+                    .filter(|d| &d.backup.group == group && d.backup.status == Status::Complete).collect();
+                // The newest complete backup of each group is kept.
+                if let Some(newest) = complete.iter().max_by_key(|d| d.backup.created_at) {
+                    let newest_time = newest.backup.created_at;
+                    prop_assert!(complete.iter().any(|d| d.backup.created_at == newest_time && d.action == Action::Keep));
+                }
+                // min_keep holds.
+                let kept = complete.iter().filter(|d| d.action == Action::Keep).count();
+                prop_assert!(kept >= complete.len().min(p.guard.min_keep as usize));
+            }
+            for d in &result.decisions {
+                if p.protect.ids.contains(&d.backup.id) {
+                    prop_assert_ne!(d.action, Action::Delete);
+                }
+                if matches!(d.backup.status, Status::InProgress | Status::Unknown) {
+                    prop_assert_eq!(d.action, Action::Ignore);
+                }
+            }
+        }
+
+        #[test]
+        fn planning_the_kept_set_again_deletes_nothing(p in arb_policy(), backups in arb_backups()) {
+            let first = plan(&p, &backups, now(), &TimeZone::UTC);
+            let kept: Vec<Backup> = first.decisions.iter()
+                .filter(|d| d.action != Action::Delete).map(|d| d.backup.clone()).collect();
+            let again = plan(&p, &kept, now(), &TimeZone::UTC);
+            prop_assert_eq!(again.summary.delete, 0, "{:?}", again.deletions().map(|b| &b.id).collect::<Vec<_>>());
+        }
+    }
+}
