@@ -344,7 +344,7 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
         ProviderKind::Cloudinary => {
             let cloud_name = required("cloud_name", d);
             let (api_key, api_secret) = (secret("api_key", d), secret("api_secret", d));
-            if api_key.is_none() || api_secret.is_none() {
+            if fields.get("api_key").is_none() || fields.get("api_secret").is_none() {
                 d.error(
                     fields.pos,
                     format!("`{path}` (cloudinary) needs `api_key` and `api_secret`"),
@@ -414,7 +414,7 @@ fn parse_huawei_auth(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Hua
             return None;
         }
         let (ak, sk) = (secret("access_key", d), secret("secret_key", d));
-        if ak.is_none() || sk.is_none() {
+        if !has("access_key") || !has("secret_key") {
             d.error(
                 node.pos,
                 format!("`{path}` needs both `access_key` and `secret_key`"),

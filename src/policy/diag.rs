@@ -42,6 +42,7 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics<'a> {
     file: &'a Path,
     source: &'a str,
+    show_source: bool,
     pub list: Vec<Diagnostic>,
 }
 
@@ -50,6 +51,18 @@ impl<'a> Diagnostics<'a> {
         Diagnostics {
             file,
             source,
+            show_source: true,
+            list: Vec::new(),
+        }
+    }
+
+    /// Diagnostics that never quote the source: for the daemon config, whose lines may hold
+    /// a secret written where a reference belongs.
+    pub fn without_source(file: &'a Path) -> Diagnostics<'a> {
+        Diagnostics {
+            file,
+            source: "",
+            show_source: false,
             list: Vec::new(),
         }
     }
@@ -63,6 +76,7 @@ impl<'a> Diagnostics<'a> {
             .source
             .lines()
             .nth(pos.line.saturating_sub(1) as usize)
+            .filter(|_| self.show_source)
             .map(|l| l.replace('\t', " "));
         self.list.push(Diagnostic {
             file: self.file.to_path_buf(),

@@ -91,7 +91,7 @@ pub fn looks_like_config(node: &Node) -> bool {
 /// Reads and validates the daemon config at `path`.
 pub fn load_config(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     let text = read_source(path).map_err(|e| vec![e])?;
-    let mut d = Diagnostics::new(path, &text);
+    let mut d = Diagnostics::without_source(path);
     let base = path.parent().unwrap_or(Path::new("."));
     let config = parse_file(
         path,
@@ -143,8 +143,37 @@ fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<Diagnosti
     }
 }
 
-/// Policies from one file's text.
-fn policies_in(path: &Path, text: &str, errors: &mut Vec<Diagnostic>) -> Vec<Policy> {
+/// Where a policy name is written, for the uniqueness check (also for invalid policies).
+struct NameSite {
+    name: String,
+    file: PathBuf,
+    pos: Pos,
+}
+
+fn name_site(path: &Path, node: &Node) -> Option<NameSite> {
+    let Value::Map(entries) = &node.value else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|(k, _)| k.name == "name")
+        .and_then(|(_, v)| match &v.value {
+            Value::Str(name) => Some(NameSite {
+                name: name.clone(),
+                file: path.to_path_buf(),
+                pos: v.pos,
+            }),
+            _ => None,
+        })
+}
+
+/// Policies from one file's text, and where every policy name is written.
+fn policies_in(
+    path: &Path,
+    text: &str,
+    errors: &mut Vec<Diagnostic>,
+    names: &mut Vec<NameSite>,
+) -> Vec<Policy> {
     let mut d = Diagnostics::new(path, text);
     let mut policies = Vec::new();
     if let Some(node) = parse_file(path, text, &mut d, POLICY_FILE_HINT) {
@@ -157,6 +186,7 @@ fn policies_in(path: &Path, text: &str, errors: &mut Vec<Diagnostic>) -> Vec<Pol
         } else {
             for item in items {
                 if definition::is_mapping(item) {
+                    names.extend(name_site(path, item));
                     policies.extend(definition::parse_policy(item, &mut d));
                 } else {
                     d.error(
@@ -175,7 +205,7 @@ fn policies_in(path: &Path, text: &str, errors: &mut Vec<Diagnostic>) -> Vec<Pol
 /// Policies from YAML text, as if read from `label` (tests, tools).
 pub fn policies_from_str(label: &Path, text: &str) -> (Vec<Policy>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
-    let policies = policies_in(label, text, &mut errors);
+    let policies = policies_in(label, text, &mut errors, &mut Vec::new());
     (policies, errors)
 }
 
@@ -183,34 +213,35 @@ pub fn policies_from_str(label: &Path, text: &str) -> (Vec<Policy>, Vec<Diagnost
 pub fn load_policies(paths: &[PathBuf]) -> (Vec<Policy>, Vec<Diagnostic>) {
     let (files, mut errors) = expand_paths(paths);
     let mut policies = Vec::new();
+    let mut names = Vec::new();
     for file in &files {
         match read_source(file) {
-            Ok(text) => policies.extend(policies_in(file, &text, &mut errors)),
+            Ok(text) => policies.extend(policies_in(file, &text, &mut errors, &mut names)),
             Err(e) => errors.push(e),
         }
     }
-    errors.extend(duplicate_names(&policies));
+    errors.extend(duplicate_names(&names));
     (policies, errors)
 }
 
-fn duplicate_names(policies: &[Policy]) -> Vec<Diagnostic> {
-    let mut first: HashMap<&str, &Policy> = HashMap::new();
+fn duplicate_names(sites: &[NameSite]) -> Vec<Diagnostic> {
+    let mut first: HashMap<&str, &NameSite> = HashMap::new();
     let mut errors = Vec::new();
-    for policy in policies {
-        if let Some(earlier) = first.get(policy.name.as_str()) {
+    for site in sites {
+        if let Some(earlier) = first.get(site.name.as_str()) {
             errors.push(located(
-                &policy.file,
-                policy.name_pos,
+                &site.file,
+                site.pos,
                 format!(
                     "policy name `{}` is already used at {}:{}:{}; names must be unique across all files",
-                    policy.name,
+                    site.name,
                     earlier.file.display(),
-                    earlier.name_pos.line,
-                    earlier.name_pos.column
+                    earlier.pos.line,
+                    earlier.pos.column
                 ),
             ));
         } else {
-            first.insert(&policy.name, policy);
+            first.insert(&site.name, site);
         }
     }
     errors

@@ -1,0 +1,545 @@
+//! Black-box tests of the real binary: validation errors, offline plans, and `run` against
+//! a copy of the example folder (what is deleted, what survives, exit codes).
+
+mod common;
+
+use common::{copy_tree, json, repo, retentiond, retentiond_in, write};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn located_errors(stderr: &str) -> Vec<&str> {
+    let re = regex::Regex::new(r"^\S+\.ya?ml:\d+:\d+: ").unwrap();
+    stderr.lines().filter(|l| re.is_match(l)).collect()
+}
+
+#[test]
+fn validate_reports_every_mistake_of_every_file_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "a.yaml", "name: a\naccount: dumps\nkeep:\n  dailly: 7\n");
+    write(
+        d,
+        "b.yaml",
+        "name: b\naccount: dumps\nkeep:\n  within: 6m\n",
+    );
+    write(
+        d,
+        "c.yaml",
+        "name: c\naccount: dumps\ntimezone: Europe/Berlim\nkeep: {last: 1}\n",
+    );
+    write(
+        d,
+        "d.yaml",
+        "name: d\naccount: dumps\nschedule: \"61 3 * * *\"\nkeep: {last: 1}\n",
+    );
+    write(d, "e.yaml", "name: a\naccount: dumps\nkeep: {last: 1}\n");
+    let out = retentiond(&["validate", d.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let errors = located_errors(&out.stderr);
+    assert_eq!(errors.len(), 5, "{}", out.stderr);
+    let expected = [
+        "a.yaml:4:3: unknown key `dailly` in `keep`; did you mean `daily`?",
+        "b.yaml:4:11: `keep.within`: `6m` is ambiguous (restic reads `m` as months, most tools as minutes): write `6mo` for months or `6min` for minutes",
+        "c.yaml:3:11: unknown time zone `Europe/Berlim`; did you mean `Europe/Berlin`?",
+        "d.yaml:3:11: `schedule: 61 3 * * *` is not a valid cron line",
+        "e.yaml:1:7: policy name `a` is already used at ",
+    ];
+    for (error, want) in errors.iter().zip(expected) {
+        assert!(error.contains(want), "{error}\n  should contain\n{want}");
+    }
+    assert!(
+        out.stderr.trim_end().ends_with("5 errors"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn validate_checks_accounts_against_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\naccounts:\n  portal: {provider: local, path: x}\n",
+    );
+    write(
+        d,
+        "policies/p.yaml",
+        "name: p\naccount: portl\nkeep: {last: 1}\n",
+    );
+    let out = retentiond(&["validate", d.join("retentiond.yaml").to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("p.yaml:2:10: account `portl` is not in"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("(accounts: portal); did you mean `portal`?"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn select_keys_must_fit_the_account_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: p.yaml\naccounts:\n  dumps: {provider: local, path: x}\n",
+    );
+    write(
+        d,
+        "p.yaml",
+        "name: p\naccount: dumps\nselect:\n  pattern: '(?P<ts>.*)'\n  prefix: x/\nkeep: {last: 1}\n",
+    );
+    let out = retentiond(&[
+        "--config",
+        d.join("retentiond.yaml").to_str().unwrap(),
+        "validate",
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("p.yaml:5:3: `select.prefix` is a cloudinary key and does not apply to account `dumps` (local)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_literal_secret_is_rejected_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "retentiond.yaml",
+        "policies: []\naccounts:\n  media: {provider: cloudinary, cloud_name: demo, api_key: \"${env:K}\", api_secret: hunter2-very-secret}\n",
+    );
+    let out = retentiond(&["validate", config.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("`accounts.media.api_secret` must be a secret reference"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+}
+
+#[test]
+fn the_shipped_examples_validate() {
+    for args in [
+        vec!["validate", "policies"],
+        vec![
+            "validate",
+            "examples/all-providers/retentiond.yaml",
+            "policies",
+        ],
+        vec!["--config", "examples/local/retentiond.yaml", "validate"],
+    ] {
+        let out = retentiond(&args);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert!(out.stdout.starts_with("ok: "), "{}", out.stdout);
+    }
+}
+
+#[test]
+fn schema_file_matches_the_binary() {
+    let out = retentiond(&["schema"]);
+    assert_eq!(out.code, 0);
+    let shipped = std::fs::read_to_string(repo("policies/schema.json")).unwrap();
+    assert_eq!(
+        out.stdout, shipped,
+        "policies/schema.json is stale: run `retentiond schema > policies/schema.json`"
+    );
+    let schema = json(&out.stdout);
+    let keep = &schema["$defs"]["policy"]["properties"]["keep"]["properties"];
+    assert!(keep["within_daily"].is_object() && keep["yearly"].is_object());
+}
+
+#[test]
+fn plan_offline_prints_the_design_json() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.yaml",
+        "name: p\naccount: anything\nkeep: {last: 1}\nprotect: {ids: [old]}\n",
+    );
+    let listing = write(
+        dir.path(),
+        "listing.json",
+        r#"{"backups": [
+          {"id": "old", "group": "srv", "created_at": "2024-01-01T00:00:00+08:00", "status": "complete"},
+          {"id": "mid", "group": "srv", "created_at": "2024-01-02T00:00:00Z", "status": "complete", "name": "mid-name"},
+          {"id": "new", "group": "srv", "created_at": "2024-01-03T00:00:00Z", "status": "complete"},
+          {"id": "run", "group": "srv", "created_at": "2024-01-04T00:00:00Z", "status": "in_progress"}
+        ]}"#,
+    );
+    // A folder without any config: --policies and --listing need none.
+    let out = retentiond_in(
+        dir.path(),
+        &[
+            "plan",
+            "--policies",
+            "p.yaml",
+            "--listing",
+            listing.to_str().unwrap(),
+            "--now",
+            "2024-02-01T00:00:00Z",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan = json(&out.stdout);
+    let p = &plan["policies"][0];
+    assert_eq!(p["name"], "p");
+    assert_eq!(p["mode"], "dry-run");
+    assert_eq!(p["evaluated_at"], "2024-02-01T00:00:00Z");
+    assert!(p["blocked"].is_null());
+    assert_eq!(
+        p["summary"],
+        serde_json::json!({"keep": 2, "delete": 1, "ignore": 1, "groups": 1})
+    );
+    let rows: Vec<(String, String, serde_json::Value)> = p["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap().into(),
+                b["action"].as_str().unwrap().into(),
+                b["reasons"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("run".into(), "ignore".into(), serde_json::json!([])),
+            ("new".into(), "keep".into(), serde_json::json!(["last"])),
+            ("mid".into(), "delete".into(), serde_json::json!([])),
+            (
+                "old".into(),
+                "keep".into(),
+                serde_json::json!(["protected"])
+            ),
+        ]
+    );
+    assert_eq!(p["backups"][3]["created_at"], "2023-12-31T16:00:00Z");
+    assert_eq!(p["backups"][2]["name"], "mid-name");
+}
+
+#[test]
+fn plan_rejects_a_bad_listing_and_an_unknown_policy_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.yaml",
+        "name: nightly\naccount: a\nkeep: {last: 1}\n",
+    );
+    let bad = write(
+        dir.path(),
+        "l.json",
+        r#"{"backups": [{"id": "a", "group": "g", "created_at": "yesterday", "status": "complete"}]}"#,
+    );
+    let out = retentiond_in(
+        dir.path(),
+        &[
+            "plan",
+            "--policies",
+            "p.yaml",
+            "--listing",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("l.json:1:") && out.stderr.contains("not a listing"),
+        "{}",
+        out.stderr
+    );
+    let good = write(dir.path(), "g.json", r#"{"backups": []}"#);
+    let out = retentiond_in(
+        dir.path(),
+        &[
+            "plan",
+            "--policies",
+            "p.yaml",
+            "--listing",
+            good.to_str().unwrap(),
+            "--policy",
+            "nightyl",
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("no policy named `nightyl`; did you mean `nightly`?"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn plan_without_config_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = retentiond_in(dir.path(), &["--config", "missing.yaml", "plan"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("missing.yaml:1:1: cannot read"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A copy of examples/local with pg-main switched to `mode: enforce`.
+fn example_copy(mode: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo("examples/local"), dir.path());
+    let policy = dir.path().join("policies/pg-main.yaml");
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace("mode: dry-run", &format!("mode: {mode}"));
+    std::fs::write(policy, text).unwrap();
+    dir
+}
+
+fn files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir.join("backups/postgres"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
+fn plan_ids(dir: &Path, action: &str) -> BTreeSet<String> {
+    let out = retentiond_in(
+        dir,
+        &[
+            "--config",
+            "retentiond.yaml",
+            "plan",
+            "--policy",
+            "pg-main",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    json(&out.stdout)["policies"][0]["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["action"] == action)
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn run_in_enforce_mode_deletes_exactly_the_plans_delete_set() {
+    let dir = example_copy("enforce");
+    let before = files(dir.path());
+    let analytics = before
+        .iter()
+        .filter(|f| f.starts_with("pg-analytics-"))
+        .count();
+    let doomed = plan_ids(dir.path(), "delete");
+    assert!(doomed.len() > 500, "{}", doomed.len());
+    let out = retentiond_in(
+        dir.path(),
+        &[
+            "--config",
+            "retentiond.yaml",
+            "run",
+            "--policy",
+            "pg-main",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = json(&out.stdout);
+    let deleted: BTreeSet<String> = report["policies"][0]["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(deleted, doomed);
+    let after = files(dir.path());
+    let gone: BTreeSet<String> = before.difference(&after).cloned().collect();
+    // The failed dump was deleted (delete_after: 3d), and its marker with it.
+    let failed = "pg-main-20261118T023000Z.sql.gz";
+    assert!(doomed.contains(failed));
+    let mut expected_gone = doomed.clone();
+    expected_gone.insert(format!("{failed}.failed"));
+    assert_eq!(gone, expected_gone);
+    // What survives is what the plan keeps or ignores, and the other policy's files.
+    assert!(after.contains("pg-main-20261122T235500Z.sql.gz") && after.contains("README.txt"));
+    assert_eq!(
+        after
+            .iter()
+            .filter(|f| f.starts_with("pg-analytics-"))
+            .count(),
+        analytics
+    );
+    // Running again deletes nothing more.
+    assert!(plan_ids(dir.path(), "delete").is_empty());
+}
+
+#[test]
+fn every_dry_run_switch_deletes_nothing() {
+    for (mode, args, config_dry_run, reason) in [
+        ("dry-run", vec![], false, "mode: dry-run"),
+        ("enforce", vec!["--dry-run"], false, "--dry-run"),
+        ("enforce", vec![], true, "dry_run: true in retentiond.yaml"),
+    ] {
+        let dir = example_copy(mode);
+        if config_dry_run {
+            let config = dir.path().join("retentiond.yaml");
+            let text = std::fs::read_to_string(&config).unwrap() + "dry_run: true\n";
+            std::fs::write(config, text).unwrap();
+        }
+        let before = files(dir.path());
+        let mut command = vec!["--config", "retentiond.yaml", "run"];
+        command.extend(args);
+        let out = retentiond_in(dir.path(), &command);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            out.stdout.contains(&format!(
+                "dry-run ({reason}): nothing deleted; would delete"
+            )),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(files(dir.path()), before, "{reason}");
+    }
+}
+
+#[test]
+fn a_blocked_policy_deletes_nothing_and_exits_5() {
+    let dir = example_copy("enforce");
+    let policy = dir.path().join("policies/pg-main.yaml");
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace("max_delete: 1000", "max_delete: 10");
+    std::fs::write(policy, text).unwrap();
+    let before = files(dir.path());
+    let out = retentiond_in(dir.path(), &["--config", "retentiond.yaml", "run"]);
+    assert_eq!(out.code, 5, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("BLOCKED, nothing will be deleted: the plan deletes"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("more than guard.max_delete 10"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(files(dir.path()), before);
+}
+
+#[test]
+fn an_unreadable_listing_deletes_nothing_and_exits_3() {
+    let dir = example_copy("enforce");
+    write(
+        dir.path(),
+        "backups/postgres/pg-main-20261399T250000Z.sql.gz",
+        "",
+    );
+    let before = files(dir.path());
+    let out = retentiond_in(dir.path(), &["--config", "retentiond.yaml", "run"]);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("ERROR: account dumps: list ")
+            && out.stdout.contains(
+                "pg-main-20261399T250000Z.sql.gz: timestamp `20261399T250000Z` does not match"
+            ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(files(dir.path()), before);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_backup_is_removed_as_a_link_and_its_target_survives() {
+    let dir = example_copy("enforce");
+    let outside = write(dir.path(), "precious.sql.gz", "do not delete");
+    std::os::unix::fs::symlink(
+        &outside,
+        dir.path()
+            .join("backups/postgres/pg-main-20250101T023000Z.sql.gz"),
+    )
+    .unwrap_or_else(|_| {
+        std::fs::remove_file(
+            dir.path()
+                .join("backups/postgres/pg-main-20250101T023000Z.sql.gz"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            &outside,
+            dir.path()
+                .join("backups/postgres/pg-main-20250101T023000Z.sql.gz"),
+        )
+        .unwrap();
+    });
+    let out = retentiond_in(dir.path(), &["--config", "retentiond.yaml", "run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("deleted pg-main-20250101T023000Z.sql.gz"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(std::fs::read_to_string(outside).unwrap(), "do not delete");
+}
+
+#[test]
+fn plan_text_is_a_table_per_group_with_a_summary() {
+    let out = retentiond(&[
+        "--config",
+        "examples/local/retentiond.yaml",
+        "plan",
+        "--now",
+        "2026-11-23T06:00:00Z",
+        "--policy",
+        "pg-main",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "policy pg-main (account dumps, mode dry-run, zone Europe/Berlin, evaluated at 2026-11-23 07:00:00 CET)"
+    );
+    assert_eq!(lines[1], "  group main");
+    assert_eq!(
+        lines[2],
+        "    2026-11-23 00:55 CET    pg-main-20261122T235500Z.sql.gz  ignore  in progress"
+    );
+    assert_eq!(
+        lines[3],
+        "    2026-11-23 00:15 CET    pg-main-20261122T231500Z.sql.gz  keep    within 2d, daily, weekly, monthly, yearly"
+    );
+    assert!(
+        out.stdout.contains("  delete  failed, older than 3d"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  delete  no rule keeps it"),
+        "{}",
+        out.stdout
+    );
+    let summary = lines.last().unwrap();
+    assert!(
+        summary.starts_with("  summary: keep ") && summary.ends_with("ignore 1 in 1 group"),
+        "{summary}"
+    );
+}
