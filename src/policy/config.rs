@@ -325,20 +325,20 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
             if fields.get("base_url").is_none() {
                 d.error(fields.pos, format!("`{path}` (onlyoffice-docspace) needs `base_url`, the portal's address such as `https://docs.example.com`"));
             }
-            let auth = match (secret("api_key", d), secret("auth_token", d)) {
-                (Some(key), None) => DocspaceAuth::ApiKey(key),
-                (None, Some(token)) => DocspaceAuth::AuthToken(token),
+            let auth = match (
+                fields.get("api_key").is_some(),
+                fields.get("auth_token").is_some(),
+            ) {
+                (true, false) => secret("api_key", d).map(DocspaceAuth::ApiKey),
+                (false, true) => secret("auth_token", d).map(DocspaceAuth::AuthToken),
                 _ => {
-                    d.error(
-                        fields.pos,
-                        format!("`{path}` needs exactly one of `api_key` or `auth_token`"),
-                    );
-                    return None;
+                    d.error(fields.pos, format!("`{path}` needs exactly one of `api_key` (sent as a Bearer token) or `auth_token` (sent as is)"));
+                    None
                 }
             };
             AccountSettings::Docspace {
                 base_url: base_url?,
-                auth,
+                auth: auth?,
             }
         }
         ProviderKind::Cloudinary => {
