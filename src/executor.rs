@@ -35,3 +35,73 @@ pub fn execute(plan: &PolicyPlan, provider: &dyn Provider) -> Execution {
     }
     execution
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Backup, Status};
+    use crate::plan::plan;
+    use crate::policy::policies_from_str;
+    use crate::provider::memory::MemoryProvider;
+    use jiff::tz::TimeZone;
+
+    fn backups(n: i64) -> Vec<Backup> {
+        (0..n)
+            .map(|i| Backup {
+                id: format!("b{i}"),
+                group: "g".into(),
+                created_at: jiff::Timestamp::from_second(1_700_000_000 - i * 86_400).unwrap(),
+                status: Status::Complete,
+                name: None,
+                size: None,
+                tags: vec![],
+                kind: None,
+            })
+            .collect()
+    }
+
+    fn policy(guard: &str) -> crate::policy::Policy {
+        let text = format!("name: p\naccount: a\nkeep: {{last: 2}}\n{guard}");
+        policies_from_str(std::path::Path::new("p.yaml"), &text)
+            .0
+            .remove(0)
+    }
+
+    #[test]
+    fn deletes_exactly_the_delete_set_and_reports_each_failure() {
+        let listing = backups(5);
+        let provider = MemoryProvider {
+            failing: vec!["b3".into()],
+            ..MemoryProvider::new(listing.clone())
+        };
+        let plan = plan(
+            &policy(""),
+            &listing,
+            jiff::Timestamp::now(),
+            &TimeZone::UTC,
+        );
+        let execution = execute(&plan, &provider);
+        assert_eq!(execution.deleted, ["b2", "b4"]);
+        assert_eq!(execution.failed.len(), 1);
+        assert_eq!(execution.failed[0].id, "b3");
+        assert_eq!(execution.failed[0].error, "delete b3: injected failure");
+        let left: Vec<String> = provider.list().unwrap().into_iter().map(|b| b.id).collect();
+        assert_eq!(left, ["b0", "b1", "b3"]);
+    }
+
+    #[test]
+    fn a_blocked_plan_deletes_nothing() {
+        let listing = backups(5);
+        let provider = MemoryProvider::new(listing.clone());
+        let plan = plan(
+            &policy("guard: {max_delete: 2}"),
+            &listing,
+            jiff::Timestamp::now(),
+            &TimeZone::UTC,
+        );
+        assert!(plan.blocked.is_some());
+        let execution = execute(&plan, &provider);
+        assert!(execution.deleted.is_empty() && execution.failed.is_empty());
+        assert!(provider.deleted.lock().unwrap().is_empty());
+    }
+}

@@ -227,3 +227,158 @@ fn utc(dt: DateTime) -> Result<Timestamp, String> {
         .map(|z| z.timestamp())
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn select(pattern: &str) -> LocalSelect {
+        LocalSelect {
+            pattern: Some(regex::Regex::new(pattern).unwrap()),
+            ..LocalSelect::default()
+        }
+    }
+
+    fn provider(dir: &Path, select: LocalSelect) -> LocalProvider {
+        LocalProvider::new("dumps", dir, select)
+    }
+
+    #[test]
+    fn lists_matching_entries_with_groups_statuses_and_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("db-a-2024-03-01T10:00:00Z.gz"), "12345").unwrap();
+        fs::write(d.join("db-b-2024-03-02T10:00:00+02:00.gz"), "").unwrap();
+        fs::write(d.join("db-b-2024-03-02T10:00:00+02:00.gz.failed"), "").unwrap();
+        fs::create_dir(d.join("db-a-2024-03-03T00:00:00Z.gz")).unwrap();
+        fs::write(d.join("db-a-2024-03-03T00:00:00Z.gz.partial"), "").unwrap();
+        fs::write(d.join("notes.txt"), "").unwrap();
+        let p = provider(d, select(r"^db-(?P<group>[a-z])-(?P<ts>.+)\.gz$"));
+        let listed = p.list().unwrap();
+        let summary: Vec<(String, String, Status, Option<u64>)> = listed
+            .iter()
+            .map(|b| (b.group.clone(), b.created_at.to_string(), b.status, b.size))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "a".into(),
+                    "2024-03-01T10:00:00Z".into(),
+                    Status::Complete,
+                    Some(5)
+                ),
+                (
+                    "a".into(),
+                    "2024-03-03T00:00:00Z".into(),
+                    Status::InProgress,
+                    None
+                ),
+                (
+                    "b".into(),
+                    "2024-03-02T08:00:00Z".into(),
+                    Status::Failed,
+                    Some(0)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_timestamp_that_does_not_parse_fails_the_whole_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("db-20240301.gz"), "").unwrap();
+        fs::write(dir.path().join("db-2024.gz"), "").unwrap();
+        let mut sel = select(r"^db-(?P<ts>\d+)\.gz$");
+        sel.timestamp_format = Some("%Y%m%d".into());
+        let err = provider(dir.path(), sel).list().unwrap_err();
+        assert_eq!(err.account, "dumps");
+        assert!(
+            err.message
+                .contains("db-2024.gz: timestamp `2024` does not match timestamp_format `%Y%m%d`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn glob_uses_modification_times() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.dump"), "").unwrap();
+        fs::write(dir.path().join("a.txt"), "").unwrap();
+        let sel = LocalSelect {
+            glob: Some(glob::Pattern::new("*.dump").unwrap()),
+            ..LocalSelect::default()
+        };
+        let listed = provider(dir.path(), sel).list().unwrap();
+        assert_eq!(listed.len(), 1);
+        let age = Timestamp::now().duration_since(listed[0].created_at);
+        assert!(age.as_secs() < 600, "{age:?}");
+    }
+
+    #[test]
+    fn hostile_ids_are_refused_and_nothing_outside_is_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("backups");
+        fs::create_dir(&inner).unwrap();
+        fs::write(dir.path().join("victim"), "x").unwrap();
+        let p = provider(&inner, select("(?P<ts>.*)"));
+        for id in ["../victim", "..", ".", "a/b", "/etc/passwd", ""] {
+            let backup = Backup {
+                id: id.into(),
+                group: "g".into(),
+                created_at: Timestamp::UNIX_EPOCH,
+                status: Status::Complete,
+                name: None,
+                size: None,
+                tags: vec![],
+                kind: None,
+            };
+            let err = p.delete(&backup).unwrap_err();
+            assert!(err.message.starts_with("refused"), "{id}: {err}");
+        }
+        assert!(dir.path().join("victim").exists());
+    }
+
+    #[test]
+    fn deleting_what_is_already_gone_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = provider(dir.path(), select("(?P<ts>.*)"));
+        let gone = Backup {
+            id: "never-existed".into(),
+            group: "g".into(),
+            created_at: Timestamp::UNIX_EPOCH,
+            status: Status::Complete,
+            name: None,
+            size: None,
+            tags: vec![],
+            kind: None,
+        };
+        assert_eq!(p.delete(&gone), Ok(()));
+    }
+
+    #[test]
+    fn timestamps_without_a_format() {
+        for (text, want) in [
+            ("2024-03-01T10:00:00Z", "2024-03-01T10:00:00Z"),
+            ("2024-03-01T10:00:00", "2024-03-01T10:00:00Z"),
+            ("2024-03-01", "2024-03-01T00:00:00Z"),
+            ("20240301T100000", "2024-03-01T10:00:00Z"),
+            ("20240301-100000", "2024-03-01T10:00:00Z"),
+            ("20240301", "2024-03-01T00:00:00Z"),
+        ] {
+            assert_eq!(
+                parse_timestamp(text, None).unwrap().to_string(),
+                want,
+                "{text}"
+            );
+        }
+        assert!(
+            parse_timestamp("last tuesday", None)
+                .unwrap_err()
+                .contains("timestamp_format")
+        );
+        let with_zone =
+            parse_timestamp("2024-03-01 10:00 +0800", Some("%Y-%m-%d %H:%M %z")).unwrap();
+        assert_eq!(with_zone.to_string(), "2024-03-01T02:00:00Z");
+    }
+}
