@@ -318,6 +318,7 @@ fn list(cli: &Cli, names: &[String], format: Format, out: &mut dyn Write) -> Out
     let policies = select_policies(config_policies(&config)?, names)?;
     let mut code = exit::OK;
     let mut union: Vec<Backup> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for policy in &policies {
         let listing = open_provider(policy, &config).and_then(|p| p.list());
         match (listing, format) {
@@ -332,7 +333,7 @@ fn list(cli: &Cli, names: &[String], format: Format, out: &mut dyn Write) -> Out
             }
             (Ok(backups), Format::Json) => {
                 for b in backups {
-                    if !union.iter().any(|u| u.id == b.id && u.group == b.group) {
+                    if seen.insert((b.group.clone(), b.id.clone())) {
                         union.push(b);
                     }
                 }

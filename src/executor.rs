@@ -47,15 +47,13 @@ mod tests {
 
     fn backups(n: i64) -> Vec<Backup> {
         (0..n)
-            .map(|i| Backup {
-                id: format!("b{i}"),
-                group: "g".into(),
-                created_at: jiff::Timestamp::from_second(1_700_000_000 - i * 86_400).unwrap(),
-                status: Status::Complete,
-                name: None,
-                size: None,
-                tags: vec![],
-                kind: None,
+            .map(|i| {
+                Backup::new(
+                    &format!("b{i}"),
+                    "g",
+                    jiff::Timestamp::from_second(1_700_000_000 - i * 86_400).unwrap(),
+                    Status::Complete,
+                )
             })
             .collect()
     }

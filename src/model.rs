@@ -45,6 +45,22 @@ pub struct Backup {
     pub kind: Option<String>,
 }
 
+impl Backup {
+    /// A backup with only the required fields set.
+    pub fn new(id: &str, group: &str, created_at: Timestamp, status: Status) -> Backup {
+        Backup {
+            id: id.to_string(),
+            group: group.to_string(),
+            created_at,
+            status,
+            name: None,
+            size: None,
+            tags: Vec::new(),
+            kind: None,
+        }
+    }
+}
+
 /// A complete listing: `{"backups": [...]}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -543,3 +543,60 @@ fn plan_text_is_a_table_per_group_with_a_summary() {
         "{summary}"
     );
 }
+
+#[test]
+fn an_exported_listing_plans_exactly_like_the_live_one() {
+    let exported = retentiond(&[
+        "--config",
+        "examples/local/retentiond.yaml",
+        "list",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    assert_eq!(
+        json(&exported.stdout)["backups"].as_array().unwrap().len(),
+        826
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let listing = write(dir.path(), "exported.json", &exported.stdout);
+    let now = "2026-11-23T06:00:00Z";
+    let config = ["--config", "examples/local/retentiond.yaml"];
+    let live = retentiond(&[&config[..], &["plan", "--now", now, "--format", "json"]].concat());
+    let offline = retentiond(
+        &[
+            &config[..],
+            &[
+                "plan",
+                "--policies",
+                "examples/local/policies",
+                "--listing",
+                listing.to_str().unwrap(),
+                "--now",
+                now,
+                "--format",
+                "json",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(offline.code, 0, "{}", offline.stderr);
+    // The exported listing holds both policies' backups; each policy's pattern narrows it
+    // and the rest is shown as not selected.
+    let (live, offline) = (json(&live.stdout), json(&offline.stdout));
+    for i in 0..2 {
+        let managed = |plan: &serde_json::Value| -> Vec<serde_json::Value> {
+            let backups = plan["policies"][i]["backups"].as_array().unwrap();
+            backups
+                .iter()
+                .filter(|b| b["note"] != "not selected by the name filters")
+                .cloned()
+                .collect()
+        };
+        assert_eq!(managed(&live), managed(&offline), "policy {i}");
+        assert_eq!(
+            live["policies"][i]["summary"]["delete"],
+            offline["policies"][i]["summary"]["delete"]
+        );
+    }
+}

@@ -147,10 +147,14 @@ fn classify<'a>(
         reasons: Vec::new(),
         note,
     };
-    if let Some(re) = &policy.select.name
-        && !re.is_match(backup.name.as_deref().unwrap_or(&backup.id))
+    if !policy
+        .select
+        .matches_name(backup.name.as_deref().unwrap_or(&backup.id))
     {
-        return decision(Action::Ignore, Some("not selected by select.name".into()));
+        return decision(
+            Action::Ignore,
+            Some("not selected by the name filters".into()),
+        );
     }
     let ids: Vec<&String> = policy.select.group_ids().collect();
     if !ids.is_empty() && !ids.contains(&&backup.group) {

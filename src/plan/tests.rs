@@ -15,14 +15,8 @@ fn policy(yaml: &str) -> Policy {
 
 fn backup(id: &str, group: &str, at: &str, status: Status) -> Backup {
     Backup {
-        id: id.into(),
-        group: group.into(),
-        created_at: at.parse().unwrap(),
-        status,
         name: Some(id.into()),
-        size: None,
-        tags: vec![],
-        kind: None,
+        ..Backup::new(id, group, at.parse().unwrap(), status)
     }
 }
 

@@ -105,6 +105,18 @@ impl Select {
             .chain(&self.instance_ids)
     }
 
+    /// Whether a backup name passes the name filters: `name`, and the local provider's
+    /// `pattern` or `glob` (which also narrow a saved listing).
+    pub fn matches_name(&self, name: &str) -> bool {
+        self.name.as_ref().is_none_or(|re| re.is_match(name))
+            && self
+                .local
+                .pattern
+                .as_ref()
+                .is_none_or(|re| re.is_match(name))
+            && self.local.glob.as_ref().is_none_or(|g| g.matches(name))
+    }
+
     /// Reports keys that the account's provider does not understand.
     pub fn check_provider(&self, kind: ProviderKind, account: &str, d: &mut Diagnostics) {
         for (key, pos) in &self.keys {

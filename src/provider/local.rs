@@ -323,16 +323,7 @@ mod tests {
         fs::write(dir.path().join("victim"), "x").unwrap();
         let p = provider(&inner, select("(?P<ts>.*)"));
         for id in ["../victim", "..", ".", "a/b", "/etc/passwd", ""] {
-            let backup = Backup {
-                id: id.into(),
-                group: "g".into(),
-                created_at: Timestamp::UNIX_EPOCH,
-                status: Status::Complete,
-                name: None,
-                size: None,
-                tags: vec![],
-                kind: None,
-            };
+            let backup = Backup::new(id, "g", Timestamp::UNIX_EPOCH, Status::Complete);
             let err = p.delete(&backup).unwrap_err();
             assert!(err.message.starts_with("refused"), "{id}: {err}");
         }
@@ -343,16 +334,12 @@ mod tests {
     fn deleting_what_is_already_gone_is_done() {
         let dir = tempfile::tempdir().unwrap();
         let p = provider(dir.path(), select("(?P<ts>.*)"));
-        let gone = Backup {
-            id: "never-existed".into(),
-            group: "g".into(),
-            created_at: Timestamp::UNIX_EPOCH,
-            status: Status::Complete,
-            name: None,
-            size: None,
-            tags: vec![],
-            kind: None,
-        };
+        let gone = Backup::new(
+            "never-existed",
+            "g",
+            Timestamp::UNIX_EPOCH,
+            Status::Complete,
+        );
         assert_eq!(p.delete(&gone), Ok(()));
     }
 
