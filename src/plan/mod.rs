@@ -156,8 +156,8 @@ fn classify<'a>(
             Some("not selected by the name filters".into()),
         );
     }
-    let ids: Vec<&String> = policy.select.group_ids().collect();
-    if !ids.is_empty() && !ids.contains(&&backup.group) {
+    let mut ids = policy.select.group_ids().peekable();
+    if ids.peek().is_some() && !ids.any(|id| *id == backup.group) {
         return decision(Action::Ignore, Some("group not selected".into()));
     }
     match backup.status {
