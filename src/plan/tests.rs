@@ -298,3 +298,18 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn id_lists_select_groups() {
+    let mut backups = daily("db1", 3);
+    backups.extend(daily("db2", 3));
+    let result = run(
+        &policy("select: {resource_ids: [db2]}\nkeep: {last: 1}"),
+        &backups,
+    );
+    assert_eq!(
+        ids_with(&result, Action::Ignore),
+        ["db1-0", "db1-1", "db1-2"]
+    );
+    assert_eq!(ids_with(&result, Action::Delete), ["db2-1", "db2-2"]);
+}
