@@ -65,7 +65,8 @@ enum Format {
 enum Command {
     /// Check config and/or policy files or folders; exit 0 valid, 1 invalid
     Validate {
-        /// Files or folders; a file with top-level `accounts:` is read as the daemon config.
+        /// Files or folders; a file with top-level `accounts`, `policies`, `state_dir` or
+        /// `dry_run` is read as the daemon config.
         /// None: the config and its policies.
         paths: Vec<PathBuf>,
     },

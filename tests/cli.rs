@@ -112,6 +112,30 @@ fn select_keys_must_fit_the_account_provider() {
 }
 
 #[test]
+fn a_local_policy_without_pattern_or_glob_is_refused_at_its_account_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: p.yaml\naccounts:\n  dumps: {provider: local, path: x}\n",
+    );
+    write(d, "p.yaml", "name: p\naccount: dumps\nkeep: {last: 1}\n");
+    let out = retentiond(&[
+        "--config",
+        d.join("retentiond.yaml").to_str().unwrap(),
+        "validate",
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("p.yaml:2:10: account `dumps` is a local folder: `select` needs `pattern`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_literal_secret_is_rejected_and_never_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(
@@ -295,6 +319,15 @@ fn plan_without_config_says_what_to_do() {
         "{}",
         out.stderr
     );
+    // No --config and (on a test machine) nothing at the default path.
+    if !Path::new("/etc/retentiond/retentiond.yaml").exists() {
+        let out = retentiond_in(dir.path(), &["plan"]);
+        assert_eq!(out.code, 1);
+        assert_eq!(
+            out.stderr.trim_end(),
+            "no config file at /etc/retentiond/retentiond.yaml; pass --config PATH or set RETENTIOND_CONFIG; or plan offline with --policies and --listing"
+        );
+    }
 }
 
 /// A copy of examples/local with pg-main switched to `mode: enforce`.

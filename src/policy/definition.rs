@@ -108,7 +108,6 @@ pub struct Policy {
     pub guard: Guard,
     /// Where the policy was written, for messages.
     pub file: PathBuf,
-    pub pos: Pos,
     pub name_pos: Pos,
     pub account_pos: Pos,
 }
@@ -171,7 +170,6 @@ pub fn parse_policy(node: &Node, d: &mut Diagnostics) -> Option<Policy> {
             .map(|n| parse_guard(n, d))
             .unwrap_or_default(),
         file: d.file().to_path_buf(),
-        pos: node.pos,
         name_pos: name_node.map(|n| n.pos).unwrap_or(node.pos),
         account_pos: account_node.map(|n| n.pos).unwrap_or(node.pos),
     };

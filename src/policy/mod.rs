@@ -34,7 +34,7 @@ fn read_source(path: &Path) -> Result<String, Diagnostic> {
     })
 }
 
-/// A diagnostic about a whole file (line 0: rendered without a position).
+/// A diagnostic about a whole file (unreadable, not UTF-8, missing): placed at 1:1.
 fn file_error(path: &Path, message: String) -> Diagnostic {
     Diagnostic {
         file: path.to_path_buf(),
@@ -45,8 +45,7 @@ fn file_error(path: &Path, message: String) -> Diagnostic {
 }
 
 /// Parses a file's YAML; empty files are an error.
-fn parse_file(path: &Path, text: &str, d: &mut Diagnostics, what: &str) -> Option<Node> {
-    let _ = path;
+fn parse_file(text: &str, d: &mut Diagnostics, what: &str) -> Option<Node> {
     if let Some((line, indent)) = text.lines().enumerate().find_map(|(i, l)| {
         l.find(|c: char| c != ' ')
             .filter(|&c| l[c..].starts_with('\t'))
@@ -94,7 +93,6 @@ pub fn load_config(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     let mut d = Diagnostics::without_source(path);
     let base = path.parent().unwrap_or(Path::new("."));
     let config = parse_file(
-        path,
         &text,
         &mut d,
         "a config needs at least `accounts` and `policies`",
@@ -176,7 +174,7 @@ fn policies_in(
 ) -> Vec<Policy> {
     let mut d = Diagnostics::new(path, text);
     let mut policies = Vec::new();
-    if let Some(node) = parse_file(path, text, &mut d, POLICY_FILE_HINT) {
+    if let Some(node) = parse_file(text, &mut d, POLICY_FILE_HINT) {
         let items: Vec<&Node> = match &node.value {
             Value::Seq(items) => items.iter().collect(),
             _ => vec![&node],
@@ -274,7 +272,7 @@ pub fn check_against_config(policies: &[Policy], config: &Config) -> Vec<Diagnos
         let mut d = Diagnostics::new(&policy.file, &text);
         policy
             .select
-            .check_provider(account.kind, &account.name, &mut d);
+            .check_provider(account.kind, &account.name, policy.account_pos, &mut d);
         errors.append(&mut d.list);
     }
     errors

@@ -19,13 +19,6 @@ impl<'a> Fields<'a> {
             .map(|(_, v)| v)
     }
 
-    pub fn key(&self, name: &str) -> Option<&'a Key> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.name == name)
-            .map(|(k, _)| k)
-    }
-
     pub fn keys(&self) -> impl Iterator<Item = &'a Key> {
         self.entries.iter().map(|(k, _)| k)
     }

@@ -118,7 +118,14 @@ impl Select {
     }
 
     /// Reports keys that the account's provider does not understand.
-    pub fn check_provider(&self, kind: ProviderKind, account: &str, d: &mut Diagnostics) {
+    /// `account_pos` locates errors about keys that are missing rather than wrong.
+    pub fn check_provider(
+        &self,
+        kind: ProviderKind,
+        account: &str,
+        account_pos: Pos,
+        d: &mut Diagnostics,
+    ) {
         for (key, pos) in &self.keys {
             if key == "name" || kind.select_keys().contains(&key.as_str()) {
                 continue;
@@ -139,9 +146,8 @@ impl Select {
         }
         if kind == ProviderKind::Local && self.local.pattern.is_none() && self.local.glob.is_none()
         {
-            let pos = self.keys.first().map(|(_, p)| *p).unwrap_or_default();
             d.error(
-                pos,
+                account_pos,
                 format!(
                     "account `{account}` is a local folder: `select` needs `pattern` (a regex with a named group `ts`) or `glob`, so that only backup files are ever deleted"
                 ),
