@@ -5,7 +5,7 @@ use crate::executor::{self, Execution};
 use crate::model::{Backup, Listing};
 use crate::plan;
 use crate::policy::{self, Config, Diagnostic, Mode, Policy};
-use crate::provider::{self, Provider, ProviderError};
+use crate::provider::{self, Provider, ProviderError, Registry};
 use crate::render::{self, PolicyReport};
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
@@ -13,6 +13,7 @@ use jiff::tz::TimeZone;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 /// Exit codes; when several apply, the first of 3, 4, 5 in this order wins.
 pub mod exit {
@@ -109,6 +110,28 @@ enum Command {
     },
     /// Print the JSON Schema of policy files
     Schema,
+    /// Operator commands for ONLYOFFICE DocSpace portals (never used by policies)
+    Docspace {
+        #[command(subcommand)]
+        command: DocspaceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DocspaceCommand {
+    /// Show a portal's whole backup history and, with --yes, delete all of it
+    /// (`deletebackuphistory`). Policies never call this; it is for decommissioning a portal.
+    PurgeHistory {
+        /// The onlyoffice-docspace account of the config
+        #[arg(long)]
+        account: String,
+        /// The server-wide dump history instead of the portal's (self-hosted, space admin)
+        #[arg(long)]
+        dump: bool,
+        /// Delete the history shown; without it nothing is deleted
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// A command's failure: an exit code and what to print on stderr.
@@ -184,6 +207,9 @@ fn dispatch(cli: &Cli) -> Outcome {
             dry_run,
             format,
         } => run(cli, policy, *dry_run, *format, &mut out),
+        Command::Docspace {
+            command: DocspaceCommand::PurgeHistory { account, dump, yes },
+        } => purge_history(cli, account, *dump, *yes, &mut out),
         Command::Schema => {
             let schema = policy::schema::policy_file_schema();
             serde_json::to_writer_pretty(&mut out, &schema)
@@ -263,12 +289,40 @@ fn zone(policy: &Policy, config: Option<&Config>) -> TimeZone {
         .unwrap_or(TimeZone::UTC)
 }
 
-fn open_provider(policy: &Policy, config: &Config) -> Result<Box<dyn Provider>, ProviderError> {
-    let account = config
-        .accounts
-        .get(&policy.account)
-        .expect("accounts were checked against the config");
-    provider::open(account, policy)
+/// Runs provider calls: one runtime for the process, made on first use.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("the async runtime starts")
+        })
+        .block_on(future)
+}
+
+type Opened = Result<Arc<dyn Provider>, ProviderError>;
+
+/// A provider per policy; policies of one account share its HTTP client and cap.
+fn open_providers(policies: &[Policy], config: &Config) -> Vec<Opened> {
+    let mut registry = Registry::new();
+    policies
+        .iter()
+        .map(|policy| {
+            let account = config
+                .accounts
+                .get(&policy.account)
+                .expect("accounts were checked against the config");
+            registry.open(account, policy)
+        })
+        .collect()
+}
+
+/// Every policy's listing, fetched concurrently.
+fn list_policies(providers: &[Opened]) -> Vec<Result<Vec<Backup>, ProviderError>> {
+    block_on(provider::list_all(providers))
 }
 
 fn validate(cli: &Cli, paths: &[PathBuf], out: &mut dyn Write) -> Outcome {
@@ -320,8 +374,8 @@ fn list(cli: &Cli, names: &[String], format: Format, out: &mut dyn Write) -> Out
     let mut code = exit::OK;
     let mut union: Vec<Backup> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for policy in &policies {
-        let listing = open_provider(policy, &config).and_then(|p| p.list());
+    let listings = list_policies(&open_providers(&policies, &config));
+    for (policy, listing) in policies.iter().zip(listings) {
         match (listing, format) {
             (Err(e), _) => {
                 eprintln!("policy {}: {e}", policy.name);
@@ -395,14 +449,11 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         Some(path) => Some(Listing::read(path).map_err(|e| Failure::new(exit::INVALID, e))?),
         None => None,
     };
-    let listings: Vec<Result<Vec<Backup>, ProviderError>> = policies
-        .iter()
-        .map(|policy| match (&saved, &config) {
-            (Some(_), _) => Ok(Vec::new()),
-            (None, Some(config)) => open_provider(policy, config).and_then(|p| p.list()),
-            (None, None) => unreachable!("a config is loaded unless --listing is given"),
-        })
-        .collect();
+    let listings: Vec<Result<Vec<Backup>, ProviderError>> = match (&saved, &config) {
+        (Some(_), _) => policies.iter().map(|_| Ok(Vec::new())).collect(),
+        (None, Some(config)) => list_policies(&open_providers(&policies, config)),
+        (None, None) => unreachable!("a config is loaded unless --listing is given"),
+    };
     let mut reports = Vec::new();
     for (policy, listing) in policies.iter().zip(&listings) {
         let backups = match (&saved, listing) {
@@ -470,12 +521,8 @@ fn run(cli: &Cli, names: &[String], dry_run: bool, format: Format, out: &mut dyn
     let config = require_config(cli, "")?;
     let policies = select_policies(config_policies(&config)?, names)?;
     let now = Timestamp::now();
-    let providers: Vec<Result<Box<dyn Provider>, ProviderError>> =
-        policies.iter().map(|p| open_provider(p, &config)).collect();
-    let listings: Vec<Result<Vec<Backup>, ProviderError>> = providers
-        .iter()
-        .map(|p| p.as_ref().map_err(Clone::clone).and_then(|p| p.list()))
-        .collect();
+    let providers = open_providers(&policies, &config);
+    let listings = list_policies(&providers);
     let mut reports = Vec::new();
     for ((policy, provider), listing) in policies.iter().zip(&providers).zip(&listings) {
         let backups = listing
@@ -486,7 +533,7 @@ fn run(cli: &Cli, names: &[String], dry_run: bool, format: Format, out: &mut dyn
         if let (Some(plan), Ok(provider)) = (&report.plan, provider) {
             report.dry_run = dry_run_reason(policy, dry_run, &config);
             if report.dry_run.is_none() {
-                let execution: Execution = executor::execute(plan, provider.as_ref());
+                let execution: Execution = block_on(executor::execute(plan, provider.clone()));
                 report.execution = Some(execution);
             }
         }
@@ -498,4 +545,88 @@ fn run(cli: &Cli, names: &[String], dry_run: bool, format: Format, out: &mut dyn
     }
     .map_err(write_failure)?;
     Ok(exit_code(&reports))
+}
+
+fn purge_history(cli: &Cli, name: &str, dump: bool, yes: bool, out: &mut dyn Write) -> Outcome {
+    let config = require_config(cli, "")?;
+    let docspace: Vec<&str> = config
+        .accounts
+        .values()
+        .filter(|a| a.kind == policy::select::ProviderKind::Docspace)
+        .map(|a| a.name.as_str())
+        .collect();
+    let account = config
+        .accounts
+        .get(name)
+        .filter(|a| a.kind == policy::select::ProviderKind::Docspace)
+        .ok_or_else(|| {
+            let hint = policy::diag::did_you_mean(name, docspace.iter().copied());
+            Failure::new(
+                exit::INVALID,
+                format!(
+                    "no onlyoffice-docspace account `{name}` in {}{hint} (docspace accounts: {})",
+                    config.file.display(),
+                    if docspace.is_empty() {
+                        "none".to_string()
+                    } else {
+                        docspace.join(", ")
+                    }
+                ),
+            )
+        })?;
+    let policy::AccountSettings::Docspace { base_url, auth } = &account.settings else {
+        unreachable!("the account kind was checked");
+    };
+    let provider = Registry::new()
+        .http(
+            account,
+            || provider::docspace::authorization(auth),
+            provider::docspace::HINT,
+        )
+        .and_then(|http| {
+            provider::docspace::DocspaceProvider::new(http, base_url, &Default::default())
+        })
+        .map_err(|e| Failure::new(exit::LISTING_FAILED, e.to_string()))?;
+    let which = if dump {
+        "dump history"
+    } else {
+        "backup history"
+    };
+    let history = block_on(provider.history(dump))
+        .map_err(|e| Failure::new(exit::LISTING_FAILED, e.to_string()))?;
+    writeln!(out, "{which} of account {name} ({base_url}):").map_err(write_failure)?;
+    render::listing_text(out, &history).map_err(write_failure)?;
+    if history.is_empty() {
+        writeln!(out, "nothing to delete").map_err(write_failure)?;
+        return Ok(exit::OK);
+    }
+    if !yes || config.dry_run {
+        let why = if yes {
+            format!("dry_run: true in {}", config.file.display())
+        } else {
+            "add --yes to delete all of them".to_string()
+        };
+        writeln!(out, "dry run: nothing deleted ({why})").map_err(write_failure)?;
+        return Ok(exit::OK);
+    }
+    block_on(provider.purge_history(dump))
+        .map_err(|e| Failure::new(exit::DELETE_FAILED, e.to_string()))?;
+    let left = block_on(provider.history(dump)).map_err(|e| {
+        Failure::new(
+            exit::LISTING_FAILED,
+            format!("deleted, but the re-listing failed: {e}"),
+        )
+    })?;
+    writeln!(
+        out,
+        "deleted the {which}: {} backups before, {} listed now",
+        history.len(),
+        left.len()
+    )
+    .map_err(write_failure)?;
+    Ok(if left.is_empty() {
+        exit::OK
+    } else {
+        exit::DELETE_FAILED
+    })
 }

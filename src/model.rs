@@ -43,6 +43,10 @@ pub struct Backup {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The provider's live copy (Cloudinary's current version of an asset): never deleted,
+    /// whatever the policy says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 impl Backup {
@@ -57,6 +61,7 @@ impl Backup {
             size: None,
             tags: Vec::new(),
             kind: None,
+            live: false,
         }
     }
 }

@@ -212,13 +212,16 @@ fn apply_rules(
     order
 }
 
-/// Protect, newest-per-group and min_keep: each rescues backups the rules would delete.
+/// Protect, live copies, newest-per-group and min_keep: each rescues backups the rules would delete.
 fn apply_guards(policy: &Policy, members: &mut [Decision], newest_first: &[usize]) {
     let protect = &policy.protect;
     for d in members.iter_mut().filter(|d| d.action != Action::Ignore) {
         let name = d.backup.name.as_deref().unwrap_or(&d.backup.id);
         if protect.ids.contains(&d.backup.id) || protect.names.iter().any(|re| re.is_match(name)) {
             d.reasons.push(Reason::Protected);
+        }
+        if d.backup.live {
+            d.reasons.push(Reason::Live);
         }
     }
     if let Some(&newest) = newest_first.first()

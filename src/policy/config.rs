@@ -7,6 +7,7 @@ use super::diag::{Diagnostics, did_you_mean};
 use super::read;
 use super::select::ProviderKind;
 use super::yaml::{Node, Pos, Value};
+use crate::http::HttpSettings;
 use jiff::tz::TimeZone;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +41,8 @@ pub struct Account {
     pub name: String,
     pub kind: ProviderKind,
     pub settings: AccountSettings,
+    /// `http:` (HTTP providers only); `None` means the defaults.
+    pub http: Option<HttpSettings>,
     pub pos: Pos,
 }
 
@@ -245,13 +248,14 @@ fn parse_accounts(node: &Node, base: &Path, d: &mut Diagnostics) -> BTreeMap<Str
 fn account_keys(kind: ProviderKind) -> &'static [&'static str] {
     match kind {
         ProviderKind::Local => &["provider", "path"],
-        ProviderKind::Docspace => &["provider", "base_url", "api_key", "auth_token"],
+        ProviderKind::Docspace => &["provider", "base_url", "api_key", "auth_token", "http"],
         ProviderKind::Cloudinary => &[
             "provider",
             "base_url",
             "cloud_name",
             "api_key",
             "api_secret",
+            "http",
         ],
         ProviderKind::Csbs | ProviderKind::Taurusdb => &[
             "provider",
@@ -260,6 +264,7 @@ fn account_keys(kind: ProviderKind) -> &'static [&'static str] {
             "endpoint",
             "iam_endpoint",
             "auth",
+            "http",
         ],
     }
 }
@@ -376,12 +381,63 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
             }
         }
     };
+    let http = fields
+        .get("http")
+        .and_then(|n| parse_http(n, &format!("{path}.http"), d));
     Some(Account {
         name: name.to_string(),
         kind,
         settings,
+        http,
         pos: node.pos,
     })
+}
+
+pub const HTTP_KEYS: &[&str] = &[
+    "timeout",
+    "connect_timeout",
+    "concurrency",
+    "retries",
+    "backoff",
+    "max_wait",
+];
+
+fn parse_http(node: &Node, path: &str, d: &mut Diagnostics) -> Option<HttpSettings> {
+    let fields = read::mapping(node, path, HTTP_KEYS, d)?;
+    let mut settings = HttpSettings::default();
+    let key = |k: &str| format!("{path}.{k}");
+    let duration = |k: &str, d: &mut Diagnostics| {
+        let node = fields.get(k)?;
+        let value = read::exact_duration(node, &key(k), d)?;
+        if value.is_zero() {
+            d.error(node.pos, format!("`{}` must be longer than 0", key(k)));
+            return None;
+        }
+        Some(value)
+    };
+    if let Some(v) = duration("timeout", d) {
+        settings.timeout = v;
+    }
+    if let Some(v) = duration("connect_timeout", d) {
+        settings.connect_timeout = v;
+    }
+    if let Some(v) = duration("backoff", d) {
+        settings.backoff = v;
+    }
+    if let Some(v) = duration("max_wait", d) {
+        settings.max_wait = v;
+    }
+    if let Some(n) = fields.get("concurrency")
+        && let Some(v) = read::integer(n, &key("concurrency"), 1, d)
+    {
+        settings.concurrency = v.min(64) as usize;
+    }
+    if let Some(n) = fields.get("retries")
+        && let Some(v) = read::integer(n, &key("retries"), 0, d)
+    {
+        settings.retries = v.min(20) as u32;
+    }
+    Some(settings)
 }
 
 fn parse_huawei_auth(node: &Node, path: &str, d: &mut Diagnostics) -> Option<HuaweiAuth> {

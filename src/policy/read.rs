@@ -4,6 +4,7 @@
 use super::diag::{Diagnostics, did_you_mean};
 use super::yaml::{Key, Node, Pos, Value};
 use crate::retention::{CalendarDuration, Count};
+use std::time::Duration;
 
 /// The entries of one mapping, after unknown keys were reported.
 pub struct Fields<'a> {
@@ -179,6 +180,52 @@ pub fn duration(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Calendar
 }
 
 /// A list of strings; a single string is accepted as a list of one.
+/// An exact duration for timeouts and waits: `250ms`, `30s`, `5min`, `1h`, combinable.
+pub fn exact_duration(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Duration> {
+    let hint = "write for example `250ms`, `30s` or `5min`";
+    let Value::Str(text) = &node.value else {
+        d.error(
+            node.pos,
+            format!("`{path}` must be a duration such as `30s`; {hint}"),
+        );
+        return None;
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        d.error(node.pos, format!("`{path}` is empty; {hint}"));
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let number: Option<u64> = rest[..digits].parse().ok();
+        rest = rest[digits..].trim_start();
+        let letters = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..letters] {
+            "ms" => Duration::from_millis(1),
+            "s" | "sec" | "secs" => Duration::from_secs(1),
+            "min" | "mins" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => Duration::ZERO,
+        };
+        let (Some(number), false) = (number, unit.is_zero()) else {
+            d.error(
+                node.pos,
+                format!("`{path}: {text}` is not a duration of ms, s, min or h; {hint}"),
+            );
+            return None;
+        };
+        total =
+            total.saturating_add(unit.saturating_mul(u32::try_from(number).unwrap_or(u32::MAX)));
+        rest = rest[letters..].trim_start();
+    }
+    Some(total)
+}
+
 pub fn strings(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Vec<(String, Pos)>> {
     match &node.value {
         Value::Str(s) => Some(vec![(s.clone(), node.pos)]),

@@ -144,6 +144,11 @@ impl Select {
                 ),
             );
         }
+        match kind {
+            ProviderKind::Cloudinary => self.check_cloudinary(d),
+            ProviderKind::Docspace => self.check_docspace(d),
+            _ => {}
+        }
         if kind == ProviderKind::Local && self.local.pattern.is_none() && self.local.glob.is_none()
         {
             d.error(
@@ -206,6 +211,92 @@ pub fn parse_select(node: &Node, d: &mut Diagnostics) -> Select {
     select
 }
 
+/// Cloudinary's resource types.
+pub const CLOUDINARY_RESOURCE_TYPES: [&str; 3] = ["image", "video", "raw"];
+
+impl Select {
+    fn key_pos(&self, key: &str) -> Option<Pos> {
+        self.keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, pos)| *pos)
+    }
+
+    fn check_cloudinary(&self, d: &mut Diagnostics) {
+        if let (Some(kind), Some(pos)) = (&self.resource_type, self.key_pos("resource_type"))
+            && !CLOUDINARY_RESOURCE_TYPES.contains(&kind.as_str())
+        {
+            let hint = super::diag::did_you_mean(kind, CLOUDINARY_RESOURCE_TYPES);
+            d.error(
+                pos,
+                format!("unknown `select.resource_type: {kind}`{hint}; write image, video or raw"),
+            );
+        }
+        if let (Some(pos), None) = (self.key_pos("prefix"), &self.asset_type) {
+            d.error(
+                pos,
+                "`select.prefix` needs `select.type`, the delivery type of the assets (usually `upload`)",
+            );
+        }
+        if let Some(pos) = self.key_pos("asset_ids") {
+            let others: Vec<&str> = ["resource_type", "type", "prefix", "tags"]
+                .into_iter()
+                .filter(|k| self.key_pos(k).is_some())
+                .collect();
+            if !others.is_empty() {
+                d.error(
+                    pos,
+                    format!(
+                        "`select.asset_ids` names the assets itself; remove {} or remove asset_ids",
+                        others.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn check_docspace(&self, d: &mut Diagnostics) {
+        if let (Some(name), Some(pos)) = (&self.storage_type, self.key_pos("storage_type"))
+            && storage_type_number(name).is_none()
+        {
+            let hint = super::diag::did_you_mean(name, DOCSPACE_STORAGE_TYPES.iter().copied());
+            d.error(
+                pos,
+                format!(
+                    "unknown `select.storage_type: {name}`{hint}; DocSpace storage types are: {}",
+                    DOCSPACE_STORAGE_TYPES.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// DocSpace's storage types, by their number on the wire.
+pub const DOCSPACE_STORAGE_TYPES: [&str; 6] = [
+    "documents",
+    "thirdparty_documents",
+    "custom_cloud",
+    "local",
+    "data_store",
+    "thirdparty_consumer",
+];
+
+/// A DocSpace storage type's number from its name as a policy writes it (`data_store`) or as
+/// the server may spell it (`DataStore`, `4`).
+pub fn storage_type_number(text: &str) -> Option<usize> {
+    if let Ok(n) = text.trim().parse::<usize>() {
+        return (n < DOCSPACE_STORAGE_TYPES.len()).then_some(n);
+    }
+    let folded: String = text
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    DOCSPACE_STORAGE_TYPES
+        .iter()
+        .position(|name| name.replace('_', "") == folded)
+}
+
 fn parse_local(fields: &read::Fields, d: &mut Diagnostics) -> LocalSelect {
     let mut local = LocalSelect {
         mtime: fields
@@ -249,4 +340,20 @@ fn parse_local(fields: &read::Fields, d: &mut Diagnostics) -> LocalSelect {
         }
     }
     local
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docspace_storage_types_by_name_number_or_server_spelling() {
+        assert_eq!(storage_type_number("documents"), Some(0));
+        assert_eq!(storage_type_number("DataStore"), Some(4));
+        assert_eq!(storage_type_number("data_store"), Some(4));
+        assert_eq!(storage_type_number("ThirdPartyConsumer"), Some(5));
+        assert_eq!(storage_type_number("3"), Some(3));
+        assert_eq!(storage_type_number("9"), None);
+        assert_eq!(storage_type_number("s3"), None);
+    }
 }

@@ -6,7 +6,7 @@
 //! progress; markers are never backups themselves. Deletion removes only a direct child of
 //! the folder, never follows a symlink, and removes the backup's `.failed` marker with it.
 
-use super::{Provider, ProviderError};
+use super::{BoxFuture, DeleteOutcome, Provider, ProviderError};
 use crate::model::{Backup, Status};
 use crate::policy::select::LocalSelect;
 use jiff::Timestamp;
@@ -36,11 +36,7 @@ impl LocalProvider {
     }
 
     fn error(&self, call: &str, message: impl Into<String>) -> ProviderError {
-        ProviderError {
-            account: self.account.clone(),
-            call: call.to_string(),
-            message: message.into(),
-        }
+        ProviderError::new(&self.account, call, message)
     }
 
     fn list_call(&self) -> String {
@@ -90,7 +86,26 @@ impl LocalProvider {
 }
 
 impl Provider for LocalProvider {
-    fn list(&self) -> Result<Vec<Backup>, ProviderError> {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
+        Box::pin(async move { self.list_now() })
+    }
+
+    fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>> {
+        Box::pin(async move {
+            batch
+                .iter()
+                .map(|backup| match self.delete_now(backup) {
+                    Ok(()) => DeleteOutcome::Deleted,
+                    Err(e) => DeleteOutcome::Failed(e),
+                })
+                .collect()
+        })
+    }
+}
+
+impl LocalProvider {
+    /// Lists the folder (synchronous file-system calls; folders are small and local).
+    pub fn list_now(&self) -> Result<Vec<Backup>, ProviderError> {
         let call = self.list_call();
         let entries = fs::read_dir(&self.root).map_err(|e| self.error(&call, e.to_string()))?;
         let mut names = Vec::new();
@@ -130,12 +145,14 @@ impl Provider for LocalProvider {
                 size: metadata.is_file().then_some(metadata.len()),
                 tags: Vec::new(),
                 kind: Some(if metadata.is_dir() { "folder" } else { "file" }.to_string()),
+                live: false,
             });
         }
         Ok(backups)
     }
 
-    fn delete(&self, backup: &Backup) -> Result<(), ProviderError> {
+    /// Deletes one backup; one that is already gone counts as deleted.
+    pub fn delete_now(&self, backup: &Backup) -> Result<(), ProviderError> {
         let call = format!("delete {}", backup.id);
         let mut components = Path::new(&backup.id).components();
         let plain =
@@ -254,7 +271,7 @@ mod tests {
         fs::write(d.join("db-a-2024-03-03T00:00:00Z.gz.partial"), "").unwrap();
         fs::write(d.join("notes.txt"), "").unwrap();
         let p = provider(d, select(r"^db-(?P<group>[a-z])-(?P<ts>.+)\.gz$"));
-        let listed = p.list().unwrap();
+        let listed = p.list_now().unwrap();
         let summary: Vec<(String, String, Status, Option<u64>)> = listed
             .iter()
             .map(|b| (b.group.clone(), b.created_at.to_string(), b.status, b.size))
@@ -291,7 +308,7 @@ mod tests {
         fs::write(dir.path().join("db-2024.gz"), "").unwrap();
         let mut sel = select(r"^db-(?P<ts>\d+)\.gz$");
         sel.timestamp_format = Some("%Y%m%d".into());
-        let err = provider(dir.path(), sel).list().unwrap_err();
+        let err = provider(dir.path(), sel).list_now().unwrap_err();
         assert_eq!(err.account, "dumps");
         assert!(
             err.message
@@ -309,7 +326,7 @@ mod tests {
             glob: Some(glob::Pattern::new("*.dump").unwrap()),
             ..LocalSelect::default()
         };
-        let listed = provider(dir.path(), sel).list().unwrap();
+        let listed = provider(dir.path(), sel).list_now().unwrap();
         assert_eq!(listed.len(), 1);
         let age = Timestamp::now().duration_since(listed[0].created_at);
         assert!(age.as_secs() < 600, "{age:?}");
@@ -324,7 +341,7 @@ mod tests {
         let p = provider(&inner, select("(?P<ts>.*)"));
         for id in ["../victim", "..", ".", "a/b", "/etc/passwd", ""] {
             let backup = Backup::new(id, "g", Timestamp::UNIX_EPOCH, Status::Complete);
-            let err = p.delete(&backup).unwrap_err();
+            let err = p.delete_now(&backup).unwrap_err();
             assert!(err.message.starts_with("refused"), "{id}: {err}");
         }
         assert!(dir.path().join("victim").exists());
@@ -340,7 +357,7 @@ mod tests {
             Timestamp::UNIX_EPOCH,
             Status::Complete,
         );
-        assert_eq!(p.delete(&gone), Ok(()));
+        assert_eq!(p.delete_now(&gone), Ok(()));
     }
 
     #[test]

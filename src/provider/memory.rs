@@ -1,7 +1,7 @@
 //! An in-memory provider for tests of the planner and executor: holds backups, records
 //! deletions, and fails the ids it is told to fail. No I/O.
 
-use super::{Provider, ProviderError};
+use super::{BoxFuture, DeleteOutcome, Provider, ProviderError};
 use crate::model::Backup;
 use std::sync::Mutex;
 
@@ -11,33 +11,37 @@ pub struct MemoryProvider {
     pub deleted: Mutex<Vec<String>>,
     /// Ids whose deletion fails with a provider error.
     pub failing: Vec<String>,
+    /// Ids whose deletion fails in a way that may mean "already gone".
+    pub unconfirmed: Vec<String>,
+    /// Delete calls allowed in flight.
+    pub concurrency: usize,
 }
 
 impl MemoryProvider {
     pub fn new(backups: Vec<Backup>) -> MemoryProvider {
         MemoryProvider {
             backups: Mutex::new(backups),
+            concurrency: 1,
             ..MemoryProvider::default()
         }
     }
 
-    fn error(&self, call: &str, message: &str) -> ProviderError {
-        ProviderError {
-            account: "memory".into(),
-            call: call.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl Provider for MemoryProvider {
-    fn list(&self) -> Result<Vec<Backup>, ProviderError> {
-        Ok(self.backups.lock().expect("memory provider lock").clone())
+    pub fn ids(&self) -> Vec<String> {
+        let backups = self.backups.lock().expect("memory provider lock");
+        backups.iter().map(|b| b.id.clone()).collect()
     }
 
-    fn delete(&self, backup: &Backup) -> Result<(), ProviderError> {
+    fn delete_one(&self, backup: &Backup) -> DeleteOutcome {
+        let call = format!("delete {}", backup.id);
         if self.failing.contains(&backup.id) {
-            return Err(self.error(&format!("delete {}", backup.id), "injected failure"));
+            return DeleteOutcome::Failed(ProviderError::new("memory", &call, "injected failure"));
+        }
+        if self.unconfirmed.contains(&backup.id) {
+            return DeleteOutcome::Unconfirmed(ProviderError::new(
+                "memory",
+                &call,
+                "injected unconfirmed failure",
+            ));
         }
         self.backups
             .lock()
@@ -47,6 +51,21 @@ impl Provider for MemoryProvider {
             .lock()
             .expect("memory provider lock")
             .push(backup.id.clone());
-        Ok(())
+        DeleteOutcome::Deleted
+    }
+}
+
+impl Provider for MemoryProvider {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
+        let backups = self.backups.lock().expect("memory provider lock").clone();
+        Box::pin(async move { Ok(backups) })
+    }
+
+    fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>> {
+        Box::pin(async move { batch.iter().map(|b| self.delete_one(b)).collect() })
+    }
+
+    fn delete_concurrency(&self) -> usize {
+        self.concurrency.max(1)
     }
 }

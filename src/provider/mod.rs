@@ -1,19 +1,81 @@
-//! The provider seam: list a policy's selection completely, delete one backup. One module per
-//! provider; each converts to the one [`Backup`] model.
+//! The provider seam: list a policy's selection completely, delete backups one call at a time
+//! (a call may carry a batch). One module per provider; each owns its HTTP details, auth,
+//! paging and error mapping, and converts to the one [`Backup`] model.
 
+pub mod cloudinary;
+pub mod docspace;
 pub mod local;
 pub mod memory;
 
+use crate::http::Http;
 use crate::model::Backup;
 use crate::policy::{Account, AccountSettings, Policy};
+use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What kind of failure a provider call had; drives retries, messages and (later) metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 401: the credentials were rejected.
+    Auth,
+    /// 403.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 429/420 after every retry, or a wait longer than allowed.
+    RateLimited,
+    /// 5xx after every retry.
+    Server,
+    Timeout,
+    /// Could not connect, or the connection dropped.
+    Connection,
+    /// A 2xx whose body is not what the API returns: HTML, truncated or malformed JSON, an
+    /// envelope reporting an error.
+    BadResponse,
+    /// Any other 4xx: the request was refused as wrong.
+    Rejected,
+    /// Secrets, files, our own refusals.
+    Other,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Auth => "auth",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Server => "server",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::BadResponse => "bad_response",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::Other => "other",
+        }
+    }
+}
 
 /// A provider call that failed. Names the account and the call; never holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProviderError {
     pub account: String,
     pub call: String,
+    pub kind: ErrorKind,
     pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(account: &str, call: &str, message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            account: account.to_string(),
+            call: call.to_string(),
+            kind: ErrorKind::Other,
+            message: message.into(),
+        }
+    }
 }
 
 impl fmt::Display for ProviderError {
@@ -28,30 +90,207 @@ impl fmt::Display for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
-pub trait Provider {
-    /// Every backup of the selection, or an error: a listing that is not known to be complete
-    /// is never returned.
-    fn list(&self) -> Result<Vec<Backup>, ProviderError>;
-
-    /// Deletes one backup. A backup that is already gone counts as deleted.
-    fn delete(&self, backup: &Backup) -> Result<(), ProviderError>;
+/// What one backup's deletion came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// Gone, by this call or before it.
+    Deleted,
+    /// The call failed in a way that can mean "already gone" (DocSpace answers 500 for an
+    /// unknown id, Cloudinary a 207 failure): a fresh listing decides.
+    Unconfirmed(ProviderError),
+    Failed(ProviderError),
 }
 
-/// The provider for a policy's account and selection.
-pub fn open(account: &Account, policy: &Policy) -> Result<Box<dyn Provider>, ProviderError> {
-    match &account.settings {
-        AccountSettings::Local { path } => Ok(Box::new(local::LocalProvider::new(
-            &account.name,
-            path,
-            policy.select.local.clone(),
-        ))),
-        _ => Err(ProviderError {
-            account: account.name.clone(),
-            call: "open".into(),
-            message: format!(
-                "the {} provider is not available in this version of retentiond yet; its accounts validate, but list, plan and run need the local provider",
-                account.kind
-            ),
-        }),
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub trait Provider: Send + Sync {
+    /// Every backup of the selection, or an error: a listing that is not known to be complete
+    /// is never returned.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>>;
+
+    /// Splits the backups to delete into delete calls. Default: one call per backup.
+    fn batches(&self, doomed: Vec<Backup>) -> Vec<Vec<Backup>> {
+        doomed.into_iter().map(|b| vec![b]).collect()
+    }
+
+    /// One delete call: an outcome per backup of `batch`, in its order.
+    fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>>;
+
+    /// Delete calls this provider may have in flight at once.
+    fn delete_concurrency(&self) -> usize {
+        1
+    }
+}
+
+/// Opens providers, sharing one HTTP client (and so one concurrency cap) per account across
+/// all policies of a run.
+#[derive(Default)]
+pub struct Registry {
+    http: HashMap<String, Arc<Http>>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// The provider for a policy's account and selection. Resolves the account's secrets.
+    pub fn open(
+        &mut self,
+        account: &Account,
+        policy: &Policy,
+    ) -> Result<Arc<dyn Provider>, ProviderError> {
+        Ok(match &account.settings {
+            AccountSettings::Local { path } => Arc::new(local::LocalProvider::new(
+                &account.name,
+                path,
+                policy.select.local.clone(),
+            )),
+            AccountSettings::Docspace { base_url, auth, .. } => {
+                let http = self.http(account, || docspace::authorization(auth), docspace::HINT)?;
+                Arc::new(docspace::DocspaceProvider::new(
+                    http,
+                    base_url,
+                    &policy.select,
+                )?)
+            }
+            AccountSettings::Cloudinary {
+                base_url,
+                cloud_name,
+                api_key,
+                api_secret,
+                ..
+            } => {
+                let http = self.http(
+                    account,
+                    || cloudinary::authorization(api_key, api_secret),
+                    cloudinary::HINT,
+                )?;
+                Arc::new(cloudinary::CloudinaryProvider::new(
+                    http,
+                    base_url,
+                    cloud_name,
+                    &policy.select,
+                ))
+            }
+            AccountSettings::Huawei { .. } => {
+                return Err(ProviderError::new(
+                    &account.name,
+                    "open",
+                    format!(
+                        "the {} provider is not available in this version of retentiond yet; its accounts validate, but list, plan and run need another provider",
+                        account.kind
+                    ),
+                ));
+            }
+        })
+    }
+
+    /// The account's HTTP client, made on first use.
+    pub fn http(
+        &mut self,
+        account: &Account,
+        auth: impl FnOnce() -> Result<reqwest::header::HeaderValue, String>,
+        hint: &str,
+    ) -> Result<Arc<Http>, ProviderError> {
+        if let Some(http) = self.http.get(&account.name) {
+            return Ok(http.clone());
+        }
+        let auth = auth().map_err(|e| ProviderError::new(&account.name, "credentials", e))?;
+        let settings = account.http.clone().unwrap_or_default();
+        let http = Arc::new(Http::new(&account.name, settings, Some(auth), hint)?);
+        self.http.insert(account.name.clone(), http.clone());
+        Ok(http)
+    }
+}
+
+/// Lists every provider concurrently; results in the same order.
+pub async fn list_all(
+    providers: &[Result<Arc<dyn Provider>, ProviderError>],
+) -> Vec<Result<Vec<Backup>, ProviderError>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, provider) in providers.iter().enumerate() {
+        if let Ok(provider) = provider {
+            let provider = provider.clone();
+            tasks.spawn(async move { (index, provider.list().await) });
+        }
+    }
+    let mut results: Vec<Option<Result<Vec<Backup>, ProviderError>>> =
+        providers.iter().map(|p| p.clone().err().map(Err)).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, listing) = joined.expect("a listing task never panics");
+        results[index] = Some(listing);
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every listing finished"))
+        .collect()
+}
+
+/// The outcome of a delete call that failed: errors after which the backup may be gone anyway
+/// (404, 5xx, a timeout or a dropped connection: the request may have been carried out) are
+/// left to a fresh listing; the others failed.
+pub fn failed_delete(error: ProviderError) -> DeleteOutcome {
+    match error.kind {
+        ErrorKind::NotFound | ErrorKind::Server | ErrorKind::Timeout | ErrorKind::Connection => {
+            DeleteOutcome::Unconfirmed(error)
+        }
+        _ => DeleteOutcome::Failed(error),
+    }
+}
+
+/// A provider time stamp: RFC 3339 with `Z` or an offset, or without a zone (then UTC, as
+/// DocSpace and CSBS send it), with or without fractional seconds.
+pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
+    let text = text.trim();
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Some(ts);
+    }
+    let civil = text.parse::<jiff::civil::DateTime>().ok()?;
+    civil
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// A JSON number or a string holding one (providers are inconsistent).
+pub fn lenient_u64(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_times_with_and_without_zones() {
+        let utc = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(
+            parse_time("2026-11-20T03:00:00"),
+            Some(utc("2026-11-20T03:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-11-20T03:00:00.1234567"),
+            Some(utc("2026-11-20T03:00:00.1234567Z"))
+        );
+        assert_eq!(
+            parse_time("2026-11-20T05:00:00+02:00"),
+            Some(utc("2026-11-20T03:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2024-05-11T12:44:24Z"),
+            Some(utc("2024-05-11T12:44:24Z"))
+        );
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(
+            lenient_u64(&serde_json::json!("1715431464")),
+            Some(1715431464)
+        );
+        assert_eq!(lenient_u64(&serde_json::json!(12)), Some(12));
+        assert_eq!(lenient_u64(&serde_json::json!(null)), None);
     }
 }

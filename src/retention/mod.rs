@@ -73,6 +73,8 @@ pub enum Reason {
         oldest: bool,
     },
     Protected,
+    /// The provider's live copy (Cloudinary's current version).
+    Live,
     Newest,
     MinKeep,
 }
@@ -93,6 +95,7 @@ impl fmt::Display for Reason {
                 oldest: o,
             } => write!(f, "{}{} within {within}", oldest(*o), period.adjective()),
             Reason::Protected => f.write_str("protected"),
+            Reason::Live => f.write_str("live version"),
             Reason::Newest => f.write_str("newest"),
             Reason::MinKeep => f.write_str("min_keep"),
         }

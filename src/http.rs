@@ -1,0 +1,585 @@
+//! The HTTP layer every HTTP provider uses: one reqwest client per account (rustls with ring,
+//! gzip, connect and total timeouts, a User-Agent naming retentiond and its version), a
+//! per-account cap on requests in flight, retries with exponential backoff and jitter for
+//! throttling (429/420), 5xx, timeouts and dropped connections only, honouring `Retry-After`
+//! and the providers' reset headers, and one error type that names the account, the call and
+//! the provider's message. Never puts a secret into an error: credentials travel only in
+//! headers marked sensitive, and errors quote URLs without their query.
+
+use crate::provider::{ErrorKind, ProviderError};
+use jiff::Timestamp;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+pub const USER_AGENT: &str = concat!("retentiond/", env!("CARGO_PKG_VERSION"));
+
+/// Per-account HTTP settings (`http:` in an account of the config).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSettings {
+    pub connect_timeout: Duration,
+    /// The whole request, body included.
+    pub timeout: Duration,
+    /// Requests of this account in flight at once, across all its policies.
+    pub concurrency: usize,
+    /// Retries after the first attempt, for transient failures only.
+    pub retries: u32,
+    /// The first backoff; doubled for each retry (with jitter), at most 60 s.
+    pub backoff: Duration,
+    /// The longest wait a `Retry-After` or reset header may ask for; longer fails the call.
+    pub max_wait: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            concurrency: 4,
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            max_wait: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A successful (2xx) response, body read in full.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// One account's HTTP client.
+pub struct Http {
+    account: String,
+    client: reqwest::Client,
+    settings: HttpSettings,
+    permits: Arc<Semaphore>,
+    /// What to check when the provider answers 401, e.g. "api_key and api_secret".
+    credentials_hint: String,
+}
+
+/// A request to send; built again for every attempt.
+pub struct Request<'a> {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(&'static str, HeaderValue)>,
+    pub json: Option<&'a serde_json::Value>,
+}
+
+impl<'a> Request<'a> {
+    pub fn get(url: Url) -> Request<'a> {
+        Request {
+            method: Method::GET,
+            url,
+            headers: Vec::new(),
+            json: None,
+        }
+    }
+
+    pub fn delete(url: Url) -> Request<'a> {
+        Request {
+            method: Method::DELETE,
+            ..Request::get(url)
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: HeaderValue) -> Request<'a> {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn json(mut self, body: &'a serde_json::Value) -> Request<'a> {
+        self.json = Some(body);
+        self
+    }
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(Response),
+    /// Worth another try after the wait (None: the backoff decides).
+    Transient {
+        error: ProviderError,
+        wait: Option<Duration>,
+    },
+    Fatal(ProviderError),
+}
+
+impl Http {
+    /// `auth` is sent with every request as `Authorization`, marked sensitive.
+    pub fn new(
+        account: &str,
+        settings: HttpSettings,
+        auth: Option<HeaderValue>,
+        credentials_hint: &str,
+    ) -> Result<Http, ProviderError> {
+        // The process-wide rustls provider; a second install (another account) is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(mut auth) = auth {
+            auth.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, auth);
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .default_headers(headers)
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .gzip(true)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ProviderError {
+                account: account.to_string(),
+                call: "open".into(),
+                kind: ErrorKind::Other,
+                message: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Http {
+            account: account.to_string(),
+            client,
+            permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            settings,
+            credentials_hint: credentials_hint.to_string(),
+        })
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    pub fn error(&self, call: &str, kind: ErrorKind, message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            account: self.account.clone(),
+            call: call.to_string(),
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Sends `request` (built anew for each attempt by `build`), retrying transient failures.
+    /// Returns the first 2xx response; any other status is an error naming `call`.
+    pub async fn send<'b>(
+        &self,
+        call: &str,
+        build: impl Fn() -> Request<'b>,
+    ) -> Result<Response, ProviderError> {
+        let mut attempt = 0u32;
+        loop {
+            let outcome = {
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                self.attempt(call, build()).await
+            };
+            match outcome {
+                Attempt::Done(response) => return Ok(response),
+                Attempt::Fatal(error) => return Err(error),
+                Attempt::Transient { mut error, wait } => {
+                    if attempt >= self.settings.retries {
+                        if attempt > 0 {
+                            error
+                                .message
+                                .push_str(&format!(" (gave up after {} attempts)", attempt + 1));
+                        }
+                        return Err(error);
+                    }
+                    let wait = match wait {
+                        Some(wait) if wait > self.settings.max_wait => {
+                            error.message.push_str(&format!(
+                                "; the provider asks to wait {}s, longer than http.max_wait ({}s)",
+                                wait.as_secs(),
+                                self.settings.max_wait.as_secs()
+                            ));
+                            return Err(error);
+                        }
+                        Some(wait) => wait,
+                        None => backoff(self.settings.backoff, attempt),
+                    };
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, call: &str, request: Request<'_>) -> Attempt {
+        let mut builder = self.client.request(request.method, request.url);
+        for (name, value) in request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(json) = request.json {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(json).expect("a JSON value serialises"));
+        }
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(e) => return self.transport_error(call, &e),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(body) => body.to_vec(),
+            Err(e) => return self.transport_error(call, &e),
+        };
+        if status.is_success() {
+            return Attempt::Done(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+        let detail = provider_message(&body);
+        let code = status.as_u16();
+        let error = |kind, message: String| self.error(call, kind, message);
+        match code {
+            420 | 429 => Attempt::Transient {
+                error: error(
+                    ErrorKind::RateLimited,
+                    format!("rate limited (HTTP {code}): {detail}"),
+                ),
+                wait: rate_limit_wait(&headers, Timestamp::now()),
+            },
+            500..=599 => Attempt::Transient {
+                error: error(ErrorKind::Server, format!("HTTP {code}: {detail}")),
+                wait: retry_after(&headers, Timestamp::now()),
+            },
+            401 => Attempt::Fatal(error(
+                ErrorKind::Auth,
+                format!(
+                    "the credentials were rejected (HTTP 401: {detail}); check the account's {}",
+                    self.credentials_hint
+                ),
+            )),
+            403 => Attempt::Fatal(error(
+                ErrorKind::Forbidden,
+                format!("permission denied (HTTP 403: {detail})"),
+            )),
+            404 => Attempt::Fatal(error(
+                ErrorKind::NotFound,
+                format!("not found (HTTP 404: {detail})"),
+            )),
+            _ => Attempt::Fatal(error(ErrorKind::Rejected, format!("HTTP {code}: {detail}"))),
+        }
+    }
+
+    fn transport_error(&self, call: &str, e: &reqwest::Error) -> Attempt {
+        let (kind, what) = if e.is_timeout() {
+            (
+                ErrorKind::Timeout,
+                format!(
+                    "timed out (http.timeout {}s, http.connect_timeout {}s)",
+                    self.settings.timeout.as_secs(),
+                    self.settings.connect_timeout.as_secs()
+                ),
+            )
+        } else if e.is_connect() {
+            (ErrorKind::Connection, "cannot connect".to_string())
+        } else if e.is_body() || e.is_decode() {
+            (
+                ErrorKind::Connection,
+                "the response was cut off before its end".to_string(),
+            )
+        } else {
+            (ErrorKind::Connection, "the connection failed".to_string())
+        };
+        Attempt::Transient {
+            error: self.error(call, kind, format!("{what}: {}", error_chain(e))),
+            wait: None,
+        }
+    }
+
+    /// Parses a JSON body; an HTML page or a cut-off or malformed body is an error naming the
+    /// call, never a partial result.
+    pub fn parse_json<T: serde::de::DeserializeOwned>(
+        &self,
+        call: &str,
+        response: &Response,
+    ) -> Result<T, ProviderError> {
+        let text = String::from_utf8_lossy(&response.body);
+        let start = text.trim_start();
+        if start.starts_with('<') {
+            return Err(self.error(
+                call,
+                ErrorKind::BadResponse,
+                format!(
+                    "HTTP {} with an HTML page instead of JSON (a login page, proxy or maintenance page?): {}",
+                    response.status.as_u16(),
+                    provider_message(&response.body)
+                ),
+            ));
+        }
+        serde_json::from_slice(&response.body).map_err(|e| {
+            let what = if e.is_eof() {
+                "the JSON response is truncated"
+            } else {
+                "the response is not the JSON expected"
+            };
+            self.error(call, ErrorKind::BadResponse, format!("{what}: {e}"))
+        })
+    }
+}
+
+/// The error and its causes, without the URL (the call names it already).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(at) = text.find(" for url (") {
+        text.truncate(at);
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The provider's own message from an error body: `error.message` (Cloudinary, DocSpace),
+/// `error_code` + `error_msg` (Huawei), `message`; else the start of the body on one line.
+pub fn provider_message(body: &[u8]) -> String {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        let error = &value["error"];
+        if let Some(message) = text(&error["message"]).or_else(|| text(error)) {
+            return message;
+        }
+        if let Some(message) = text(&value["error_msg"]) {
+            return match text(&value["error_code"]) {
+                Some(code) => format!("{code}: {message}"),
+                None => message,
+            };
+        }
+        if let Some(message) = text(&value["message"]) {
+            return message;
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty body)".into();
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("<!doctype html") || lower.starts_with("<html") {
+        let title = lower
+            .find("<title>")
+            .and_then(|start| {
+                let rest = &text[start + 7..];
+                rest.find('<').map(|end| rest[..end].trim().to_string())
+            })
+            .filter(|t| !t.is_empty());
+        return match title {
+            Some(title) => format!("an HTML page titled \"{title}\""),
+            None => "an HTML page".into(),
+        };
+    }
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    one_line
+}
+
+/// How long a 429/420 asks to wait: `Retry-After`, else Cloudinary's
+/// `X-FeatureRateLimit-Reset` (an HTTP date), else `X-RateLimit-Reset` (Unix seconds).
+pub fn rate_limit_wait(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
+    retry_after(headers, now)
+        .or_else(|| {
+            let reset = header_text(headers, "x-featureratelimit-reset")?;
+            until(parse_http_date(reset)?, now)
+        })
+        .or_else(|| {
+            let reset: i64 = header_text(headers, "x-ratelimit-reset")?.parse().ok()?;
+            until(Timestamp::from_second(reset).ok()?, now)
+        })
+}
+
+/// `Retry-After`: delay seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
+    let value = header_text(headers, "retry-after")?;
+    match value.parse::<u64>() {
+        Ok(seconds) => Some(Duration::from_secs(seconds)),
+        Err(_) => until(parse_http_date(value)?, now),
+    }
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name)?.to_str().ok().map(str::trim)
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`), the RFC 2822 form providers send.
+pub fn parse_http_date(text: &str) -> Option<Timestamp> {
+    jiff::fmt::rfc2822::parse(text)
+        .ok()
+        .map(|zoned| zoned.timestamp())
+}
+
+fn until(when: Timestamp, now: Timestamp) -> Option<Duration> {
+    let seconds = when.as_second() - now.as_second();
+    Some(Duration::from_secs(seconds.max(0) as u64 + 1).min(Duration::from_secs(86_400)))
+}
+
+/// Exponential backoff with jitter: a random time between half and all of
+/// `base × 2^attempt`, at most 60 s.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let full = base
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(Duration::from_secs(60));
+    let fraction = 0.5 + 0.5 * random_unit();
+    full.mul_f64(fraction)
+}
+
+/// A number in [0, 1) from a splitmix64 sequence seeded by the clock; jitter needs no more.
+fn random_unit() -> f64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let seed = Timestamp::now().as_nanosecond() as u64;
+    let mut z = STATE
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(seed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A provider's id as one URL path segment: everything but unreserved characters is
+/// percent-encoded, so `/`, `%`, `?` and `#` in an id cannot change the request path. Empty,
+/// `.` and `..` ids are refused outright (URL parsers treat them as path steps).
+pub fn path_segment(id: &str) -> Result<String, String> {
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(format!(
+            "refusing the id {id:?}: it is not a usable path segment"
+        ));
+    }
+    if id.len() > 1024 {
+        return Err(format!(
+            "refusing an id of {} bytes: longer than any provider issues",
+            id.len()
+        ));
+    }
+    let mut out = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// `base` (no trailing slash) followed by the path segments, each percent-encoded.
+pub fn url(base: &str, fixed: &str, ids: &[&str]) -> Result<Url, String> {
+    let mut text = format!("{base}{fixed}");
+    for id in ids {
+        text.push('/');
+        text.push_str(&path_segment(id)?);
+    }
+    Url::parse(&text).map_err(|e| format!("cannot build a URL from {text}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_change_the_path() {
+        let u = url(
+            "https://h.example/api",
+            "/backup/deletebackup",
+            &["../../x"],
+        )
+        .unwrap();
+        assert_eq!(u.path(), "/api/backup/deletebackup/..%2F..%2Fx");
+        let u = url("https://h.example", "/r", &["a b?c#d%2F"]).unwrap();
+        assert_eq!(u.path(), "/r/a%20b%3Fc%23d%252F");
+        assert_eq!(u.query(), None);
+        for bad in ["", ".", ".."] {
+            assert!(path_segment(bad).is_err(), "{bad:?}");
+        }
+        assert!(path_segment(&"x".repeat(5000)).is_err());
+        assert_eq!(path_segment("ü").unwrap(), "%C3%BC");
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date_and_reset_headers() {
+        let now: Timestamp = "2017-04-01T21:59:00Z".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(2)));
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("Sat, 01 Apr 2017 22:00:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(61)));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-featureratelimit-reset",
+            HeaderValue::from_static("Sat, 01 Apr 2017 22:00:00 GMT"),
+        );
+        assert_eq!(
+            rate_limit_wait(&headers, now),
+            Some(Duration::from_secs(61))
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_str(&(now.as_second() + 9).to_string()).unwrap(),
+        );
+        assert_eq!(
+            rate_limit_wait(&headers, now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(rate_limit_wait(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_millis(100);
+        for attempt in 0..4 {
+            let full = base * (1 << attempt);
+            let wait = backoff(base, attempt);
+            assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
+        }
+        assert!(backoff(base, 30) <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn provider_messages_from_each_error_shape() {
+        assert_eq!(
+            provider_message(br#"{"error":{"message":"Invalid api_key"}}"#),
+            "Invalid api_key"
+        );
+        assert_eq!(
+            provider_message(br#"{"error_code":"CSBS.2003","error_msg":"busy"}"#),
+            "CSBS.2003: busy"
+        );
+        assert_eq!(
+            provider_message(b"<!DOCTYPE html><html><title>502 Bad Gateway</title>"),
+            "an HTML page titled \"502 Bad Gateway\""
+        );
+        assert_eq!(provider_message(b""), "(empty body)");
+        assert_eq!(provider_message(b"oops\nmore"), "oops more");
+    }
+}

@@ -1,0 +1,294 @@
+//! ONLYOFFICE DocSpace backups (PROVIDERS.md §2). One call lists the whole history of the
+//! portal (`GET /api/2.0/backup/getbackuphistory`, optional `Dump`); every listed record is a
+//! complete backup (records are written only after success); group = the portal. Deletion is
+//! one record per call (`DELETE /api/2.0/backup/deletebackup/{id}`, answer `response: true`).
+//! DocSpace answers 500 for an id it does not know, so a 404 or 5xx is settled by a fresh
+//! listing. `deletebackuphistory` (delete everything) is never called from a policy: only the
+//! operator command `docspace purge-history` reaches [`DocspaceProvider::purge_history`].
+
+use super::{BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete};
+use crate::http::{self, Http, Request};
+use crate::model::{Backup, Status};
+use crate::policy::config::DocspaceAuth;
+use crate::policy::select::{DOCSPACE_STORAGE_TYPES as STORAGE_TYPES, Select, storage_type_number};
+use reqwest::header::HeaderValue;
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// What to check when the portal answers 401.
+pub const HINT: &str =
+    "api_key (an `sk-...` key with *:read and *:write scope, sent as Bearer) or auth_token";
+
+const HISTORY: &str = "/api/2.0/backup/getbackuphistory";
+const DELETE: &str = "/api/2.0/backup/deletebackup";
+const PURGE: &str = "/api/2.0/backup/deletebackuphistory";
+
+/// The `Authorization` value: `Bearer <api_key>`, or the auth token as is.
+pub fn authorization(auth: &DocspaceAuth) -> Result<HeaderValue, String> {
+    let (value, reference) = match auth {
+        DocspaceAuth::ApiKey(r) => (format!("Bearer {}", r.resolve()?.expose()), r),
+        DocspaceAuth::AuthToken(r) => (r.resolve()?.expose().to_string(), r),
+    };
+    HeaderValue::from_str(&value)
+        .map_err(|_| format!("secret {reference} holds characters not allowed in an HTTP header"))
+}
+
+pub struct DocspaceProvider {
+    http: Arc<Http>,
+    base: String,
+    /// The portal's host (and port): the group of every backup.
+    portal: String,
+    dump: bool,
+    storage_type: Option<usize>,
+}
+
+/// The response envelope of every DocSpace endpoint.
+#[derive(Deserialize)]
+struct Envelope {
+    response: Option<Value>,
+    count: Option<u64>,
+    status: Option<i64>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    id: String,
+    file_name: Option<String>,
+    storage_type: Option<Value>,
+    created_on: String,
+    expires_on: Option<String>,
+}
+
+impl DocspaceProvider {
+    pub fn new(
+        http: Arc<Http>,
+        base_url: &str,
+        select: &Select,
+    ) -> Result<DocspaceProvider, ProviderError> {
+        let portal = reqwest::Url::parse(base_url)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            })
+            .ok_or_else(|| {
+                ProviderError::new(http.account(), "open", format!("bad base_url {base_url}"))
+            })?;
+        let storage_type = match &select.storage_type {
+            Some(name) => Some(storage_type_number(name).ok_or_else(|| {
+                ProviderError::new(
+                    http.account(),
+                    "open",
+                    format!("unknown storage_type {name}"),
+                )
+            })?),
+            None => None,
+        };
+        Ok(DocspaceProvider {
+            http,
+            base: base_url.trim_end_matches('/').to_string(),
+            portal,
+            dump: select.dump.unwrap_or(false),
+            storage_type,
+        })
+    }
+
+    fn history_call(&self, dump: bool) -> (String, reqwest::Url) {
+        let mut url = http::url(&self.base, HISTORY, &[]).expect("the base URL was checked");
+        let mut call = format!("GET {HISTORY}");
+        if dump {
+            url.query_pairs_mut().append_pair("Dump", "true");
+            call.push_str("?Dump=true");
+        }
+        (call, url)
+    }
+
+    /// Reads the envelope: `status` 0 and a `response`; anything else is an error.
+    fn payload(&self, call: &str, response: &http::Response) -> Result<Value, ProviderError> {
+        let envelope: Envelope = self.http.parse_json(call, response)?;
+        if envelope.status.unwrap_or(0) != 0 || envelope.error.is_some() {
+            let message = envelope
+                .error
+                .as_ref()
+                .and_then(|e| e["message"].as_str())
+                .unwrap_or("no message");
+            return Err(self.http.error(
+                call,
+                ErrorKind::BadResponse,
+                format!("the portal reported an error: {message}"),
+            ));
+        }
+        let payload = envelope.response.ok_or_else(|| {
+            self.http.error(
+                call,
+                ErrorKind::BadResponse,
+                "the envelope has no `response`",
+            )
+        })?;
+        if let (Some(count), Value::Array(items)) = (envelope.count, &payload)
+            && count != items.len() as u64
+        {
+            return Err(self.http.error(
+                call,
+                ErrorKind::BadResponse,
+                format!(
+                    "the envelope counts {count} records but holds {}: the listing is incomplete",
+                    items.len()
+                ),
+            ));
+        }
+        Ok(payload)
+    }
+
+    /// Every record of the history (the selection's `dump` decides which history).
+    pub async fn history(&self, dump: bool) -> Result<Vec<Backup>, ProviderError> {
+        let (call, url) = self.history_call(dump);
+        let response = self.http.send(&call, || Request::get(url.clone())).await?;
+        let payload = self.payload(&call, &response)?;
+        let records: Vec<Record> = serde_json::from_value(payload).map_err(|e| {
+            self.http.error(
+                &call,
+                ErrorKind::BadResponse,
+                format!("`response` is not a list of backup records: {e}"),
+            )
+        })?;
+        records
+            .into_iter()
+            .map(|record| self.backup(&call, record))
+            .collect()
+    }
+
+    fn backup(&self, call: &str, record: Record) -> Result<Backup, ProviderError> {
+        let created_at = super::parse_time(&record.created_on).ok_or_else(|| {
+            self.http.error(
+                call,
+                ErrorKind::BadResponse,
+                format!(
+                    "backup {}: createdOn {:?} is not a date",
+                    record.id, record.created_on
+                ),
+            )
+        })?;
+        let storage = record.storage_type.as_ref().and_then(|v| match v {
+            Value::Number(n) => n.as_u64().map(|n| n as usize),
+            Value::String(s) => storage_type_number(s),
+            _ => None,
+        });
+        // expiresOn 0001-01-01 means never; a real date marks a temporary (DataStore) backup.
+        let expires = record
+            .expires_on
+            .as_deref()
+            .filter(|e| !e.starts_with("0001-01-01"));
+        let kind = storage
+            .and_then(|n| STORAGE_TYPES.get(n))
+            .map(|name| match expires {
+                Some(when) => format!("{name}, expires {when}"),
+                None => name.to_string(),
+            });
+        // The storage type is also a tag (`storage:documents`), for `keep.tags` and the plan.
+        let tags = storage
+            .and_then(|n| STORAGE_TYPES.get(n))
+            .map(|name| vec![format!("storage:{name}")])
+            .unwrap_or_default();
+        Ok(Backup {
+            id: record.id,
+            group: self.portal.clone(),
+            created_at,
+            status: Status::Complete,
+            name: record.file_name,
+            size: None,
+            tags,
+            kind,
+            live: false,
+        })
+    }
+
+    async fn delete_one(&self, backup: &Backup) -> DeleteOutcome {
+        let call = format!("DELETE {DELETE}/{}", backup.id);
+        let url = match http::url(&self.base, DELETE, &[&backup.id]) {
+            Ok(url) => url,
+            Err(e) => {
+                return DeleteOutcome::Failed(self.http.error(&call, ErrorKind::Other, e));
+            }
+        };
+        let response = match self.http.send(&call, || Request::delete(url.clone())).await {
+            Ok(response) => response,
+            Err(e) => return failed_delete(e),
+        };
+        match self.payload(&call, &response) {
+            Ok(Value::Bool(true)) => DeleteOutcome::Deleted,
+            Ok(other) => DeleteOutcome::Failed(self.http.error(
+                &call,
+                ErrorKind::BadResponse,
+                format!("the portal answered {other} instead of true"),
+            )),
+            Err(e) => DeleteOutcome::Failed(e),
+        }
+    }
+
+    /// `DELETE /api/2.0/backup/deletebackuphistory`: removes every backup of the portal's
+    /// history (or of the dump history). Only for the explicit operator command.
+    pub async fn purge_history(&self, dump: bool) -> Result<(), ProviderError> {
+        let mut url = http::url(&self.base, PURGE, &[]).expect("the base URL was checked");
+        let mut call = format!("DELETE {PURGE}");
+        if dump {
+            url.query_pairs_mut().append_pair("Dump", "true");
+            call.push_str("?Dump=true");
+        }
+        let response = self
+            .http
+            .send(&call, || Request::delete(url.clone()))
+            .await?;
+        match self.payload(&call, &response)? {
+            Value::Bool(true) => Ok(()),
+            other => Err(self.http.error(
+                &call,
+                ErrorKind::BadResponse,
+                format!("the portal answered {other} instead of true"),
+            )),
+        }
+    }
+
+    pub fn dump(&self) -> bool {
+        self.dump
+    }
+}
+
+impl Provider for DocspaceProvider {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
+        Box::pin(async move {
+            let backups = self.history(self.dump).await?;
+            Ok(match self.storage_type {
+                Some(wanted) => {
+                    let tag = format!("storage:{}", STORAGE_TYPES[wanted]);
+                    backups
+                        .into_iter()
+                        .filter(|b| b.tags.contains(&tag))
+                        .collect()
+                }
+                None => backups,
+            })
+        })
+    }
+
+    fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for backup in batch {
+                outcomes.push(self.delete_one(backup).await);
+            }
+            outcomes
+        })
+    }
+
+    /// DocSpace allows 15 non-GET requests in flight per user; the account's cap applies too.
+    fn delete_concurrency(&self) -> usize {
+        self.http.settings().concurrency.min(15)
+    }
+}
