@@ -468,7 +468,7 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         Format::Json => render::json(out, &reports),
     }
     .map_err(write_failure)?;
-    Ok(exit_code(&reports))
+    Ok(finish(&reports))
 }
 
 fn report<'a>(
@@ -491,7 +491,24 @@ fn report<'a>(
     }
 }
 
-fn exit_code(reports: &[PolicyReport]) -> u8 {
+/// Listing errors and failed deletions also go to stderr, whatever the output format.
+fn report_failures(reports: &[PolicyReport]) {
+    for report in reports {
+        if let Some(error) = &report.error {
+            eprintln!("policy {}: {error}; nothing was deleted", report.name);
+        }
+        for failed in report.execution.iter().flat_map(|e| &e.failed) {
+            eprintln!(
+                "policy {}: FAILED to delete {}: {}",
+                report.name, failed.id, failed.error
+            );
+        }
+    }
+}
+
+/// Reports failures on stderr; the exit code for the reports.
+fn finish(reports: &[PolicyReport]) -> u8 {
+    report_failures(reports);
     let any = |f: &dyn Fn(&PolicyReport) -> bool| reports.iter().any(f);
     if any(&|r| r.error.is_some()) {
         exit::LISTING_FAILED
@@ -544,7 +561,7 @@ fn run(cli: &Cli, names: &[String], dry_run: bool, format: Format, out: &mut dyn
         Format::Json => render::json(out, &reports),
     }
     .map_err(write_failure)?;
-    Ok(exit_code(&reports))
+    Ok(finish(&reports))
 }
 
 fn purge_history(cli: &Cli, name: &str, dump: bool, yes: bool, out: &mut dyn Write) -> Outcome {

@@ -2,8 +2,32 @@
 
 #![allow(dead_code)]
 
+pub mod cloudinary;
+pub mod docspace;
+pub mod fake;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Every secret the fakes accept. No output of any run may contain one (checked on every run).
+pub fn secrets() -> Vec<String> {
+    vec![
+        docspace::API_KEY.to_string(),
+        cloudinary::API_KEY.to_string(),
+        cloudinary::API_SECRET.to_string(),
+        cloudinary::basic_auth(),
+        cloudinary::base64(
+            format!("{}:{}", cloudinary::API_KEY, cloudinary::API_SECRET).as_bytes(),
+        ),
+    ]
+}
+
+/// The environment that carries the fakes' secrets to `${env:...}` references.
+pub const SECRET_ENV: &[(&str, &str)] = &[
+    ("TEST_DOCSPACE_KEY", docspace::API_KEY),
+    ("TEST_CLD_KEY", cloudinary::API_KEY),
+    ("TEST_CLD_SECRET", cloudinary::API_SECRET),
+];
 
 pub struct Output {
     pub code: i32,
@@ -16,18 +40,33 @@ pub fn retentiond(args: &[&str]) -> Output {
 }
 
 pub fn retentiond_in(dir: &Path, args: &[&str]) -> Output {
+    retentiond_env(dir, args, SECRET_ENV)
+}
+
+/// Runs the binary in `dir` with `env` added; fails the test if any output holds a secret.
+pub fn retentiond_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_retentiond"))
         .args(args)
         .current_dir(dir)
         .env_remove("RETENTIOND_CONFIG")
         .env_remove("STATE_DIRECTORY")
+        .envs(env.iter().copied())
         .output()
         .expect("run retentiond");
-    Output {
+    let out = Output {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    for secret in secrets() {
+        assert!(
+            !out.stdout.contains(&secret) && !out.stderr.contains(&secret),
+            "a secret appears in the output of retentiond {args:?}:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
     }
+    out
 }
 
 pub fn repo(path: &str) -> PathBuf {
