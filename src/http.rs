@@ -6,6 +6,7 @@
 //! the provider's message. Never puts a secret into an error: credentials travel only in
 //! headers marked sensitive, and errors quote URLs without their query.
 
+use crate::policy::Secret;
 use crate::provider::{ErrorKind, ProviderError};
 use jiff::Timestamp;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -54,6 +55,13 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// What authenticates an account's requests: the `Authorization` value, and every secret it
+/// was made from (never shown: providers that echo one in a message get it redacted).
+pub struct Credentials {
+    pub authorization: HeaderValue,
+    pub secrets: Vec<Secret>,
+}
+
 /// One account's HTTP client.
 pub struct Http {
     account: String,
@@ -62,6 +70,8 @@ pub struct Http {
     permits: Arc<Semaphore>,
     /// What to check when the provider answers 401, e.g. "api_key and api_secret".
     credentials_hint: String,
+    /// Values redacted from every error message.
+    secrets: Vec<Secret>,
 }
 
 /// A request to send; built again for every attempt.
@@ -112,11 +122,11 @@ enum Attempt {
 }
 
 impl Http {
-    /// `auth` is sent with every request as `Authorization`, marked sensitive.
+    /// `credentials` go with every request as `Authorization`, marked sensitive.
     pub fn new(
         account: &str,
         settings: HttpSettings,
-        auth: Option<HeaderValue>,
+        credentials: Option<Credentials>,
         credentials_hint: &str,
     ) -> Result<Http, ProviderError> {
         // The process-wide rustls provider; a second install (another account) is a no-op.
@@ -126,9 +136,12 @@ impl Http {
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(mut auth) = auth {
+        let mut secrets = Vec::new();
+        if let Some(credentials) = credentials {
+            let mut auth = credentials.authorization;
             auth.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, auth);
+            secrets = credentials.secrets;
         }
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
@@ -151,6 +164,7 @@ impl Http {
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             settings,
             credentials_hint: credentials_hint.to_string(),
+            secrets,
         })
     }
 
@@ -162,12 +176,21 @@ impl Http {
         &self.settings
     }
 
+    /// An error of this account. Any secret of the account in the message (providers echo
+    /// API keys in their errors) is replaced by `<redacted>`.
     pub fn error(&self, call: &str, kind: ErrorKind, message: impl Into<String>) -> ProviderError {
+        let mut message = message.into();
+        for secret in &self.secrets {
+            // Very short values would redact ordinary words; no real credential is that short.
+            if secret.expose().len() >= 6 {
+                message = message.replace(secret.expose(), "<redacted>");
+            }
+        }
         ProviderError {
             account: self.account.clone(),
             call: call.to_string(),
             kind,
-            message: message.into(),
+            message,
         }
     }
 

@@ -11,7 +11,7 @@
 use super::{
     BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete, lenient_u64,
 };
-use crate::http::{self, Http, Request};
+use crate::http::{self, Credentials, Http, Request};
 use crate::model::{Backup, Status};
 use crate::policy::SecretRef;
 use crate::policy::select::Select;
@@ -29,10 +29,15 @@ pub const HINT: &str = "api_key and api_secret";
 const PAGE: &str = "500";
 
 /// HTTP Basic with the API key and secret.
-pub fn authorization(key: &SecretRef, secret: &SecretRef) -> Result<HeaderValue, String> {
-    let credentials = format!("{}:{}", key.resolve()?.expose(), secret.resolve()?.expose());
-    HeaderValue::from_str(&format!("Basic {}", base64(credentials.as_bytes())))
-        .map_err(|_| format!("secrets {key} and {secret} do not make a valid HTTP header"))
+pub fn authorization(key: &SecretRef, secret: &SecretRef) -> Result<Credentials, String> {
+    let (key_value, secret_value) = (key.resolve()?, secret.resolve()?);
+    let pair = format!("{}:{}", key_value.expose(), secret_value.expose());
+    let authorization = HeaderValue::from_str(&format!("Basic {}", base64(pair.as_bytes())))
+        .map_err(|_| format!("secrets {key} and {secret} do not make a valid HTTP header"))?;
+    Ok(Credentials {
+        authorization,
+        secrets: vec![key_value, secret_value],
+    })
 }
 
 fn base64(bytes: &[u8]) -> String {

@@ -7,7 +7,7 @@
 //! operator command `docspace purge-history` reaches [`DocspaceProvider::purge_history`].
 
 use super::{BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete};
-use crate::http::{self, Http, Request};
+use crate::http::{self, Credentials, Http, Request};
 use crate::model::{Backup, Status};
 use crate::policy::config::DocspaceAuth;
 use crate::policy::select::{DOCSPACE_STORAGE_TYPES as STORAGE_TYPES, Select, storage_type_number};
@@ -25,13 +25,20 @@ const DELETE: &str = "/api/2.0/backup/deletebackup";
 const PURGE: &str = "/api/2.0/backup/deletebackuphistory";
 
 /// The `Authorization` value: `Bearer <api_key>`, or the auth token as is.
-pub fn authorization(auth: &DocspaceAuth) -> Result<HeaderValue, String> {
-    let (value, reference) = match auth {
-        DocspaceAuth::ApiKey(r) => (format!("Bearer {}", r.resolve()?.expose()), r),
-        DocspaceAuth::AuthToken(r) => (r.resolve()?.expose().to_string(), r),
+pub fn authorization(auth: &DocspaceAuth) -> Result<Credentials, String> {
+    let (reference, prefix) = match auth {
+        DocspaceAuth::ApiKey(r) => (r, "Bearer "),
+        DocspaceAuth::AuthToken(r) => (r, ""),
     };
-    HeaderValue::from_str(&value)
-        .map_err(|_| format!("secret {reference} holds characters not allowed in an HTTP header"))
+    let secret = reference.resolve()?;
+    let authorization =
+        HeaderValue::from_str(&format!("{prefix}{}", secret.expose())).map_err(|_| {
+            format!("secret {reference} holds characters not allowed in an HTTP header")
+        })?;
+    Ok(Credentials {
+        authorization,
+        secrets: vec![secret],
+    })
 }
 
 pub struct DocspaceProvider {

@@ -7,7 +7,7 @@ pub mod docspace;
 pub mod local;
 pub mod memory;
 
-use crate::http::Http;
+use crate::http::{Credentials, Http};
 use crate::model::Backup;
 use crate::policy::{Account, AccountSettings, Policy};
 use std::collections::HashMap;
@@ -190,7 +190,7 @@ impl Registry {
     pub fn http(
         &mut self,
         account: &Account,
-        auth: impl FnOnce() -> Result<reqwest::header::HeaderValue, String>,
+        auth: impl FnOnce() -> Result<Credentials, String>,
         hint: &str,
     ) -> Result<Arc<Http>, ProviderError> {
         if let Some(http) = self.http.get(&account.name) {
