@@ -589,6 +589,33 @@ mod tests {
     }
 
     #[test]
+    fn secrets_echoed_by_a_provider_are_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, "614335564976464\n").unwrap();
+        let secret = crate::policy::SecretRef::File(file).resolve().unwrap();
+        let http = Http::new(
+            "media",
+            HttpSettings::default(),
+            Some(Credentials {
+                authorization: HeaderValue::from_static("Basic x"),
+                secrets: vec![secret],
+            }),
+            "api_key",
+        )
+        .unwrap();
+        let error = http.error(
+            "GET /x",
+            ErrorKind::Auth,
+            "Invalid api_key 614335564976464 or api_secret",
+        );
+        assert_eq!(
+            error.to_string(),
+            "account media: GET /x: Invalid api_key <redacted> or api_secret"
+        );
+    }
+
+    #[test]
     fn provider_messages_from_each_error_shape() {
         assert_eq!(
             provider_message(br#"{"error":{"message":"Invalid api_key"}}"#),

@@ -155,6 +155,59 @@ fn a_literal_secret_is_rejected_and_never_echoed() {
 }
 
 #[test]
+fn http_settings_and_provider_selections_are_checked_where_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\naccounts:\n  media:\n    provider: cloudinary\n    cloud_name: demo\n    api_key: ${env:K}\n    api_secret: ${env:S}\n    http: {timeout: 30, concurency: 2, backoff: 1m}\n  portal: {provider: onlyoffice-docspace, base_url: 'https://docs.example.com', api_key: '${env:D}'}\n  dumps: {provider: local, path: x, http: {timeout: 5s}}\n",
+    );
+    write(
+        d,
+        "policies/media.yaml",
+        "name: media\naccount: media\nselect:\n  resource_type: images\n  prefix: products/\nkeep: {last: 1}\n",
+    );
+    write(
+        d,
+        "policies/ids.yaml",
+        "name: ids\naccount: media\nselect: {asset_ids: [abc], tags: [x]}\nkeep: {last: 1}\n",
+    );
+    write(
+        d,
+        "policies/portal.yaml",
+        "name: portal\naccount: portal\nselect: {storage_type: dropbox}\nkeep: {last: 1}\n",
+    );
+    let config = d.join("retentiond.yaml");
+    let validate = || retentiond(&["--config", config.to_str().unwrap(), "validate"]);
+    let out = validate();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for expected in [
+        "retentiond.yaml:8:21: `accounts.media.http.timeout: 30` has no unit; write for example `30s` or `30ms`",
+        "retentiond.yaml:8:25: unknown key `concurency` in `accounts.media.http`; did you mean `concurrency`?",
+        "retentiond.yaml:8:49: `accounts.media.http.backoff: 1m` is not a duration of ms, s, min or h",
+        "retentiond.yaml:10:37: unknown key `http` in `accounts.dumps`",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}\n{}", out.stderr);
+    }
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\naccounts:\n  media:\n    provider: cloudinary\n    cloud_name: demo\n    api_key: ${env:K}\n    api_secret: ${env:S}\n    http: {timeout: 30s, concurrency: 2, backoff: 250ms}\n  portal: {provider: onlyoffice-docspace, base_url: 'https://docs.example.com', api_key: '${env:D}'}\n",
+    );
+    let out = validate();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for expected in [
+        "media.yaml:4:3: unknown `select.resource_type: images`; did you mean `image`?",
+        "media.yaml:5:3: `select.prefix` needs `select.type`",
+        "ids.yaml:3:10: `select.asset_ids` names the assets itself; remove tags or remove asset_ids",
+        "portal.yaml:3:10: unknown `select.storage_type: dropbox`; DocSpace storage types are: documents, thirdparty_documents, custom_cloud, local, data_store, thirdparty_consumer",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}\n{}", out.stderr);
+    }
+}
+
+#[test]
 fn the_shipped_examples_validate() {
     for args in [
         vec!["validate", "policies"],

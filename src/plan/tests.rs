@@ -150,6 +150,24 @@ fn protect_keeps_by_id_and_name_with_reason() {
 }
 
 #[test]
+fn a_live_copy_is_never_deleted_whatever_the_rules() {
+    let mut backups = daily("asset", 5);
+    backups[3].live = true;
+    // A live copy that the provider reports failed is kept even with failed.delete_after.
+    let mut failed = backup("f", "asset", "2024-06-01T03:00:00Z", Status::Failed);
+    failed.live = true;
+    backups.push(failed);
+    let result = run(
+        &policy("keep: {last: 1}\nfailed: {delete_after: 1d}\n"),
+        &backups,
+    );
+    assert_eq!(ids_with(&result, Action::Keep), ["asset-0", "asset-3", "f"]);
+    let reasons = |id: &str| result.iter().find(|r| r.0 == id).unwrap().2.clone();
+    assert_eq!(reasons("asset-3"), ["live version"]);
+    assert_eq!(reasons("asset-0"), ["last"]);
+}
+
+#[test]
 fn newest_is_kept_even_when_no_rule_would() {
     // `within` anchors on the newest backup, but tags alone keep nothing here.
     let backups = daily("db", 3);

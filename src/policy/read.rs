@@ -183,12 +183,25 @@ pub fn duration(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Calendar
 /// An exact duration for timeouts and waits: `250ms`, `30s`, `5min`, `1h`, combinable.
 pub fn exact_duration(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Duration> {
     let hint = "write for example `250ms`, `30s` or `5min`";
-    let Value::Str(text) = &node.value else {
-        d.error(
-            node.pos,
-            format!("`{path}` must be a duration such as `30s`; {hint}"),
-        );
-        return None;
+    let text = match &node.value {
+        Value::Str(text) => text,
+        Value::Int(i) => {
+            d.error(
+                node.pos,
+                format!("`{path}: {i}` has no unit; write for example `{i}s` or `{i}ms`"),
+            );
+            return None;
+        }
+        other => {
+            d.error(
+                node.pos,
+                format!(
+                    "`{path}` must be a duration, found {}; {hint}",
+                    other.kind()
+                ),
+            );
+            return None;
+        }
     };
     let mut total = Duration::ZERO;
     let mut rest = text.trim();

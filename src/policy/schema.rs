@@ -2,7 +2,7 @@
 //! the validator uses. `policies/schema.json` is this output; a test keeps them equal. Pure.
 
 use super::definition::{KEEP_KEYS, POLICY_KEYS};
-use super::select::all_select_keys;
+use super::select::{CLOUDINARY_RESOURCE_TYPES, DOCSPACE_STORAGE_TYPES, all_select_keys};
 use serde_json::{Map, Value, json};
 
 fn string(description: &str) -> Value {
@@ -73,6 +73,18 @@ fn select() -> Value {
             }
             "dump" => {
                 json!({"type": "boolean", "description": "onlyoffice-docspace: list dump backups."})
+            }
+            "resource_type" => {
+                json!({"enum": CLOUDINARY_RESOURCE_TYPES, "default": "image", "description": "cloudinary: the assets' resource type."})
+            }
+            "type" => string(
+                "cloudinary: the assets' delivery type, e.g. `upload`, `private`; needed by `prefix`.",
+            ),
+            "prefix" => string(
+                "cloudinary: public-id prefix of the assets, e.g. `products/`; needs `type`.",
+            ),
+            "storage_type" => {
+                json!({"enum": DOCSPACE_STORAGE_TYPES, "description": "onlyoffice-docspace: only backups kept in this storage."})
             }
             "backup_type" => {
                 json!({"const": "manual", "description": "huaweicloud-taurusdb: only manual backups are managed."})

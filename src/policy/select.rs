@@ -229,7 +229,7 @@ impl Select {
             let hint = super::diag::did_you_mean(kind, CLOUDINARY_RESOURCE_TYPES);
             d.error(
                 pos,
-                format!("unknown `select.resource_type: {kind}`{hint}; write image, video or raw"),
+                format!("unknown `select.resource_type: {kind}`{hint}; resource types are: image, video, raw"),
             );
         }
         if let (Some(pos), None) = (self.key_pos("prefix"), &self.asset_type) {
