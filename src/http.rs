@@ -309,8 +309,8 @@ impl Http {
                 ErrorKind::Timeout,
                 format!(
                     "timed out (http.timeout {}s, http.connect_timeout {}s)",
-                    self.settings.timeout.as_secs(),
-                    self.settings.connect_timeout.as_secs()
+                    self.settings.timeout.as_secs_f64(),
+                    self.settings.connect_timeout.as_secs_f64()
                 ),
             )
         } else if e.is_connect() {

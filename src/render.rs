@@ -208,13 +208,17 @@ pub fn run_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()>
 /// A listing as a table, one backup a line.
 pub fn listing_text(out: &mut dyn Write, backups: &[Backup]) -> io::Result<()> {
     for b in backups {
+        let id = match b.name.as_deref() {
+            Some(name) if name != b.id => format!("{name}  id {}", b.id),
+            _ => b.id.clone(),
+        };
         writeln!(
             out,
-            "{}  {:<12}  {}  {}",
+            "{}  {:<12}  {}  {id}{}",
             b.created_at,
             b.status.as_str(),
             b.group,
-            b.name.as_deref().unwrap_or(&b.id)
+            if b.live { "  (live)" } else { "" }
         )?;
     }
     writeln!(out, "{} backups", backups.len())

@@ -378,3 +378,28 @@ fn purge_history_shows_first_and_needs_yes() {
         out.stderr
     );
 }
+
+#[test]
+fn a_slow_portal_times_out_and_deletes_nothing() {
+    let fake = Fake::start(docspace::daily(12));
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &fake, ENFORCE);
+    let config = std::fs::read_to_string(dir.path().join("retentiond.yaml")).unwrap();
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        &config.replace(
+            "http: {retries: 2, backoff: 20ms}",
+            "http: {timeout: 300ms, retries: 1, backoff: 20ms}",
+        ),
+    );
+    fake.server.fault(
+        "GET",
+        "getbackuphistory",
+        None,
+        Fault::Delay(Duration::from_secs(2)),
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_listing_failed(&out, &fake, "timed out (http.timeout 0.3s");
+    assert!(out.stderr.contains("(gave up after 2 attempts)"), "{}", out.stderr);
+}
