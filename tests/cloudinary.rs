@@ -345,3 +345,26 @@ fn tags_and_asset_ids_select_assets() {
     assert!(backups.iter().all(|b| b["group"] == id.as_str()));
     assert_eq!(backups.iter().filter(|b| b["live"] == true).count(), 1);
 }
+
+#[test]
+fn the_account_cap_bounds_requests_in_flight() {
+    let fake = Fake::start(catalogue(), 500);
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &fake, &policy("{last: 1}", UPLOADS));
+    let config = std::fs::read_to_string(dir.path().join("retentiond.yaml")).unwrap();
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        &config.replace("http: {", "http: {concurrency: 2, "),
+    );
+    // Every asset's versions come slowly: the fetches overlap, two at a time.
+    fake.server.fault(
+        "GET",
+        "/resources/0000000",
+        None,
+        Fault::Delay(Duration::from_millis(300)),
+    );
+    let out = run(dir.path(), &["list"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(fake.server.max_in_flight(), 2);
+}

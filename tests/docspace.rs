@@ -401,5 +401,9 @@ fn a_slow_portal_times_out_and_deletes_nothing() {
     );
     let out = run(dir.path(), &["run"]);
     assert_listing_failed(&out, &fake, "timed out (http.timeout 0.3s");
-    assert!(out.stderr.contains("(gave up after 2 attempts)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("(gave up after 2 attempts)"),
+        "{}",
+        out.stderr
+    );
 }
