@@ -4,7 +4,8 @@
 //! throttling (429/420), 5xx, timeouts and dropped connections only, honouring `Retry-After`
 //! and the providers' reset headers, and one error type that names the account, the call and
 //! the provider's message. Never puts a secret into an error: credentials travel only in
-//! headers marked sensitive, and errors quote URLs without their query.
+//! headers marked sensitive, errors name the call instead of quoting URLs, and secrets a
+//! provider echoes are redacted.
 
 use crate::policy::Secret;
 use crate::provider::{ErrorKind, ProviderError};
