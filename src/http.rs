@@ -79,7 +79,6 @@ pub struct Http {
 pub struct Request<'a> {
     pub method: Method,
     pub url: Url,
-    pub headers: Vec<(&'static str, HeaderValue)>,
     pub json: Option<&'a serde_json::Value>,
 }
 
@@ -88,7 +87,6 @@ impl<'a> Request<'a> {
         Request {
             method: Method::GET,
             url,
-            headers: Vec::new(),
             json: None,
         }
     }
@@ -98,11 +96,6 @@ impl<'a> Request<'a> {
             method: Method::DELETE,
             ..Request::get(url)
         }
-    }
-
-    pub fn header(mut self, name: &'static str, value: HeaderValue) -> Request<'a> {
-        self.headers.push((name, value));
-        self
     }
 
     pub fn json(mut self, body: &'a serde_json::Value) -> Request<'a> {
@@ -245,9 +238,6 @@ impl Http {
 
     async fn attempt(&self, call: &str, request: Request<'_>) -> Attempt {
         let mut builder = self.client.request(request.method, request.url);
-        for (name, value) in request.headers {
-            builder = builder.header(name, value);
-        }
         if let Some(json) = request.json {
             builder = builder
                 .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -261,10 +261,6 @@ impl DocspaceProvider {
             )),
         }
     }
-
-    pub fn dump(&self) -> bool {
-        self.dump
-    }
 }
 
 impl Provider for DocspaceProvider {
