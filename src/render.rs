@@ -50,6 +50,7 @@ impl Serialize for PolicyReport<'_> {
             map.serialize_entry("timezone", plan.timezone.iana_name().unwrap_or("UTC"))?;
             map.serialize_entry("evaluated_at", &plan.evaluated_at)?;
             map.serialize_entry("blocked", &plan.blocked)?;
+            map.serialize_entry("warnings", &plan.warnings)?;
             map.serialize_entry("summary", &plan.summary)?;
             map.serialize_entry("backups", &plan.decisions)?;
         }
@@ -116,6 +117,9 @@ fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
     )?;
     if let Some(blocked) = &plan.blocked {
         writeln!(out, "  BLOCKED, nothing will be deleted: {blocked}")?;
+    }
+    for warning in &plan.warnings {
+        writeln!(out, "  WARNING: {warning}")?;
     }
     Ok(())
 }

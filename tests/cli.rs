@@ -686,3 +686,71 @@ fn an_exported_listing_plans_exactly_like_the_live_one() {
         );
     }
 }
+
+#[test]
+fn stale_groups_and_future_backups_are_warned_about_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "p.yaml",
+        "name: p\naccount: a\nkeep: {last: 1}\nguard: {stale_after: 7d}\n",
+    );
+    write(
+        d,
+        "listing.json",
+        r#"{"backups": [
+          {"id": "new", "group": "web", "created_at": "2026-11-22T03:00:00Z", "status": "complete"},
+          {"id": "old", "group": "web", "created_at": "2026-11-21T03:00:00Z", "status": "complete"},
+          {"id": "skew", "group": "web", "created_at": "2026-12-01T03:00:00Z", "status": "complete"},
+          {"id": "db-2", "group": "db", "created_at": "2026-10-02T03:00:00Z", "status": "complete"},
+          {"id": "db-1", "group": "db", "created_at": "2026-10-01T03:00:00Z", "status": "complete"}
+        ]}"#,
+    );
+    let args = |format| {
+        vec![
+            "plan",
+            "--policies",
+            "p.yaml",
+            "--listing",
+            "listing.json",
+            "--now",
+            "2026-11-23T00:00:00Z",
+            "--format",
+            format,
+        ]
+    };
+    let out = retentiond_in(d, &args("json"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan = &json(&out.stdout)["policies"][0];
+    let warnings: Vec<&str> = plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].starts_with("group db: the newest complete backup is from 2026-10-02T03:00:00Z, older than guard.stale_after 7d"));
+    assert!(
+        warnings[1]
+            .starts_with("group web: backup skew is dated 2026-12-01T03:00:00Z, in the future")
+    );
+    let action = |id: &str| {
+        plan["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id)
+            .unwrap()["action"]
+            .clone()
+    };
+    assert_eq!(action("db-1"), "keep");
+    assert_eq!(action("old"), "delete");
+    assert_eq!(action("skew"), "ignore");
+    let text = retentiond_in(d, &args("text"));
+    assert!(
+        text.stdout.contains("  WARNING: group db: "),
+        "{}",
+        text.stdout
+    );
+}

@@ -57,6 +57,8 @@ pub struct PolicyPlan<'a> {
     pub evaluated_at: Timestamp,
     /// Why a guard stopped this policy's deletions; `None` when it may proceed.
     pub blocked: Option<String>,
+    /// What a person should look at: stale groups (not pruned), backups dated in the future.
+    pub warnings: Vec<String>,
     pub summary: Summary,
     /// Grouped (groups in name order), newest first within a group.
     pub decisions: Vec<Decision<'a>>,
@@ -91,11 +93,31 @@ pub fn plan<'a>(
             .push(classify(policy, backup, now, tz));
     }
     let mut blocked = Vec::new();
+    let mut warnings = Vec::new();
     let mut decisions = Vec::with_capacity(backups.len());
     let mut summary = Summary::default();
     for (group, mut members) in groups {
         let newest_first = apply_rules(policy, &mut members, now, tz);
         apply_guards(policy, &mut members, &newest_first);
+        warnings.extend(hold_if_stale(
+            policy,
+            group,
+            &mut members,
+            &newest_first,
+            now,
+            tz,
+        ));
+        warnings.extend(members.iter().filter_map(|d| {
+            let future = d.note.as_deref()?.starts_with(FUTURE);
+            future.then(|| {
+                format!(
+                    "group {}: backup {} is dated {}, in the future: ignored (check the clock of whatever made it)",
+                    group_label(group),
+                    d.backup.id,
+                    d.backup.created_at
+                )
+            })
+        }));
         if let Some(reason) = fraction_exceeded(policy, group, &members) {
             blocked.push(reason);
         }
@@ -128,6 +150,7 @@ pub fn plan<'a>(
         timezone: tz.clone(),
         evaluated_at: now,
         blocked: (!blocked.is_empty()).then(|| blocked.join("; ")),
+        warnings,
         summary,
         decisions,
     }
@@ -159,6 +182,15 @@ fn classify<'a>(
     let mut ids = policy.select.group_ids().peekable();
     if ids.peek().is_some() && !ids.any(|id| *id == backup.group) {
         return decision(Action::Ignore, Some("group not selected".into()));
+    }
+    let tolerance = policy.guard.future_tolerance;
+    if tolerance.before(backup.created_at, tz) > now {
+        return decision(
+            Action::Ignore,
+            Some(format!(
+                "{FUTURE} (more than guard.future_tolerance {tolerance} ahead); never counted"
+            )),
+        );
     }
     match backup.status {
         Status::Complete => decision(Action::Delete, None),
@@ -249,6 +281,44 @@ fn apply_guards(policy: &Policy, members: &mut [Decision], newest_first: &[usize
     }
 }
 
+/// How the note of a backup dated in the future begins.
+const FUTURE: &str = "dated in the future";
+
+fn group_label(group: &str) -> &str {
+    if group.is_empty() { "(all)" } else { group }
+}
+
+/// `guard.stale_after`: when the group's newest complete backup is older than that (or the
+/// group has none), backups seem to have stopped, and nothing in the group is deleted.
+fn hold_if_stale(
+    policy: &Policy,
+    group: &str,
+    members: &mut [Decision],
+    newest_first: &[usize],
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Option<String> {
+    let limit = policy.guard.stale_after?;
+    let newest = newest_first.first().map(|&i| members[i].backup.created_at);
+    if newest.is_some_and(|at| at >= limit.before(now, tz)) {
+        return None;
+    }
+    let mut held = 0;
+    for d in members.iter_mut().filter(|d| d.action == Action::Delete) {
+        d.action = Action::Keep;
+        d.reasons.push(Reason::Stale);
+        held += 1;
+    }
+    let since = match newest {
+        Some(at) => format!("the newest complete backup is from {at}"),
+        None => "there is no complete backup".to_string(),
+    };
+    Some(format!(
+        "group {}: {since}, older than guard.stale_after {limit}: backups seem to have stopped, so nothing in this group is deleted ({held} held) until a person looks",
+        group_label(group)
+    ))
+}
+
 fn fraction_exceeded(policy: &Policy, group: &str, members: &[Decision]) -> Option<String> {
     let limit = policy.guard.max_delete_fraction?;
     let complete = members.iter().filter(|d| is_candidate(d)).count();
@@ -257,7 +327,7 @@ fn fraction_exceeded(policy: &Policy, group: &str, members: &[Decision]) -> Opti
         .filter(|d| is_candidate(d) && d.action == Action::Delete)
         .count();
     let share = doomed as f64 / complete.max(1) as f64;
-    let group = if group.is_empty() { "(all)" } else { group };
+    let group = group_label(group);
     (share > limit).then(|| {
         format!(
             "group {group}: the plan deletes {doomed} of {complete} complete backups ({:.0}%), more than guard.max_delete_fraction {limit}",

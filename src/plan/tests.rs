@@ -168,6 +168,71 @@ fn a_live_copy_is_never_deleted_whatever_the_rules() {
 }
 
 #[test]
+fn a_stale_group_is_not_pruned_and_says_why() {
+    // daily() ends on 2024-06-30; NOW is 2024-07-01.
+    let mut backups = daily("fresh", 5);
+    backups.extend(daily("old", 5).into_iter().map(|mut b| {
+        b.created_at -= jiff::SignedDuration::from_hours(24 * 30);
+        b
+    }));
+    let p = policy("keep: {last: 1}\nguard: {stale_after: 7d}\n");
+    let plan = plan(&p, &backups, NOW.parse().unwrap(), &TimeZone::UTC);
+    let result = run(&p, &backups);
+    assert_eq!(
+        ids_with(&result, Action::Delete).len(),
+        4,
+        "the fresh group is pruned"
+    );
+    let old: Vec<_> = result.iter().filter(|r| r.0.starts_with("old")).collect();
+    assert!(old.iter().all(|r| r.1 == Action::Keep));
+    assert_eq!(old[1].2, ["stale group"]);
+    assert_eq!(
+        plan.warnings,
+        [
+            "group old: the newest complete backup is from 2024-05-31T03:00:00Z, older than guard.stale_after 7d: backups seem to have stopped, so nothing in this group is deleted (4 held) until a person looks"
+        ]
+    );
+}
+
+#[test]
+fn a_backup_dated_in_the_future_is_ignored_and_not_the_newest() {
+    let mut backups = daily("g", 4);
+    // NOW is 2024-07-01T00:00Z: 30 minutes ahead is tolerated, two days ahead is not.
+    backups.push(backup(
+        "soon",
+        "g",
+        "2024-07-01T00:30:00Z",
+        Status::Complete,
+    ));
+    backups.push(backup(
+        "bogus",
+        "g",
+        "2024-07-03T00:00:00Z",
+        Status::Complete,
+    ));
+    let p = policy("keep: {last: 2}\n");
+    let result = run(&p, &backups);
+    assert_eq!(ids_with(&result, Action::Keep), ["soon", "g-0"]);
+    assert_eq!(ids_with(&result, Action::Ignore), ["bogus"]);
+    let plan = plan(&p, &backups, NOW.parse().unwrap(), &TimeZone::UTC);
+    let bogus = plan
+        .decisions
+        .iter()
+        .find(|d| d.backup.id == "bogus")
+        .unwrap();
+    assert_eq!(
+        bogus.note.as_deref(),
+        Some("dated in the future (more than guard.future_tolerance 1h ahead); never counted")
+    );
+    assert_eq!(
+        plan.warnings,
+        [
+            "group g: backup bogus is dated 2024-07-03T00:00:00Z, in the future: ignored (check the clock of whatever made it)"
+        ]
+    );
+}
+
+#[test]
 fn newest_is_kept_even_when_no_rule_would() {
     // `within` anchors on the newest backup, but tags alone keep nothing here.
     let backups = daily("db", 3);
@@ -285,8 +350,9 @@ mod properties {
         fn guarantees_hold(p in arb_policy(), backups in arb_backups()) {
             let result = plan(&p, &backups, now(), &TimeZone::UTC);
             for group in backups.iter().map(|b| &b.group) {
+                // Complete and managed (backups dated in the future are ignored).
                 let complete: Vec<&Decision> = result.decisions.iter()
-                    .filter(|d| &d.backup.group == group && d.backup.status == Status::Complete).collect();
+                    .filter(|d| &d.backup.group == group && d.backup.status == Status::Complete && d.action != Action::Ignore).collect();
                 // The newest complete backup of each group is kept.
                 if let Some(newest) = complete.iter().max_by_key(|d| d.backup.created_at) {
                     let newest_time = newest.backup.created_at;

@@ -77,6 +77,10 @@ pub struct Guard {
     pub min_keep: u32,
     pub max_delete: Option<u64>,
     pub max_delete_fraction: Option<f64>,
+    /// A group whose newest complete backup is older than this is not pruned.
+    pub stale_after: Option<CalendarDuration>,
+    /// Backups dated later than now plus this are reported and ignored (never counted).
+    pub future_tolerance: CalendarDuration,
 }
 
 impl Default for Guard {
@@ -85,6 +89,11 @@ impl Default for Guard {
             min_keep: 1,
             max_delete: None,
             max_delete_fraction: None,
+            stale_after: None,
+            future_tolerance: CalendarDuration {
+                hours: 1,
+                ..CalendarDuration::default()
+            },
         }
     }
 }
@@ -338,7 +347,13 @@ fn parse_failed(node: &Node, d: &mut Diagnostics) -> Option<CalendarDuration> {
 
 fn parse_guard(node: &Node, d: &mut Diagnostics) -> Guard {
     let mut guard = Guard::default();
-    let known = ["min_keep", "max_delete", "max_delete_fraction"];
+    let known = [
+        "min_keep",
+        "max_delete",
+        "max_delete_fraction",
+        "stale_after",
+        "future_tolerance",
+    ];
     let Some(fields) = read::mapping(node, "guard", &known, d) else {
         return guard;
     };
@@ -357,6 +372,17 @@ fn parse_guard(node: &Node, d: &mut Diagnostics) -> Guard {
             d.error(n.pos, format!("`guard.max_delete_fraction: {v}` must be more than 0 and at most 1 (0.5 = half of a group's complete backups)"));
         }
         guard.max_delete_fraction = value;
+    }
+    if let Some(n) = fields.get("stale_after") {
+        guard.stale_after = read::duration(n, "guard.stale_after", d);
+        if guard.stale_after.is_some_and(|v| v.is_zero()) {
+            d.error(n.pos, "`guard.stale_after` must be longer than 0; remove it to prune groups whatever their age");
+        }
+    }
+    if let Some(n) = fields.get("future_tolerance")
+        && let Some(v) = read::duration(n, "guard.future_tolerance", d)
+    {
+        guard.future_tolerance = v;
     }
     guard
 }

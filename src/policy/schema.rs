@@ -147,6 +147,8 @@ fn policy() -> Value {
                     "max_delete_fraction".into(),
                     json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
                 );
+                p.insert("stale_after".into(), duration());
+                p.insert("future_tolerance".into(), duration());
                 object(p, "Limits that block a run instead of deleting too much.")
             }
             other => unreachable!("policy key {other} has no schema"),

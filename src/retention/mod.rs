@@ -75,6 +75,9 @@ pub enum Reason {
     Protected,
     /// The provider's live copy (Cloudinary's current version).
     Live,
+    /// The group's newest complete backup is older than `guard.stale_after`: nothing in the
+    /// group is deleted.
+    Stale,
     Newest,
     MinKeep,
 }
@@ -96,6 +99,7 @@ impl fmt::Display for Reason {
             } => write!(f, "{}{} within {within}", oldest(*o), period.adjective()),
             Reason::Protected => f.write_str("protected"),
             Reason::Live => f.write_str("live version"),
+            Reason::Stale => f.write_str("stale group"),
             Reason::Newest => f.write_str("newest"),
             Reason::MinKeep => f.write_str("min_keep"),
         }
