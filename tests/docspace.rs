@@ -407,3 +407,19 @@ fn a_slow_portal_times_out_and_deletes_nothing() {
         out.stderr
     );
 }
+
+#[test]
+fn a_connection_reset_on_every_try_deletes_nothing() {
+    let fake = Fake::start(docspace::daily(12));
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &fake, ENFORCE);
+    fake.server
+        .fault("GET", "getbackuphistory", None, Fault::Reset);
+    let out = run(dir.path(), &["run"]);
+    assert_listing_failed(&out, &fake, "(gave up after 3 attempts)");
+    assert_eq!(
+        fake.server.lines("GET").len(),
+        3,
+        "a dropped connection is retried"
+    );
+}

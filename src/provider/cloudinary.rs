@@ -166,8 +166,8 @@ impl CloudinaryProvider {
                 .map(|tag| vec![self.resource_type.as_str(), "tags", tag.as_str()])
                 .collect()
         };
+        let by_tag = !self.tags.is_empty();
         for segments in listings {
-            let by_tag = segments.len() == 3 && segments[1] == "tags";
             for listed in self.list_pages(&segments, !by_tag).await? {
                 // The tag endpoint takes neither `type` nor `prefix`: filter here.
                 if by_tag && !self.wanted(&listed) {
@@ -245,7 +245,8 @@ impl CloudinaryProvider {
         }
     }
 
-    /// One asset's backed-up versions. `None` when an asset found by listing vanished since.
+    /// One asset's backed-up versions; none for an asset found by listing that vanished since
+    /// (`named`: it came from `select.asset_ids`, where a missing asset is an error).
     async fn versions(&self, asset_id: &str, named: bool) -> Result<Vec<Backup>, ProviderError> {
         let call = format!("GET /resources/{asset_id}?versions=true");
         let mut url = http::url(&self.base, "/resources", &[asset_id])

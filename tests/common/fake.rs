@@ -74,8 +74,6 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Send only this many bytes of the body (the declared length stays), then close.
     pub cut: Option<usize>,
-    /// Close the connection without answering.
-    pub reset: bool,
 }
 
 impl Reply {
@@ -89,7 +87,6 @@ impl Reply {
             headers: vec![("Content-Type".into(), content_type.into())],
             body,
             cut: None,
-            reset: false,
         }
     }
 
@@ -273,10 +270,6 @@ fn respond(mut stream: TcpStream, request: &Request, handler: &Handler, fault: O
         Some(Fault::Cut(n)) => reply.cut = Some(n),
         Some(Fault::Truncate(n)) => reply.body.truncate(n),
         _ => {}
-    }
-    if reply.reset {
-        let _ = stream.shutdown(Shutdown::Both);
-        return;
     }
     let length = if reply.cut.is_some() {
         declared
