@@ -1,12 +1,14 @@
 //! The command line: parses arguments, loads files, calls the planner and executor, prints.
 //! Thin by design; every decision lives in the modules it calls.
 
-use crate::executor::{self, Execution};
+use crate::journal::{HistoryFilter, Journal, JournalError, PolicyLock};
 use crate::model::{Backup, Listing};
 use crate::plan;
 use crate::policy::{self, Config, Diagnostic, Mode, Policy};
 use crate::provider::{self, Provider, ProviderError, Registry};
 use crate::render::{self, PolicyReport};
+use crate::retention::CalendarDuration;
+use crate::runner;
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
-/// Exit codes; when several apply, the first of 3, 4, 5 in this order wins.
+/// Exit codes; when several apply, the first of 7, 3, 6, 4, 5 in this order wins.
 pub mod exit {
     pub const OK: u8 = 0;
     /// Invalid config, policy or listing files, or an unknown policy name.
@@ -28,6 +30,12 @@ pub mod exit {
     pub const DELETE_FAILED: u8 = 4;
     /// A guard blocked a policy: nothing was deleted for it.
     pub const BLOCKED: u8 = 5;
+    /// `apply`: the reviewed plan no longer holds (or its policy changed): nothing was deleted
+    /// for that policy.
+    pub const REFUSED: u8 = 6;
+    /// The journal could not be used, or another process is running the policy: nothing was
+    /// deleted for that policy.
+    pub const JOURNAL: u8 = 7;
 }
 
 const DEFAULT_CONFIG: &str = "/etc/retentiond/retentiond.yaml";
@@ -39,7 +47,10 @@ const EXIT_CODES: &str = "Exit codes:
   3  a listing failed; nothing was deleted for that policy
   4  some deletions failed
   5  a guard blocked a policy; nothing was deleted for it
-When several apply, 3 wins over 4, and 4 over 5.";
+  6  apply: the reviewed plan no longer holds; nothing was deleted for that policy
+  7  the journal in state_dir could not be used, or another process is running the
+     policy; nothing was deleted for it
+When several apply, the first of 7, 3, 6, 4, 5 wins.";
 
 #[derive(Parser)]
 #[command(
@@ -94,6 +105,12 @@ enum Command {
         /// The clock, RFC 3339 (default: the real time)
         #[arg(long, value_name = "RFC3339")]
         now: Option<String>,
+        /// Also write the plan (JSON) to FILE, for review and `retentiond apply FILE`
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Plan as if the listing-drop guard accepted today's listing
+        #[arg(long)]
+        accept_listing_drop: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -105,6 +122,48 @@ enum Command {
         /// Delete nothing, whatever the policies' mode
         #[arg(long)]
         dry_run: bool,
+        /// Accept a listing whose complete backups fell sharply since the last run (once; it
+        /// becomes the new baseline)
+        #[arg(long)]
+        accept_listing_drop: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Delete exactly what a reviewed plan (`plan --out FILE`) deletes, after re-listing;
+    /// refuses a policy whose plan no longer holds
+    Apply {
+        /// The plan file written by `plan --out`
+        plan: PathBuf,
+        /// Check the plan against fresh listings, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Accept a listing whose complete backups fell sharply since the last run
+        #[arg(long)]
+        accept_listing_drop: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Show the journal: runs, newest first, with their deletions
+    History {
+        /// Only this policy (repeatable)
+        #[arg(long, value_name = "NAME")]
+        policy: Vec<String>,
+        /// Runs started at or after this: RFC 3339, or a duration ago such as 7d
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Runs started at or before this: RFC 3339, or a duration ago
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        /// Only runs with this outcome (repeatable): ok, dry-run, blocked, refused,
+        /// listing-failed, deletions-failed, journal-failed, interrupted, unfinished
+        #[arg(long, value_name = "OUTCOME")]
+        outcome: Vec<String>,
+        /// One run, with every decision it recorded
+        #[arg(long, value_name = "ID")]
+        run: Option<i64>,
+        /// At most this many runs
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -191,6 +250,8 @@ fn dispatch(cli: &Cli) -> Outcome {
             policies,
             listing,
             now,
+            out: file,
+            accept_listing_drop,
             format,
         } => {
             let args = PlanArgs {
@@ -198,6 +259,8 @@ fn dispatch(cli: &Cli) -> Outcome {
                 policies: policies.as_deref(),
                 listing: listing.as_deref(),
                 now: now.as_deref(),
+                out: file.as_deref(),
+                accept_listing_drop: *accept_listing_drop,
                 format: *format,
             };
             plan_command(cli, args, &mut out)
@@ -205,8 +268,41 @@ fn dispatch(cli: &Cli) -> Outcome {
         Command::Run {
             policy,
             dry_run,
+            accept_listing_drop,
             format,
-        } => run(cli, policy, *dry_run, *format, &mut out),
+        } => run(
+            cli,
+            policy,
+            *dry_run,
+            *accept_listing_drop,
+            *format,
+            &mut out,
+        ),
+        Command::Apply {
+            plan,
+            dry_run,
+            accept_listing_drop,
+            format,
+        } => apply(cli, plan, *dry_run, *accept_listing_drop, *format, &mut out),
+        Command::History {
+            policy,
+            since,
+            until,
+            outcome,
+            run,
+            limit,
+            format,
+        } => {
+            let filter = HistoryFilter {
+                policies: policy.clone(),
+                since: since.as_deref().map(|t| when("--since", t)).transpose()?,
+                until: until.as_deref().map(|t| when("--until", t)).transpose()?,
+                outcomes: outcome.clone(),
+                run: *run,
+                limit: *limit,
+            };
+            history(cli, &filter, *format, &mut out)
+        }
         Command::Docspace {
             command: DocspaceCommand::PurgeHistory { account, dump, yes },
         } => purge_history(cli, account, *dump, *yes, &mut out),
@@ -409,7 +505,39 @@ struct PlanArgs<'a> {
     policies: Option<&'a Path>,
     listing: Option<&'a Path>,
     now: Option<&'a str>,
+    out: Option<&'a Path>,
+    accept_listing_drop: bool,
     format: Format,
+}
+
+fn journal_failure(e: JournalError) -> Failure {
+    Failure::new(exit::JOURNAL, format!("{e}; nothing was deleted"))
+}
+
+/// The config's journal, created if needed: `run` and `apply` delete nothing without it.
+fn open_journal(config: &Config) -> Result<Arc<Journal>, Failure> {
+    Journal::open(&config.state_dir)
+        .map(Arc::new)
+        .map_err(journal_failure)
+}
+
+/// Takes each policy's run lock. Policies another process is running are reported and left
+/// out.
+fn lock_policies<'a>(
+    journal: &Journal,
+    policies: Vec<Policy>,
+) -> (Vec<Policy>, Vec<PolicyLock>, Vec<PolicyReport<'a>>) {
+    let (mut runnable, mut locks, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    for policy in policies {
+        match journal.lock(&policy.name) {
+            Ok(lock) => {
+                locks.push(lock);
+                runnable.push(policy);
+            }
+            Err(e) => skipped.push(runner::not_run(&policy, &e)),
+        }
+    }
+    (runnable, locks, skipped)
 }
 
 fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
@@ -454,6 +582,13 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         (None, Some(config)) => list_policies(&open_providers(&policies, config)),
         (None, None) => unreachable!("a config is loaded unless --listing is given"),
     };
+    // A live listing is checked against the journal's last one (read only; plan writes nothing).
+    let journal = match (&saved, &config) {
+        (None, Some(config)) => {
+            Journal::open_read_only(&config.state_dir).map_err(journal_failure)?
+        }
+        _ => None,
+    };
     let mut reports = Vec::new();
     for (policy, listing) in policies.iter().zip(&listings) {
         let backups = match (&saved, listing) {
@@ -461,47 +596,87 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
             (None, Ok(backups)) => Ok(backups.as_slice()),
             (None, Err(e)) => Err(e.to_string()),
         };
-        reports.push(report(policy, backups, now, zone(policy, config.as_ref())));
+        let baseline = match &journal {
+            Some(journal) => journal
+                .baseline(&policy.name, None)
+                .map_err(journal_failure)?,
+            None => None,
+        };
+        let mut report = PolicyReport::new(policy);
+        match backups {
+            Ok(backups) => {
+                let (plan, _) = runner::guarded_plan(
+                    policy,
+                    backups,
+                    now,
+                    &zone(policy, config.as_ref()),
+                    baseline.as_ref(),
+                    args.accept_listing_drop,
+                );
+                report.plan = Some(plan);
+            }
+            Err(e) => report.error = Some(e),
+        }
+        reports.push(report);
     }
     match args.format {
         Format::Text => render::plan_text(out, &reports),
         Format::Json => render::json(out, &reports),
     }
     .map_err(write_failure)?;
+    if let Some(path) = args.out {
+        write_plan_file(path, &reports)?;
+    }
     Ok(finish(&reports))
 }
 
-fn report<'a>(
-    policy: &Policy,
-    backups: Result<&'a [Backup], String>,
-    now: Timestamp,
-    tz: TimeZone,
-) -> PolicyReport<'a> {
-    let (plan, error) = match backups {
-        Ok(backups) => (Some(plan::plan(policy, backups, now, &tz)), None),
-        Err(e) => (None, Some(e)),
+/// Writes the plan JSON to `path` whole or not at all (a temporary file, then a rename).
+fn write_plan_file(path: &Path, reports: &[PolicyReport]) -> Result<(), Failure> {
+    let failure = |e: io::Error| {
+        Failure::new(
+            exit::INVALID,
+            format!("cannot write the plan to {}: {e}", path.display()),
+        )
     };
-    PolicyReport {
-        name: policy.name.clone(),
-        account: policy.account.clone(),
-        plan,
-        error,
-        execution: None,
-        dry_run: None,
-    }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let temporary = path.with_file_name(name);
+    let mut file = io::BufWriter::new(std::fs::File::create(&temporary).map_err(failure)?);
+    render::json(&mut file, reports).map_err(failure)?;
+    file.into_inner()
+        .map_err(|e| failure(e.into_error()))?
+        .sync_all()
+        .map_err(failure)?;
+    std::fs::rename(&temporary, path).map_err(failure)
 }
 
-/// Listing errors and failed deletions also go to stderr, whatever the output format.
+/// Listing errors, failed deletions and journal errors also go to stderr, whatever the
+/// output format.
 fn report_failures(reports: &[PolicyReport]) {
     for report in reports {
+        let name = &report.name;
         if let Some(error) = &report.error {
-            eprintln!("policy {}: {error}; nothing was deleted", report.name);
+            eprintln!("policy {name}: {error}; nothing was deleted");
+        }
+        if let Some(error) = &report.journal_error {
+            eprintln!("policy {name}: {error}");
+        }
+        if !report.refused.is_empty() {
+            eprintln!(
+                "policy {name}: REFUSED, the reviewed plan no longer holds; nothing was deleted:"
+            );
+            for change in &report.refused {
+                eprintln!("  - {change}");
+            }
         }
         for failed in report.execution.iter().flat_map(|e| &e.failed) {
             eprintln!(
-                "policy {}: FAILED to delete {}: {}",
-                report.name, failed.id, failed.error
+                "policy {name}: FAILED to delete {}: {}",
+                failed.id, failed.error
             );
+        }
+        for error in report.execution.iter().flat_map(|e| &e.ledger_errors) {
+            eprintln!("policy {name}: journal: {error}");
         }
     }
 }
@@ -510,8 +685,17 @@ fn report_failures(reports: &[PolicyReport]) {
 fn finish(reports: &[PolicyReport]) -> u8 {
     report_failures(reports);
     let any = |f: &dyn Fn(&PolicyReport) -> bool| reports.iter().any(f);
-    if any(&|r| r.error.is_some()) {
+    if any(&|r| {
+        r.journal_error.is_some()
+            || r.execution
+                .as_ref()
+                .is_some_and(|e| !e.ledger_errors.is_empty())
+    }) {
+        exit::JOURNAL
+    } else if any(&|r| r.error.is_some()) {
         exit::LISTING_FAILED
+    } else if any(&|r| !r.refused.is_empty()) {
+        exit::REFUSED
     } else if any(&|r| r.execution.as_ref().is_some_and(|e| !e.failed.is_empty())) {
         exit::DELETE_FAILED
     } else if any(&|r| r.plan.as_ref().is_some_and(|p| p.blocked.is_some())) {
@@ -534,34 +718,186 @@ fn dry_run_reason(policy: &Policy, flag: bool, config: &Config) -> Option<String
     }
 }
 
-fn run(cli: &Cli, names: &[String], dry_run: bool, format: Format, out: &mut dyn Write) -> Outcome {
-    let config = require_config(cli, "")?;
-    let policies = select_policies(config_policies(&config)?, names)?;
-    let now = Timestamp::now();
-    let providers = open_providers(&policies, &config);
+/// Locks, lists and runs each policy (with its reviewed delete set for `apply`), then prints
+/// what happened.
+fn run_policies(
+    config: &Config,
+    policies: Vec<(Policy, Option<ReviewedSet>)>,
+    reports: Vec<PolicyReport<'static>>,
+    settings: RunSettings,
+    out: &mut dyn Write,
+) -> Outcome {
+    let mut reports: Vec<PolicyReport> = reports;
+    let journal = open_journal(config)?;
+    let (reviewed, policies): (Vec<_>, Vec<_>) = policies
+        .into_iter()
+        .map(|(policy, reviewed)| ((policy.name.clone(), reviewed), policy))
+        .unzip();
+    let (policies, _locks, skipped) = lock_policies(&journal, policies);
+    reports.extend(skipped);
+    let started_at = Timestamp::now();
+    let providers = open_providers(&policies, config);
     let listings = list_policies(&providers);
-    let mut reports = Vec::new();
     for ((policy, provider), listing) in policies.iter().zip(&providers).zip(&listings) {
-        let backups = listing
-            .as_ref()
-            .map(Vec::as_slice)
-            .map_err(ToString::to_string);
-        let mut report = report(policy, backups, now, zone(policy, Some(&config)));
-        if let (Some(plan), Ok(provider)) = (&report.plan, provider) {
-            report.dry_run = dry_run_reason(policy, dry_run, &config);
-            if report.dry_run.is_none() {
-                let execution: Execution = block_on(executor::execute(plan, provider.clone()));
-                report.execution = Some(execution);
-            }
-        }
-        reports.push(report);
+        let reviewed = reviewed
+            .iter()
+            .find(|(name, _)| name == &policy.name)
+            .and_then(|(_, set)| set.as_deref());
+        let options = runner::Options {
+            command: settings.command,
+            dry_run: dry_run_reason(policy, settings.dry_run, config),
+            accept_listing_drop: settings.accept_listing_drop,
+            reviewed,
+            started_at,
+            now: Timestamp::now(),
+        };
+        let tz = zone(policy, Some(config));
+        reports.push(block_on(runner::run_policy(
+            &journal, policy, &tz, provider, listing, &options,
+        )));
     }
-    match format {
+    match settings.format {
         Format::Text => render::run_text(out, &reports),
         Format::Json => render::json(out, &reports),
     }
     .map_err(write_failure)?;
     Ok(finish(&reports))
+}
+
+/// The `(group, id)` pairs a reviewed plan deletes.
+type ReviewedSet = Vec<(String, String)>;
+
+struct RunSettings {
+    command: &'static str,
+    dry_run: bool,
+    accept_listing_drop: bool,
+    format: Format,
+}
+
+fn run(
+    cli: &Cli,
+    names: &[String],
+    dry_run: bool,
+    accept_listing_drop: bool,
+    format: Format,
+    out: &mut dyn Write,
+) -> Outcome {
+    let config = require_config(cli, "")?;
+    let policies = select_policies(config_policies(&config)?, names)?;
+    let settings = RunSettings {
+        command: "run",
+        dry_run,
+        accept_listing_drop,
+        format,
+    };
+    let policies = policies.into_iter().map(|p| (p, None)).collect();
+    run_policies(&config, policies, Vec::new(), settings, out)
+}
+
+fn apply(
+    cli: &Cli,
+    file: &Path,
+    dry_run: bool,
+    accept_listing_drop: bool,
+    format: Format,
+    out: &mut dyn Write,
+) -> Outcome {
+    let reviewed = plan::file::read(file).map_err(|e| Failure::new(exit::INVALID, e))?;
+    let config = require_config(cli, "")?;
+    let policies = config_policies(&config)?;
+    let mut runnable = Vec::new();
+    let mut reports = Vec::new();
+    for entry in reviewed {
+        let Some(policy) = policies.iter().find(|p| p.name == entry.name) else {
+            let known: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
+            reports.push(PolicyReport {
+                name: entry.name.clone(),
+                refused: vec![format!(
+                    "policy {} of the plan is no longer among the config's policies{}",
+                    entry.name,
+                    policy::diag::did_you_mean(&entry.name, known.iter().copied())
+                )],
+                ..Default::default()
+            });
+            continue;
+        };
+        let mut report = PolicyReport::new(policy);
+        if policy.fingerprint != entry.fingerprint {
+            report.refused.push(format!(
+                "policy {} in {} changed since the plan was made{}",
+                policy.name,
+                policy.file.display(),
+                entry
+                    .evaluated_at
+                    .map(|at| format!(" (evaluated at {at})"))
+                    .unwrap_or_default()
+            ));
+            reports.push(report);
+        } else if let Some(why) = entry.not_applicable {
+            report.skipped = Some(format!("nothing to apply: {why}"));
+            reports.push(report);
+        } else if entry.deletions.is_empty() {
+            report.skipped = Some("nothing to apply: the reviewed plan deletes nothing".into());
+            reports.push(report);
+        } else {
+            runnable.push((policy.clone(), Some(entry.deletions)));
+        }
+    }
+    let settings = RunSettings {
+        command: "apply",
+        dry_run,
+        accept_listing_drop,
+        format,
+    };
+    run_policies(&config, runnable, reports, settings, out)
+}
+
+/// `--since`/`--until`: RFC 3339, or a duration before now.
+fn when(flag: &str, text: &str) -> Result<Timestamp, Failure> {
+    if let Ok(at) = text.parse::<Timestamp>() {
+        return Ok(at);
+    }
+    CalendarDuration::parse(text)
+        .map(|d| d.before(Timestamp::now(), &TimeZone::UTC))
+        .map_err(|e| {
+            Failure::new(
+                exit::USAGE,
+                format!("{flag} {text}: {e}; write RFC 3339 (2026-11-23T03:30:00Z) or a duration ago (7d, 12h)"),
+            )
+        })
+}
+
+fn history(cli: &Cli, filter: &HistoryFilter, format: Format, out: &mut dyn Write) -> Outcome {
+    let config = require_config(cli, "")?;
+    let journal = Journal::open_read_only(&config.state_dir).map_err(journal_failure)?;
+    let Some(journal) = journal else {
+        return match format {
+            Format::Text => {
+                writeln!(
+                    out,
+                    "no journal yet in {} (nothing has run)",
+                    config.state_dir.display()
+                )
+                .map_err(write_failure)?;
+                Ok(exit::OK)
+            }
+            Format::Json => {
+                writeln!(out, "{{\"runs\": []}}").map_err(write_failure)?;
+                Ok(exit::OK)
+            }
+        };
+    };
+    let runs = journal.history(filter).map_err(journal_failure)?;
+    let decisions = match filter.run {
+        Some(run) => Some(journal.decisions(run).map_err(journal_failure)?),
+        None => None,
+    };
+    match format {
+        Format::Text => render::history_text(out, &runs, decisions.as_deref()),
+        Format::Json => render::history_json(out, &runs, decisions.as_deref()),
+    }
+    .map_err(write_failure)?;
+    Ok(exit::OK)
 }
 
 fn purge_history(cli: &Cli, name: &str, dump: bool, yes: bool, out: &mut dyn Write) -> Outcome {

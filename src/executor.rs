@@ -2,6 +2,9 @@
 //! provider's batching and concurrency cap, and reports each outcome. The only place that
 //! deletes. Refuses a blocked plan. Deletions whose failure may mean "already gone" are
 //! settled by one fresh listing at the end: what it no longer shows counts as deleted.
+//!
+//! Every delete call goes through a [`Ledger`]: the intent is recorded before the call is sent
+//! (a call whose intent cannot be recorded is not sent) and each outcome once it is settled.
 
 use crate::model::Backup;
 use crate::plan::PolicyPlan;
@@ -16,6 +19,37 @@ use tokio::sync::Semaphore;
 pub struct Execution {
     pub deleted: Vec<String>,
     pub failed: Vec<FailedDeletion>,
+    /// Outcomes the ledger could not record (the deletions themselves are reported above).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ledger_errors: Vec<String>,
+}
+
+/// The settled outcome of one deletion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled<'a> {
+    Deleted,
+    Failed(&'a str),
+}
+
+/// Where deletions are recorded: the journal, or nothing (tests, previews).
+pub trait Ledger: Send + Sync {
+    /// Called before a delete call is sent; an error keeps the call from being sent.
+    fn intent(&self, batch: &[Backup]) -> Result<(), String>;
+    /// The settled outcome of a backup whose intent was recorded.
+    fn outcome(&self, backup: &Backup, outcome: Settled) -> Result<(), String>;
+}
+
+/// Records nothing.
+pub struct NoLedger;
+
+impl Ledger for NoLedger {
+    fn intent(&self, _: &[Backup]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn outcome(&self, _: &Backup, _: Settled) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -28,8 +62,13 @@ fn describe(error: &ProviderError) -> String {
     format!("{}: {}", error.call, error.message)
 }
 
-/// Deletes the plan's `delete` set. A blocked plan deletes nothing.
-pub async fn execute(plan: &PolicyPlan<'_>, provider: Arc<dyn Provider>) -> Execution {
+/// Deletes the plan's `delete` set, recording each call in `ledger`. A blocked plan deletes
+/// nothing.
+pub async fn execute(
+    plan: &PolicyPlan<'_>,
+    provider: Arc<dyn Provider>,
+    ledger: Arc<dyn Ledger>,
+) -> Execution {
     let mut execution = Execution::default();
     if plan.blocked.is_some() {
         return execution;
@@ -41,17 +80,43 @@ pub async fn execute(plan: &PolicyPlan<'_>, provider: Arc<dyn Provider>) -> Exec
     let permits = Arc::new(Semaphore::new(provider.delete_concurrency().max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for batch in provider.batches(doomed) {
-        let (provider, permits) = (provider.clone(), permits.clone());
+        let (provider, permits, ledger) = (provider.clone(), permits.clone(), ledger.clone());
         tasks.spawn(async move {
             let _permit = permits.acquire().await.expect("never closed");
-            let outcomes = provider.delete(&batch).await;
+            let outcomes = match ledger.intent(&batch) {
+                Ok(()) => Ok(provider.delete(&batch).await),
+                Err(e) => Err(e),
+            };
             (batch, outcomes)
         });
     }
     let mut outcomes: HashMap<(String, String), DeleteOutcome> = HashMap::new();
+    // Backups whose call was never sent: their intent could not be recorded.
+    let mut unsent: HashMap<(String, String), String> = HashMap::new();
+    let record = |backup: &Backup, outcome: Settled, execution: &mut Execution| {
+        if let Err(e) = ledger.outcome(backup, outcome) {
+            execution.ledger_errors.push(e);
+        }
+    };
     while let Some(joined) = tasks.join_next().await {
         let (batch, results) = joined.expect("a deletion task never panics");
+        let results = match results {
+            Ok(results) => results,
+            Err(e) => {
+                for backup in batch {
+                    unsent.insert((backup.group, backup.id), e.clone());
+                }
+                continue;
+            }
+        };
         for (backup, outcome) in batch.into_iter().zip(results) {
+            match &outcome {
+                DeleteOutcome::Deleted => record(&backup, Settled::Deleted, &mut execution),
+                DeleteOutcome::Failed(e) => {
+                    record(&backup, Settled::Failed(&describe(e)), &mut execution)
+                }
+                DeleteOutcome::Unconfirmed(_) => {}
+            }
             outcomes.insert((backup.group, backup.id), outcome);
         }
     }
@@ -72,16 +137,27 @@ pub async fn execute(plan: &PolicyPlan<'_>, provider: Arc<dyn Provider>) -> Exec
         let failure = match outcomes.remove(&key) {
             Some(DeleteOutcome::Deleted) => None,
             Some(DeleteOutcome::Failed(e)) => Some(describe(&e)),
-            Some(DeleteOutcome::Unconfirmed(e)) => match &still_listed {
-                Ok(listed) if !listed.contains(&key) => None,
-                Ok(_) => Some(describe(&e)),
-                Err(list_error) => Some(format!(
-                    "{}; a fresh listing to check whether it is gone failed too: {}",
-                    describe(&e),
-                    describe(list_error)
-                )),
-            },
-            None => Some("the provider reported no outcome for this backup".into()),
+            Some(DeleteOutcome::Unconfirmed(e)) => {
+                let failure = match &still_listed {
+                    Ok(listed) if !listed.contains(&key) => None,
+                    Ok(_) => Some(describe(&e)),
+                    Err(list_error) => Some(format!(
+                        "{}; a fresh listing to check whether it is gone failed too: {}",
+                        describe(&e),
+                        describe(list_error)
+                    )),
+                };
+                let settled = match &failure {
+                    None => Settled::Deleted,
+                    Some(error) => Settled::Failed(error),
+                };
+                record(backup, settled, &mut execution);
+                failure
+            }
+            None => Some(match unsent.remove(&key) {
+                Some(e) => format!("not sent: {e}"),
+                None => "the provider reported no outcome for this backup".into(),
+            }),
         };
         match failure {
             None => execution.deleted.push(backup.id.clone()),
@@ -127,7 +203,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        runtime.block_on(execute(plan, provider))
+        runtime.block_on(execute(plan, provider, Arc::new(NoLedger)))
     }
 
     #[test]

@@ -2,22 +2,55 @@
 //! any `io::Write`; streams, so a million-backup plan is never held as a JSON tree.
 
 use crate::executor::Execution;
+use crate::journal::{DecisionRecord, Reconciled, RunRecord};
 use crate::model::Backup;
 use crate::plan::{Action, Decision, PolicyPlan};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use std::io::{self, Write};
 
-/// What one policy came to in a `plan` or `run`.
+/// What one policy came to in a `plan`, `run` or `apply`.
+#[derive(Default)]
 pub struct PolicyReport<'a> {
     pub name: String,
     pub account: String,
+    /// The policy as written (see `Policy::fingerprint`); `apply` checks it.
+    pub fingerprint: String,
     pub plan: Option<PolicyPlan<'a>>,
     /// The listing failed: nothing was planned or deleted.
     pub error: Option<String>,
     /// `run` only: what was deleted, or why nothing was.
     pub execution: Option<Execution>,
     pub dry_run: Option<String>,
+    /// The journal's run id (`run`, `apply`).
+    pub run_id: Option<i64>,
+    /// Deletions of interrupted runs settled by this run's listing.
+    pub reconciled: Vec<Reconciled>,
+    /// `apply`: how the reviewed plan no longer holds; non-empty means nothing was deleted.
+    pub refused: Vec<String>,
+    /// The journal could not be used: nothing was deleted.
+    pub journal_error: Option<String>,
+    /// `apply`: why this policy had nothing to do.
+    pub skipped: Option<String>,
+}
+
+impl PolicyReport<'_> {
+    pub fn new<'a>(policy: &crate::policy::Policy) -> PolicyReport<'a> {
+        PolicyReport {
+            name: policy.name.clone(),
+            account: policy.account.clone(),
+            fingerprint: policy.fingerprint.clone(),
+            plan: None,
+            error: None,
+            execution: None,
+            dry_run: None,
+            run_id: None,
+            reconciled: Vec::new(),
+            refused: Vec::new(),
+            journal_error: None,
+            skipped: None,
+        }
+    }
 }
 
 impl Serialize for Decision<'_> {
@@ -45,6 +78,10 @@ impl Serialize for PolicyReport<'_> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("account", &self.account)?;
+        map.serialize_entry("fingerprint", &self.fingerprint)?;
+        if let Some(run) = self.run_id {
+            map.serialize_entry("run", &run)?;
+        }
         if let Some(plan) = &self.plan {
             map.serialize_entry("mode", &plan.mode)?;
             map.serialize_entry("timezone", plan.timezone.iana_name().unwrap_or("UTC"))?;
@@ -63,6 +100,18 @@ impl Serialize for PolicyReport<'_> {
         }
         if let Some(reason) = &self.dry_run {
             map.serialize_entry("dry_run", reason)?;
+        }
+        if !self.reconciled.is_empty() {
+            map.serialize_entry("reconciled", &self.reconciled)?;
+        }
+        if !self.refused.is_empty() {
+            map.serialize_entry("refused", &self.refused)?;
+        }
+        if let Some(error) = &self.journal_error {
+            map.serialize_entry("journal_error", error)?;
+        }
+        if let Some(skipped) = &self.skipped {
+            map.serialize_entry("skipped", skipped)?;
         }
         map.end()
     }
@@ -83,7 +132,8 @@ fn local_time(plan: &PolicyPlan, backup: &Backup) -> String {
     zoned.strftime("%Y-%m-%d %H:%M %Z").to_string()
 }
 
-fn describe(d: &Decision) -> String {
+/// A decision's reasons and note, as the plan table shows them.
+pub fn describe(d: &Decision) -> String {
     let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
     match (&d.note, reasons.is_empty()) {
         (Some(note), true) => note.clone(),
@@ -97,11 +147,22 @@ fn describe(d: &Decision) -> String {
 fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
     let Some(plan) = &report.plan else {
         writeln!(out, "policy {} (account {})", report.name, report.account)?;
-        return writeln!(
-            out,
-            "  ERROR: {}; nothing was deleted",
-            report.error.as_deref().unwrap_or("no plan")
-        );
+        if let Some(error) = &report.error {
+            writeln!(out, "  ERROR: {error}; nothing was deleted")?;
+        }
+        if !report.refused.is_empty() {
+            writeln!(out, "  REFUSED, nothing deleted:")?;
+            for change in &report.refused {
+                writeln!(out, "    - {change}")?;
+            }
+        }
+        if let Some(error) = &report.journal_error {
+            writeln!(out, "  JOURNAL ERROR: {error}")?;
+        }
+        if let Some(skipped) = &report.skipped {
+            writeln!(out, "  {skipped}")?;
+        }
+        return Ok(());
     };
     let zone = plan.timezone.iana_name().unwrap_or("UTC");
     let at = plan
@@ -115,8 +176,33 @@ fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
         plan.account,
         plan.mode.as_str()
     )?;
+    if let Some(run) = report.run_id {
+        writeln!(out, "  journal: run #{run}")?;
+    }
+    for r in &report.reconciled {
+        writeln!(
+            out,
+            "  reconciled: {} (group {}) of interrupted run #{}: {}",
+            r.id,
+            r.group,
+            r.run,
+            r.outcome.replace('_', " ")
+        )?;
+    }
     if let Some(blocked) = &plan.blocked {
         writeln!(out, "  BLOCKED, nothing will be deleted: {blocked}")?;
+    }
+    if !report.refused.is_empty() {
+        writeln!(
+            out,
+            "  REFUSED, nothing deleted: the reviewed plan no longer holds; make and review a new plan:"
+        )?;
+        for change in &report.refused {
+            writeln!(out, "    - {change}")?;
+        }
+    }
+    if let Some(error) = &report.journal_error {
+        writeln!(out, "  JOURNAL ERROR: {error}")?;
     }
     for warning in &plan.warnings {
         writeln!(out, "  WARNING: {warning}")?;
@@ -196,6 +282,9 @@ pub fn run_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()>
             for failed in &execution.failed {
                 writeln!(out, "  FAILED to delete {}: {}", failed.id, failed.error)?;
             }
+            for error in &execution.ledger_errors {
+                writeln!(out, "  JOURNAL ERROR: {error}")?;
+            }
             if plan.blocked.is_none() {
                 writeln!(
                     out,
@@ -226,4 +315,107 @@ pub fn listing_text(out: &mut dyn Write, backups: &[Backup]) -> io::Result<()> {
         )?;
     }
     writeln!(out, "{} backups", backups.len())
+}
+
+/// `history --format json`: `{"runs": [...]}`, and the run's `decisions` with `--run`.
+pub fn history_json(
+    out: &mut dyn Write,
+    runs: &[RunRecord],
+    decisions: Option<&[DecisionRecord]>,
+) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Doc<'r> {
+        runs: &'r [RunRecord],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        decisions: Option<&'r [DecisionRecord]>,
+    }
+    serde_json::to_writer_pretty(&mut *out, &Doc { runs, decisions })?;
+    writeln!(out)
+}
+
+fn seconds(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `history`: a line per run, then its deletions.
+pub fn history_text(
+    out: &mut dyn Write,
+    runs: &[RunRecord],
+    decisions: Option<&[DecisionRecord]>,
+) -> io::Result<()> {
+    if runs.is_empty() {
+        return writeln!(out, "no runs match");
+    }
+    for run in runs {
+        let outcome = run.outcome.as_deref().unwrap_or("unfinished");
+        let summary = run
+            .summary
+            .map(|s| format!("  keep {} delete {} ignore {}", s.keep, s.delete, s.ignore))
+            .unwrap_or_default();
+        let took = run
+            .ended_at
+            .map(|at| format!(" ({:.1}s)", at.duration_since(run.started_at).as_secs_f64()))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "run #{} {} ({}, {}) {}{took}: {outcome}{summary}",
+            run.id,
+            run.policy,
+            run.command,
+            run.mode,
+            seconds(run.started_at)
+        )?;
+        let commit = run
+            .git_commit
+            .as_deref()
+            .map(|c| format!(", git {}", &c[..c.len().min(12)]))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  policy file {} (sha256 {}{commit})",
+            run.policy_file,
+            &run.policy_sha256[..run.policy_sha256.len().min(12)]
+        )?;
+        if let Some(message) = &run.message {
+            writeln!(out, "  {message}")?;
+        }
+        for d in &run.deletions {
+            let outcome = d
+                .outcome
+                .as_deref()
+                .unwrap_or("intent only (not settled yet)");
+            let at = seconds(d.outcome_at.unwrap_or(d.intent_at));
+            let reconciled = if d.reconciled { " (reconciled)" } else { "" };
+            let error = match (&d.error, d.outcome.as_deref()) {
+                (Some(e), Some("failed")) => format!(": {e}"),
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "  {:<11} {} (group {}) at {at}{reconciled}{error}",
+                outcome.replace('_', " "),
+                d.id,
+                d.group
+            )?;
+        }
+    }
+    if let Some(decisions) = decisions {
+        writeln!(out, "decisions:")?;
+        for d in decisions {
+            let mut why = d.reasons.join(", ");
+            if let Some(note) = &d.note {
+                why = if why.is_empty() {
+                    note.clone()
+                } else {
+                    format!("{why} ({note})")
+                };
+            }
+            writeln!(
+                out,
+                "  {}  {}  {:<6}  {}  {why}",
+                d.created_at, d.group, d.action, d.id
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -2,13 +2,15 @@
 //! then the guards (protect, newest, min_keep, max_delete, max_delete_fraction). Pure: the
 //! clock and the time zone come in as arguments.
 
+pub mod file;
+
 use crate::model::{Backup, Status};
 use crate::policy::{Mode, Policy};
 use crate::retention::{self, Item, Reason};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +73,114 @@ impl PolicyPlan<'_> {
             .filter(|d| d.action == Action::Delete)
             .map(|d| d.backup)
     }
+
+    /// Blocks the plan for one more reason.
+    pub fn block(&mut self, reason: String) {
+        self.blocked = Some(match self.blocked.take() {
+            Some(earlier) => format!("{earlier}; {reason}"),
+            None => reason,
+        });
+    }
+
+    /// `apply`: checks a reviewed delete set (`(group, id)` pairs) against this fresh plan.
+    /// Returns what changed for each reviewed backup that this plan would not delete; when
+    /// nothing did, turns every deletion outside the reviewed set into a keep, so that
+    /// exactly the reviewed set is deleted.
+    pub fn restrict_to(&mut self, reviewed: &[(String, String)]) -> Vec<String> {
+        let by_key: HashMap<(&str, &str), &Decision> = self
+            .decisions
+            .iter()
+            .map(|d| ((d.backup.group.as_str(), d.backup.id.as_str()), d))
+            .collect();
+        let mut changes = Vec::new();
+        for (group, id) in reviewed {
+            let change = match by_key.get(&(group.as_str(), id.as_str())) {
+                None => "no longer listed".to_string(),
+                Some(d) if d.action == Action::Delete => continue,
+                Some(d) => {
+                    let why = crate::render::describe(d);
+                    let why = if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {why}")
+                    };
+                    format!("now {}{why}", d.action.as_str())
+                }
+            };
+            changes.push(format!("{id} (group {group}): {change}"));
+        }
+        if !changes.is_empty() {
+            return changes;
+        }
+        let reviewed: HashSet<(&str, &str)> = reviewed
+            .iter()
+            .map(|(g, i)| (g.as_str(), i.as_str()))
+            .collect();
+        let mut extra = 0;
+        for d in &mut self.decisions {
+            if d.action == Action::Delete
+                && !reviewed.contains(&(d.backup.group.as_str(), d.backup.id.as_str()))
+            {
+                d.action = Action::Keep;
+                d.reasons.push(Reason::NotReviewed);
+                extra += 1;
+            }
+        }
+        self.summary.delete -= extra;
+        self.summary.keep += extra;
+        if extra > 0 {
+            self.warnings.push(format!(
+                "{extra} more backups would be deleted by the policy now but were not in the reviewed plan: kept; make and review a new plan for them"
+            ));
+        }
+        Vec::new()
+    }
+}
+
+/// What the policy's last accepted listing left: complete backups per group after that run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Baseline {
+    pub run: i64,
+    pub at: Timestamp,
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// Complete backups per group of a listing, as the listing-drop guard counts them.
+pub fn complete_counts(backups: &[Backup]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for b in backups.iter().filter(|b| b.status == Status::Complete) {
+        *counts.entry(b.group.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The listing-drop guard: why the listing is suspect, if a group's complete backups fell by
+/// more than `limit` (a share) since the baseline. A group that vanished fell by all of them.
+pub fn listing_drop(
+    baseline: &Baseline,
+    current: &BTreeMap<String, u64>,
+    limit: f64,
+) -> Option<String> {
+    let mut fallen = Vec::new();
+    for (group, &before) in baseline.counts.iter().filter(|(_, n)| **n > 0) {
+        let now = current.get(group).copied().unwrap_or(0);
+        let drop = before.saturating_sub(now) as f64 / before as f64;
+        if drop > limit {
+            fallen.push(format!(
+                "group {} from {before} to {now} (-{:.0}%)",
+                group_label(group),
+                drop * 100.0
+            ));
+        }
+    }
+    (!fallen.is_empty()).then(|| {
+        format!(
+            "the listing is suspect: complete backups fell since run #{} ({}): {}, more than guard.max_listing_drop {limit}; nothing is deleted until a person looks (if the drop is expected, run once with --accept-listing-drop)",
+            baseline.run,
+            baseline.at,
+            fallen.join(", ")
+        )
+    })
 }
 
 /// Evaluates `policy` over `backups` at `now` in `tz`.

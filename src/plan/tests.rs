@@ -397,3 +397,77 @@ fn id_lists_select_groups() {
     );
     assert_eq!(ids_with(&result, Action::Delete), ["db2-1", "db2-2"]);
 }
+
+fn baseline(counts: &[(&str, u64)]) -> Baseline {
+    Baseline {
+        run: 7,
+        at: "2024-06-29T03:30:00Z".parse().unwrap(),
+        counts: counts.iter().map(|(g, n)| (g.to_string(), *n)).collect(),
+    }
+}
+
+#[test]
+fn a_listing_that_fell_by_more_than_the_limit_is_suspect() {
+    let mut listing = daily("a", 4);
+    listing.extend(daily("b", 10));
+    let counts = complete_counts(&listing);
+    // a: 10 -> 4 is a 60% drop; b: 10 -> 10; c vanished (5 -> 0).
+    let reason =
+        listing_drop(&baseline(&[("a", 10), ("b", 10), ("c", 5)]), &counts, 0.5).expect("blocked");
+    assert!(
+        reason.contains("complete backups fell since run #7 (2024-06-29T03:30:00Z)"),
+        "{reason}"
+    );
+    assert!(reason.contains("group a from 10 to 4 (-60%)"), "{reason}");
+    assert!(reason.contains("group c from 5 to 0 (-100%)"), "{reason}");
+    assert!(!reason.contains("group b"), "{reason}");
+    assert!(reason.contains("--accept-listing-drop"), "{reason}");
+    // Exactly at the limit, growth, new groups and a limit of 1 pass.
+    assert_eq!(listing_drop(&baseline(&[("a", 8)]), &counts, 0.5), None);
+    assert_eq!(listing_drop(&baseline(&[("b", 3)]), &counts, 0.5), None);
+    assert_eq!(listing_drop(&baseline(&[]), &counts, 0.5), None);
+    assert_eq!(listing_drop(&baseline(&[("c", 5)]), &counts, 1.0), None);
+    // Failed and in-progress backups do not count.
+    let mut failing = daily("a", 2);
+    failing.push(backup("x", "a", "2024-06-20T00:00:00Z", Status::Failed));
+    failing.push(backup("y", "a", "2024-06-20T00:00:00Z", Status::InProgress));
+    assert_eq!(complete_counts(&failing)["a"], 2);
+}
+
+#[test]
+fn restricting_to_a_reviewed_set_keeps_new_deletions_and_names_every_change() {
+    let p = policy("keep: {last: 2}\n");
+    let listing = daily("g", 6);
+    let key = |id: &str| ("g".to_string(), id.to_string());
+    // Reviewed: g-3 and g-4; the fresh plan deletes g-2..g-5.
+    let mut fresh = plan(&p, &listing, NOW.parse().unwrap(), &TimeZone::UTC);
+    assert!(fresh.restrict_to(&[key("g-3"), key("g-4")]).is_empty());
+    let doomed: Vec<&str> = fresh.deletions().map(|b| b.id.as_str()).collect();
+    assert_eq!(doomed, ["g-3", "g-4"]);
+    let kept = fresh
+        .decisions
+        .iter()
+        .find(|d| d.backup.id == "g-2")
+        .unwrap();
+    assert_eq!(kept.action, Action::Keep);
+    assert_eq!(kept.reasons, [Reason::NotReviewed]);
+    assert_eq!(fresh.summary.delete, 2);
+    assert_eq!(fresh.summary.keep, 4);
+    assert!(
+        fresh.warnings[0].starts_with("2 more backups"),
+        "{:?}",
+        fresh.warnings
+    );
+
+    // A reviewed backup that is now kept or gone refuses the whole set.
+    let mut fresh = plan(&p, &listing[..5], NOW.parse().unwrap(), &TimeZone::UTC);
+    let changes = fresh.restrict_to(&[key("g-1"), key("g-3"), key("g-5")]);
+    assert_eq!(
+        changes,
+        [
+            "g-1 (group g): now keep: last",
+            "g-5 (group g): no longer listed"
+        ]
+    );
+    assert_eq!(fresh.summary.delete, 3, "a refused plan is left as it was");
+}

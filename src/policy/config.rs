@@ -187,9 +187,12 @@ pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Con
         Some(n) => read::string(n, "state_dir", d)
             .map(path)
             .unwrap_or_default(),
-        None => std::env::var_os("STATE_DIRECTORY")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("state")),
+        // systemd's StateDirectory= may list several folders, separated by colons.
+        None => std::env::var("STATE_DIRECTORY")
+            .ok()
+            .and_then(|dirs| dirs.split(':').next().map(PathBuf::from))
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| path("state")),
     };
     let config = Config {
         file: d.file().to_path_buf(),

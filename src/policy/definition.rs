@@ -81,6 +81,9 @@ pub struct Guard {
     pub stale_after: Option<CalendarDuration>,
     /// Backups dated later than now plus this are reported and ignored (never counted).
     pub future_tolerance: CalendarDuration,
+    /// A group whose complete backups fell by more than this share since the last accepted
+    /// run blocks the policy: the listing is suspect.
+    pub max_listing_drop: f64,
 }
 
 impl Default for Guard {
@@ -94,6 +97,7 @@ impl Default for Guard {
                 hours: 1,
                 ..CalendarDuration::default()
             },
+            max_listing_drop: 0.5,
         }
     }
 }
@@ -117,8 +121,23 @@ pub struct Policy {
     pub guard: Guard,
     /// Where the policy was written, for messages.
     pub file: PathBuf,
+    /// SHA-256 of the whole file the policy was read from, as the journal records it.
+    pub file_sha256: String,
+    /// SHA-256 of the policy as written, except `description` and `schedule` (which change
+    /// nothing a run deletes), independent of layout, comments and key order. `apply` refuses a
+    /// plan made under another fingerprint.
+    pub fingerprint: String,
     pub name_pos: Pos,
     pub account_pos: Pos,
+}
+
+fn fingerprint(node: &Node) -> String {
+    let mut canonical = node.canonical();
+    if let Some(map) = canonical.as_object_mut() {
+        map.remove("description");
+        map.remove("schedule");
+    }
+    crate::hash::sha256_hex(canonical.to_string().as_bytes())
 }
 
 /// Validates one policy mapping, recording every problem; `None` when any was found.
@@ -179,6 +198,8 @@ pub fn parse_policy(node: &Node, d: &mut Diagnostics) -> Option<Policy> {
             .map(|n| parse_guard(n, d))
             .unwrap_or_default(),
         file: d.file().to_path_buf(),
+        file_sha256: String::new(),
+        fingerprint: fingerprint(node),
         name_pos: name_node.map(|n| n.pos).unwrap_or(node.pos),
         account_pos: account_node.map(|n| n.pos).unwrap_or(node.pos),
     };
@@ -353,6 +374,7 @@ fn parse_guard(node: &Node, d: &mut Diagnostics) -> Guard {
         "max_delete_fraction",
         "stale_after",
         "future_tolerance",
+        "max_listing_drop",
     ];
     let Some(fields) = read::mapping(node, "guard", &known, d) else {
         return guard;
@@ -372,6 +394,15 @@ fn parse_guard(node: &Node, d: &mut Diagnostics) -> Guard {
             d.error(n.pos, format!("`guard.max_delete_fraction: {v}` must be more than 0 and at most 1 (0.5 = half of a group's complete backups)"));
         }
         guard.max_delete_fraction = value;
+    }
+    if let Some(n) = fields.get("max_listing_drop")
+        && let Some(v) = read::number(n, "guard.max_listing_drop", d)
+    {
+        if v > 0.0 && v <= 1.0 {
+            guard.max_listing_drop = v;
+        } else {
+            d.error(n.pos, format!("`guard.max_listing_drop: {v}` must be more than 0 and at most 1 (0.5 blocks a run when a group's complete backups fell by more than half since the last run; 1 turns this guard off)"));
+        }
     }
     if let Some(n) = fields.get("stale_after") {
         guard.stale_after = read::duration(n, "guard.stale_after", d);

@@ -197,6 +197,10 @@ fn policies_in(
     }
     d.list.sort_by_key(|e| e.pos);
     errors.append(&mut d.list);
+    let file_sha256 = crate::hash::sha256_hex(text.as_bytes());
+    for policy in &mut policies {
+        policy.file_sha256.clone_from(&file_sha256);
+    }
     policies
 }
 

@@ -149,6 +149,10 @@ fn policy() -> Value {
                 );
                 p.insert("stale_after".into(), duration());
                 p.insert("future_tolerance".into(), duration());
+                p.insert(
+                    "max_listing_drop".into(),
+                    json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.5}),
+                );
                 object(p, "Limits that block a run instead of deleting too much.")
             }
             other => unreachable!("policy key {other} has no schema"),

@@ -38,6 +38,30 @@ pub struct Key {
     pub pos: Pos,
 }
 
+impl Node {
+    /// The node as JSON without positions, mapping keys sorted: equal for two texts that
+    /// differ only in layout, comments, key order or quoting.
+    pub fn canonical(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or_else(|| J::String(f.to_string())),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::canonical).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.canonical()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
 impl Value {
     /// What a person would call this kind of value, for "expected X, found Y" messages.
     pub fn kind(&self) -> &'static str {

@@ -80,6 +80,8 @@ pub enum Reason {
     Stale,
     Newest,
     MinKeep,
+    /// `apply`: the policy would delete it now, but the reviewed plan did not.
+    NotReviewed,
 }
 
 impl fmt::Display for Reason {
@@ -102,6 +104,7 @@ impl fmt::Display for Reason {
             Reason::Stale => f.write_str("stale group"),
             Reason::Newest => f.write_str("newest"),
             Reason::MinKeep => f.write_str("min_keep"),
+            Reason::NotReviewed => f.write_str("not in the reviewed plan"),
         }
     }
 }

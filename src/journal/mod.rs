@@ -1,0 +1,786 @@
+//! The journal: durable local state in `state_dir/journal.sqlite` (SQLite, WAL, fsync on every
+//! commit). It records every run (policy, its file's hash and git commit, start, end, outcome),
+//! every decision, the complete-backup count of each group listed, and every deletion: the
+//! intent is committed before the delete call is sent and the outcome after it, so a crash at
+//! any point leaves an intent that the next run of the policy settles against a fresh listing.
+//!
+//! The schema is migrated forward by `PRAGMA user_version`; a journal written by a newer
+//! version is refused, never rewritten. One process runs a policy at a time: [`Journal::lock`]
+//! takes a file lock per policy under `state_dir/locks`.
+
+pub mod git;
+
+use crate::model::Backup;
+use crate::plan::{Baseline, PolicyPlan};
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub const FILE: &str = "journal.sqlite";
+
+/// Each entry moves the schema one version forward; never edit a released entry, add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, their listing counts and decisions, deletions with intent and outcome.
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        policy TEXT NOT NULL,
+        account TEXT NOT NULL,
+        command TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        dry_run TEXT,
+        policy_file TEXT NOT NULL,
+        policy_sha256 TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        git_commit TEXT,
+        pid INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        outcome TEXT,
+        message TEXT,
+        listed INTEGER NOT NULL DEFAULT 0,
+        listing_drop_blocked INTEGER NOT NULL DEFAULT 0,
+        keep INTEGER,
+        delete_count INTEGER,
+        ignore INTEGER
+    );
+    CREATE INDEX runs_policy ON runs (policy, id);
+    CREATE TABLE listing_counts (
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        grp TEXT NOT NULL,
+        complete INTEGER NOT NULL,
+        PRIMARY KEY (run_id, grp)
+    );
+    CREATE TABLE decisions (
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        backup_id TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        note TEXT
+    );
+    CREATE INDEX decisions_run ON decisions (run_id);
+    CREATE TABLE deletions (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        policy TEXT NOT NULL,
+        account TEXT NOT NULL,
+        backup_id TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        intent_at INTEGER NOT NULL,
+        outcome TEXT,
+        outcome_at INTEGER,
+        error TEXT,
+        reconciled INTEGER NOT NULL DEFAULT 0,
+        detail TEXT
+    );
+    CREATE INDEX deletions_run ON deletions (run_id);
+    CREATE INDEX deletions_open ON deletions (policy) WHERE outcome IS NULL;",
+];
+
+/// What went wrong with the journal; the message names the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalError(pub String);
+
+impl fmt::Display for JournalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JournalError {}
+
+type Result<T> = std::result::Result<T, JournalError>;
+
+/// How a deletion ended, as the journal records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Deleted,
+    Failed,
+    /// Still there after an interrupted run (reconciled).
+    NotDeleted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Deleted => "deleted",
+            Outcome::Failed => "failed",
+            Outcome::NotDeleted => "not_deleted",
+        }
+    }
+}
+
+/// A run as it starts.
+pub struct RunStart<'a> {
+    pub policy: &'a crate::policy::Policy,
+    /// `run`, `apply`, `daemon`.
+    pub command: &'a str,
+    /// Why the run deletes nothing, if it does not (the two-yeses rule).
+    pub dry_run: Option<&'a str>,
+    pub started_at: Timestamp,
+}
+
+/// A run as it ends.
+pub struct RunEnd<'a> {
+    /// `ok`, `dry-run`, `blocked`, `refused`, `listing-failed`, `deletions-failed`.
+    pub outcome: &'a str,
+    pub message: Option<&'a str>,
+}
+
+/// A deletion whose outcome an interrupted run never recorded, settled now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reconciled {
+    pub id: String,
+    pub group: String,
+    pub run: i64,
+    pub outcome: &'static str,
+}
+
+/// The filters of `retentiond history`.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryFilter {
+    pub policies: Vec<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub outcomes: Vec<String>,
+    pub run: Option<i64>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub policy: String,
+    pub account: String,
+    pub command: String,
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<String>,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    /// `None` while the run is going on, or when it was interrupted and its policy has not run
+    /// since.
+    pub outcome: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub policy_file: String,
+    pub policy_sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    pub summary: Option<RunSummary>,
+    /// Complete backups listed per group.
+    pub listing: BTreeMap<String, u64>,
+    pub deletions: Vec<DeletionRecord>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RunSummary {
+    pub keep: u64,
+    pub delete: u64,
+    pub ignore: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeletionRecord {
+    pub id: String,
+    pub group: String,
+    pub policy: String,
+    pub account: String,
+    pub created_at: String,
+    pub intent_at: Timestamp,
+    /// `deleted`, `failed`, `not_deleted`; `None`: the intent is not settled yet.
+    pub outcome: Option<String>,
+    pub outcome_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Settled by a later run's fresh listing after an interruption.
+    pub reconciled: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DecisionRecord {
+    pub id: String,
+    pub group: String,
+    pub created_at: String,
+    pub status: String,
+    pub action: String,
+    pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Held while a policy runs; dropping it releases the lock.
+#[derive(Debug)]
+pub struct PolicyLock {
+    _file: File,
+}
+
+pub struct Journal {
+    conn: Mutex<Connection>,
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+fn sql_error(path: &Path, what: &str) -> impl Fn(rusqlite::Error) -> JournalError {
+    let path = path.display().to_string();
+    let what = what.to_string();
+    move |e| JournalError(format!("journal {path}: cannot {what}: {e}"))
+}
+
+fn ms(at: Timestamp) -> i64 {
+    at.as_millisecond()
+}
+
+fn from_ms(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl Journal {
+    /// Opens (creating `state_dir` and the journal if needed) and migrates the journal.
+    pub fn open(state_dir: &Path) -> Result<Journal> {
+        create_private_dir(state_dir)?;
+        let path = state_dir.join(FILE);
+        let conn = Connection::open(&path).map_err(sql_error(&path, "open it"))?;
+        let journal = Journal::configure(conn, state_dir, path, true)?;
+        journal.migrate()?;
+        Ok(journal)
+    }
+
+    /// Opens an existing journal for reading; `None` when there is none yet.
+    pub fn open_read_only(state_dir: &Path) -> Result<Option<Journal>> {
+        let path = state_dir.join(FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql_error(&path, "open it"))?;
+        let journal = Journal::configure(conn, state_dir, path, false)?;
+        let version = journal.version()?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(journal.too_new(version));
+        }
+        if version < MIGRATIONS.len() as i64 {
+            // An older journal: the next run migrates it; nothing here depends on it.
+            return Ok(None);
+        }
+        Ok(Some(journal))
+    }
+
+    fn configure(conn: Connection, dir: &Path, path: PathBuf, writable: bool) -> Result<Journal> {
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(sql_error(&path, "set a busy timeout"))?;
+        if !writable {
+            return Ok(Journal {
+                conn: Mutex::new(conn),
+                dir: dir.to_path_buf(),
+                path,
+            });
+        }
+        // WAL lets `history` read while a run writes; FULL syncs every commit, so an intent
+        // is on disk before its delete call is sent.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_error(&path, "switch to WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql_error(&path, "set synchronous=FULL"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql_error(&path, "enable foreign keys"))?;
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            dir: dir.to_path_buf(),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn err(&self, what: &str) -> impl Fn(rusqlite::Error) -> JournalError {
+        sql_error(&self.path, what)
+    }
+
+    fn version(&self) -> Result<i64> {
+        self.conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.err("read its schema version"))
+    }
+
+    fn too_new(&self, version: i64) -> JournalError {
+        JournalError(format!(
+            "journal {}: schema version {version} was written by a newer retentiond (this one knows up to {}); upgrade retentiond, nothing was changed",
+            self.path.display(),
+            MIGRATIONS.len()
+        ))
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let version = self.version()?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(self.too_new(version));
+        }
+        let mut conn = self.conn();
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(self.err("migrate"))?;
+            tx.execute_batch(sql)
+                .and_then(|_| tx.pragma_update(None, "user_version", i as i64 + 1))
+                .and_then(|_| tx.commit())
+                .map_err(self.err(&format!("migrate to schema version {}", i + 1)))?;
+        }
+        Ok(())
+    }
+
+    /// Takes the policy's run lock, or says which process holds it.
+    pub fn lock(&self, policy: &str) -> Result<PolicyLock> {
+        let locks = self.dir.join("locks");
+        create_private_dir(&locks)?;
+        // Policy names are letters, digits, `.`, `_` and `-`, never `.` or `..` alone.
+        let path = locks.join(format!("{policy}.lock"));
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| JournalError(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {
+                use std::io::{Seek, Write};
+                let _ = file.set_len(0);
+                let _ = file.seek(std::io::SeekFrom::Start(0));
+                let _ = writeln!(file, "{}", std::process::id());
+                Ok(PolicyLock { _file: file })
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                let pid = if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                };
+                Err(JournalError(format!(
+                    "policy {policy} is being run by another retentiond process{pid}; skipped (lock {})",
+                    path.display()
+                )))
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                Err(JournalError(format!("cannot lock {}: {e}", path.display())))
+            }
+        }
+    }
+
+    pub fn begin_run(&self, run: &RunStart) -> Result<i64> {
+        let policy = run.policy;
+        let commit = git::head_commit(&policy.file);
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO runs (policy, account, command, mode, dry_run, policy_file, policy_sha256,
+                               fingerprint, git_commit, pid, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                policy.name,
+                policy.account,
+                run.command,
+                policy.mode.as_str(),
+                run.dry_run,
+                policy.file.display().to_string(),
+                policy.file_sha256,
+                policy.fingerprint,
+                commit,
+                std::process::id(),
+                ms(run.started_at),
+            ],
+        )
+        .map_err(self.err("record the start of a run"))?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Records what a run's plan decided and how many complete backups each group listed, in
+    /// one transaction.
+    pub fn record_plan(
+        &self,
+        run: i64,
+        plan: &PolicyPlan,
+        counts: &BTreeMap<String, u64>,
+        listing_drop_blocked: bool,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let write = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            {
+                let mut count = tx.prepare(
+                    "INSERT INTO listing_counts (run_id, grp, complete) VALUES (?1, ?2, ?3)",
+                )?;
+                for (group, n) in counts {
+                    count.execute(params![run, group, *n as i64])?;
+                }
+                let mut decision = tx.prepare(
+                    "INSERT INTO decisions (run_id, backup_id, grp, created_at, status, action, reasons, note)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for d in &plan.decisions {
+                    let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+                    decision.execute(params![
+                        run,
+                        d.backup.id,
+                        d.backup.group,
+                        d.backup.created_at.to_string(),
+                        d.backup.status.as_str(),
+                        d.action.as_str(),
+                        serde_json::to_string(&reasons).unwrap_or_default(),
+                        d.note,
+                    ])?;
+                }
+            }
+            let s = plan.summary;
+            tx.execute(
+                "UPDATE runs SET listed = 1, listing_drop_blocked = ?2, keep = ?3, delete_count = ?4,
+                                 ignore = ?5
+                 WHERE id = ?1",
+                params![
+                    run,
+                    listing_drop_blocked,
+                    s.keep as i64,
+                    s.delete as i64,
+                    s.ignore as i64
+                ],
+            )?;
+            tx.commit()
+        };
+        write(&mut conn).map_err(self.err("record the plan"))
+    }
+
+    pub fn finish_run(&self, run: i64, end: &RunEnd) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE runs SET ended_at = ?2, outcome = ?3, message = ?4 WHERE id = ?1",
+                params![run, ms(Timestamp::now()), end.outcome, end.message],
+            )
+            .map(drop)
+            .map_err(self.err("record the end of a run"))
+    }
+
+    /// Records the intent to delete `batch`, committed before the call is sent. Returns the
+    /// deletion rows, in the batch's order.
+    pub fn intent(
+        &self,
+        run: i64,
+        policy: &str,
+        account: &str,
+        batch: &[Backup],
+    ) -> Result<Vec<i64>> {
+        let mut conn = self.conn();
+        let write = |conn: &mut Connection| -> rusqlite::Result<Vec<i64>> {
+            let tx = conn.transaction()?;
+            let mut rows = Vec::with_capacity(batch.len());
+            {
+                let mut insert = tx.prepare(
+                    "INSERT INTO deletions (run_id, policy, account, backup_id, grp, created_at, intent_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                let now = ms(Timestamp::now());
+                for b in batch {
+                    insert.execute(params![
+                        run,
+                        policy,
+                        account,
+                        b.id,
+                        b.group,
+                        b.created_at.to_string(),
+                        now
+                    ])?;
+                    rows.push(tx.last_insert_rowid());
+                }
+            }
+            tx.commit()?;
+            Ok(rows)
+        };
+        write(&mut conn).map_err(self.err("record a deletion intent"))
+    }
+
+    pub fn outcome(&self, deletion: i64, outcome: Outcome, error: Option<&str>) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE deletions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1",
+                params![deletion, outcome.as_str(), ms(Timestamp::now()), error],
+            )
+            .map(drop)
+            .map_err(self.err("record a deletion outcome"))
+    }
+
+    /// Settles what interrupted runs of `policy` left open, against a fresh listing of the
+    /// policy (`listed`: its `(group, id)` pairs): an intent whose backup is no longer listed
+    /// is recorded as deleted, one still listed as not deleted. Earlier runs of the policy
+    /// that never finished are marked `interrupted`. Call with the policy's lock held and
+    /// before this run deletes anything.
+    pub fn reconcile(
+        &self,
+        policy: &str,
+        current_run: i64,
+        listed: &HashSet<(&str, &str)>,
+    ) -> Result<Vec<Reconciled>> {
+        let mut conn = self.conn();
+        let work = |conn: &mut Connection| -> rusqlite::Result<Vec<Reconciled>> {
+            let tx = conn.transaction()?;
+            let mut settled = Vec::new();
+            {
+                let mut open = tx.prepare(
+                    "SELECT id, run_id, backup_id, grp FROM deletions
+                     WHERE policy = ?1 AND outcome IS NULL AND run_id != ?2 ORDER BY id",
+                )?;
+                let rows = open
+                    .query_map(params![policy, current_run], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<(i64, i64, String, String)>>>()?;
+                let mut update = tx.prepare(
+                    "UPDATE deletions SET outcome = ?2, outcome_at = ?3, error = ?4, reconciled = 1
+                     WHERE id = ?1",
+                )?;
+                let now = ms(Timestamp::now());
+                for (row, run, id, group) in rows {
+                    let gone = !listed.contains(&(group.as_str(), id.as_str()));
+                    let (outcome, note) = if gone {
+                        (
+                            Outcome::Deleted,
+                            format!(
+                                "run #{run} was interrupted before recording this outcome; run #{current_run}'s fresh listing no longer shows the backup"
+                            ),
+                        )
+                    } else {
+                        (
+                            Outcome::NotDeleted,
+                            format!(
+                                "run #{run} was interrupted before recording this outcome; run #{current_run}'s fresh listing still shows the backup"
+                            ),
+                        )
+                    };
+                    update.execute(params![row, outcome.as_str(), now, note])?;
+                    settled.push(Reconciled {
+                        id,
+                        group,
+                        run,
+                        outcome: outcome.as_str(),
+                    });
+                }
+            }
+            tx.execute(
+                "UPDATE runs SET outcome = 'interrupted',
+                     message = 'the process stopped before the run ended; settled by run #' || ?2
+                 WHERE policy = ?1 AND ended_at IS NULL AND id != ?2",
+                params![policy, current_run],
+            )?;
+            tx.commit()?;
+            Ok(settled)
+        };
+        work(&mut conn).map_err(self.err("reconcile interrupted deletions"))
+    }
+
+    /// The complete-backup count per group that the policy's last accepted listing left
+    /// behind (what it listed, minus what that run deleted), for the listing-drop guard.
+    /// Listings that the guard itself blocked never become the baseline.
+    pub fn baseline(&self, policy: &str, before_run: Option<i64>) -> Result<Option<Baseline>> {
+        let conn = self.conn();
+        let query = |conn: &Connection| -> rusqlite::Result<Option<Baseline>> {
+            let run: Option<(i64, i64)> = conn
+                .query_row(
+                    "SELECT id, started_at FROM runs
+                     WHERE policy = ?1 AND listed = 1 AND listing_drop_blocked = 0 AND id < ?2
+                     ORDER BY id DESC LIMIT 1",
+                    params![policy, before_run.unwrap_or(i64::MAX)],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((run, started)) = run else {
+                return Ok(None);
+            };
+            let mut counts = BTreeMap::new();
+            let mut listed = conn.prepare(
+                "SELECT grp, complete - (SELECT count(*) FROM deletions d
+                                         WHERE d.run_id = c.run_id AND d.grp = c.grp
+                                           AND d.outcome = 'deleted')
+                 FROM listing_counts c WHERE run_id = ?1",
+            )?;
+            let rows = listed.query_map(params![run], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (group, n) = row?;
+                counts.insert(group, n.max(0) as u64);
+            }
+            Ok(Some(Baseline {
+                run,
+                at: from_ms(started),
+                counts,
+            }))
+        };
+        query(&conn).map_err(self.err("read the last listing counts"))
+    }
+
+    /// Runs, newest first, with their listing counts and deletions.
+    pub fn history(&self, filter: &HistoryFilter) -> Result<Vec<RunRecord>> {
+        let conn = self.conn();
+        let query = |conn: &Connection| -> rusqlite::Result<Vec<RunRecord>> {
+            let mut sql = String::from(
+                "SELECT id, policy, account, command, mode, dry_run, started_at, ended_at, outcome,
+                        message, policy_file, policy_sha256, git_commit, listed, keep, delete_count,
+                        ignore
+                 FROM runs WHERE 1 = 1",
+            );
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            let mut any_of = |sql: &mut String, column: &str, values: &[String]| {
+                if values.is_empty() {
+                    return;
+                }
+                let marks = vec!["?"; values.len()].join(", ");
+                sql.push_str(&format!(" AND {column} IN ({marks})"));
+                args.extend(values.iter().cloned().map(rusqlite::types::Value::Text));
+            };
+            any_of(&mut sql, "policy", &filter.policies);
+            any_of(
+                &mut sql,
+                "coalesce(outcome, 'unfinished')",
+                &filter.outcomes,
+            );
+            if let Some(since) = filter.since {
+                sql.push_str(" AND started_at >= ?");
+                args.push(ms(since).into());
+            }
+            if let Some(until) = filter.until {
+                sql.push_str(" AND started_at <= ?");
+                args.push(ms(until).into());
+            }
+            if let Some(run) = filter.run {
+                sql.push_str(" AND id = ?");
+                args.push(run.into());
+            }
+            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            args.push((filter.limit.min(i64::MAX as usize) as i64).into());
+            let mut statement = conn.prepare(&sql)?;
+            let runs = statement
+                .query_map(rusqlite::params_from_iter(args), |r| {
+                    let listed: bool = r.get(13)?;
+                    let summary = listed.then(|| -> rusqlite::Result<RunSummary> {
+                        Ok(RunSummary {
+                            keep: r.get::<_, Option<i64>>(14)?.unwrap_or(0) as u64,
+                            delete: r.get::<_, Option<i64>>(15)?.unwrap_or(0) as u64,
+                            ignore: r.get::<_, Option<i64>>(16)?.unwrap_or(0) as u64,
+                        })
+                    });
+                    Ok(RunRecord {
+                        id: r.get(0)?,
+                        policy: r.get(1)?,
+                        account: r.get(2)?,
+                        command: r.get(3)?,
+                        mode: r.get(4)?,
+                        dry_run: r.get(5)?,
+                        started_at: from_ms(r.get(6)?),
+                        ended_at: r.get::<_, Option<i64>>(7)?.map(from_ms),
+                        outcome: r.get(8)?,
+                        message: r.get(9)?,
+                        policy_file: r.get(10)?,
+                        policy_sha256: r.get(11)?,
+                        git_commit: r.get(12)?,
+                        summary: summary.transpose()?,
+                        listing: BTreeMap::new(),
+                        deletions: Vec::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<RunRecord>>>()?;
+            let mut counts = conn.prepare(
+                "SELECT grp, complete FROM listing_counts WHERE run_id = ?1 ORDER BY grp",
+            )?;
+            let mut deletions = conn.prepare(
+                "SELECT backup_id, grp, policy, account, created_at, intent_at, outcome, outcome_at,
+                        error, reconciled
+                 FROM deletions WHERE run_id = ?1 ORDER BY id",
+            )?;
+            let mut out = Vec::with_capacity(runs.len());
+            for mut run in runs {
+                for row in counts.query_map(params![run.id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })? {
+                    let (group, n) = row?;
+                    run.listing.insert(group, n.max(0) as u64);
+                }
+                run.deletions = deletions
+                    .query_map(params![run.id], |r| {
+                        Ok(DeletionRecord {
+                            id: r.get(0)?,
+                            group: r.get(1)?,
+                            policy: r.get(2)?,
+                            account: r.get(3)?,
+                            created_at: r.get(4)?,
+                            intent_at: from_ms(r.get(5)?),
+                            outcome: r.get(6)?,
+                            outcome_at: r.get::<_, Option<i64>>(7)?.map(from_ms),
+                            error: r.get(8)?,
+                            reconciled: r.get(9)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                out.push(run);
+            }
+            Ok(out)
+        };
+        query(&conn).map_err(self.err("read the history"))
+    }
+
+    /// Every decision a run recorded, in plan order.
+    pub fn decisions(&self, run: i64) -> Result<Vec<DecisionRecord>> {
+        let conn = self.conn();
+        let query = |conn: &Connection| -> rusqlite::Result<Vec<DecisionRecord>> {
+            let mut statement = conn.prepare(
+                "SELECT backup_id, grp, created_at, status, action, reasons, note
+                 FROM decisions WHERE run_id = ?1 ORDER BY rowid",
+            )?;
+            statement
+                .query_map(params![run], |r| {
+                    let reasons: String = r.get(5)?;
+                    Ok(DecisionRecord {
+                        id: r.get(0)?,
+                        group: r.get(1)?,
+                        created_at: r.get(2)?,
+                        status: r.get(3)?,
+                        action: r.get(4)?,
+                        reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+                        note: r.get(6)?,
+                    })
+                })?
+                .collect()
+        };
+        query(&conn).map_err(self.err("read a run's decisions"))
+    }
+}
+
+/// Creates a folder (and its parents) readable only by this user.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            JournalError(format!(
+                "cannot create the state folder {}: {e}; set state_dir in the config to a writable folder",
+                dir.display()
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests;

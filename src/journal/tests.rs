@@ -1,0 +1,243 @@
+use super::*;
+use crate::model::Status;
+use crate::plan::plan;
+use crate::policy::{Policy, policies_from_str};
+use jiff::tz::TimeZone;
+
+fn policy() -> Policy {
+    policies_from_str(
+        Path::new("p.yaml"),
+        "name: p\naccount: a\nmode: enforce\nkeep: {last: 2}\n",
+    )
+    .0
+    .remove(0)
+}
+
+fn backups(group: &str, n: i64) -> Vec<Backup> {
+    (0..n)
+        .map(|i| {
+            Backup::new(
+                &format!("{group}-{i}"),
+                group,
+                Timestamp::from_second(1_700_000_000 - i * 86_400).unwrap(),
+                Status::Complete,
+            )
+        })
+        .collect()
+}
+
+fn start(journal: &Journal, policy: &Policy) -> i64 {
+    journal
+        .begin_run(&RunStart {
+            policy,
+            command: "run",
+            dry_run: None,
+            started_at: Timestamp::now(),
+        })
+        .unwrap()
+}
+
+/// A run that listed `listing`, recorded its plan and deleted `deleted` (ids).
+fn finished_run(journal: &Journal, listing: &[Backup], deleted: &[&str], blocked: bool) -> i64 {
+    let policy = policy();
+    let run = start(journal, &policy);
+    let plan = plan(&policy, listing, Timestamp::now(), &TimeZone::UTC);
+    let counts = crate::plan::complete_counts(listing);
+    journal.record_plan(run, &plan, &counts, blocked).unwrap();
+    let doomed: Vec<Backup> = listing
+        .iter()
+        .filter(|b| deleted.contains(&b.id.as_str()))
+        .cloned()
+        .collect();
+    for row in journal.intent(run, "p", "a", &doomed).unwrap() {
+        journal.outcome(row, Outcome::Deleted, None).unwrap();
+    }
+    journal
+        .finish_run(
+            run,
+            &RunEnd {
+                outcome: "ok",
+                message: None,
+            },
+        )
+        .unwrap();
+    run
+}
+
+fn all_runs(journal: &Journal) -> Vec<RunRecord> {
+    journal
+        .history(&HistoryFilter {
+            limit: 100,
+            ..HistoryFilter::default()
+        })
+        .unwrap()
+}
+
+#[test]
+fn creates_the_state_dir_migrates_once_and_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state/nested");
+    let journal = Journal::open(&state).unwrap();
+    assert_eq!(journal.version().unwrap(), MIGRATIONS.len() as i64);
+    finished_run(&journal, &backups("g", 3), &["g-2"], false);
+    drop(journal);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the state folder is private");
+
+    // Reopening keeps what was written.
+    let journal = Journal::open(&state).unwrap();
+    assert_eq!(all_runs(&journal).len(), 1);
+    journal
+        .conn()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    drop(journal);
+    for result in [
+        Journal::open(&state).map(drop),
+        Journal::open_read_only(&state).map(drop),
+    ] {
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("schema version 99 was written by a newer retentiond"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn read_only_open_of_a_missing_journal_is_none_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    assert!(Journal::open_read_only(&state).unwrap().is_none());
+    assert!(!state.exists());
+}
+
+#[test]
+fn history_holds_each_run_with_its_counts_and_deletions() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let mut listing = backups("g", 4);
+    listing.extend(backups("h", 2));
+    let run = finished_run(&journal, &listing, &["g-2", "g-3"], false);
+    let runs = all_runs(&journal);
+    assert_eq!(runs.len(), 1);
+    let record = &runs[0];
+    assert_eq!(record.id, run);
+    assert_eq!(record.policy, "p");
+    assert_eq!(record.outcome.as_deref(), Some("ok"));
+    assert_eq!(record.policy_sha256, policy().file_sha256);
+    assert_eq!(
+        record.listing,
+        BTreeMap::from([("g".to_string(), 4), ("h".to_string(), 2)])
+    );
+    let deleted: Vec<(&str, Option<&str>)> = record
+        .deletions
+        .iter()
+        .map(|d| (d.id.as_str(), d.outcome.as_deref()))
+        .collect();
+    assert_eq!(
+        deleted,
+        [("g-2", Some("deleted")), ("g-3", Some("deleted"))]
+    );
+    let decisions = journal.decisions(run).unwrap();
+    assert_eq!(decisions.len(), 6);
+    assert_eq!(decisions[0].reasons, ["last"]);
+
+    let filtered = journal
+        .history(&HistoryFilter {
+            policies: vec!["other".into()],
+            limit: 10,
+            ..HistoryFilter::default()
+        })
+        .unwrap();
+    assert!(filtered.is_empty());
+    let by_outcome = journal
+        .history(&HistoryFilter {
+            outcomes: vec!["blocked".into()],
+            limit: 10,
+            ..HistoryFilter::default()
+        })
+        .unwrap();
+    assert!(by_outcome.is_empty());
+}
+
+#[test]
+fn reconcile_settles_open_intents_against_the_listing_and_marks_the_run_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let policy = policy();
+    let listing = backups("g", 4);
+    let crashed = start(&journal, &policy);
+    journal.intent(crashed, "p", "a", &listing[2..]).unwrap();
+    // g-2 vanished (the delete went through before the crash); g-3 is still listed.
+    let current = start(&journal, &policy);
+    let still: HashSet<(&str, &str)> = [("g", "g-0"), ("g", "g-1"), ("g", "g-3")].into();
+    let settled = journal.reconcile("p", current, &still).unwrap();
+    assert_eq!(
+        settled,
+        [
+            Reconciled {
+                id: "g-2".into(),
+                group: "g".into(),
+                run: crashed,
+                outcome: "deleted"
+            },
+            Reconciled {
+                id: "g-3".into(),
+                group: "g".into(),
+                run: crashed,
+                outcome: "not_deleted"
+            },
+        ]
+    );
+    let runs = all_runs(&journal);
+    let old = runs.iter().find(|r| r.id == crashed).unwrap();
+    assert_eq!(old.outcome.as_deref(), Some("interrupted"));
+    assert!(old.deletions.iter().all(|d| d.reconciled));
+    let current_run = runs.iter().find(|r| r.id == current).unwrap();
+    assert_eq!(current_run.outcome, None, "the current run is left alone");
+    // Settled once: nothing is left open.
+    assert!(journal.reconcile("p", current, &still).unwrap().is_empty());
+}
+
+#[test]
+fn the_baseline_is_what_the_last_accepted_listing_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    assert_eq!(journal.baseline("p", None).unwrap(), None);
+    let listing = backups("g", 10);
+    let accepted = finished_run(&journal, &listing, &["g-8", "g-9"], false);
+    let baseline = journal.baseline("p", None).unwrap().unwrap();
+    assert_eq!(baseline.run, accepted);
+    assert_eq!(baseline.counts, BTreeMap::from([("g".to_string(), 8)]));
+    // A listing the drop guard blocked never becomes the baseline.
+    finished_run(&journal, &listing[..2], &[], true);
+    assert_eq!(journal.baseline("p", None).unwrap().unwrap().run, accepted);
+    // Nor does a run whose listing failed.
+    let failed = start(&journal, &policy());
+    assert_eq!(
+        journal
+            .baseline("p", Some(failed + 1))
+            .unwrap()
+            .unwrap()
+            .run,
+        accepted
+    );
+}
+
+#[test]
+fn one_process_at_a_time_runs_a_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let held = journal.lock("p").unwrap();
+    let err = journal.lock("p").unwrap_err().to_string();
+    assert!(
+        err.contains("policy p is being run by another retentiond process")
+            && err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    journal.lock("q").unwrap();
+    drop(held);
+    journal.lock("p").unwrap();
+}

@@ -1,0 +1,238 @@
+//! One policy run, from a fresh listing to the journal: settle what an interrupted run left
+//! open, plan, apply the listing-drop guard, check a reviewed plan (`apply`), record the
+//! decisions and listing counts, delete through the executor (intent and outcome journaled),
+//! record the end. `run`, `apply` and the daemon all go through here; the caller holds the
+//! policy's lock.
+
+use crate::executor::{self, Ledger, Settled};
+use crate::journal::{self, Journal, JournalError, RunEnd, RunStart};
+use crate::model::Backup;
+use crate::plan::{self, PolicyPlan};
+use crate::policy::Policy;
+use crate::provider::{Provider, ProviderError};
+use crate::render::PolicyReport;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// How a run goes.
+#[derive(Clone, Debug)]
+pub struct Options<'a> {
+    /// `run`, `apply` or `daemon`, as the journal records it.
+    pub command: &'static str,
+    /// Why nothing is deleted, if nothing is (the two-yeses rule).
+    pub dry_run: Option<String>,
+    /// Skips the listing-drop guard once, making this listing the new baseline.
+    pub accept_listing_drop: bool,
+    /// `apply`: the reviewed delete set, `(group, id)`.
+    pub reviewed: Option<&'a [(String, String)]>,
+    pub started_at: Timestamp,
+    pub now: Timestamp,
+}
+
+/// The plan of a listing with every guard, including the listing-drop guard against
+/// `baseline` unless it is accepted. Returns the plan and whether that guard blocked it.
+pub fn guarded_plan<'a>(
+    policy: &Policy,
+    backups: &'a [Backup],
+    now: Timestamp,
+    tz: &TimeZone,
+    baseline: Option<&plan::Baseline>,
+    accept_listing_drop: bool,
+) -> (PolicyPlan<'a>, bool) {
+    let mut plan = plan::plan(policy, backups, now, tz);
+    let counts = plan::complete_counts(backups);
+    let dropped = match baseline {
+        Some(baseline) if !accept_listing_drop => {
+            plan::listing_drop(baseline, &counts, policy.guard.max_listing_drop)
+        }
+        _ => None,
+    };
+    let blocked = dropped.is_some();
+    if let Some(reason) = dropped {
+        plan.block(reason);
+    }
+    (plan, blocked)
+}
+
+/// A report for a policy that could not run at all; nothing was listed or deleted.
+pub fn not_run<'a>(policy: &Policy, error: &JournalError) -> PolicyReport<'a> {
+    let mut report = PolicyReport::new(policy);
+    report.journal_error = Some(error.to_string());
+    report
+}
+
+/// Runs one policy over its fresh listing. Nothing is deleted unless the run is recorded.
+pub async fn run_policy<'a>(
+    journal: &Arc<Journal>,
+    policy: &Policy,
+    tz: &TimeZone,
+    provider: &Result<Arc<dyn Provider>, ProviderError>,
+    listing: &'a Result<Vec<Backup>, ProviderError>,
+    options: &Options<'_>,
+) -> PolicyReport<'a> {
+    let mut report = PolicyReport::new(policy);
+    let start = RunStart {
+        policy,
+        command: options.command,
+        dry_run: options.dry_run.as_deref(),
+        started_at: options.started_at,
+    };
+    let run = match journal.begin_run(&start) {
+        Ok(run) => run,
+        Err(e) => {
+            report.journal_error = Some(e.to_string());
+            return report;
+        }
+    };
+    report.run_id = Some(run);
+    let (backups, provider) = match (listing, provider) {
+        (Ok(backups), Ok(provider)) => (backups, provider),
+        (Err(e), _) | (_, Err(e)) => {
+            report.error = Some(e.to_string());
+            end(
+                journal,
+                run,
+                &mut report,
+                "listing-failed",
+                Some(&e.to_string()),
+            );
+            return report;
+        }
+    };
+    let listed: HashSet<(&str, &str)> = backups
+        .iter()
+        .map(|b| (b.group.as_str(), b.id.as_str()))
+        .collect();
+    let prepared = journal
+        .reconcile(&policy.name, run, &listed)
+        .and_then(|settled| {
+            report.reconciled = settled;
+            journal.baseline(&policy.name, Some(run))
+        });
+    let baseline = match prepared {
+        Ok(baseline) => baseline,
+        Err(e) => return journal_failed(journal, run, report, e),
+    };
+    let (mut plan, drop_blocked) = guarded_plan(
+        policy,
+        backups,
+        options.now,
+        tz,
+        baseline.as_ref(),
+        options.accept_listing_drop,
+    );
+    if let Some(reviewed) = options.reviewed {
+        report.refused = plan.restrict_to(reviewed);
+    }
+    let counts: BTreeMap<String, u64> = plan::complete_counts(backups);
+    if let Err(e) = journal.record_plan(run, &plan, &counts, drop_blocked) {
+        report.plan = Some(plan);
+        return journal_failed(journal, run, report, e);
+    }
+    let deleting = options.dry_run.is_none() && plan.blocked.is_none() && report.refused.is_empty();
+    if deleting {
+        let ledger = Arc::new(JournalLedger {
+            journal: journal.clone(),
+            run,
+            policy: policy.name.clone(),
+            account: policy.account.clone(),
+            rows: Mutex::default(),
+        });
+        report.execution = Some(executor::execute(&plan, provider.clone(), ledger).await);
+    }
+    report.dry_run = options.dry_run.clone();
+    let (outcome, message) = if !report.refused.is_empty() {
+        (
+            "refused",
+            Some(format!(
+                "the reviewed plan no longer holds: {}",
+                report.refused.join("; ")
+            )),
+        )
+    } else if let Some(blocked) = &plan.blocked {
+        ("blocked", Some(blocked.clone()))
+    } else if let Some(reason) = &options.dry_run {
+        ("dry-run", Some(reason.clone()))
+    } else {
+        match &report.execution {
+            Some(e) if !e.failed.is_empty() => (
+                "deletions-failed",
+                Some(format!(
+                    "{} of {} deletions failed",
+                    e.failed.len(),
+                    plan.summary.delete
+                )),
+            ),
+            _ => ("ok", None),
+        }
+    };
+    report.plan = Some(plan);
+    end(journal, run, &mut report, outcome, message.as_deref());
+    report
+}
+
+fn end(
+    journal: &Journal,
+    run: i64,
+    report: &mut PolicyReport,
+    outcome: &str,
+    message: Option<&str>,
+) {
+    if let Err(e) = journal.finish_run(run, &RunEnd { outcome, message }) {
+        report.journal_error = Some(e.to_string());
+    }
+}
+
+fn journal_failed<'a>(
+    journal: &Journal,
+    run: i64,
+    mut report: PolicyReport<'a>,
+    error: JournalError,
+) -> PolicyReport<'a> {
+    let message = format!("{error}; nothing was deleted");
+    report.journal_error = Some(message.clone());
+    end(journal, run, &mut report, "journal-failed", Some(&message));
+    report
+}
+
+/// The executor's ledger for one run: journal rows by backup.
+struct JournalLedger {
+    journal: Arc<Journal>,
+    run: i64,
+    policy: String,
+    account: String,
+    rows: Mutex<HashMap<(String, String), i64>>,
+}
+
+impl Ledger for JournalLedger {
+    fn intent(&self, batch: &[Backup]) -> Result<(), String> {
+        let rows = self
+            .journal
+            .intent(self.run, &self.policy, &self.account, batch)
+            .map_err(|e| e.to_string())?;
+        let mut map = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        for (backup, row) in batch.iter().zip(rows) {
+            map.insert((backup.group.clone(), backup.id.clone()), row);
+        }
+        Ok(())
+    }
+
+    fn outcome(&self, backup: &Backup, outcome: Settled) -> Result<(), String> {
+        let row = self
+            .rows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(backup.group.clone(), backup.id.clone()))
+            .copied()
+            .ok_or_else(|| format!("no intent recorded for {}", backup.id))?;
+        let (outcome, error) = match outcome {
+            Settled::Deleted => (journal::Outcome::Deleted, None),
+            Settled::Failed(e) => (journal::Outcome::Failed, Some(e)),
+        };
+        self.journal
+            .outcome(row, outcome, error)
+            .map_err(|e| e.to_string())
+    }
+}
