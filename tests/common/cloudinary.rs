@@ -144,16 +144,15 @@ fn handle(state: &Mutex<State>, r: &Request) -> Reply {
     let Some(rest) = r.path.strip_prefix(&prefix) else {
         return error(404, "Resource not found");
     };
-    let segments: Vec<&str> = rest.split('/').collect();
+    // A real server decodes each path segment: `%2F` inside an id is part of the id.
+    let decoded: Vec<String> = rest.split('/').map(super::fake::decode).collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let mut state = state.lock().unwrap();
     match (r.method.as_str(), segments.as_slice()) {
         ("DELETE", ["backup", asset_id]) => delete(&mut state, asset_id, &r.body),
-        ("GET", [rt, "tags", tag]) => {
-            let tag = super::fake::decode(tag);
-            list(&state, r, |a| {
-                a.resource_type == *rt && a.tags.contains(&tag)
-            })
-        }
+        ("GET", [rt, "tags", tag]) => list(&state, r, |a| {
+            a.resource_type == *rt && a.tags.iter().any(|t| t == tag)
+        }),
         ("GET", [rt]) if ["image", "video", "raw"].contains(rt) => {
             list(&state, r, |a| a.resource_type == *rt)
         }

@@ -177,6 +177,11 @@ impl Server {
         });
     }
 
+    /// Drops every fault not yet used up.
+    pub fn clear_faults(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
     pub fn requests(&self) -> Vec<Request> {
         self.log.lock().unwrap().clone()
     }
@@ -188,6 +193,11 @@ impl Server {
             .filter(|r| r.method == method)
             .map(Request::line)
             .collect()
+    }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     pub fn max_in_flight(&self) -> usize {

@@ -5,6 +5,7 @@
 pub mod cloudinary;
 pub mod docspace;
 pub mod fake;
+pub mod target;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

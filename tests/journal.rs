@@ -1,0 +1,403 @@
+//! The journal through the real binary: a run killed between intent and outcome and run
+//! again, `plan --out` then `apply` (exactly the reviewed set, or a refusal that lists what
+//! changed), `history` in text and JSON with its filters, and the refusals that keep two
+//! processes or an unusable state folder from deleting.
+
+mod common;
+
+use common::docspace::{self, Record, daily, guid};
+use common::fake::Fault;
+use common::target::{Fake, Kind, Target, planned};
+use common::{SECRET_ENV, json};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn docspace_target(records: Vec<Record>, keep: &str, http: &str) -> Target {
+    Target::with(
+        Kind::Docspace,
+        Fake::Docspace(docspace::Fake::start(records)),
+        keep,
+        http,
+    )
+}
+
+/// A DocSpace backup's group: the portal's host and port.
+fn portal(t: &Target) -> String {
+    t.server().base.trim_start_matches("http://").to_string()
+}
+
+fn records_of(t: &Target) -> std::sync::MutexGuard<'_, Vec<Record>> {
+    match &t.fake {
+        Fake::Docspace(f) => f.records.lock().unwrap(),
+        Fake::Cloudinary(_) => unreachable!("a DocSpace target"),
+    }
+}
+
+#[test]
+fn sigkill_between_intent_and_outcome_then_a_rerun_deletes_each_planned_backup_once() {
+    let t = docspace_target(daily(210), "{last: 10}", "");
+    let planned = t.plan();
+    assert_eq!(planned.delete.len(), 200);
+    // 60 deletions go through briskly; the ones after hang, so the kill finds deletions
+    // whose intent is journaled and whose outcome is not.
+    let server = t.server();
+    server.fault(
+        "DELETE",
+        "/deletebackup/",
+        Some(60),
+        Fault::Delay(Duration::from_millis(20)),
+    );
+    server.fault(
+        "DELETE",
+        "/deletebackup/",
+        None,
+        Fault::Delay(Duration::from_secs(3)),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["--config", "retentiond.yaml", "run"])
+        .current_dir(t.dir.path())
+        .envs(SECRET_ENV.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.lines("DELETE").len() < 62 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(Instant::now() < deadline, "the run never got going");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let sent = t.delete_requests();
+    assert!(
+        sent.len() < 200,
+        "killed in the middle: {} sent",
+        sent.len()
+    );
+
+    // Every DELETE the fake received had its intent journaled first.
+    let runs = t.history();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0]["outcome"].is_null(), "{}", runs[0]);
+    let records = runs[0]["deletions"].as_array().unwrap();
+    for id in sent.keys() {
+        assert!(
+            records.iter().any(|d| d["id"] == *id),
+            "DELETE {id} was sent without an intent"
+        );
+    }
+    let open = records.iter().filter(|d| d["outcome"].is_null()).count();
+    assert!(open >= 2, "intents without outcomes: {open}");
+
+    // The hanging deletions land on the server after the process died.
+    server.clear_faults();
+    while server.in_flight() > 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("of interrupted run #1: deleted"),
+        "{}",
+        out.stdout
+    );
+
+    assert_eq!(t.held(), planned.keep);
+    let sent = t.delete_requests();
+    assert_eq!(
+        sent.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        planned.delete
+    );
+    assert!(
+        sent.values().all(|n| *n == 1),
+        "each backup was asked to be deleted once: {:?}",
+        sent.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    // The journal: one `deleted` per planned backup, every intent settled.
+    let runs = t.history();
+    assert_eq!(runs[1]["outcome"], "interrupted");
+    assert_eq!(runs[0]["outcome"], "ok");
+    let mut deleted: BTreeMap<String, usize> = BTreeMap::new();
+    for d in t.journal_deletions() {
+        assert!(!d["outcome"].is_null(), "{d}");
+        if d["outcome"] == "deleted" {
+            *deleted
+                .entry(d["id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(deleted.len(), 200);
+    assert!(deleted.values().all(|n| *n == 1));
+    assert!(
+        t.journal_deletions()
+            .iter()
+            .any(|d| d["reconciled"] == true && d["outcome"] == "deleted")
+    );
+    t.check_invariants(&planned);
+}
+
+fn reviewed_plan(t: &Target) -> common::target::Planned {
+    let out = t.run(&["plan", "--out", "plan.json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let file = std::fs::read_to_string(t.dir.path().join("plan.json")).unwrap();
+    planned(json(&file))
+}
+
+#[test]
+fn apply_deletes_exactly_the_reviewed_set() {
+    let t = docspace_target(daily(12), "{last: 5}", "");
+    let reviewed = reviewed_plan(&t);
+    assert_eq!(reviewed.delete.len(), 7);
+    // Two newer backups arrive: the policy would now delete two more, which nobody reviewed.
+    records_of(&t).push(Record::new(&guid(500), "2026-11-21T03:00:00"));
+    records_of(&t).push(Record::new(&guid(501), "2026-11-22T03:00:00"));
+    let out = t.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "2 more backups would be deleted by the policy now but were not in the reviewed plan"
+        ),
+        "{}",
+        out.stdout
+    );
+    let sent: std::collections::BTreeSet<String> = t.delete_requests().into_keys().collect();
+    assert_eq!(sent, reviewed.delete, "exactly the reviewed set");
+    assert_eq!(t.held().len(), 14 - 7);
+    let runs = t.history();
+    assert_eq!(runs[0]["command"], "apply");
+    assert_eq!(runs[0]["outcome"], "ok");
+    // The plan JSON of the run shows the unreviewed ones kept, and why.
+    let out = t.run(&["plan", "--format", "json"]);
+    let now = planned(json(&out.stdout));
+    assert_eq!(now.delete.len(), 2);
+}
+
+#[test]
+fn apply_of_a_stale_plan_refuses_with_a_list_of_what_changed() {
+    let t = docspace_target(daily(12), "{last: 5}", "");
+    let reviewed = reviewed_plan(&t);
+    let gone = guid(11); // the oldest: reviewed for deletion, now deleted by someone else
+    let now_kept = guid(5); // reviewed for deletion, now among the last 5
+    {
+        let mut records = records_of(&t);
+        records.retain(|r| r.id != gone && r.id != guid(0));
+    }
+    assert!(reviewed.delete.contains(&gone) && reviewed.delete.contains(&now_kept));
+    let out = t.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 6, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("REFUSED, the reviewed plan no longer holds"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("{gone} (group {}): no longer listed", portal(&t))),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "{now_kept} (group {}): now keep: last",
+            portal(&t)
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(t.server().lines("DELETE").is_empty(), "nothing deleted");
+    assert_eq!(t.history()[0]["outcome"], "refused");
+
+    // A policy edited after the plan was made refuses too, before any listing.
+    let t = docspace_target(daily(12), "{last: 5}", "");
+    reviewed_plan(&t);
+    t.configure("{last: 4}", "");
+    let out = t.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 6, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("changed since the plan was made"),
+        "{}",
+        out.stderr
+    );
+    assert!(t.server().lines("DELETE").is_empty());
+    // Comments, layout and the description change nothing that is deleted: still applies.
+    let t = docspace_target(daily(12), "{last: 5}", "");
+    reviewed_plan(&t);
+    let path = t.dir.path().join("policies/p.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("# reviewed in PR 12\ndescription: nightly portal backups\n{text}"),
+    )
+    .unwrap();
+    let out = t.run(&["apply", "plan.json", "--dry-run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("dry-run (--dry-run): nothing deleted; would delete 7"),
+        "{}",
+        out.stdout
+    );
+    assert!(t.server().lines("DELETE").is_empty());
+    let out = t.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.held().len(), 5);
+}
+
+#[test]
+fn apply_names_a_bad_plan_file() {
+    let t = docspace_target(daily(3), "{last: 5}", "");
+    std::fs::write(t.dir.path().join("plan.json"), "{\"policies\": 3}").unwrap();
+    let out = t.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("plan.json: not a plan written by `retentiond plan --out`"),
+        "{}",
+        out.stderr
+    );
+}
+
+fn deletions_of(run: &Value) -> Vec<&Value> {
+    run["deletions"].as_array().unwrap().iter().collect()
+}
+
+#[test]
+fn history_lists_every_deletion_with_policy_time_and_outcome() {
+    let t = docspace_target(daily(8), "{last: 5}", "");
+    let victim = guid(6);
+    t.server().fault(
+        "DELETE",
+        &victim,
+        None,
+        Fault::Reply(docspace::error(403, "Access denied", None)),
+    );
+    assert_eq!(t.run(&["run", "--dry-run"]).code, 0);
+    assert_eq!(t.run(&["run"]).code, 4);
+
+    let runs = t.history();
+    assert_eq!(runs.len(), 2);
+    let (enforced, dry) = (&runs[0], &runs[1]);
+    assert_eq!(dry["outcome"], "dry-run");
+    assert_eq!(dry["dry_run"], "--dry-run");
+    assert!(deletions_of(dry).is_empty());
+    assert_eq!(enforced["outcome"], "deletions-failed");
+    assert_eq!(enforced["policy"], "p");
+    assert_eq!(enforced["mode"], "enforce");
+    assert_eq!(enforced["listing"][portal(&t)], 8);
+    assert_eq!(enforced["summary"]["delete"], 3);
+    assert_eq!(enforced["policy_sha256"].as_str().unwrap().len(), 64);
+    let deletions = deletions_of(enforced);
+    assert_eq!(deletions.len(), 3);
+    for d in &deletions {
+        assert_eq!(d["policy"], "p");
+        assert!(d["intent_at"].as_str().unwrap().starts_with("20"));
+        assert!(d["outcome_at"].as_str().unwrap() >= d["intent_at"].as_str().unwrap());
+        let expected = if d["id"] == victim.as_str() {
+            "failed"
+        } else {
+            "deleted"
+        };
+        assert_eq!(d["outcome"], expected, "{d}");
+    }
+    let failed = deletions
+        .iter()
+        .find(|d| d["id"] == victim.as_str())
+        .unwrap();
+    assert!(
+        failed["error"].as_str().unwrap().contains("Access denied"),
+        "{failed}"
+    );
+
+    // Filters: by outcome, by policy, by time; text shows the same.
+    let only = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["history", "--format", "json"];
+        all.extend_from_slice(args);
+        let out = t.run(&all);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        json(&out.stdout)["runs"].as_array().unwrap().clone()
+    };
+    assert_eq!(only(&["--outcome", "dry-run"]).len(), 1);
+    assert_eq!(only(&["--policy", "other"]).len(), 0);
+    assert_eq!(only(&["--since", "1h"]).len(), 2);
+    assert_eq!(only(&["--until", "2020-01-01T00:00:00Z"]).len(), 0);
+    assert_eq!(only(&["--limit", "1"]).len(), 1);
+    let run = enforced["id"].as_i64().unwrap().to_string();
+    let out = t.run(&["history", "--format", "json", "--run", &run]);
+    assert_eq!(json(&out.stdout)["decisions"].as_array().unwrap().len(), 8);
+    let text = t.run(&["history"]).stdout;
+    assert!(
+        text.contains(": deletions-failed  keep 5 delete 3 ignore 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("failed      {victim} (group {}) at ", portal(&t))),
+        "{text}"
+    );
+    let bad = t.run(&["history", "--since", "yesterday"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("--since yesterday"), "{}", bad.stderr);
+}
+
+#[test]
+fn a_policy_runs_in_one_process_at_a_time() {
+    let t = docspace_target(daily(8), "{last: 5}", "");
+    t.server().fault(
+        "GET",
+        "/getbackuphistory",
+        Some(1),
+        Fault::Delay(Duration::from_secs(2)),
+    );
+    let mut first = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["--config", "retentiond.yaml", "run"])
+        .current_dir(t.dir.path())
+        .envs(SECRET_ENV.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.server().requests().is_empty() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = t.run(&["run"]);
+    assert_eq!(second.code, 7, "{}{}", second.stdout, second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("policy p is being run by another retentiond process (pid"),
+        "{}",
+        second.stderr
+    );
+    assert!(first.wait().unwrap().success());
+    assert_eq!(t.held().len(), 5, "the first run deleted, once");
+    assert_eq!(t.server().lines("DELETE").len(), 3);
+}
+
+#[test]
+fn an_unusable_state_dir_deletes_nothing_and_exits_7() {
+    let t = docspace_target(daily(8), "{last: 5}", "");
+    let config = t.dir.path().join("retentiond.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    // A folder inside a file cannot be made.
+    std::fs::write(
+        &config,
+        text.replace("state_dir: state", "state_dir: retentiond.yaml/state"),
+    )
+    .unwrap();
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 7, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("cannot create the state folder")
+            && out.stderr.contains("nothing was deleted"),
+        "{}",
+        out.stderr
+    );
+    assert!(t.server().requests().is_empty(), "not even listed");
+}
