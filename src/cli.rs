@@ -650,8 +650,8 @@ fn write_plan_file(path: &Path, reports: &[PolicyReport]) -> Result<(), Failure>
     std::fs::rename(&temporary, path).map_err(failure)
 }
 
-/// Listing errors, failed deletions and journal errors also go to stderr, whatever the
-/// output format.
+/// Listing errors, blocks, refusals, failed deletions and journal errors also go to stderr,
+/// whatever the output format.
 fn report_failures(reports: &[PolicyReport]) {
     for report in reports {
         let name = &report.name;
@@ -660,6 +660,9 @@ fn report_failures(reports: &[PolicyReport]) {
         }
         if let Some(error) = &report.journal_error {
             eprintln!("policy {name}: {error}");
+        }
+        if let Some(blocked) = report.plan.as_ref().and_then(|p| p.blocked.as_ref()) {
+            eprintln!("policy {name}: BLOCKED, nothing was deleted: {blocked}");
         }
         if !report.refused.is_empty() {
             eprintln!(
