@@ -583,10 +583,18 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         (None, None) => unreachable!("a config is loaded unless --listing is given"),
     };
     // A live listing is checked against the journal's last one (read only; plan writes nothing).
+    // A journal that cannot be read (another user's state_dir) only loses that guard here.
+    let mut unchecked = None;
+    let mut not_checked = |e: JournalError| {
+        unchecked = Some(format!(
+            "the listing-drop guard was not checked: {e} (run and apply check it)"
+        ));
+    };
     let journal = match (&saved, &config) {
-        (None, Some(config)) => {
-            Journal::open_read_only(&config.state_dir).map_err(journal_failure)?
-        }
+        (None, Some(config)) => Journal::open_read_only(&config.state_dir)
+            .map_err(&mut not_checked)
+            .ok()
+            .flatten(),
         _ => None,
     };
     let mut reports = Vec::new();
@@ -596,12 +604,14 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
             (None, Ok(backups)) => Ok(backups.as_slice()),
             (None, Err(e)) => Err(e.to_string()),
         };
-        let baseline = match &journal {
-            Some(journal) => journal
-                .baseline(&policy.name, None)
-                .map_err(journal_failure)?,
-            None => None,
-        };
+        let baseline = journal
+            .as_ref()
+            .and_then(|j| {
+                j.baseline(&policy.name, None)
+                    .map_err(&mut not_checked)
+                    .ok()
+            })
+            .flatten();
         let mut report = PolicyReport::new(policy);
         match backups {
             Ok(backups) => {
@@ -618,6 +628,12 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
             Err(e) => report.error = Some(e),
         }
         reports.push(report);
+    }
+    if let Some(warning) = unchecked {
+        eprintln!("warning: {warning}");
+        for plan in reports.iter_mut().filter_map(|r| r.plan.as_mut()) {
+            plan.warnings.push(warning.clone());
+        }
     }
     match args.format {
         Format::Text => render::plan_text(out, &reports),

@@ -401,3 +401,25 @@ fn an_unusable_state_dir_deletes_nothing_and_exits_7() {
     );
     assert!(t.server().requests().is_empty(), "not even listed");
 }
+
+#[test]
+fn a_journal_that_cannot_be_read_only_costs_plan_its_drop_guard() {
+    let t = docspace_target(daily(8), "{last: 5}", "");
+    common::write(
+        t.dir.path(),
+        "state/journal.sqlite",
+        "not a database at all, not even close",
+    );
+    let out = t.run(&["plan"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("WARNING: the listing-drop guard was not checked: journal ")
+            && out.stdout.contains("(run and apply check it)"),
+        "{}",
+        out.stdout
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 7, "{}{}", out.stdout, out.stderr);
+    assert!(t.server().lines("DELETE").is_empty());
+}
