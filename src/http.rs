@@ -10,7 +10,8 @@
 use crate::policy::Secret;
 use crate::provider::{ErrorKind, ProviderError};
 use jiff::Timestamp;
-use reqwest::header::{HeaderMap, HeaderValue};
+use crate::provider::BoxFuture;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +64,25 @@ pub struct Credentials {
     pub secrets: Vec<Secret>,
 }
 
+/// Authenticates each attempt of a request separately: Huawei Cloud's request signatures
+/// (which cover the method, path, query, body and time) and IAM tokens (fetched, cached and
+/// renewed).
+pub trait Signer: Send + Sync {
+    /// Headers that authenticate this attempt; `body` is exactly what is sent.
+    fn sign<'a>(
+        &'a self,
+        method: &'a Method,
+        url: &'a Url,
+        body: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<(HeaderName, HeaderValue)>, ProviderError>>;
+
+    /// The provider answered 401: drop cached credentials. True when a fresh attempt may
+    /// succeed (a renewed token); it is made once.
+    fn renew(&self) -> bool {
+        false
+    }
+}
+
 /// One account's HTTP client.
 pub struct Http {
     account: String,
@@ -73,6 +93,7 @@ pub struct Http {
     credentials_hint: String,
     /// Values redacted from every error message.
     secrets: Vec<Secret>,
+    signer: Option<Arc<dyn Signer>>,
 }
 
 /// A request to send; built again for every attempt.
@@ -80,6 +101,8 @@ pub struct Request<'a> {
     pub method: Method,
     pub url: Url,
     pub json: Option<&'a serde_json::Value>,
+    /// Headers besides authentication (`X-Language`).
+    pub headers: Vec<(&'static str, &'static str)>,
 }
 
 impl<'a> Request<'a> {
@@ -88,6 +111,7 @@ impl<'a> Request<'a> {
             method: Method::GET,
             url,
             json: None,
+            headers: Vec::new(),
         }
     }
 
@@ -98,8 +122,20 @@ impl<'a> Request<'a> {
         }
     }
 
+    pub fn post(url: Url) -> Request<'a> {
+        Request {
+            method: Method::POST,
+            ..Request::get(url)
+        }
+    }
+
     pub fn json(mut self, body: &'a serde_json::Value) -> Request<'a> {
         self.json = Some(body);
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, value: &'static str) -> Request<'a> {
+        self.headers.push((name, value));
         self
     }
 }
@@ -151,6 +187,7 @@ impl Http {
                 call: "open".into(),
                 kind: ErrorKind::Other,
                 message: format!("cannot build the HTTP client: {e}"),
+                code: None,
             })?;
         Ok(Http {
             account: account.to_string(),
@@ -159,7 +196,15 @@ impl Http {
             settings,
             credentials_hint: credentials_hint.to_string(),
             secrets,
+            signer: None,
         })
+    }
+
+    /// Authenticates every attempt with `signer`; `secrets` are redacted from errors.
+    pub fn with_signer(mut self, signer: Arc<dyn Signer>, secrets: Vec<Secret>) -> Http {
+        self.signer = Some(signer);
+        self.secrets.extend(secrets);
+        self
     }
 
     pub fn account(&self) -> &str {
@@ -185,6 +230,7 @@ impl Http {
             call: call.to_string(),
             kind,
             message,
+            code: None,
         }
     }
 
@@ -196,6 +242,7 @@ impl Http {
         build: impl Fn() -> Request<'b>,
     ) -> Result<Response, ProviderError> {
         let mut attempt = 0u32;
+        let mut renewed = false;
         loop {
             let outcome = {
                 let _permit = self
@@ -207,6 +254,14 @@ impl Http {
             };
             match outcome {
                 Attempt::Done(response) => return Ok(response),
+                Attempt::Fatal(error)
+                    if error.kind == ErrorKind::Auth
+                        && !renewed
+                        && self.signer.as_ref().is_some_and(|s| s.renew()) =>
+                {
+                    // A token expired early (revoked, password changed): one fresh attempt.
+                    renewed = true;
+                }
                 Attempt::Fatal(error) => return Err(error),
                 Attempt::Transient { mut error, wait } => {
                     if attempt >= self.settings.retries {
@@ -237,11 +292,29 @@ impl Http {
     }
 
     async fn attempt(&self, call: &str, request: Request<'_>) -> Attempt {
+        let body = request
+            .json
+            .map(|json| serde_json::to_vec(json).expect("a JSON value serialises"))
+            .unwrap_or_default();
+        let signed = match &self.signer {
+            Some(signer) => match signer.sign(&request.method, &request.url, &body).await {
+                Ok(headers) => headers,
+                Err(e) => return Attempt::Fatal(e),
+            },
+            None => Vec::new(),
+        };
         let mut builder = self.client.request(request.method, request.url);
-        if let Some(json) = request.json {
+        for (name, value) in request.headers {
+            builder = builder.header(name, value);
+        }
+        for (name, mut value) in signed {
+            value.set_sensitive(true);
+            builder = builder.header(name, value);
+        }
+        if request.json.is_some() {
             builder = builder
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(serde_json::to_vec(json).expect("a JSON value serialises"));
+                .body(body);
         }
         let response = match builder.send().await {
             Ok(response) => response,
@@ -262,7 +335,11 @@ impl Http {
         }
         let detail = provider_message(&body);
         let code = status.as_u16();
-        let error = |kind, message: String| self.error(call, kind, message);
+        let provider_code = error_code(&body);
+        let error = |kind, message: String| ProviderError {
+            code: provider_code.clone(),
+            ..self.error(call, kind, message)
+        };
         match code {
             420 | 429 => Attempt::Transient {
                 error: error(
@@ -371,6 +448,15 @@ fn error_chain(e: &reqwest::Error) -> String {
 
 /// The provider's own message from an error body: `error.message` (Cloudinary, DocSpace),
 /// `error_code` + `error_msg` (Huawei), `message`; else the start of the body on one line.
+/// The provider's own error code in an error body (`{"error_code": "CSBS.2003", ...}`).
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value["error_code"]
+        .as_str()
+        .or_else(|| value["error"]["code"].as_str())
+        .map(str::to_string)
+}
+
 pub fn provider_message(body: &[u8]) -> String {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
         let text = |v: &serde_json::Value| v.as_str().map(str::to_string);

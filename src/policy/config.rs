@@ -107,6 +107,11 @@ pub enum SecretRef {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret obtained at run time (an IAM token).
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

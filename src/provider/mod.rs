@@ -4,6 +4,7 @@
 
 pub mod cloudinary;
 pub mod docspace;
+pub mod huawei;
 pub mod local;
 pub mod memory;
 
@@ -65,6 +66,8 @@ pub struct ProviderError {
     pub call: String,
     pub kind: ErrorKind,
     pub message: String,
+    /// The provider's own error code, when its answer had one (`CSBS.2003`, `DBS.280214`).
+    pub code: Option<String>,
 }
 
 impl ProviderError {
@@ -74,6 +77,7 @@ impl ProviderError {
             call: call.to_string(),
             kind: ErrorKind::Other,
             message: message.into(),
+            code: None,
         }
     }
 }
