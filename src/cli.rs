@@ -688,34 +688,34 @@ fn report_failures(reports: &[PolicyReport]) {
                 eprintln!("  - {change}");
             }
         }
-        for failed in report.execution.iter().flat_map(|e| &e.failed) {
+        for failed in executions(report).flat_map(|e| &e.failed) {
             eprintln!(
                 "policy {name}: FAILED to delete {}: {}",
                 failed.id, failed.error
             );
         }
-        for error in report.execution.iter().flat_map(|e| &e.ledger_errors) {
+        for error in executions(report).flat_map(|e| &e.ledger_errors) {
             eprintln!("policy {name}: journal: {error}");
         }
     }
+}
+
+/// What a report deleted: this run's plan, and deletions resumed from earlier runs.
+fn executions<'r>(r: &'r PolicyReport) -> impl Iterator<Item = &'r crate::executor::Execution> {
+    r.execution.iter().chain(&r.resumed)
 }
 
 /// Reports failures on stderr; the exit code for the reports.
 fn finish(reports: &[PolicyReport]) -> u8 {
     report_failures(reports);
     let any = |f: &dyn Fn(&PolicyReport) -> bool| reports.iter().any(f);
-    if any(&|r| {
-        r.journal_error.is_some()
-            || r.execution
-                .as_ref()
-                .is_some_and(|e| !e.ledger_errors.is_empty())
-    }) {
+    if any(&|r| r.journal_error.is_some() || executions(r).any(|e| !e.ledger_errors.is_empty())) {
         exit::JOURNAL
     } else if any(&|r| r.error.is_some()) {
         exit::LISTING_FAILED
     } else if any(&|r| !r.refused.is_empty()) {
         exit::REFUSED
-    } else if any(&|r| r.execution.as_ref().is_some_and(|e| !e.failed.is_empty())) {
+    } else if any(&|r| executions(r).any(|e| !e.failed.is_empty())) {
         exit::DELETE_FAILED
     } else if any(&|r| r.plan.as_ref().is_some_and(|p| p.blocked.is_some())) {
         exit::BLOCKED

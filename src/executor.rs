@@ -19,6 +19,9 @@ use tokio::sync::Semaphore;
 pub struct Execution {
     pub deleted: Vec<String>,
     pub failed: Vec<FailedDeletion>,
+    /// Accepted by the provider but not finished by its deadline; a later run settles them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingDeletion>,
     /// Outcomes the ledger could not record (the deletions themselves are reported above).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ledger_errors: Vec<String>,
@@ -29,6 +32,8 @@ pub struct Execution {
 pub enum Settled<'a> {
     Deleted,
     Failed(&'a str),
+    /// Accepted, carried out by the provider; recorded before waiting for the end.
+    Pending(&'a str),
 }
 
 /// Where deletions are recorded: the journal, or nothing (tests, previews).
@@ -58,6 +63,12 @@ pub struct FailedDeletion {
     pub error: String,
 }
 
+#[derive(Clone, Debug, Serialize)]
+pub struct PendingDeletion {
+    pub id: String,
+    pub detail: String,
+}
+
 fn describe(error: &ProviderError) -> String {
     format!("{}: {}", error.call, error.message)
 }
@@ -82,12 +93,29 @@ pub async fn execute(
     for batch in provider.batches(doomed) {
         let (provider, permits, ledger) = (provider.clone(), permits.clone(), ledger.clone());
         tasks.spawn(async move {
+            // An account-wide task slot (CSBS: 5) is held until the deletion is settled.
+            let _slot = match provider.task_slots() {
+                Some(slots) => Some(slots.acquire_owned().await.expect("never closed")),
+                None => None,
+            };
             let _permit = permits.acquire().await.expect("never closed");
+            let mut ledger_errors = Vec::new();
             let outcomes = match ledger.intent(&batch) {
-                Ok(()) => Ok(provider.delete(&batch).await),
+                Ok(()) => {
+                    let mut outcomes = provider.delete(&batch).await;
+                    for (backup, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+                        if let DeleteOutcome::Pending(detail) = outcome {
+                            if let Err(e) = ledger.outcome(backup, Settled::Pending(detail)) {
+                                ledger_errors.push(e);
+                            }
+                            *outcome = provider.settle(backup).await;
+                        }
+                    }
+                    Ok(outcomes)
+                }
                 Err(e) => Err(e),
             };
-            (batch, outcomes)
+            (batch, outcomes, ledger_errors)
         });
     }
     let mut outcomes: HashMap<(String, String), DeleteOutcome> = HashMap::new();
@@ -99,7 +127,8 @@ pub async fn execute(
         }
     };
     while let Some(joined) = tasks.join_next().await {
-        let (batch, results) = joined.expect("a deletion task never panics");
+        let (batch, results, ledger_errors) = joined.expect("a deletion task never panics");
+        execution.ledger_errors.extend(ledger_errors);
         let results = match results {
             Ok(results) => results,
             Err(e) => {
@@ -114,6 +143,9 @@ pub async fn execute(
                 DeleteOutcome::Deleted => record(&backup, Settled::Deleted, &mut execution),
                 DeleteOutcome::Failed(e) => {
                     record(&backup, Settled::Failed(&describe(e)), &mut execution)
+                }
+                DeleteOutcome::Pending(detail) => {
+                    record(&backup, Settled::Pending(detail), &mut execution)
                 }
                 DeleteOutcome::Unconfirmed(_) => {}
             }
@@ -135,6 +167,13 @@ pub async fn execute(
     for backup in plan.deletions() {
         let key = (backup.group.clone(), backup.id.clone());
         let failure = match outcomes.remove(&key) {
+            Some(DeleteOutcome::Pending(detail)) => {
+                execution.pending.push(PendingDeletion {
+                    id: backup.id.clone(),
+                    detail,
+                });
+                continue;
+            }
             Some(DeleteOutcome::Deleted) => None,
             Some(DeleteOutcome::Failed(e)) => Some(describe(&e)),
             Some(DeleteOutcome::Unconfirmed(e)) => {
@@ -165,6 +204,57 @@ pub async fn execute(
                 id: backup.id.clone(),
                 error,
             }),
+        }
+    }
+    execution
+}
+
+/// Waits for deletions an earlier run left pending (the journal knows them), without sending
+/// them again; records each outcome.
+pub async fn resume(
+    pending: Vec<Backup>,
+    provider: Arc<dyn Provider>,
+    ledger: Arc<dyn Ledger>,
+) -> Execution {
+    let mut execution = Execution::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for backup in pending {
+        let provider = provider.clone();
+        tasks.spawn(async move {
+            let _slot = match provider.task_slots() {
+                Some(slots) => Some(slots.acquire_owned().await.expect("never closed")),
+                None => None,
+            };
+            let outcome = provider.settle(&backup).await;
+            (backup, outcome)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (backup, outcome) = joined.expect("a settling task never panics");
+        let error = match &outcome {
+            DeleteOutcome::Failed(e) | DeleteOutcome::Unconfirmed(e) => describe(e),
+            _ => String::new(),
+        };
+        let settled = match &outcome {
+            DeleteOutcome::Deleted => Settled::Deleted,
+            DeleteOutcome::Pending(detail) => Settled::Pending(detail),
+            _ => Settled::Failed(&error),
+        };
+        if let Err(e) = ledger.outcome(&backup, settled) {
+            execution.ledger_errors.push(e);
+        }
+        match outcome {
+            DeleteOutcome::Deleted => execution.deleted.push(backup.id),
+            DeleteOutcome::Pending(detail) => execution.pending.push(PendingDeletion {
+                id: backup.id,
+                detail,
+            }),
+            DeleteOutcome::Failed(_) | DeleteOutcome::Unconfirmed(_) => {
+                execution.failed.push(FailedDeletion {
+                    id: backup.id,
+                    error,
+                })
+            }
         }
     }
     execution

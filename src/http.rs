@@ -8,9 +8,9 @@
 //! provider echoes are redacted.
 
 use crate::policy::Secret;
+use crate::provider::BoxFuture;
 use crate::provider::{ErrorKind, ProviderError};
 use jiff::Timestamp;
-use crate::provider::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use std::sync::Arc;

@@ -26,6 +26,8 @@ pub struct PolicyReport<'a> {
     pub run_id: Option<i64>,
     /// Deletions of interrupted runs settled by this run's listing.
     pub reconciled: Vec<Reconciled>,
+    /// Deletions earlier runs left pending, waited for by this run.
+    pub resumed: Option<Execution>,
     /// `apply`: how the reviewed plan no longer holds; non-empty means nothing was deleted.
     pub refused: Vec<String>,
     /// The journal could not be used: nothing was deleted.
@@ -46,6 +48,7 @@ impl PolicyReport<'_> {
             dry_run: None,
             run_id: None,
             reconciled: Vec::new(),
+            resumed: None,
             refused: Vec::new(),
             journal_error: None,
             skipped: None,
@@ -103,6 +106,9 @@ impl Serialize for PolicyReport<'_> {
         }
         if !self.reconciled.is_empty() {
             map.serialize_entry("reconciled", &self.reconciled)?;
+        }
+        if let Some(resumed) = &self.resumed {
+            map.serialize_entry("resumed", resumed)?;
         }
         if !self.refused.is_empty() {
             map.serialize_entry("refused", &self.refused)?;
@@ -275,9 +281,31 @@ pub fn run_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()>
                 plan.summary.delete
             )?;
         }
+        if let Some(resumed) = &report.resumed {
+            for id in &resumed.deleted {
+                writeln!(out, "  resumed: deleted {id} (pending from an earlier run)")?;
+            }
+            for failed in &resumed.failed {
+                writeln!(
+                    out,
+                    "  resumed: FAILED to delete {}: {}",
+                    failed.id, failed.error
+                )?;
+            }
+            for pending in &resumed.pending {
+                writeln!(
+                    out,
+                    "  resumed: still pending {}: {}",
+                    pending.id, pending.detail
+                )?;
+            }
+        }
         if let Some(execution) = &report.execution {
             for id in &execution.deleted {
                 writeln!(out, "  deleted {id}")?;
+            }
+            for pending in &execution.pending {
+                writeln!(out, "  pending {}: {}", pending.id, pending.detail)?;
             }
             for failed in &execution.failed {
                 writeln!(out, "  FAILED to delete {}: {}", failed.id, failed.error)?;
@@ -286,9 +314,13 @@ pub fn run_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()>
                 writeln!(out, "  JOURNAL ERROR: {error}")?;
             }
             if plan.blocked.is_none() {
+                let pending = match execution.pending.len() {
+                    0 => String::new(),
+                    n => format!(", {n} still being deleted by the provider"),
+                };
                 writeln!(
                     out,
-                    "  deleted {} of {}",
+                    "  deleted {} of {}{pending}",
                     execution.deleted.len(),
                     plan.summary.delete
                 )?;

@@ -6,14 +6,14 @@
 
 use crate::executor::{self, Ledger, Settled};
 use crate::journal::{self, Journal, JournalError, RunEnd, RunStart};
-use crate::model::Backup;
+use crate::model::{Backup, Status};
 use crate::plan::{self, PolicyPlan};
 use crate::policy::Policy;
 use crate::provider::{Provider, ProviderError};
 use crate::render::PolicyReport;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// How a run goes.
@@ -101,20 +101,35 @@ pub async fn run_policy<'a>(
             return report;
         }
     };
-    let listed: HashSet<(&str, &str)> = backups
+    let listed: HashMap<(&str, &str), Status> = backups
         .iter()
-        .map(|b| (b.group.as_str(), b.id.as_str()))
+        .map(|b| ((b.group.as_str(), b.id.as_str()), b.status))
         .collect();
+    let ledger = Arc::new(JournalLedger {
+        journal: journal.clone(),
+        run,
+        policy: policy.name.clone(),
+        account: policy.account.clone(),
+        rows: Mutex::default(),
+    });
     let prepared = journal
         .reconcile(&policy.name, run, &listed)
         .and_then(|settled| {
             report.reconciled = settled;
-            journal.baseline(&policy.name, Some(run))
+            settle_pending(journal, &policy.name, backups, &ledger)
+        })
+        .and_then(|waiting| {
+            journal
+                .baseline(&policy.name, Some(run))
+                .map(|baseline| (waiting, baseline))
         });
-    let baseline = match prepared {
-        Ok(baseline) => baseline,
+    let (waiting, baseline) = match prepared {
+        Ok(prepared) => prepared,
         Err(e) => return journal_failed(journal, run, report, e),
     };
+    if !waiting.is_empty() {
+        report.resumed = Some(executor::resume(waiting, provider.clone(), ledger.clone()).await);
+    }
     let (mut plan, drop_blocked) = guarded_plan(
         policy,
         backups,
@@ -133,13 +148,6 @@ pub async fn run_policy<'a>(
     }
     let deleting = options.dry_run.is_none() && plan.blocked.is_none() && report.refused.is_empty();
     if deleting {
-        let ledger = Arc::new(JournalLedger {
-            journal: journal.clone(),
-            run,
-            policy: policy.name.clone(),
-            account: policy.account.clone(),
-            rows: Mutex::default(),
-        });
         report.execution = Some(executor::execute(&plan, provider.clone(), ledger).await);
     }
     report.dry_run = options.dry_run.clone();
@@ -197,6 +205,44 @@ fn journal_failed<'a>(
     report
 }
 
+/// Deletions an earlier run left pending (accepted by the provider, which deletes on its
+/// own): the ones the fresh listing no longer shows are done, the ones it shows as being
+/// deleted are returned to wait for (never sent again), the others ended without deleting.
+fn settle_pending(
+    journal: &Journal,
+    policy: &str,
+    backups: &[Backup],
+    ledger: &JournalLedger,
+) -> Result<Vec<Backup>, JournalError> {
+    let mut waiting = Vec::new();
+    for (row, group, id) in journal.pending(policy)? {
+        match backups.iter().find(|b| b.group == group && b.id == id) {
+            None => journal.outcome(
+                row,
+                journal::Outcome::Deleted,
+                Some("the provider finished deleting it: a later listing no longer shows it"),
+            )?,
+            Some(b) if b.status == Status::InProgress => {
+                ledger
+                    .rows
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((group, id), row);
+                waiting.push(b.clone());
+            }
+            Some(b) => journal.outcome(
+                row,
+                journal::Outcome::Failed,
+                Some(&format!(
+                    "the provider's deletion task ended but the backup is listed as {}; it is planned again",
+                    b.status.as_str()
+                )),
+            )?,
+        }
+    }
+    Ok(waiting)
+}
+
 /// The executor's ledger for one run: journal rows by backup.
 struct JournalLedger {
     journal: Arc<Journal>,
@@ -230,6 +276,7 @@ impl Ledger for JournalLedger {
         let (outcome, error) = match outcome {
             Settled::Deleted => (journal::Outcome::Deleted, None),
             Settled::Failed(e) => (journal::Outcome::Failed, Some(e)),
+            Settled::Pending(detail) => (journal::Outcome::Pending, Some(detail)),
         };
         self.journal
             .outcome(row, outcome, error)

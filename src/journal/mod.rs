@@ -10,12 +10,12 @@
 
 pub mod git;
 
-use crate::model::Backup;
+use crate::model::{Backup, Status};
 use crate::plan::{Baseline, PolicyPlan};
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -107,6 +107,8 @@ pub enum Outcome {
     Failed,
     /// Still there after an interrupted run (reconciled).
     NotDeleted,
+    /// Accepted by the provider, which deletes on its own (CSBS); a later run settles it.
+    Pending,
 }
 
 impl Outcome {
@@ -115,6 +117,7 @@ impl Outcome {
             Outcome::Deleted => "deleted",
             Outcome::Failed => "failed",
             Outcome::NotDeleted => "not_deleted",
+            Outcome::Pending => "pending",
         }
     }
 }
@@ -531,7 +534,7 @@ impl Journal {
         &self,
         policy: &str,
         current_run: i64,
-        listed: &HashSet<(&str, &str)>,
+        listed: &HashMap<(&str, &str), Status>,
     ) -> Result<Vec<Reconciled>> {
         let mut conn = self.conn();
         let work = |conn: &mut Connection| -> rusqlite::Result<Vec<Reconciled>> {
@@ -553,21 +556,23 @@ impl Journal {
                 )?;
                 let now = ms(Timestamp::now());
                 for (row, run, id, group) in rows {
-                    let gone = !listed.contains(&(group.as_str(), id.as_str()));
-                    let (outcome, note) = if gone {
-                        (
+                    let interrupted = format!(
+                        "run #{run} was interrupted before recording this outcome; run #{current_run}'s fresh listing"
+                    );
+                    let (outcome, note) = match listed.get(&(group.as_str(), id.as_str())) {
+                        None => (
                             Outcome::Deleted,
-                            format!(
-                                "run #{run} was interrupted before recording this outcome; run #{current_run}'s fresh listing no longer shows the backup"
-                            ),
-                        )
-                    } else {
-                        (
+                            format!("{interrupted} no longer shows the backup"),
+                        ),
+                        // The provider is deleting it (a CSBS task): wait for it, never resend.
+                        Some(Status::InProgress) => (
+                            Outcome::Pending,
+                            format!("{interrupted} shows it being deleted"),
+                        ),
+                        Some(_) => (
                             Outcome::NotDeleted,
-                            format!(
-                                "run #{run} was interrupted before recording this outcome; run #{current_run}'s fresh listing still shows the backup"
-                            ),
-                        )
+                            format!("{interrupted} still shows the backup"),
+                        ),
                     };
                     update.execute(params![row, outcome.as_str(), now, note])?;
                     settled.push(Reconciled {
@@ -612,7 +617,7 @@ impl Journal {
             let mut listed = conn.prepare(
                 "SELECT grp, complete - (SELECT count(*) FROM deletions d
                                          WHERE d.run_id = c.run_id AND d.grp = c.grp
-                                           AND d.outcome = 'deleted')
+                                           AND d.outcome IN ('deleted', 'pending'))
                  FROM listing_counts c WHERE run_id = ?1",
             )?;
             let rows = listed.query_map(params![run], |r| {
@@ -629,6 +634,22 @@ impl Journal {
             }))
         };
         query(&conn).map_err(self.err("read the last listing counts"))
+    }
+
+    /// Deletions of `policy` that a provider accepted and may still be carrying out: `(row,
+    /// group, id)`, oldest first.
+    pub fn pending(&self, policy: &str) -> Result<Vec<(i64, String, String)>> {
+        let conn = self.conn();
+        let query = |conn: &Connection| -> rusqlite::Result<Vec<(i64, String, String)>> {
+            let mut statement = conn.prepare(
+                "SELECT id, grp, backup_id FROM deletions
+                 WHERE policy = ?1 AND outcome = 'pending' ORDER BY id",
+            )?;
+            statement
+                .query_map(params![policy], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        };
+        query(&conn).map_err(self.err("read pending deletions"))
     }
 
     /// Runs, newest first, with their listing counts and deletions.

@@ -172,7 +172,12 @@ fn reconcile_settles_open_intents_against_the_listing_and_marks_the_run_interrup
     journal.intent(crashed, "p", "a", &listing[2..]).unwrap();
     // g-2 vanished (the delete went through before the crash); g-3 is still listed.
     let current = start(&journal, &policy);
-    let still: HashSet<(&str, &str)> = [("g", "g-0"), ("g", "g-1"), ("g", "g-3")].into();
+    let still: HashMap<(&str, &str), Status> = [
+        (("g", "g-0"), Status::Complete),
+        (("g", "g-1"), Status::Complete),
+        (("g", "g-3"), Status::Complete),
+    ]
+    .into();
     let settled = journal.reconcile("p", current, &still).unwrap();
     assert_eq!(
         settled,
@@ -199,6 +204,26 @@ fn reconcile_settles_open_intents_against_the_listing_and_marks_the_run_interrup
     assert_eq!(current_run.outcome, None, "the current run is left alone");
     // Settled once: nothing is left open.
     assert!(journal.reconcile("p", current, &still).unwrap().is_empty());
+}
+
+#[test]
+fn an_intent_whose_backup_is_being_deleted_becomes_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let policy = policy();
+    let listing = backups("g", 3);
+    let crashed = start(&journal, &policy);
+    let rows = journal.intent(crashed, "p", "a", &listing[1..2]).unwrap();
+    let current = start(&journal, &policy);
+    let deleting: HashMap<(&str, &str), Status> = [(("g", "g-1"), Status::InProgress)].into();
+    let settled = journal.reconcile("p", current, &deleting).unwrap();
+    assert_eq!(settled[0].outcome, "pending");
+    assert_eq!(
+        journal.pending("p").unwrap(),
+        [(rows[0], "g".to_string(), "g-1".to_string())]
+    );
+    journal.outcome(rows[0], Outcome::Deleted, None).unwrap();
+    assert!(journal.pending("p").unwrap().is_empty());
 }
 
 #[test]

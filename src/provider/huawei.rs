@@ -108,7 +108,13 @@ pub fn canonical_request(
 }
 
 /// The `Authorization` value signing `canonical` at `date` (`YYYYMMDDTHHMMSSZ`).
-pub fn authorization(access_key: &str, secret_key: &str, date: &str, canonical: &str, signed_names: &str) -> String {
+pub fn authorization(
+    access_key: &str,
+    secret_key: &str,
+    date: &str,
+    canonical: &str,
+    signed_names: &str,
+) -> String {
     let to_sign = format!("{ALGORITHM}\n{date}\n{}", sha256_hex(canonical.as_bytes()));
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret_key.as_bytes());
     let signature = hex(hmac::sign(&key, to_sign.as_bytes()).as_ref());
@@ -247,7 +253,10 @@ impl HuaweiSigner {
             &canonical,
             &names.join(";"),
         );
-        let mut headers = vec![header("x-sdk-date", &date)?, header("authorization", &value)?];
+        let mut headers = vec![
+            header("x-sdk-date", &date)?,
+            header("authorization", &value)?,
+        ];
         if let Some(token) = security_token {
             headers.push(header("x-security-token", token.expose())?);
         }
@@ -413,7 +422,13 @@ mod tests {
             "85c3b7730f308aee452b16138a42a914397e43a8f0d732dfa521c0ef2afa98a4"
         );
         assert_eq!(
-            authorization("AccessKey", "SecretKey", "20060102T150405Z", &canonical, "x-sdk-date"),
+            authorization(
+                "AccessKey",
+                "SecretKey",
+                "20060102T150405Z",
+                &canonical,
+                "x-sdk-date"
+            ),
             "SDK-HMAC-SHA256 Access=AccessKey, SignedHeaders=x-sdk-date, Signature=5a2ce64c865e0e6046321c6f3d5a77ba8413eeaf355c3166c03d58d02ac79624"
         );
     }
@@ -433,16 +448,26 @@ mod tests {
             to_sign_hash,
             "13f75ff5f5216199f986c7e7f2f77834d5e160ad9e46f37319816dc72ba7eeab"
         );
-        let value = authorization("AccessKey", "SecretKey", "20060102T150405Z", &canonical, "x-sdk-date");
+        let value = authorization(
+            "AccessKey",
+            "SecretKey",
+            "20060102T150405Z",
+            &canonical,
+            "x-sdk-date",
+        );
         assert!(
-            value.ends_with("Signature=cecc2af119b18ab70b4d094c0750f3b42c02f254903179a0fc2cc72fc9db4f59"),
+            value.ends_with(
+                "Signature=cecc2af119b18ab70b4d094c0750f3b42c02f254903179a0fc2cc72fc9db4f59"
+            ),
             "{value}"
         );
     }
 
     #[test]
     fn test_vector_3_the_official_guide() {
-        let url = parse("https://service.region.example.com/v1/77b6a44cba5143ab91d13ab9a8ff44fd/vpcs?limit=2&marker=13551d6b-755d-4757-b956-536f674975c0");
+        let url = parse(
+            "https://service.region.example.com/v1/77b6a44cba5143ab91d13ab9a8ff44fd/vpcs?limit=2&marker=13551d6b-755d-4757-b956-536f674975c0",
+        );
         let signed = [
             ("Content-Type".to_string(), "application/json".to_string()),
             ("Host".to_string(), "service.region.example.com".to_string()),
@@ -468,7 +493,9 @@ mod tests {
     #[test]
     fn the_canonical_query_is_encoded_and_sorted_like_the_sdk_test() {
         // H1's signer test: repeated keys sorted by value, uppercase escapes, `/` and space.
-        let url = parse("https://h/p?test=%E4%B8%80%20(%26%3D%3F!%23%25.*)&path=%2Ftmp%2F123&multi=2&multi=1&multi=3&limit=1&enable=true");
+        let url = parse(
+            "https://h/p?test=%E4%B8%80%20(%26%3D%3F!%23%25.*)&path=%2Ftmp%2F123&multi=2&multi=1&multi=3&limit=1&enable=true",
+        );
         let canonical = canonical_request("GET", &url, &[], b"");
         let query = canonical.lines().nth(2).unwrap();
         assert_eq!(

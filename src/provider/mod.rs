@@ -103,6 +103,9 @@ pub enum DeleteOutcome {
     /// unknown id, Cloudinary a 207 failure): a fresh listing decides.
     Unconfirmed(ProviderError),
     Failed(ProviderError),
+    /// The provider accepted the deletion and carries it out on its own (CSBS deletion
+    /// tasks); [`Provider::settle`] waits for the end. The text is for the journal.
+    Pending(String),
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -123,6 +126,24 @@ pub trait Provider: Send + Sync {
     /// Delete calls this provider may have in flight at once.
     fn delete_concurrency(&self) -> usize {
         1
+    }
+
+    /// Waits until a pending deletion ends (or the provider's deadline passes: then it is
+    /// still `Pending`, for a later run to settle).
+    fn settle<'a>(&'a self, backup: &'a Backup) -> BoxFuture<'a, DeleteOutcome> {
+        Box::pin(async move {
+            DeleteOutcome::Failed(ProviderError::new(
+                "",
+                &format!("settle {}", backup.id),
+                "this provider has no asynchronous deletions",
+            ))
+        })
+    }
+
+    /// Deletion tasks the account may have running at once, across all its policies (CSBS:
+    /// 5), held from the delete call until the deletion is settled.
+    fn task_slots(&self) -> Option<Arc<tokio::sync::Semaphore>> {
+        None
     }
 }
 
