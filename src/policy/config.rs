@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const CONFIG_KEYS: &[&str] = &[
     "policies",
@@ -67,6 +68,9 @@ pub enum AccountSettings {
         endpoint: Option<String>,
         iam_endpoint: Option<String>,
         auth: HuaweiAuth,
+        /// CSBS: how long to wait for a deletion task, and how often to look.
+        delete_timeout: Duration,
+        poll_interval: Duration,
     },
 }
 
@@ -265,7 +269,18 @@ fn account_keys(kind: ProviderKind) -> &'static [&'static str] {
             "api_secret",
             "http",
         ],
-        ProviderKind::Csbs | ProviderKind::Taurusdb => &[
+        ProviderKind::Csbs => &[
+            "provider",
+            "region",
+            "project_id",
+            "endpoint",
+            "iam_endpoint",
+            "auth",
+            "http",
+            "delete_timeout",
+            "poll_interval",
+        ],
+        ProviderKind::Taurusdb => &[
             "provider",
             "region",
             "project_id",
@@ -380,7 +395,22 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
                     None
                 }
             };
+            let duration = |key: &str, default: Duration, d: &mut Diagnostics| {
+                let Some(node) = fields.get(key) else {
+                    return default;
+                };
+                match read::exact_duration(node, &format!("{path}.{key}"), d) {
+                    Some(v) if v.is_zero() => {
+                        d.error(node.pos, format!("`{path}.{key}` must be longer than 0"));
+                        default
+                    }
+                    Some(v) => v,
+                    None => default,
+                }
+            };
             AccountSettings::Huawei {
+                delete_timeout: duration("delete_timeout", Duration::from_secs(30 * 60), d),
+                poll_interval: duration("poll_interval", Duration::from_secs(10), d),
                 endpoint: url("endpoint", d),
                 iam_endpoint: url("iam_endpoint", d),
                 region: region?,

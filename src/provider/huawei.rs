@@ -11,7 +11,6 @@ use jiff::Timestamp;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use ring::{digest, hmac};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// What to check when Huawei Cloud answers 401, per auth form.
@@ -389,15 +388,6 @@ pub fn taurusdb_service(region: &str) -> &'static str {
 /// The IAM token endpoint of a region, or the account's override.
 pub fn iam_url(region: &str, configured: Option<&str>) -> String {
     format!("{}/v3/auth/tokens", endpoint("iam", region, configured))
-}
-
-/// A Huawei error body's code, for messages that must react to one (`CSBS.2003`).
-pub fn code_of(error: &ProviderError) -> Option<&str> {
-    error.code.as_deref()
-}
-
-pub fn arc_signer(signer: HuaweiSigner) -> Arc<dyn Signer> {
-    Arc::new(signer)
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! paging and error mapping, and converts to the one [`Backup`] model.
 
 pub mod cloudinary;
+pub mod csbs;
 pub mod docspace;
 pub mod huawei;
 pub mod local;
 pub mod memory;
+pub mod taurusdb;
 
 use crate::http::{Credentials, Http};
 use crate::model::Backup;
@@ -16,6 +18,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// What kind of failure a provider call had; drives retries, messages and (later) metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +155,8 @@ pub trait Provider: Send + Sync {
 #[derive(Default)]
 pub struct Registry {
     http: HashMap<String, Arc<Http>>,
+    /// Deletion task slots per account (CSBS).
+    slots: HashMap<String, Arc<Semaphore>>,
 }
 
 impl Registry {
@@ -198,17 +203,77 @@ impl Registry {
                     &policy.select,
                 ))
             }
-            AccountSettings::Huawei { .. } => {
-                return Err(ProviderError::new(
-                    &account.name,
-                    "open",
-                    format!(
-                        "the {} provider is not available in this version of retentiond yet; its accounts validate, but list, plan and run need another provider",
-                        account.kind
-                    ),
-                ));
+            AccountSettings::Huawei {
+                region,
+                project_id,
+                endpoint,
+                delete_timeout,
+                poll_interval,
+                ..
+            } => {
+                let http = self.huawei_http(account)?;
+                if account.kind == crate::policy::ProviderKind::Csbs {
+                    let slots = self
+                        .slots
+                        .entry(account.name.clone())
+                        .or_insert_with(|| Arc::new(Semaphore::new(csbs::TASK_SLOTS)))
+                        .clone();
+                    Arc::new(csbs::CsbsProvider::new(
+                        http,
+                        &huawei::endpoint("csbs", region, endpoint.as_deref()),
+                        project_id,
+                        &policy.select.resource_ids,
+                        (*delete_timeout, *poll_interval),
+                        slots,
+                    ))
+                } else {
+                    Arc::new(taurusdb::TaurusdbProvider::new(
+                        http,
+                        &huawei::endpoint(
+                            huawei::taurusdb_service(region),
+                            region,
+                            endpoint.as_deref(),
+                        ),
+                        project_id,
+                        &policy.select.instance_ids,
+                    ))
+                }
             }
         })
+    }
+
+    /// A Huawei Cloud account's client: requests signed with AK/SK, or carrying a token
+    /// (static, or from IAM password login), made on first use.
+    fn huawei_http(&mut self, account: &Account) -> Result<Arc<Http>, ProviderError> {
+        if let Some(http) = self.http.get(&account.name) {
+            return Ok(http.clone());
+        }
+        let AccountSettings::Huawei {
+            region,
+            project_id,
+            iam_endpoint,
+            auth,
+            ..
+        } = &account.settings
+        else {
+            unreachable!("a Huawei Cloud account");
+        };
+        let settings = account.http.clone().unwrap_or_default();
+        let hint = huawei::hint(auth);
+        let iam = || {
+            let url = huawei::iam_url(region, iam_endpoint.as_deref());
+            let url = reqwest::Url::parse(&url).map_err(|e| {
+                ProviderError::new(&account.name, "open", format!("bad IAM URL {url}: {e}"))
+            })?;
+            let iam = Http::new(&account.name, settings.clone(), None, hint)?;
+            Ok((iam, url))
+        };
+        let (signer, secrets) = huawei::HuaweiSigner::new(&account.name, auth, project_id, iam)?;
+        let http = Http::new(&account.name, settings.clone(), None, hint)?
+            .with_signer(Arc::new(signer), secrets);
+        let http = Arc::new(http);
+        self.http.insert(account.name.clone(), http.clone());
+        Ok(http)
     }
 
     /// The account's HTTP client, made on first use.
