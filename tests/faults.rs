@@ -1,5 +1,5 @@
 //! The fault-injection suite: every fault against the fake of every HTTP provider (DocSpace,
-//! Cloudinary), through the real binary. For each fault it asserts what a user relies on:
+//! Cloudinary, Huawei Cloud CSBS and TaurusDB), through the real binary. For each fault it asserts what a user relies on:
 //! nothing outside the plan's delete set was deleted, the journal has an intent and an outcome
 //! for every delete the fake received (matching what the fake still holds), and the exit code
 //! and message say what happened.
@@ -10,7 +10,8 @@ use common::fake::{Fault, Reply};
 use common::target::{KINDS, Kind, Target};
 use std::time::Duration;
 
-/// Keep rule of the standard target: DocSpace deletes 15 of 20, Cloudinary 5 of 8 per asset.
+/// Keep rule of the standard target: DocSpace deletes 15 of 20, Cloudinary 5 of 8 per asset,
+/// CSBS 7 and 5 of two servers, TaurusDB 7 and 4 of two instances.
 const KEEP: &str = "{last: 3}";
 
 fn target(kind: Kind) -> Target {
@@ -44,7 +45,7 @@ fn listing_fault(fault: Fault, says: &str) {
         let out = t.run(&["run"]);
         assert_listing_failed(&t, &out, says);
         t.check_invariants(&planned);
-        assert_eq!(t.held().len(), planned.keep.len() + planned.delete.len());
+        assert_eq!(t.held(), planned.all());
     }
 }
 
@@ -109,7 +110,7 @@ fn a_429_storm_on_the_listing_is_waited_out() {
             .fault("GET", t.listing_path(), Some(2), Fault::Reply(busy));
         let out = t.run(&["run"]);
         assert_eq!(out.code, 0, "{kind:?}: {}{}", out.stdout, out.stderr);
-        assert_eq!(t.held(), planned.keep, "{kind:?}");
+        assert_eq!(t.held(), planned.survivors(), "{kind:?}");
         t.check_invariants(&planned);
     }
 }
@@ -133,7 +134,7 @@ fn a_429_storm_on_deletions_fails_each_one_and_deletes_nothing_else() {
             );
         }
         assert!(out.stderr.contains("slow down"), "{}", out.stderr);
-        assert_eq!(t.held().len(), planned.keep.len() + planned.delete.len());
+        assert_eq!(t.held(), planned.all());
         t.check_invariants(&planned);
         let runs = t.history();
         assert_eq!(runs[0]["outcome"], "deletions-failed");
@@ -185,7 +186,7 @@ fn a_5xx_during_deletions_fails_that_backup_only() {
         // The call that deleted the victim failed (on Cloudinary, with its asset's other
         // versions); every other deletion went through.
         let expected: std::collections::BTreeSet<String> =
-            planned.keep.union(&same_call).cloned().collect();
+            planned.survivors().union(&same_call).cloned().collect();
         assert_eq!(t.held(), expected, "{kind:?}");
         t.check_invariants(&planned);
     }
@@ -216,7 +217,7 @@ fn a_transient_5xx_reset_or_timeout_during_deletions_is_retried() {
             );
             // A delayed call may still land after the retry; either way all are gone.
             std::thread::sleep(Duration::from_millis(700));
-            assert_eq!(t.held(), planned.keep, "{kind:?} {fault:?}");
+            assert_eq!(t.held(), planned.survivors(), "{kind:?} {fault:?}");
             t.check_invariants(&planned);
         }
     }
@@ -232,7 +233,7 @@ fn a_delete_that_succeeded_but_whose_answer_was_lost_counts_as_done() {
             .fault("DELETE", t.delete_path(), Some(1), Fault::Swallow(lost));
         let out = t.run(&["run"]);
         assert_eq!(out.code, 0, "{kind:?}: {}{}", out.stdout, out.stderr);
-        assert_eq!(t.held(), planned.keep, "{kind:?}");
+        assert_eq!(t.held(), planned.survivors(), "{kind:?}");
         t.check_invariants(&planned);
         let runs = t.history();
         let deletions = runs[0]["deletions"].as_array().unwrap();
@@ -254,27 +255,9 @@ fn a_listing_that_fell_sharply_since_the_last_run_blocks_until_accepted() {
         assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
         // Most backups vanish behind our back; the rest would now be pruned.
         t.configure("{last: 2}", "");
-        let all: Vec<String> = t.held().into_iter().collect();
-        let survivors: Vec<String> = match &t.fake {
-            common::target::Fake::Docspace(f) => {
-                let mut records = f.records.lock().unwrap();
-                records.truncate(8);
-                records.iter().map(|r| r.id.clone()).collect()
-            }
-            common::target::Fake::Cloudinary(f) => {
-                let mut state = f.state.lock().unwrap();
-                for asset in &mut state.assets {
-                    asset.versions.truncate(3);
-                }
-                state.assets.truncate(2);
-                state
-                    .assets
-                    .iter()
-                    .flat_map(|a| a.versions.iter().map(|v| v.version_id.clone()))
-                    .collect()
-            }
-        };
-        assert!(survivors.len() < all.len() / 2);
+        let before = t.held().len();
+        t.shrink();
+        assert!(t.held().len() < before / 2);
         let out = t.run(&["run"]);
         assert_eq!(out.code, 5, "{kind:?}: {}{}", out.stdout, out.stderr);
         assert!(
@@ -291,13 +274,13 @@ fn a_listing_that_fell_sharply_since_the_last_run_blocks_until_accepted() {
         assert_eq!(t.history()[0]["outcome"], "blocked");
         // Still blocked on the next run: a blocked listing never becomes the baseline.
         assert_eq!(t.run(&["run"]).code, 5);
-        let planned = common::target::planned(common::json(
+        let planned = t.with_outside(common::target::planned(common::json(
             &t.run(&["plan", "--format", "json", "--accept-listing-drop"])
                 .stdout,
-        ));
+        )));
         let out = t.run(&["run", "--accept-listing-drop"]);
         assert_eq!(out.code, 0, "{kind:?}: {}{}", out.stdout, out.stderr);
-        assert_eq!(t.held(), planned.keep);
+        assert_eq!(t.held(), planned.survivors());
         t.check_invariants(&planned);
         assert_eq!(
             t.run(&["run"]).code,
@@ -392,6 +375,8 @@ fn a_listing_that_is_not_utf8_deletes_nothing() {
         let mut body = match kind {
             Kind::Docspace => br#"{"response": [{"id": "ab"#.to_vec(),
             Kind::Cloudinary => br#"{"resources": [{"asset_id": "ab"#.to_vec(),
+            Kind::Csbs => br#"{"checkpoint_items": [{"id": "ab"#.to_vec(),
+            Kind::Taurusdb => br#"{"total_count": 1, "backups": [{"id": "ab"#.to_vec(),
         };
         body.extend_from_slice(&[0xff, 0xfe, b'"', b'}', b']', b'}']);
         t.server().fault(

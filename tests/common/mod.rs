@@ -5,6 +5,7 @@
 pub mod cloudinary;
 pub mod docspace;
 pub mod fake;
+pub mod huawei;
 pub mod target;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,12 @@ pub fn secrets() -> Vec<String> {
         cloudinary::base64(
             format!("{}:{}", cloudinary::API_KEY, cloudinary::API_SECRET).as_bytes(),
         ),
+        huawei::AK.to_string(),
+        huawei::SK.to_string(),
+        huawei::PASSWORD.to_string(),
+        huawei::STATIC_TOKEN.to_string(),
+        // Every token the fake IAM issues starts so.
+        "MIIfake-iam-token".to_string(),
     ]
 }
 
@@ -28,6 +35,10 @@ pub const SECRET_ENV: &[(&str, &str)] = &[
     ("TEST_DOCSPACE_KEY", docspace::API_KEY),
     ("TEST_CLD_KEY", cloudinary::API_KEY),
     ("TEST_CLD_SECRET", cloudinary::API_SECRET),
+    ("TEST_HW_AK", huawei::AK),
+    ("TEST_HW_SK", huawei::SK),
+    ("TEST_HW_PASSWORD", huawei::PASSWORD),
+    ("TEST_HW_TOKEN", huawei::STATIC_TOKEN),
 ];
 
 pub struct Output {

@@ -4,7 +4,7 @@
 //! journal as `history --format json` shows it.
 
 use super::fake::Server;
-use super::{Output, cloudinary, docspace, json, retentiond_in, write};
+use super::{Output, cloudinary, docspace, huawei, json, retentiond_in, write};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,13 +12,17 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum Kind {
     Docspace,
     Cloudinary,
+    Csbs,
+    Taurusdb,
 }
 
-pub const KINDS: [Kind; 2] = [Kind::Docspace, Kind::Cloudinary];
+pub const KINDS: [Kind; 4] = [Kind::Docspace, Kind::Cloudinary, Kind::Csbs, Kind::Taurusdb];
 
 pub enum Fake {
     Docspace(docspace::Fake),
     Cloudinary(cloudinary::Fake),
+    /// IAM, CSBS and TaurusDB on one server.
+    Huawei(huawei::Fake),
 }
 
 pub struct Target {
@@ -32,14 +36,31 @@ pub struct Target {
 pub struct Planned {
     pub keep: BTreeSet<String>,
     pub delete: BTreeSet<String>,
+    /// What the fake holds that the listing never shows (TaurusDB's automated backups).
+    pub outside: BTreeSet<String>,
     pub json: Value,
+}
+
+impl Planned {
+    /// What must survive: the plan's keep set and whatever it never saw.
+    pub fn survivors(&self) -> BTreeSet<String> {
+        self.keep.union(&self.outside).cloned().collect()
+    }
+
+    /// Everything the fake held when the plan was made.
+    pub fn all(&self) -> BTreeSet<String> {
+        let planned: BTreeSet<String> = self.keep.union(&self.delete).cloned().collect();
+        planned.union(&self.outside).cloned().collect()
+    }
 }
 
 pub const POLICY: &str = "p";
 
 impl Target {
     /// The standard data: DocSpace 20 daily backups; Cloudinary 3 assets of 8 daily versions
-    /// (the newest live), served two assets a page. `keep` is the policy's keep rule.
+    /// (the newest live), served two assets a page; CSBS two servers of 10 and 8 daily
+    /// backups; TaurusDB two instances of 10 and 7 manual backups and an automated one.
+    /// `keep` is the policy's keep rule.
     pub fn new(kind: Kind, keep: &str) -> Target {
         let fake = match kind {
             Kind::Docspace => Fake::Docspace(docspace::Fake::start(docspace::daily(20))),
@@ -49,6 +70,20 @@ impl Target {
                     .collect(),
                 2,
             )),
+            Kind::Csbs => {
+                let mut items = huawei::items("srv-a", 10);
+                items.extend(huawei::items("srv-b", 8));
+                Fake::Huawei(huawei::Fake::start(items, Vec::new()))
+            }
+            Kind::Taurusdb => {
+                let mut backups = huawei::backups("i1in07", 10);
+                backups.extend(huawei::backups("i2in07", 7));
+                let mut auto = huawei::backups("i1in07", 1).remove(0);
+                auto.id = "autobackup00br07".into();
+                auto.kind = "auto".into();
+                backups.push(auto);
+                Fake::Huawei(huawei::Fake::start(Vec::new(), backups))
+            }
         };
         Target::with(kind, fake, keep, "")
     }
@@ -72,6 +107,16 @@ impl Target {
                 "  portal:\n    provider: cloudinary\n    base_url: {base}\n    cloud_name: {}\n    api_key: ${{env:TEST_CLD_KEY}}\n    api_secret: ${{env:TEST_CLD_SECRET}}\n",
                 cloudinary::CLOUD
             ),
+            Kind::Csbs => format!(
+                "  portal:\n    provider: huaweicloud-csbs\n    region: ap-southeast-1\n    project_id: {}\n    endpoint: {base}\n    auth: {{access_key: \"${{env:TEST_HW_AK}}\", secret_key: \"${{env:TEST_HW_SK}}\"}}\n    poll_interval: 20ms\n    delete_timeout: 20s\n",
+                huawei::PROJECT
+            ),
+            Kind::Taurusdb => format!(
+                "  portal:\n    provider: huaweicloud-taurusdb\n    region: ap-southeast-1\n    project_id: {}\n    endpoint: {base}\n    iam_endpoint: {base}\n    auth: {{username: {}, password: \"${{env:TEST_HW_PASSWORD}}\", domain: {}}}\n",
+                huawei::PROJECT,
+                huawei::USER,
+                huawei::DOMAIN
+            ),
         };
         write(
             self.dir.path(),
@@ -81,8 +126,9 @@ impl Target {
             ),
         );
         let select = match self.kind {
-            Kind::Docspace => "",
+            Kind::Docspace | Kind::Csbs => "",
             Kind::Cloudinary => "select: {resource_type: image, type: upload}\n",
+            Kind::Taurusdb => "select: {backup_type: manual}\n",
         };
         write(
             self.dir.path(),
@@ -95,6 +141,14 @@ impl Target {
         match &self.fake {
             Fake::Docspace(f) => &f.server,
             Fake::Cloudinary(f) => &f.server,
+            Fake::Huawei(f) => &f.server,
+        }
+    }
+
+    pub fn huawei(&self) -> &huawei::Fake {
+        match &self.fake {
+            Fake::Huawei(f) => f,
+            _ => panic!("not a Huawei Cloud target"),
         }
     }
 
@@ -103,6 +157,8 @@ impl Target {
         match self.kind {
             Kind::Docspace => "/getbackuphistory",
             Kind::Cloudinary => "/resources/image",
+            Kind::Csbs => "/checkpoint_items",
+            Kind::Taurusdb => "/backups",
         }
     }
 
@@ -111,6 +167,8 @@ impl Target {
         match self.kind {
             Kind::Docspace => "/deletebackup/",
             Kind::Cloudinary => "/resources/backup/",
+            Kind::Csbs => "/checkpoints/",
+            Kind::Taurusdb => "/backups",
         }
     }
 
@@ -128,6 +186,13 @@ impl Target {
                     .expect("a version the fake holds");
                 format!("/resources/backup/{}", asset.asset_id)
             }
+            Fake::Huawei(f) if self.kind == Kind::Csbs => {
+                let state = f.state.lock().unwrap();
+                let item = state.items.iter().find(|i| i.id == id).expect("an item");
+                format!("/checkpoints/{}", item.checkpoint_id)
+            }
+            // One batch call deletes them all.
+            Fake::Huawei(_) => "/backups".to_string(),
         }
     }
 
@@ -136,6 +201,8 @@ impl Target {
         match &self.fake {
             Fake::Docspace(f) => f.ids().into_iter().collect(),
             Fake::Cloudinary(f) => f.versions().into_iter().map(|(_, v)| v).collect(),
+            Fake::Huawei(f) if self.kind == Kind::Csbs => f.item_ids().into_iter().collect(),
+            Fake::Huawei(f) => f.backup_ids().into_iter().collect(),
         }
     }
 
@@ -151,21 +218,49 @@ impl Target {
                     let id = request.path.rsplit_once("/deletebackup/").unwrap().1;
                     vec![super::fake::decode(id)]
                 }
-                Kind::Cloudinary => {
+                Kind::Cloudinary | Kind::Taurusdb => {
+                    let key = if self.kind == Kind::Cloudinary {
+                        "version_ids"
+                    } else {
+                        "backup_ids"
+                    };
                     let body: Value = serde_json::from_slice(&request.body).unwrap();
-                    body["version_ids"]
+                    body[key]
                         .as_array()
                         .unwrap()
                         .iter()
                         .map(|v| v.as_str().unwrap().to_string())
                         .collect()
                 }
+                Kind::Csbs => request.param("checkpoint_items").into_iter().collect(),
             };
             for id in ids {
                 *sent.entry(id).or_insert(0) += 1;
             }
         }
         sent
+    }
+
+    /// Most backups vanish behind retentiond's back: what is left is under half of each
+    /// group (or the group is gone).
+    pub fn shrink(&self) {
+        match &self.fake {
+            Fake::Docspace(f) => f.records.lock().unwrap().truncate(8),
+            Fake::Cloudinary(f) => {
+                let mut state = f.state.lock().unwrap();
+                for asset in &mut state.assets {
+                    asset.versions.truncate(3);
+                }
+                state.assets.truncate(2);
+            }
+            Fake::Huawei(f) => {
+                let mut state = f.state.lock().unwrap();
+                state.items.retain(|i| i.resource_id == "srv-a");
+                state.items.truncate(4);
+                state.backups.retain(|b| b.instance_id == "i1in07");
+                state.backups.truncate(4);
+            }
+        }
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -177,7 +272,19 @@ impl Target {
     pub fn plan(&self) -> Planned {
         let out = self.run(&["plan", "--format", "json"]);
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-        planned(json(&out.stdout))
+        self.with_outside(planned(json(&out.stdout)))
+    }
+
+    /// Adds what the fake holds beyond the plan's backups.
+    pub fn with_outside(&self, mut planned: Planned) -> Planned {
+        let listed: BTreeSet<String> = planned.json["policies"][0]["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect();
+        planned.outside = self.held().difference(&listed).cloned().collect();
+        planned
     }
 
     /// Every run the journal holds, newest first.
@@ -201,7 +308,7 @@ impl Target {
     /// holds.
     pub fn check_invariants(&self, planned: &Planned) {
         let held = self.held();
-        let all: BTreeSet<String> = planned.keep.union(&planned.delete).cloned().collect();
+        let all = planned.all();
         let gone: BTreeSet<&String> = all.difference(&held).collect();
         for id in &gone {
             assert!(
