@@ -31,7 +31,7 @@ fn portal(t: &Target) -> String {
 fn records_of(t: &Target) -> std::sync::MutexGuard<'_, Vec<Record>> {
     match &t.fake {
         Fake::Docspace(f) => f.records.lock().unwrap(),
-        Fake::Cloudinary(_) => unreachable!("a DocSpace target"),
+        _ => unreachable!("a DocSpace target"),
     }
 }
 
