@@ -149,6 +149,8 @@ enum Attempt {
         wait: Option<Duration>,
     },
     Fatal(ProviderError),
+    /// Authentication itself failed (an IAM login): never renewed and retried here.
+    Unauthenticated(ProviderError),
 }
 
 impl Http {
@@ -262,7 +264,7 @@ impl Http {
                     // A token expired early (revoked, password changed): one fresh attempt.
                     renewed = true;
                 }
-                Attempt::Fatal(error) => return Err(error),
+                Attempt::Fatal(error) | Attempt::Unauthenticated(error) => return Err(error),
                 Attempt::Transient { mut error, wait } => {
                     if attempt >= self.settings.retries {
                         if attempt > 0 {
@@ -299,7 +301,7 @@ impl Http {
         let signed = match &self.signer {
             Some(signer) => match signer.sign(&request.method, &request.url, &body).await {
                 Ok(headers) => headers,
-                Err(e) => return Attempt::Fatal(e),
+                Err(e) => return Attempt::Unauthenticated(e),
             },
             None => Vec::new(),
         };

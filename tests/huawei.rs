@@ -1,0 +1,374 @@
+//! The real binary against the Huawei Cloud fakes (IAM, CSBS, TaurusDB): signed and token
+//! requests, paging, asynchronous CSBS deletions under the 5-task limit and never without
+//! `checkpoint_items`, TaurusDB batch deletions of manual backups only, token renewal, a wrong
+//! secret key, failing pages, backups in progress, and CSBS deletions an interrupted run left
+//! pending.
+
+mod common;
+
+use common::fake::{Fault, Reply};
+use common::huawei::{self, Fake as Huawei, Item};
+use common::target::{Fake, Kind, Target};
+use common::{SECRET_ENV, retentiond_env};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn csbs(items: Vec<Item>, keep: &str) -> Target {
+    Target::with(
+        Kind::Csbs,
+        Fake::Huawei(Huawei::start(items, Vec::new())),
+        keep,
+        "",
+    )
+}
+
+#[test]
+fn csbs_enforce_keeps_exactly_the_plan_with_at_most_5_tasks_and_never_a_bare_delete() {
+    let mut items = huawei::items("srv-a", 20);
+    items.extend(huawei::items("srv-b", 9));
+    let t = csbs(items, "{last: 2}");
+    let dry = t.run(&["run", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    assert!(
+        t.server().lines("DELETE").is_empty(),
+        "dry-run sends no DELETE"
+    );
+
+    let planned = t.plan();
+    assert_eq!(planned.delete.len(), 18 + 7);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("deleted 25 of 25"), "{}", out.stdout);
+    assert_eq!(t.held(), planned.keep);
+    let fake = t.huawei();
+    let state = fake.state.lock().unwrap();
+    assert!(state.max_tasks <= 5, "{} tasks at once", state.max_tasks);
+    assert!(state.max_tasks >= 2, "deletions ran in parallel");
+    assert_eq!(state.unsafe_deletes, 0);
+    drop(state);
+    let deletes = t.server().requests();
+    for r in deletes.iter().filter(|r| r.method == "DELETE") {
+        assert!(
+            r.param("checkpoint_items").is_some(),
+            "a DELETE without checkpoint_items: {}",
+            r.line()
+        );
+        assert!(
+            r.header("authorization")
+                .is_some_and(|a| a.starts_with("SDK-HMAC-SHA256 Access=")),
+            "signed"
+        );
+    }
+    // Journal: every deletion went through `pending` to `deleted`.
+    let runs = t.history();
+    let deletions = runs[0]["deletions"].as_array().unwrap();
+    assert_eq!(deletions.len(), 25);
+    assert!(deletions.iter().all(|d| d["outcome"] == "deleted"));
+}
+
+#[test]
+fn backups_in_progress_are_never_deleted_or_counted() {
+    let mut items = huawei::items("srv-a", 6);
+    // The two oldest are being protected and deleted by someone else right now.
+    items[5].status = "protecting".into();
+    items[4].status = "deleting".into();
+    items[4].done_at = Some(Instant::now() + Duration::from_secs(3600));
+    let t = csbs(items, "{last: 2}");
+    let planned = t.plan();
+    let actions: BTreeMap<String, String> = planned.json["policies"][0]["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap().to_string(),
+                b["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(actions["srv-a-item-005"], "ignore");
+    assert_eq!(actions["srv-a-item-004"], "ignore");
+    assert_eq!(planned.delete.len(), 2, "{:?}", planned.delete);
+    assert_eq!(planned.json["policies"][0]["summary"]["ignore"], 2);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let deleted: BTreeSet<String> = t.delete_requests().into_keys().collect();
+    assert_eq!(deleted, planned.delete);
+    assert!(t.held().contains("srv-a-item-005") && t.held().contains("srv-a-item-004"));
+}
+
+#[test]
+fn a_failing_page_deletes_nothing_and_exits_3() {
+    let t = csbs(huawei::items("srv-a", 12), "{last: 2}");
+    // Page 1 passes, page 2 fails on every attempt.
+    t.server().fault(
+        "GET",
+        "/checkpoint_items",
+        Some(1),
+        Fault::Delay(Duration::ZERO),
+    );
+    t.server().fault(
+        "GET",
+        "/checkpoint_items",
+        None,
+        Fault::Reply(Reply::json(
+            500,
+            &serde_json::json!({"error_code": "CSBS.9999", "error_msg": "internal error"}),
+        )),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(
+            "GET /v1/{project_id}/checkpoint_items (page 2): HTTP 500: CSBS.9999: internal error"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(t.server().lines("DELETE").is_empty());
+    assert_eq!(t.held().len(), 12);
+}
+
+#[test]
+fn a_wrong_secret_key_fails_once_with_a_clear_message() {
+    let t = csbs(huawei::items("srv-a", 5), "{last: 2}");
+    let mut env: Vec<(&str, &str)> = SECRET_ENV
+        .iter()
+        .filter(|(k, _)| *k != "TEST_HW_SK")
+        .copied()
+        .collect();
+    env.push(("TEST_HW_SK", "not-the-secret-key-at-all"));
+    let out = retentiond_env(t.dir.path(), &["--config", "retentiond.yaml", "run"], &env);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("the credentials were rejected (HTTP 401: APIGW.0301")
+            && out.stderr.contains("verify aksk signature fail")
+            && out
+                .stderr
+                .contains("check the account's auth.access_key and auth.secret_key"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("not-the-secret-key"), "{}", out.stderr);
+    assert_eq!(t.server().requests().len(), 1, "no retry storm");
+}
+
+fn taurus(keep: &str, auth: Option<&str>) -> Target {
+    let mut backups = huawei::backups("i1in07", 60);
+    backups.extend(huawei::backups("i2in07", 5));
+    for (i, b) in huawei::backups("i1in07", 3).into_iter().enumerate() {
+        backups.push(huawei::TaurusBackup {
+            id: format!("auto{i:02}br07"),
+            kind: "auto".into(),
+            ..b
+        });
+    }
+    let t = Target::with(
+        Kind::Taurusdb,
+        Fake::Huawei(Huawei::start(Vec::new(), backups)),
+        keep,
+        "",
+    );
+    if let Some(auth) = auth {
+        let path = t.dir.path().join("retentiond.yaml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        let start = config.find("    auth:").unwrap();
+        let end = start + config[start..].find('\n').unwrap();
+        std::fs::write(
+            &path,
+            format!("{}    auth: {auth}{}", &config[..start], &config[end..]),
+        )
+        .unwrap();
+    }
+    t
+}
+
+#[test]
+fn taurusdb_deletes_manual_backups_in_batches_and_never_automated_ones() {
+    let t = taurus("{last: 3}", None);
+    let planned = t.plan();
+    assert_eq!(planned.delete.len(), 57 + 2);
+    assert!(
+        planned.json["policies"][0]["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| !b["id"].as_str().unwrap().starts_with("auto"))
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.held(), planned.survivors());
+    assert!(t.held().iter().filter(|id| id.starts_with("auto")).count() == 3);
+    let deletes: Vec<_> = t
+        .server()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 2, "59 backups in batches of at most 50");
+    for r in &deletes {
+        assert_eq!(r.header("x-language"), Some("en-us"));
+    }
+    // Password login once per process (plan, then run), the cached token for every request.
+    let state = t.huawei().state.lock().unwrap();
+    assert_eq!(state.logins, 2);
+}
+
+#[test]
+fn an_expired_iam_token_is_renewed_once_and_the_run_succeeds() {
+    let t = taurus("{last: 3}", None);
+    let planned = t.plan();
+    // The token stops working mid-run (revoked, or expired early).
+    t.server().fault(
+        "DELETE",
+        "/backups",
+        Some(1),
+        Fault::Reply(Reply::json(
+            401,
+            &serde_json::json!({"error_code": "APIGW.0301", "error_msg": "The token must be updated."}),
+        )),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.held(), planned.survivors());
+    // plan logs in once, run once and renews once.
+    assert_eq!(t.huawei().state.lock().unwrap().logins, 3, "one renewal");
+
+    // A token that stays rejected is not renewed again and again.
+    let t = taurus("{last: 3}", None);
+    t.server().fault(
+        "GET",
+        "/backups",
+        None,
+        Fault::Reply(Reply::json(
+            401,
+            &serde_json::json!({"error_code": "APIGW.0301", "error_msg": "The token must be updated."}),
+        )),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("auth.username, auth.password and auth.domain"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(t.huawei().state.lock().unwrap().logins, 2);
+}
+
+#[test]
+fn a_wrong_iam_password_and_a_static_token() {
+    let t = taurus("{last: 3}", None);
+    let mut env: Vec<(&str, &str)> = SECRET_ENV
+        .iter()
+        .filter(|(k, _)| *k != "TEST_HW_PASSWORD")
+        .copied()
+        .collect();
+    env.push(("TEST_HW_PASSWORD", "guessing-wrong"));
+    let out = retentiond_env(t.dir.path(), &["--config", "retentiond.yaml", "plan"], &env);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("POST /v3/auth/tokens: the credentials were rejected (HTTP 401: The username or password is wrong.)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(t.server().requests().len(), 1);
+
+    let t = taurus("{last: 3}", Some("{token: \"${env:TEST_HW_TOKEN}\"}"));
+    let planned = t.plan();
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(t.held(), planned.survivors());
+    assert!(
+        t.server()
+            .requests()
+            .iter()
+            .all(|r| r.header("x-auth-token") == Some(huawei::STATIC_TOKEN))
+    );
+}
+
+#[test]
+fn csbs_deletions_pending_when_the_run_is_killed_are_waited_for_not_resent() {
+    let t = csbs(huawei::items("srv-a", 14), "{last: 2}");
+    let planned = t.plan();
+    assert_eq!(planned.delete.len(), 12);
+    t.huawei().state.lock().unwrap().task_time = Duration::from_secs(2);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["--config", "retentiond.yaml", "run"])
+        .current_dir(t.dir.path())
+        .envs(SECRET_ENV.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while t.server().lines("DELETE").len() < 5 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let sent_before: BTreeSet<String> = t.delete_requests().into_keys().collect();
+    assert_eq!(sent_before.len(), 5, "5 tasks at most: {sent_before:?}");
+    let pending: Vec<serde_json::Value> = t
+        .journal_deletions()
+        .into_iter()
+        .filter(|d| d["outcome"] == "pending")
+        .collect();
+    assert_eq!(pending.len(), 5, "the journal knows the pending tasks");
+
+    t.huawei().state.lock().unwrap().task_time = Duration::from_millis(100);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout.matches("resumed: deleted").count(),
+        5,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(t.held(), planned.keep);
+    let sent = t.delete_requests();
+    assert_eq!(
+        sent.keys().cloned().collect::<BTreeSet<_>>(),
+        planned.delete
+    );
+    assert!(
+        sent.values().all(|n| *n == 1),
+        "nothing sent twice: {sent:?}"
+    );
+    t.check_invariants(&planned);
+    let records = t.journal_deletions();
+    assert!(
+        records.iter().all(|d| d["outcome"] == "deleted"),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn a_project_that_must_use_cbr_stops_after_the_first_refusal() {
+    let t = csbs(huawei::items("srv-a", 8), "{last: 2}");
+    t.server().fault(
+        "DELETE",
+        "/checkpoints/",
+        None,
+        Fault::Reply(Reply::json(
+            400,
+            &serde_json::json!({"error_code": "BackupService.4008", "error_msg": "New project are not allowed to use old services"}),
+        )),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("new projects must use CBR (Cloud Backup and Recovery)"),
+        "{}",
+        out.stderr
+    );
+    // At most the calls already under way when the first refusal came; never all six.
+    assert!(t.server().lines("DELETE").len() <= 5);
+    assert_eq!(t.held().len(), 8);
+}
