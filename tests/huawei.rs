@@ -9,9 +9,8 @@ mod common;
 use common::fake::{Fault, Reply};
 use common::huawei::{self, Fake as Huawei, Item};
 use common::target::{Fake, Kind, Target};
-use common::{SECRET_ENV, retentiond_env};
+use common::{SECRET_ENV, retentiond_env, spawn, wait_while_running};
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn csbs(items: Vec<Item>, keep: &str) -> Target {
@@ -295,20 +294,8 @@ fn csbs_deletions_pending_when_the_run_is_killed_are_waited_for_not_resent() {
     let planned = t.plan();
     assert_eq!(planned.delete.len(), 12);
     t.huawei().state.lock().unwrap().task_time = Duration::from_secs(2);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["--config", "retentiond.yaml", "run"])
-        .current_dir(t.dir.path())
-        .envs(SECRET_ENV.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while t.server().lines("DELETE").len() < 5 {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = spawn(t.dir.path(), &["--config", "retentiond.yaml", "run"]);
+    wait_while_running(&mut child, || t.server().lines("DELETE").len() >= 5);
     std::thread::sleep(Duration::from_millis(200));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -346,13 +346,7 @@ impl Provider for CsbsProvider {
     }
 
     fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>> {
-        Box::pin(async move {
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for backup in batch {
-                outcomes.push(self.delete_one(backup).await);
-            }
-            outcomes
-        })
+        Box::pin(super::one_by_one(batch, |b| self.delete_one(b)))
     }
 
     fn delete_concurrency(&self) -> usize {

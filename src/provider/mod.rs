@@ -294,6 +294,21 @@ impl Registry {
     }
 }
 
+/// Deletes a batch one backup after another (providers whose delete call takes one backup).
+pub async fn one_by_one<'a, F>(
+    batch: &'a [Backup],
+    delete_one: impl Fn(&'a Backup) -> F,
+) -> Vec<DeleteOutcome>
+where
+    F: Future<Output = DeleteOutcome>,
+{
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for backup in batch {
+        outcomes.push(delete_one(backup).await);
+    }
+    outcomes
+}
+
 /// Lists every provider concurrently; results in the same order.
 pub async fn list_all(
     providers: &[Result<Arc<dyn Provider>, ProviderError>],

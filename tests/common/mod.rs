@@ -81,6 +81,34 @@ pub fn retentiond_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output
     out
 }
 
+/// Starts the binary in `dir` with the fakes' secrets and no output, for tests that kill it or
+/// run another beside it.
+pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RETENTIOND_CONFIG")
+        .env_remove("STATE_DIRECTORY")
+        .envs(SECRET_ENV.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start retentiond")
+}
+
+/// Waits (at most a minute) until `ready` holds while `child` still runs.
+pub fn wait_while_running(child: &mut std::process::Child, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got there"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
