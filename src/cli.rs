@@ -9,7 +9,7 @@ use crate::provider::{self, Provider, ProviderError, Registry};
 use crate::render::{self, PolicyReport};
 use crate::retention::CalendarDuration;
 use crate::runner;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::io::{self, Write};
@@ -119,29 +119,16 @@ enum Command {
         /// Only this policy (repeatable)
         #[arg(long, value_name = "NAME")]
         policy: Vec<String>,
-        /// Delete nothing, whatever the policies' mode
-        #[arg(long)]
-        dry_run: bool,
-        /// Accept a listing whose complete backups fell sharply since the last run (once; it
-        /// becomes the new baseline)
-        #[arg(long)]
-        accept_listing_drop: bool,
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
+        #[command(flatten)]
+        settings: RunArgs,
     },
     /// Delete exactly what a reviewed plan (`plan --out FILE`) deletes, after re-listing;
     /// refuses a policy whose plan no longer holds
     Apply {
         /// The plan file written by `plan --out`
         plan: PathBuf,
-        /// Check the plan against fresh listings, delete nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// Accept a listing whose complete backups fell sharply since the last run
-        #[arg(long)]
-        accept_listing_drop: bool,
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
+        #[command(flatten)]
+        settings: RunArgs,
     },
     /// Show the journal: runs, newest first, with their deletions
     History {
@@ -174,6 +161,20 @@ enum Command {
         #[command(subcommand)]
         command: DocspaceCommand,
     },
+}
+
+/// What `run` and `apply` share.
+#[derive(Args, Clone, Copy)]
+struct RunArgs {
+    /// Delete nothing, whatever the policies' mode
+    #[arg(long)]
+    dry_run: bool,
+    /// Accept a listing whose complete backups fell sharply since the last run (once; it
+    /// becomes the new baseline)
+    #[arg(long)]
+    accept_listing_drop: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
 }
 
 #[derive(Subcommand)]
@@ -265,25 +266,8 @@ fn dispatch(cli: &Cli) -> Outcome {
             };
             plan_command(cli, args, &mut out)
         }
-        Command::Run {
-            policy,
-            dry_run,
-            accept_listing_drop,
-            format,
-        } => run(
-            cli,
-            policy,
-            *dry_run,
-            *accept_listing_drop,
-            *format,
-            &mut out,
-        ),
-        Command::Apply {
-            plan,
-            dry_run,
-            accept_listing_drop,
-            format,
-        } => apply(cli, plan, *dry_run, *accept_listing_drop, *format, &mut out),
+        Command::Run { policy, settings } => run(cli, policy, *settings, &mut out),
+        Command::Apply { plan, settings } => apply(cli, plan, *settings, &mut out),
         Command::History {
             policy,
             since,
@@ -615,7 +599,7 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         let mut report = PolicyReport::new(policy);
         match backups {
             Ok(backups) => {
-                let (plan, _) = runner::guarded_plan(
+                let (plan, _, _) = runner::guarded_plan(
                     policy,
                     backups,
                     now,
@@ -743,7 +727,8 @@ fn run_policies(
     config: &Config,
     policies: Vec<(Policy, Option<ReviewedSet>)>,
     reports: Vec<PolicyReport<'static>>,
-    settings: RunSettings,
+    command: &'static str,
+    settings: RunArgs,
     out: &mut dyn Write,
 ) -> Outcome {
     let mut reports: Vec<PolicyReport> = reports;
@@ -763,7 +748,7 @@ fn run_policies(
             .find(|(name, _)| name == &policy.name)
             .and_then(|(_, set)| set.as_deref());
         let options = runner::Options {
-            command: settings.command,
+            command,
             dry_run: dry_run_reason(policy, settings.dry_run, config),
             accept_listing_drop: settings.accept_listing_drop,
             reviewed,
@@ -786,41 +771,14 @@ fn run_policies(
 /// The `(group, id)` pairs a reviewed plan deletes.
 type ReviewedSet = Vec<(String, String)>;
 
-struct RunSettings {
-    command: &'static str,
-    dry_run: bool,
-    accept_listing_drop: bool,
-    format: Format,
-}
-
-fn run(
-    cli: &Cli,
-    names: &[String],
-    dry_run: bool,
-    accept_listing_drop: bool,
-    format: Format,
-    out: &mut dyn Write,
-) -> Outcome {
+fn run(cli: &Cli, names: &[String], settings: RunArgs, out: &mut dyn Write) -> Outcome {
     let config = require_config(cli, "")?;
     let policies = select_policies(config_policies(&config)?, names)?;
-    let settings = RunSettings {
-        command: "run",
-        dry_run,
-        accept_listing_drop,
-        format,
-    };
     let policies = policies.into_iter().map(|p| (p, None)).collect();
-    run_policies(&config, policies, Vec::new(), settings, out)
+    run_policies(&config, policies, Vec::new(), "run", settings, out)
 }
 
-fn apply(
-    cli: &Cli,
-    file: &Path,
-    dry_run: bool,
-    accept_listing_drop: bool,
-    format: Format,
-    out: &mut dyn Write,
-) -> Outcome {
+fn apply(cli: &Cli, file: &Path, settings: RunArgs, out: &mut dyn Write) -> Outcome {
     let reviewed = plan::file::read(file).map_err(|e| Failure::new(exit::INVALID, e))?;
     let config = require_config(cli, "")?;
     let policies = config_policies(&config)?;
@@ -862,13 +820,7 @@ fn apply(
             runnable.push((policy.clone(), Some(entry.deletions)));
         }
     }
-    let settings = RunSettings {
-        command: "apply",
-        dry_run,
-        accept_listing_drop,
-        format,
-    };
-    run_policies(&config, runnable, reports, settings, out)
+    run_policies(&config, runnable, reports, "apply", settings, out)
 }
 
 /// `--since`/`--until`: RFC 3339, or a duration before now.

@@ -4,7 +4,7 @@
 use crate::executor::Execution;
 use crate::journal::{DecisionRecord, Reconciled, RunRecord};
 use crate::model::Backup;
-use crate::plan::{Action, Decision, PolicyPlan};
+use crate::plan::{Decision, PolicyPlan};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use std::io::{self, Write};
@@ -138,18 +138,6 @@ fn local_time(plan: &PolicyPlan, backup: &Backup) -> String {
     zoned.strftime("%Y-%m-%d %H:%M %Z").to_string()
 }
 
-/// A decision's reasons and note, as the plan table shows them.
-pub fn describe(d: &Decision) -> String {
-    let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
-    match (&d.note, reasons.is_empty()) {
-        (Some(note), true) => note.clone(),
-        (Some(note), false) => format!("{} ({note})", reasons.join(", ")),
-        (None, false) => reasons.join(", "),
-        (None, true) if d.action == Action::Delete => "no rule keeps it".to_string(),
-        (None, true) => String::new(),
-    }
-}
-
 fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
     let Some(plan) = &report.plan else {
         writeln!(out, "policy {} (account {})", report.name, report.account)?;
@@ -260,7 +248,7 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()
                 "    {:<22}  {name:<width$}  {:<6}  {}",
                 local_time(plan, d.backup),
                 d.action.as_str(),
-                describe(d)
+                d.explain()
             )?;
         }
         summary_line(out, plan)?;

@@ -32,7 +32,8 @@ pub struct Options<'a> {
 }
 
 /// The plan of a listing with every guard, including the listing-drop guard against
-/// `baseline` unless it is accepted. Returns the plan and whether that guard blocked it.
+/// `baseline` unless it is accepted. Returns the plan, the listing's complete backups per
+/// group, and whether that guard blocked it.
 pub fn guarded_plan<'a>(
     policy: &Policy,
     backups: &'a [Backup],
@@ -40,7 +41,7 @@ pub fn guarded_plan<'a>(
     tz: &TimeZone,
     baseline: Option<&plan::Baseline>,
     accept_listing_drop: bool,
-) -> (PolicyPlan<'a>, bool) {
+) -> (PolicyPlan<'a>, BTreeMap<String, u64>, bool) {
     let mut plan = plan::plan(policy, backups, now, tz);
     let counts = plan::complete_counts(backups);
     let dropped = match baseline {
@@ -53,7 +54,7 @@ pub fn guarded_plan<'a>(
     if let Some(reason) = dropped {
         plan.block(reason);
     }
-    (plan, blocked)
+    (plan, counts, blocked)
 }
 
 /// A report for a policy that could not run at all; nothing was listed or deleted.
@@ -130,7 +131,7 @@ pub async fn run_policy<'a>(
     if !waiting.is_empty() {
         report.resumed = Some(executor::resume(waiting, provider.clone(), ledger.clone()).await);
     }
-    let (mut plan, drop_blocked) = guarded_plan(
+    let (mut plan, counts, drop_blocked) = guarded_plan(
         policy,
         backups,
         options.now,
@@ -141,7 +142,6 @@ pub async fn run_policy<'a>(
     if let Some(reviewed) = options.reviewed {
         report.refused = plan.restrict_to(reviewed);
     }
-    let counts: BTreeMap<String, u64> = plan::complete_counts(backups);
     if let Err(e) = journal.record_plan(run, &plan, &counts, drop_blocked) {
         report.plan = Some(plan);
         return journal_failed(journal, run, report, e);

@@ -158,10 +158,13 @@ fn a_literal_secret_is_rejected_and_never_echoed() {
 fn http_settings_and_provider_selections_are_checked_where_written() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let huawei = "  db: {provider: huaweicloud-taurusdb, region: ap-southeast-1, project_id: p, auth: {token: '${env:T}'}, delete_timeout: 5min}\n  vms: {provider: huaweicloud-csbs, region: ap-southeast-1, project_id: p, auth: {token: '${env:T}'}, poll_interval: 0s}\n";
     write(
         d,
         "retentiond.yaml",
-        "policies: policies\naccounts:\n  media:\n    provider: cloudinary\n    cloud_name: demo\n    api_key: ${env:K}\n    api_secret: ${env:S}\n    http: {timeout: 30, concurency: 2, backoff: 1m}\n  portal: {provider: onlyoffice-docspace, base_url: 'https://docs.example.com', api_key: '${env:D}'}\n  dumps: {provider: local, path: x, http: {timeout: 5s}}\n",
+        &(String::from(
+            "policies: policies\naccounts:\n  media:\n    provider: cloudinary\n    cloud_name: demo\n    api_key: ${env:K}\n    api_secret: ${env:S}\n    http: {timeout: 30, concurency: 2, backoff: 1m}\n  portal: {provider: onlyoffice-docspace, base_url: 'https://docs.example.com', api_key: '${env:D}'}\n  dumps: {provider: local, path: x, http: {timeout: 5s}}\n",
+        ) + huawei),
     );
     write(
         d,
@@ -187,6 +190,8 @@ fn http_settings_and_provider_selections_are_checked_where_written() {
         "retentiond.yaml:8:25: unknown key `concurency` in `accounts.media.http`; did you mean `concurrency`?",
         "retentiond.yaml:8:49: `accounts.media.http.backoff: 1m` is not a duration of ms, s, min or h",
         "retentiond.yaml:10:37: unknown key `http` in `accounts.dumps`",
+        "retentiond.yaml:11:122: `accounts.db.delete_timeout` is a huaweicloud-csbs setting (TaurusDB deletes at once); remove it",
+        "retentiond.yaml:12:118: `accounts.vms.poll_interval` must be longer than 0",
     ] {
         assert!(out.stderr.contains(expected), "{expected}\n{}", out.stderr);
     }

@@ -41,6 +41,20 @@ pub struct Decision<'a> {
     pub note: Option<String>,
 }
 
+impl Decision<'_> {
+    /// The reasons and the note, as the plan table and `apply`'s refusals show them.
+    pub fn explain(&self) -> String {
+        let reasons: Vec<String> = self.reasons.iter().map(ToString::to_string).collect();
+        match (&self.note, reasons.is_empty()) {
+            (Some(note), true) => note.clone(),
+            (Some(note), false) => format!("{} ({note})", reasons.join(", ")),
+            (None, false) => reasons.join(", "),
+            (None, true) if self.action == Action::Delete => "no rule keeps it".to_string(),
+            (None, true) => String::new(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub keep: usize,
@@ -98,7 +112,7 @@ impl PolicyPlan<'_> {
                 None => "no longer listed".to_string(),
                 Some(d) if d.action == Action::Delete => continue,
                 Some(d) => {
-                    let why = crate::render::describe(d);
+                    let why = d.explain();
                     let why = if why.is_empty() {
                         String::new()
                     } else {

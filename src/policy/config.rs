@@ -269,7 +269,8 @@ fn account_keys(kind: ProviderKind) -> &'static [&'static str] {
             "api_secret",
             "http",
         ],
-        ProviderKind::Csbs => &[
+        // `delete_timeout` and `poll_interval` are CSBS settings; parse_account says so.
+        ProviderKind::Csbs | ProviderKind::Taurusdb => &[
             "provider",
             "region",
             "project_id",
@@ -279,15 +280,6 @@ fn account_keys(kind: ProviderKind) -> &'static [&'static str] {
             "http",
             "delete_timeout",
             "poll_interval",
-        ],
-        ProviderKind::Taurusdb => &[
-            "provider",
-            "region",
-            "project_id",
-            "endpoint",
-            "iam_endpoint",
-            "auth",
-            "http",
         ],
     }
 }
@@ -399,6 +391,10 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
                 let Some(node) = fields.get(key) else {
                     return default;
                 };
+                if kind != ProviderKind::Csbs {
+                    d.error(node.pos, format!("`{path}.{key}` is a huaweicloud-csbs setting (TaurusDB deletes at once); remove it"));
+                    return default;
+                }
                 match read::exact_duration(node, &format!("{path}.{key}"), d) {
                     Some(v) if v.is_zero() => {
                         d.error(node.pos, format!("`{path}.{key}` must be longer than 0"));

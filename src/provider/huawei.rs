@@ -136,7 +136,12 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
 }
 
 /// How the requests of one Huawei Cloud account are authenticated.
-pub enum HuaweiSigner {
+pub struct HuaweiSigner {
+    account: String,
+    credentials: HuaweiCredentials,
+}
+
+enum HuaweiCredentials {
     AkSk {
         access_key: Secret,
         secret_key: Secret,
@@ -173,7 +178,7 @@ impl HuaweiSigner {
             r.resolve()
                 .map_err(|e| ProviderError::new(account, "credentials", e))
         };
-        Ok(match auth {
+        let (credentials, secrets) = match auth {
             HuaweiAuth::AkSk {
                 access_key,
                 secret_key,
@@ -184,7 +189,7 @@ impl HuaweiSigner {
                 let mut secrets = vec![ak.clone(), sk.clone()];
                 secrets.extend(token.clone());
                 (
-                    HuaweiSigner::AkSk {
+                    HuaweiCredentials::AkSk {
                         access_key: ak,
                         secret_key: sk,
                         security_token: token,
@@ -194,7 +199,7 @@ impl HuaweiSigner {
             }
             HuaweiAuth::Token(token) => {
                 let token = resolve(token)?;
-                (HuaweiSigner::Token(token.clone()), vec![token])
+                (HuaweiCredentials::Token(token.clone()), vec![token])
             }
             HuaweiAuth::Password {
                 username,
@@ -204,7 +209,7 @@ impl HuaweiSigner {
                 let password = resolve(password)?;
                 let (iam, url) = iam()?;
                 (
-                    HuaweiSigner::Password(Box::new(IamLogin {
+                    HuaweiCredentials::Password(Box::new(IamLogin {
                         iam,
                         url,
                         username: username.clone(),
@@ -216,7 +221,12 @@ impl HuaweiSigner {
                     vec![password],
                 )
             }
-        })
+        };
+        let signer = HuaweiSigner {
+            account: account.to_string(),
+            credentials,
+        };
+        Ok((signer, secrets))
     }
 
     fn sign_now(
@@ -226,11 +236,11 @@ impl HuaweiSigner {
         body: &[u8],
         now: Timestamp,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
-        let HuaweiSigner::AkSk {
+        let HuaweiCredentials::AkSk {
             access_key,
             secret_key,
             security_token,
-        } = self
+        } = &self.credentials
         else {
             unreachable!("only AK/SK signs requests");
         };
@@ -271,18 +281,16 @@ impl Signer for HuaweiSigner {
         body: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<(HeaderName, HeaderValue)>, ProviderError>> {
         Box::pin(async move {
-            let invalid = |message: String| ProviderError {
-                kind: ErrorKind::Other,
-                ..ProviderError::new("", "credentials", message)
-            };
-            match self {
-                HuaweiSigner::AkSk { .. } => self
+            let invalid =
+                |message: String| ProviderError::new(&self.account, "credentials", message);
+            match &self.credentials {
+                HuaweiCredentials::AkSk { .. } => self
                     .sign_now(method, url, body, Timestamp::now())
                     .map_err(invalid),
-                HuaweiSigner::Token(token) => Ok(vec![
+                HuaweiCredentials::Token(token) => Ok(vec![
                     header("x-auth-token", token.expose()).map_err(invalid)?,
                 ]),
-                HuaweiSigner::Password(login) => {
+                HuaweiCredentials::Password(login) => {
                     let token = login.token().await?;
                     Ok(vec![
                         header("x-auth-token", token.expose()).map_err(invalid)?,
@@ -293,8 +301,8 @@ impl Signer for HuaweiSigner {
     }
 
     fn renew(&self) -> bool {
-        match self {
-            HuaweiSigner::Password(login) => match login.token.try_lock() {
+        match &self.credentials {
+            HuaweiCredentials::Password(login) => match login.token.try_lock() {
                 Ok(mut cached) => {
                     *cached = None;
                     true
@@ -496,10 +504,13 @@ mod tests {
 
     #[test]
     fn a_signed_request_carries_date_host_and_token() {
-        let signer = HuaweiSigner::AkSk {
-            access_key: Secret::new("AK".into()),
-            secret_key: Secret::new("SK".into()),
-            security_token: Some(Secret::new("temporary".into())),
+        let signer = HuaweiSigner {
+            account: "vms".into(),
+            credentials: HuaweiCredentials::AkSk {
+                access_key: Secret::new("AK".into()),
+                secret_key: Secret::new("SK".into()),
+                security_token: Some(Secret::new("temporary".into())),
+            },
         };
         let url = parse("http://127.0.0.1:8080/v1/p/checkpoint_items?limit=2");
         let now: Timestamp = "2026-11-23T03:30:00Z".parse().unwrap();
