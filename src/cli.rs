@@ -754,6 +754,7 @@ fn run_policies(
             reviewed,
             started_at,
             now: Timestamp::now(),
+            stop: Default::default(),
         };
         let tz = zone(policy, Some(config));
         reports.push(block_on(runner::run_policy(

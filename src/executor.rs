@@ -12,13 +12,32 @@ use crate::provider::{DeleteOutcome, Provider, ProviderError};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Semaphore;
+
+/// Set when the daemon is stopping: deletions already sent finish and are recorded, no new
+/// delete call is sent. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// What happened to the deletions of one plan.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Execution {
     pub deleted: Vec<String>,
     pub failed: Vec<FailedDeletion>,
+    /// Never sent because the daemon was stopping; the next run plans them again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_sent: Vec<String>,
     /// Accepted by the provider but not finished by its deadline; a later run settles them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingDeletion>,
@@ -61,6 +80,9 @@ impl Ledger for NoLedger {
 pub struct FailedDeletion {
     pub id: String,
     pub error: String,
+    /// What kind of failure: the provider error's kind (`server`, `rate_limited`, ...),
+    /// `journal` when the intent could not be recorded, `other`.
+    pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -73,12 +95,21 @@ fn describe(error: &ProviderError) -> String {
     format!("{}: {}", error.call, error.message)
 }
 
+/// Why a batch was not sent.
+#[derive(Clone)]
+enum Unsent {
+    /// Its intent could not be recorded.
+    Ledger(String),
+    Stopping,
+}
+
 /// Deletes the plan's `delete` set, recording each call in `ledger`. A blocked plan deletes
-/// nothing.
+/// nothing; once `stop` is set no further call is sent.
 pub async fn execute(
     plan: &PolicyPlan<'_>,
     provider: Arc<dyn Provider>,
     ledger: Arc<dyn Ledger>,
+    stop: &Stop,
 ) -> Execution {
     let mut execution = Execution::default();
     if plan.blocked.is_some() {
@@ -92,6 +123,7 @@ pub async fn execute(
     let mut tasks = tokio::task::JoinSet::new();
     for batch in provider.batches(doomed) {
         let (provider, permits, ledger) = (provider.clone(), permits.clone(), ledger.clone());
+        let stop = stop.clone();
         tasks.spawn(async move {
             // An account-wide task slot (CSBS: 5) is held until the deletion is settled.
             let _slot = match provider.task_slots() {
@@ -100,6 +132,9 @@ pub async fn execute(
             };
             let _permit = permits.acquire().await.expect("never closed");
             let mut ledger_errors = Vec::new();
+            if stop.is_set() {
+                return (batch, Err(Unsent::Stopping), ledger_errors);
+            }
             let outcomes = match ledger.intent(&batch) {
                 Ok(()) => {
                     let mut outcomes = provider.delete(&batch).await;
@@ -113,14 +148,15 @@ pub async fn execute(
                     }
                     Ok(outcomes)
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(Unsent::Ledger(e)),
             };
             (batch, outcomes, ledger_errors)
         });
     }
     let mut outcomes: HashMap<(String, String), DeleteOutcome> = HashMap::new();
-    // Backups whose call was never sent: their intent could not be recorded.
-    let mut unsent: HashMap<(String, String), String> = HashMap::new();
+    // Backups whose call was never sent: their intent could not be recorded, or the daemon
+    // is stopping.
+    let mut unsent: HashMap<(String, String), Unsent> = HashMap::new();
     let record = |backup: &Backup, outcome: Settled, execution: &mut Execution| {
         if let Err(e) = ledger.outcome(backup, outcome) {
             execution.ledger_errors.push(e);
@@ -175,34 +211,45 @@ pub async fn execute(
                 continue;
             }
             Some(DeleteOutcome::Deleted) => None,
-            Some(DeleteOutcome::Failed(e)) => Some(describe(&e)),
+            Some(DeleteOutcome::Failed(e)) => Some((describe(&e), e.kind.as_str())),
             Some(DeleteOutcome::Unconfirmed(e)) => {
                 let failure = match &still_listed {
                     Ok(listed) if !listed.contains(&key) => None,
-                    Ok(_) => Some(describe(&e)),
-                    Err(list_error) => Some(format!(
-                        "{}; a fresh listing to check whether it is gone failed too: {}",
-                        describe(&e),
-                        describe(list_error)
+                    Ok(_) => Some((describe(&e), e.kind.as_str())),
+                    Err(list_error) => Some((
+                        format!(
+                            "{}; a fresh listing to check whether it is gone failed too: {}",
+                            describe(&e),
+                            describe(list_error)
+                        ),
+                        e.kind.as_str(),
                     )),
                 };
                 let settled = match &failure {
                     None => Settled::Deleted,
-                    Some(error) => Settled::Failed(error),
+                    Some((error, _)) => Settled::Failed(error),
                 };
                 record(backup, settled, &mut execution);
                 failure
             }
-            None => Some(match unsent.remove(&key) {
-                Some(e) => format!("not sent: {e}"),
-                None => "the provider reported no outcome for this backup".into(),
-            }),
+            None => match unsent.remove(&key) {
+                Some(Unsent::Stopping) => {
+                    execution.not_sent.push(backup.id.clone());
+                    continue;
+                }
+                Some(Unsent::Ledger(e)) => Some((format!("not sent: {e}"), "journal")),
+                None => Some((
+                    "the provider reported no outcome for this backup".into(),
+                    "other",
+                )),
+            },
         };
         match failure {
             None => execution.deleted.push(backup.id.clone()),
-            Some(error) => execution.failed.push(FailedDeletion {
+            Some((error, kind)) => execution.failed.push(FailedDeletion {
                 id: backup.id.clone(),
                 error,
+                kind,
             }),
         }
     }
@@ -231,9 +278,11 @@ pub async fn resume(
     }
     while let Some(joined) = tasks.join_next().await {
         let (backup, outcome) = joined.expect("a settling task never panics");
-        let error = match &outcome {
-            DeleteOutcome::Failed(e) | DeleteOutcome::Unconfirmed(e) => describe(e),
-            _ => String::new(),
+        let (error, kind) = match &outcome {
+            DeleteOutcome::Failed(e) | DeleteOutcome::Unconfirmed(e) => {
+                (describe(e), e.kind.as_str())
+            }
+            _ => (String::new(), "other"),
         };
         let settled = match &outcome {
             DeleteOutcome::Deleted => Settled::Deleted,
@@ -253,6 +302,7 @@ pub async fn resume(
                 execution.failed.push(FailedDeletion {
                     id: backup.id,
                     error,
+                    kind,
                 })
             }
         }
@@ -293,7 +343,12 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        runtime.block_on(execute(plan, provider, Arc::new(NoLedger)))
+        runtime.block_on(execute(
+            plan,
+            provider,
+            Arc::new(NoLedger),
+            &Stop::default(),
+        ))
     }
 
     #[test]
@@ -357,5 +412,41 @@ mod tests {
         let execution = run(&plan, provider.clone());
         assert!(execution.deleted.is_empty() && execution.failed.is_empty());
         assert!(provider.deleted.lock().unwrap().is_empty());
+    }
+
+    /// A ledger that stops the run once the first intent is recorded, as SIGTERM would.
+    struct StopAfterFirst(Stop);
+
+    impl Ledger for StopAfterFirst {
+        fn intent(&self, _: &[Backup]) -> Result<(), String> {
+            self.0.set();
+            Ok(())
+        }
+
+        fn outcome(&self, _: &Backup, _: Settled) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn once_stopping_no_new_deletion_is_sent_and_the_one_in_flight_finishes() {
+        let listing = backups(6);
+        let provider = Arc::new(MemoryProvider::new(listing.clone()));
+        let plan = plan(
+            &policy(""),
+            &listing,
+            jiff::Timestamp::now(),
+            &TimeZone::UTC,
+        );
+        let stop = Stop::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ledger = Arc::new(StopAfterFirst(stop.clone()));
+        let execution = runtime.block_on(execute(&plan, provider.clone(), ledger, &stop));
+        assert_eq!(execution.deleted, ["b2"]);
+        assert_eq!(execution.not_sent, ["b3", "b4", "b5"]);
+        assert!(execution.failed.is_empty());
+        assert_eq!(*provider.deleted.lock().unwrap(), ["b2"]);
     }
 }

@@ -29,6 +29,8 @@ pub struct Options<'a> {
     pub reviewed: Option<&'a [(String, String)]>,
     pub started_at: Timestamp,
     pub now: Timestamp,
+    /// Set when the daemon stops: deletions in flight finish, no new one is sent.
+    pub stop: executor::Stop,
 }
 
 /// The plan of a listing with every guard, including the listing-drop guard against
@@ -148,7 +150,8 @@ pub async fn run_policy<'a>(
     }
     let deleting = options.dry_run.is_none() && plan.blocked.is_none() && report.refused.is_empty();
     if deleting {
-        report.execution = Some(executor::execute(&plan, provider.clone(), ledger).await);
+        report.execution =
+            Some(executor::execute(&plan, provider.clone(), ledger, &options.stop).await);
     }
     report.dry_run = options.dry_run.clone();
     let (outcome, message) = if !report.refused.is_empty() {
@@ -165,6 +168,14 @@ pub async fn run_policy<'a>(
         ("dry-run", Some(reason.clone()))
     } else {
         match &report.execution {
+            Some(e) if !e.not_sent.is_empty() => (
+                "stopped",
+                Some(format!(
+                    "retentiond stopped before {} of {} deletions were sent; the next run plans them again",
+                    e.not_sent.len(),
+                    plan.summary.delete
+                )),
+            ),
             Some(e) if !e.failed.is_empty() => (
                 "deletions-failed",
                 Some(format!(

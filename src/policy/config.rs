@@ -20,9 +20,13 @@ pub const CONFIG_KEYS: &[&str] = &[
     "state_dir",
     "dry_run",
     "metrics",
+    "shutdown_timeout",
     "defaults",
     "accounts",
 ];
+
+/// The unit's `TimeoutStopSec=90` leaves half a minute beyond this.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -33,6 +37,9 @@ pub struct Config {
     /// The global switch: true forces every policy into dry-run.
     pub dry_run: bool,
     pub metrics_listen: Option<SocketAddr>,
+    /// How long the daemon lets running policies finish their deletions on SIGTERM; keep it
+    /// shorter than the unit's `TimeoutStopSec`.
+    pub shutdown_timeout: Duration,
     pub default_timezone: Option<TimeZone>,
     pub accounts: BTreeMap<String, Account>,
 }
@@ -212,6 +219,10 @@ pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Con
             .and_then(|n| read::boolean(n, "dry_run", d))
             .unwrap_or(false),
         metrics_listen: fields.get("metrics").and_then(|n| parse_metrics(n, d)),
+        shutdown_timeout: fields
+            .get("shutdown_timeout")
+            .and_then(|n| read::exact_duration(n, "shutdown_timeout", d))
+            .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
         default_timezone: fields.get("defaults").and_then(|n| {
             let defaults = read::mapping(n, "defaults", &["timezone"], d)?;
             parse_timezone(defaults.get("timezone")?, "defaults.timezone", d)

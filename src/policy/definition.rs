@@ -15,6 +15,7 @@ pub const POLICY_KEYS: &[&str] = &[
     "description",
     "account",
     "schedule",
+    "jitter",
     "timezone",
     "mode",
     "select",
@@ -108,6 +109,9 @@ pub struct Policy {
     pub description: Option<String>,
     pub account: String,
     pub schedule: Option<Schedule>,
+    /// The daemon starts each scheduled run up to this much later (a fixed offset per policy
+    /// and fire), spreading policies that share a schedule.
+    pub jitter: Option<std::time::Duration>,
     /// The policy's own zone; `None` means the config's default, else UTC.
     pub timezone: Option<TimeZone>,
     pub mode: Mode,
@@ -123,8 +127,8 @@ pub struct Policy {
     pub file: PathBuf,
     /// SHA-256 of the whole file the policy was read from, as the journal records it.
     pub file_sha256: String,
-    /// SHA-256 of the policy as written, except `description` and `schedule` (which change
-    /// nothing a run deletes), independent of layout, comments and key order. `apply` refuses a
+    /// SHA-256 of the policy as written, except `description`, `schedule` and `jitter` (which
+    /// change nothing a run deletes), independent of layout, comments and key order. `apply` refuses a
     /// plan made under another fingerprint.
     pub fingerprint: String,
     pub name_pos: Pos,
@@ -136,6 +140,7 @@ fn fingerprint(node: &Node) -> String {
     if let Some(map) = canonical.as_object_mut() {
         map.remove("description");
         map.remove("schedule");
+        map.remove("jitter");
     }
     crate::hash::sha256_hex(canonical.to_string().as_bytes())
 }
@@ -172,6 +177,9 @@ pub fn parse_policy(node: &Node, d: &mut Diagnostics) -> Option<Policy> {
             .map(String::from),
         account: account.unwrap_or_default(),
         schedule: fields.get("schedule").and_then(|n| parse_schedule(n, d)),
+        jitter: fields
+            .get("jitter")
+            .and_then(|n| read::exact_duration(n, "jitter", d)),
         timezone: fields
             .get("timezone")
             .and_then(|n| parse_timezone(n, "timezone", d)),

@@ -112,6 +112,9 @@ fn policy() -> Value {
             "schedule" => {
                 string("Cron: 5 fields, 6 with seconds first, or @hourly/@daily/@weekly/@monthly.")
             }
+            "jitter" => string(
+                "Start each scheduled run up to this much later (ms, s, min, h), a fixed offset per policy and fire.",
+            ),
             "timezone" => string(
                 "IANA zone for the schedule and the period buckets; default from the config, else UTC.",
             ),
