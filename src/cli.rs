@@ -4,7 +4,7 @@
 use crate::journal::{HistoryFilter, Journal, JournalError, PolicyLock};
 use crate::model::{Backup, Listing};
 use crate::plan;
-use crate::policy::{self, Config, Diagnostic, Mode, Policy};
+use crate::policy::{self, Config, Diagnostic, Policy};
 use crate::provider::{self, Provider, ProviderError, Registry};
 use crate::render::{self, PolicyReport};
 use crate::retention::CalendarDuration;
@@ -361,14 +361,6 @@ fn select_policies(policies: Vec<Policy>, names: &[String]) -> Result<Vec<Policy
         .collect())
 }
 
-fn zone(policy: &Policy, config: Option<&Config>) -> TimeZone {
-    policy
-        .timezone
-        .clone()
-        .or_else(|| config.and_then(|c| c.default_timezone.clone()))
-        .unwrap_or(TimeZone::UTC)
-}
-
 /// Runs provider calls: one runtime for the process, made on first use.
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -603,7 +595,7 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
                     policy,
                     backups,
                     now,
-                    &zone(policy, config.as_ref()),
+                    &runner::zone(policy, config.as_ref()),
                     baseline.as_ref(),
                     args.accept_listing_drop,
                 );
@@ -708,19 +700,6 @@ fn finish(reports: &[PolicyReport]) -> u8 {
     }
 }
 
-/// Why a policy may not delete in this run, if it may not: the two-yeses rule.
-fn dry_run_reason(policy: &Policy, flag: bool, config: &Config) -> Option<String> {
-    if flag {
-        Some("--dry-run".into())
-    } else if config.dry_run {
-        Some(format!("dry_run: true in {}", config.file.display()))
-    } else if policy.mode == Mode::DryRun {
-        Some("mode: dry-run".into())
-    } else {
-        None
-    }
-}
-
 /// Locks, lists and runs each policy (with its reviewed delete set for `apply`), then prints
 /// what happened.
 fn run_policies(
@@ -749,14 +728,14 @@ fn run_policies(
             .and_then(|(_, set)| set.as_deref());
         let options = runner::Options {
             command,
-            dry_run: dry_run_reason(policy, settings.dry_run, config),
+            dry_run: runner::dry_run_reason(policy, settings.dry_run, config),
             accept_listing_drop: settings.accept_listing_drop,
             reviewed,
             started_at,
             now: Timestamp::now(),
             stop: Default::default(),
         };
-        let tz = zone(policy, Some(config));
+        let tz = runner::zone(policy, Some(config));
         reports.push(block_on(runner::run_policy(
             &journal, policy, &tz, provider, listing, &options,
         )));

@@ -94,6 +94,14 @@ pub struct Http {
     /// Values redacted from every error message.
     secrets: Vec<Secret>,
     signer: Option<Arc<dyn Signer>>,
+    /// Told of every attempt (the daemon's request metrics), with the provider's name.
+    observer: Option<(Arc<dyn RequestObserver>, &'static str)>,
+}
+
+/// Sees every HTTP attempt of an account: its result (`ok` or an [`ErrorKind`] name) and how
+/// long it took.
+pub trait RequestObserver: Send + Sync {
+    fn request(&self, account: &str, provider: &'static str, result: &'static str, took: Duration);
 }
 
 /// A request to send; built again for every attempt.
@@ -153,6 +161,18 @@ enum Attempt {
     Unauthenticated(ProviderError),
 }
 
+impl Attempt {
+    /// The attempt's result as a metric label.
+    fn result(&self) -> &'static str {
+        match self {
+            Attempt::Done(_) => "ok",
+            Attempt::Transient { error, .. }
+            | Attempt::Fatal(error)
+            | Attempt::Unauthenticated(error) => error.kind.as_str(),
+        }
+    }
+}
+
 impl Http {
     /// `credentials` go with every request as `Authorization`, marked sensitive.
     pub fn new(
@@ -199,7 +219,18 @@ impl Http {
             credentials_hint: credentials_hint.to_string(),
             secrets,
             signer: None,
+            observer: None,
         })
+    }
+
+    /// Reports every attempt to `observer`, labelled with `provider`.
+    pub fn observed(
+        mut self,
+        observer: Option<Arc<dyn RequestObserver>>,
+        provider: &'static str,
+    ) -> Http {
+        self.observer = observer.map(|o| (o, provider));
+        self
     }
 
     /// Authenticates every attempt with `signer`; `secrets` are redacted from errors.
@@ -252,7 +283,12 @@ impl Http {
                     .acquire()
                     .await
                     .expect("the semaphore is never closed");
-                self.attempt(call, build()).await
+                let started = std::time::Instant::now();
+                let outcome = self.attempt(call, build()).await;
+                if let Some((observer, provider)) = &self.observer {
+                    observer.request(&self.account, provider, outcome.result(), started.elapsed());
+                }
+                outcome
             };
             match outcome {
                 Attempt::Done(response) => return Ok(response),

@@ -6,6 +6,7 @@
 //! HTTP providers share [`http`].
 
 pub mod cli;
+pub mod daemon;
 pub mod executor;
 pub mod hash;
 pub mod http;

@@ -8,7 +8,7 @@ use crate::executor::{self, Ledger, Settled};
 use crate::journal::{self, Journal, JournalError, RunEnd, RunStart};
 use crate::model::{Backup, Status};
 use crate::plan::{self, PolicyPlan};
-use crate::policy::Policy;
+use crate::policy::{Config, Mode, Policy};
 use crate::provider::{Provider, ProviderError};
 use crate::render::PolicyReport;
 use jiff::Timestamp;
@@ -31,6 +31,29 @@ pub struct Options<'a> {
     pub now: Timestamp,
     /// Set when the daemon stops: deletions in flight finish, no new one is sent.
     pub stop: executor::Stop,
+}
+
+/// The policy's zone: its own, else the config's default, else UTC.
+pub fn zone(policy: &Policy, config: Option<&Config>) -> TimeZone {
+    policy
+        .timezone
+        .clone()
+        .or_else(|| config.and_then(|c| c.default_timezone.clone()))
+        .unwrap_or(TimeZone::UTC)
+}
+
+/// Why a policy may not delete in this run, if it may not: the two-yeses rule. `flag` is
+/// `--dry-run`.
+pub fn dry_run_reason(policy: &Policy, flag: bool, config: &Config) -> Option<String> {
+    if flag {
+        Some("--dry-run".into())
+    } else if config.dry_run {
+        Some(format!("dry_run: true in {}", config.file.display()))
+    } else if policy.mode == Mode::DryRun {
+        Some("mode: dry-run".into())
+    } else {
+        None
+    }
 }
 
 /// The plan of a listing with every guard, including the listing-drop guard against

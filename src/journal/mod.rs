@@ -84,6 +84,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX deletions_run ON deletions (run_id);
     CREATE INDEX deletions_open ON deletions (policy) WHERE outcome IS NULL;",
+    // 2: the daemon's last scheduled fire of each policy, for catching up after downtime.
+    "CREATE TABLE fires (
+        policy TEXT PRIMARY KEY,
+        scheduled_at INTEGER NOT NULL,
+        started_at INTEGER NOT NULL
+    );",
 ];
 
 /// What went wrong with the journal; the message names the file.
@@ -271,10 +277,12 @@ impl Journal {
         if version > MIGRATIONS.len() as i64 {
             return Err(journal.too_new(version));
         }
-        if version < MIGRATIONS.len() as i64 {
-            // An older journal: the next run migrates it; nothing here depends on it.
+        if version < 1 {
+            // Created but never migrated: nothing recorded yet.
             return Ok(None);
         }
+        // An older journal is read as it is (the next run migrates it): reads use the tables
+        // of version 1, and `last_fire` finds no fire in a journal without `fires`.
         Ok(Some(journal))
     }
 
@@ -634,6 +642,39 @@ impl Journal {
             }))
         };
         query(&conn).map_err(self.err("read the last listing counts"))
+    }
+
+    /// Records that the daemon started `policy` for its fire scheduled at `scheduled`.
+    pub fn record_fire(
+        &self,
+        policy: &str,
+        scheduled: Timestamp,
+        started: Timestamp,
+    ) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO fires (policy, scheduled_at, started_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (policy) DO UPDATE SET scheduled_at = ?2, started_at = ?3",
+                params![policy, ms(scheduled), ms(started)],
+            )
+            .map(drop)
+            .map_err(self.err("record a scheduled fire"))
+    }
+
+    /// The last scheduled fire the daemon started for `policy`.
+    pub fn last_fire(&self, policy: &str) -> Result<Option<Timestamp>> {
+        if self.version()? < 2 {
+            return Ok(None);
+        }
+        self.conn()
+            .query_row(
+                "SELECT scheduled_at FROM fires WHERE policy = ?1",
+                params![policy],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|at| at.map(from_ms))
+            .map_err(self.err("read the last scheduled fire"))
     }
 
     /// Deletions of `policy` that a provider accepted and may still be carrying out: `(row,

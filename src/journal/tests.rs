@@ -266,3 +266,32 @@ fn one_process_at_a_time_runs_a_policy() {
     drop(held);
     journal.lock("p").unwrap();
 }
+
+#[test]
+fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    finished_run(&journal, &backups("g", 3), &["g-2"], false);
+    // Back to how version 1 left it.
+    journal
+        .conn()
+        .execute_batch("DROP TABLE fires; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(journal);
+
+    let old = Journal::open_read_only(dir.path()).unwrap().expect("read");
+    assert_eq!(all_runs(&old).len(), 1, "history reads a version-1 journal");
+    assert_eq!(old.last_fire("p").unwrap(), None);
+    drop(old);
+
+    let journal = Journal::open(dir.path()).unwrap();
+    assert_eq!(journal.version().unwrap(), 2);
+    let fire: jiff::Timestamp = "2026-11-23T03:30:00Z".parse().unwrap();
+    let started: jiff::Timestamp = "2026-11-23T03:30:01Z".parse().unwrap();
+    journal.record_fire("p", fire, started).unwrap();
+    let later: jiff::Timestamp = "2026-11-24T03:30:00Z".parse().unwrap();
+    journal.record_fire("p", later, later).unwrap();
+    assert_eq!(journal.last_fire("p").unwrap(), Some(later));
+    assert_eq!(journal.last_fire("other").unwrap(), None);
+    assert_eq!(all_runs(&journal).len(), 1, "migrating keeps the runs");
+}

@@ -11,7 +11,7 @@ pub mod select;
 pub mod yaml;
 
 pub use config::{Account, AccountSettings, Config, Secret, SecretRef};
-pub use definition::{Guard, Mode, Policy};
+pub use definition::{Guard, Mode, Policy, Schedule};
 pub use diag::Diagnostic;
 pub use select::{ProviderKind, Select};
 

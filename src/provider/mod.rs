@@ -10,7 +10,7 @@ pub mod local;
 pub mod memory;
 pub mod taurusdb;
 
-use crate::http::{Credentials, Http};
+use crate::http::{Credentials, Http, RequestObserver};
 use crate::model::Backup;
 use crate::policy::{Account, AccountSettings, Policy};
 use std::collections::HashMap;
@@ -157,11 +157,21 @@ pub struct Registry {
     http: HashMap<String, Arc<Http>>,
     /// Deletion task slots per account (CSBS).
     slots: HashMap<String, Arc<Semaphore>>,
+    /// Told of every HTTP attempt (the daemon's metrics).
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl Registry {
     pub fn new() -> Registry {
         Registry::default()
+    }
+
+    /// A registry whose clients report every HTTP attempt to `observer`.
+    pub fn observed(observer: Arc<dyn RequestObserver>) -> Registry {
+        Registry {
+            observer: Some(observer),
+            ..Registry::default()
+        }
     }
 
     /// The provider for a policy's account and selection. Resolves the account's secrets.
@@ -265,12 +275,14 @@ impl Registry {
             let url = reqwest::Url::parse(&url).map_err(|e| {
                 ProviderError::new(&account.name, "open", format!("bad IAM URL {url}: {e}"))
             })?;
-            let iam = Http::new(&account.name, settings.clone(), None, hint)?;
+            let iam = Http::new(&account.name, settings.clone(), None, hint)?
+                .observed(self.observer.clone(), account.kind.name());
             Ok((iam, url))
         };
         let (signer, secrets) = huawei::HuaweiSigner::new(&account.name, auth, project_id, iam)?;
         let http = Http::new(&account.name, settings.clone(), None, hint)?
-            .with_signer(Arc::new(signer), secrets);
+            .with_signer(Arc::new(signer), secrets)
+            .observed(self.observer.clone(), account.kind.name());
         let http = Arc::new(http);
         self.http.insert(account.name.clone(), http.clone());
         Ok(http)
@@ -288,7 +300,10 @@ impl Registry {
         }
         let auth = auth().map_err(|e| ProviderError::new(&account.name, "credentials", e))?;
         let settings = account.http.clone().unwrap_or_default();
-        let http = Arc::new(Http::new(&account.name, settings, Some(auth), hint)?);
+        let http = Arc::new(
+            Http::new(&account.name, settings, Some(auth), hint)?
+                .observed(self.observer.clone(), account.kind.name()),
+        );
         self.http.insert(account.name.clone(), http.clone());
         Ok(http)
     }

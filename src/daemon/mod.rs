@@ -1,0 +1,6 @@
+//! `retentiond daemon`: runs each policy on its schedule, reloads on SIGHUP and file changes,
+//! speaks systemd's notify protocol, serves metrics and health, stops cleanly.
+
+pub mod clock;
+pub mod schedule;
+pub mod scheduler;
