@@ -185,11 +185,11 @@ impl Scheduler {
     }
 
     fn beat_if_due(&mut self) {
-        if let Some((heartbeat, last)) = &mut self.heartbeat {
-            if last.elapsed() >= heartbeat.every {
-                (heartbeat.beat)();
-                *last = tokio::time::Instant::now();
-            }
+        if let Some((heartbeat, last)) = &mut self.heartbeat
+            && last.elapsed() >= heartbeat.every
+        {
+            (heartbeat.beat)();
+            *last = tokio::time::Instant::now();
         }
     }
 
