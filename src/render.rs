@@ -34,6 +34,8 @@ pub struct PolicyReport<'a> {
     pub journal_error: Option<String>,
     /// `apply`: why this policy had nothing to do.
     pub skipped: Option<String>,
+    /// How the run ended, as the journal records it (`ok`, `dry-run`, `blocked`, ...).
+    pub outcome: Option<&'static str>,
 }
 
 impl PolicyReport<'_> {
@@ -52,6 +54,7 @@ impl PolicyReport<'_> {
             refused: Vec::new(),
             journal_error: None,
             skipped: None,
+            outcome: None,
         }
     }
 }

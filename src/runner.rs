@@ -219,9 +219,10 @@ fn end(
     journal: &Journal,
     run: i64,
     report: &mut PolicyReport,
-    outcome: &str,
+    outcome: &'static str,
     message: Option<&str>,
 ) {
+    report.outcome = Some(outcome);
     if let Err(e) = journal.finish_run(run, &RunEnd { outcome, message }) {
         report.journal_error = Some(e.to_string());
     }

@@ -2,5 +2,6 @@
 //! speaks systemd's notify protocol, serves metrics and health, stops cleanly.
 
 pub mod clock;
+pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
