@@ -5,3 +5,6 @@ pub mod clock;
 pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
+pub mod server;
+pub mod systemd;
+pub mod watch;
