@@ -154,6 +154,13 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Run every policy on its schedule until SIGTERM/SIGINT; SIGHUP or a changed file
+    /// reloads the config and policies (a broken set is refused, the running one kept)
+    Daemon {
+        /// Log lines as text (without timestamps under journald) or JSON
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: crate::daemon::log::LogFormat,
+    },
     /// Print the JSON Schema of policy files
     Schema,
     /// Operator commands for ONLYOFFICE DocSpace portals (never used by policies)
@@ -290,6 +297,17 @@ fn dispatch(cli: &Cli) -> Outcome {
         Command::Docspace {
             command: DocspaceCommand::PurgeHistory { account, dump, yes },
         } => purge_history(cli, account, *dump, *yes, &mut out),
+        Command::Daemon { log_format } => {
+            let Some((path, _)) = config_path(cli) else {
+                return Err(Failure::new(
+                    exit::INVALID,
+                    format!(
+                        "no config file at {DEFAULT_CONFIG}; pass --config PATH or set RETENTIOND_CONFIG"
+                    ),
+                ));
+            };
+            Ok(crate::daemon::main(path, *log_format))
+        }
         Command::Schema => {
             let schema = policy::schema::policy_file_schema();
             serde_json::to_writer_pretty(&mut out, &schema)

@@ -1,10 +1,471 @@
-//! `retentiond daemon`: runs each policy on its schedule, reloads on SIGHUP and file changes,
-//! speaks systemd's notify protocol, serves metrics and health, stops cleanly.
+//! `retentiond daemon`: runs each policy on its schedule, reloads on SIGHUP and on file
+//! changes (a broken set is refused and the running one kept), speaks systemd's notify
+//! protocol, serves metrics and health, and stops cleanly on SIGTERM/SIGINT.
+//!
+//! The loop here only turns events into actions: signals and file changes into reloads,
+//! reloads into a new policy set for the [`scheduler`], SIGTERM into a drain. Runs go
+//! through [`job`], figures into [`metrics`].
 
 pub mod clock;
+pub mod job;
+pub mod log;
 pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
 pub mod server;
 pub mod systemd;
 pub mod watch;
+
+use crate::cli::exit;
+use crate::executor::Stop;
+use crate::journal::Journal;
+use crate::policy::{self, Config, Policy};
+use crate::provider::Registry;
+use crate::runner;
+use clock::Clock;
+use job::{Context, Jobs};
+use metrics::{Loaded, Metrics};
+use scheduler::{Control, Entry, Heartbeat, Scheduler};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use systemd::Notifier;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+/// A file change starts a reload once the files have been quiet this long (an editor's save,
+/// a `git checkout` burst)...
+const QUIET: Duration = Duration::from_millis(300);
+/// ... or this long after the first change, whichever comes first.
+const MOST_DELAY: Duration = Duration::from_secs(2);
+
+/// What the daemon is asked to do from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGHUP.
+    Reload,
+    /// SIGTERM, SIGINT.
+    Stop,
+}
+
+/// `retentiond daemon`: logging, the runtime, the signals; returns the exit code.
+pub fn main(config: PathBuf, format: log::LogFormat) -> u8 {
+    log::init(format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return exit::INVALID;
+        }
+    };
+    runtime.block_on(async {
+        let signals = match signals() {
+            Ok(signals) => signals,
+            Err(e) => {
+                error!("cannot handle signals: {e}");
+                return exit::INVALID;
+            }
+        };
+        let notifier = match Notifier::from_env() {
+            Ok(notifier) => Arc::new(notifier),
+            Err(e) => {
+                error!("NOTIFY_SOCKET is set but unusable: {e}");
+                return exit::INVALID;
+            }
+        };
+        run(&config, Arc::new(clock::SystemClock), signals, notifier).await
+    })
+}
+
+/// SIGHUP, SIGTERM and SIGINT as [`Signal`]s.
+fn signals() -> std::io::Result<mpsc::UnboundedReceiver<Signal>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let signal = tokio::select! {
+                _ = hangup.recv() => Signal::Reload,
+                _ = terminate.recv() => Signal::Stop,
+                _ = interrupt.recv() => Signal::Stop,
+            };
+            if tx.send(signal).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// A config and its policies, validated, with every account's credentials resolved.
+struct LoadedSet {
+    config: Config,
+    policies: Vec<Policy>,
+    registry: Registry,
+}
+
+/// Loads and checks the whole set; every error, rendered `file:line:col: message`.
+fn load(path: &Path, metrics: &Arc<Metrics>) -> Result<LoadedSet, Vec<String>> {
+    let render = |errors: Vec<policy::Diagnostic>| -> Vec<String> {
+        errors.iter().map(policy::Diagnostic::render).collect()
+    };
+    let config = policy::load_config(path).map_err(render)?;
+    let (policies, mut errors) = policy::load_policies(&config.policies);
+    errors.extend(policy::check_against_config(&policies, &config));
+    if !errors.is_empty() {
+        return Err(render(errors));
+    }
+    // Resolving credentials now makes a missing secret a reload error, not a failed run.
+    let mut registry = Registry::observed(metrics.clone());
+    let mut problems = Vec::new();
+    for policy in &policies {
+        let account = &config.accounts[&policy.account];
+        if let Err(e) = registry.open(account, policy) {
+            problems.push(format!(
+                "{}: policy {}: {e}",
+                policy.file.display(),
+                policy.name
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(LoadedSet {
+        config,
+        policies,
+        registry,
+    })
+}
+
+/// Runs the daemon until a [`Signal::Stop`]; returns the exit code.
+pub async fn run(
+    config_path: &Path,
+    clock: Arc<dyn Clock>,
+    mut signals: mpsc::UnboundedReceiver<Signal>,
+    notifier: Arc<Notifier>,
+) -> u8 {
+    let metrics = Arc::new(Metrics::new());
+    let set = match load(config_path, &metrics) {
+        Ok(set) => set,
+        Err(errors) => {
+            for e in &errors {
+                error!("{e}");
+            }
+            error!("not started: {}", count(errors.len(), "error"));
+            return exit::INVALID;
+        }
+    };
+    if let Err(e) = Journal::open(&set.config.state_dir) {
+        error!("not started: {e}");
+        return exit::JOURNAL;
+    }
+    let server = match set.config.metrics_listen {
+        Some(address) => match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => {
+                // The bound address: `metrics.listen` may name port 0.
+                let address = listener.local_addr().unwrap_or(address);
+                info!("metrics on http://{address}/metrics, health on http://{address}/healthz");
+                Some(tokio::spawn(server::serve(
+                    listener,
+                    metrics.clone(),
+                    clock.clone(),
+                )))
+            }
+            Err(e) => {
+                error!(
+                    "not started: cannot listen on {address} (metrics.listen in {}): {e}",
+                    set.config.file.display()
+                );
+                return exit::INVALID;
+            }
+        },
+        None => None,
+    };
+    let stop = Stop::default();
+    let status: Box<dyn Fn() + Send + Sync> = {
+        let (metrics, notifier) = (metrics.clone(), notifier.clone());
+        Box::new(move || send(&notifier, &format!("STATUS={}", metrics.status_line())))
+    };
+    let config = set.config.clone();
+    let (entries, context) = prepare(set, &metrics, clock.now());
+    let jobs = Arc::new(Jobs::new(
+        context,
+        metrics.clone(),
+        clock.clone(),
+        stop.clone(),
+        status,
+    ));
+    let (changed, changes) = mpsc::unbounded_channel();
+    let mut daemon = Daemon {
+        config_path: config_path.to_path_buf(),
+        config,
+        clock: clock.clone(),
+        metrics,
+        notifier: notifier.clone(),
+        jobs: jobs.clone(),
+        control: None,
+        changed,
+        watch: None,
+    };
+    daemon.rewatch();
+    let heartbeat = systemd::watchdog_interval().map(|every| {
+        let notifier = notifier.clone();
+        Heartbeat {
+            every,
+            beat: Box::new(move || send(&notifier, "WATCHDOG=1")),
+        }
+    });
+    let scheduler = Scheduler::new(clock, Arc::new(jobs), entries, heartbeat);
+    let (control, control_rx) = mpsc::unbounded_channel();
+    daemon.control = Some(control.clone());
+    // READY before the first run can start, so it is the first message systemd gets.
+    send(
+        &notifier,
+        &format!("READY=1\nSTATUS={}", daemon.metrics.status_line()),
+    );
+    info!("ready: {}", daemon.metrics.status_line());
+    let mut scheduled = tokio::spawn(scheduler.run(control_rx));
+    if !daemon.serve(&mut signals, changes, &mut scheduled).await {
+        return exit::INVALID;
+    }
+    send(&notifier, "STOPPING=1\nSTATUS=stopping");
+    let deadline = daemon.config.shutdown_timeout;
+    info!(
+        "stopping: no new runs or deletions; waiting up to {}s for running policies",
+        deadline.as_secs()
+    );
+    stop.set();
+    let _ = control.send(Control::Stop { deadline });
+    match scheduled.await {
+        Ok(stopped) if !stopped.unfinished.is_empty() => warn!(
+            "stopped {} still running after {}s: {}; their next run settles what they left open",
+            stopped.unfinished.len(),
+            deadline.as_secs(),
+            stopped.unfinished.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => error!("the scheduler failed: {e}"),
+    }
+    if let Some(server) = server {
+        server.abort();
+    }
+    info!("stopped");
+    exit::OK
+}
+
+/// "1 error", "2 errors".
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+fn send(notifier: &Notifier, message: &str) {
+    if let Err(e) = notifier.send(message) {
+        warn!("cannot notify systemd ({message:?}): {e}");
+    }
+}
+
+/// The daemon's state between events.
+struct Daemon {
+    config_path: PathBuf,
+    /// The config in force.
+    config: Config,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    notifier: Arc<Notifier>,
+    jobs: Arc<Jobs>,
+    control: Option<mpsc::UnboundedSender<Control>>,
+    changed: mpsc::UnboundedSender<()>,
+    watch: Option<watch::Watch>,
+}
+
+impl Daemon {
+    /// Waits for signals and file changes until told to stop (true), or until the scheduler
+    /// ends on its own, which is a bug (false).
+    async fn serve(
+        &mut self,
+        signals: &mut mpsc::UnboundedReceiver<Signal>,
+        mut changes: mpsc::UnboundedReceiver<()>,
+        scheduled: &mut tokio::task::JoinHandle<scheduler::Stopped>,
+    ) -> bool {
+        // (first change, reload at) while changes are being debounced.
+        let mut pending: Option<(Instant, Instant)> = None;
+        loop {
+            let reload_at = pending.map(|(_, at)| at);
+            tokio::select! {
+                signal = signals.recv() => match signal {
+                    Some(Signal::Reload) => {
+                        pending = None;
+                        self.reload("SIGHUP");
+                    }
+                    Some(Signal::Stop) | None => return true,
+                },
+                Some(()) = changes.recv() => {
+                    let now = Instant::now();
+                    let first = pending.map_or(now, |(first, _)| first);
+                    pending = Some((first, (now + QUIET).min(first + MOST_DELAY)));
+                }
+                () = tokio::time::sleep_until(reload_at.unwrap_or_else(Instant::now)), if reload_at.is_some() => {
+                    pending = None;
+                    self.reload("files changed");
+                }
+                result = &mut *scheduled => {
+                    error!("the scheduler ended unexpectedly: {result:?}");
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Watches the files of the config in force (again: folders may have been replaced).
+    fn rewatch(&mut self) {
+        self.watch = None;
+        self.watch = watch::watch(
+            &self.config_path,
+            &self.config.policies,
+            self.changed.clone(),
+        )
+        .map_err(|e| warn!("{e}; reload with SIGHUP (systemctl reload)"))
+        .ok();
+    }
+
+    /// Loads the whole set again; swaps it in if it is valid, else keeps the one in force.
+    fn reload(&mut self, why: &str) {
+        send(&self.notifier, "RELOADING=1");
+        info!("reloading ({why})");
+        let now = self.clock.now();
+        match load(&self.config_path, &self.metrics) {
+            Ok(mut set) => {
+                self.keep_restart_settings(&mut set.config);
+                let before = fingerprints(&self.jobs.context().entries);
+                self.config = set.config.clone();
+                let (entries, context) = prepare(set, &self.metrics, now);
+                let after = fingerprints(&entries);
+                self.jobs.swap(context);
+                self.rewatch();
+                if let Some(control) = &self.control {
+                    let _ = control.send(Control::Replace(entries));
+                }
+                self.metrics.reloaded(now, Ok(()));
+                info!("reloaded: {}", change_summary(&before, &after));
+            }
+            Err(errors) => {
+                for e in &errors {
+                    error!("{e}");
+                }
+                error!(
+                    "reload failed with {}; the previous policies keep running",
+                    count(errors.len(), "error")
+                );
+                self.metrics.reloaded(now, Err(errors));
+            }
+        }
+        send(
+            &self.notifier,
+            &format!("READY=1\nSTATUS={}", self.metrics.status_line()),
+        );
+    }
+
+    /// `state_dir` and `metrics.listen` are bound at start; a change waits for a restart.
+    fn keep_restart_settings(&self, config: &mut Config) {
+        if config.state_dir != self.config.state_dir {
+            warn!(
+                "state_dir changed to {}: it takes effect at the next restart; {} stays in use",
+                config.state_dir.display(),
+                self.config.state_dir.display()
+            );
+            config.state_dir = self.config.state_dir.clone();
+        }
+        if config.metrics_listen != self.config.metrics_listen {
+            warn!("metrics.listen changed: it takes effect at the next restart");
+            config.metrics_listen = self.config.metrics_listen;
+        }
+    }
+}
+
+/// Makes the scheduler's entries and the jobs' context of a loaded set, and tells the
+/// metrics which policies are loaded.
+fn prepare(set: LoadedSet, metrics: &Metrics, now: jiff::Timestamp) -> (Vec<Entry>, Arc<Context>) {
+    let LoadedSet {
+        config,
+        policies,
+        registry,
+    } = set;
+    let entries: Vec<Entry> = policies
+        .into_iter()
+        .map(|policy| Entry {
+            tz: runner::zone(&policy, Some(&config)),
+            policy: Arc::new(policy),
+        })
+        .collect();
+    let loaded = entries
+        .iter()
+        .map(|e| {
+            let policy = &e.policy;
+            if policy.schedule.is_none() {
+                info!(
+                    policy = %policy.name,
+                    "no schedule: the daemon does not run it (retentiond run --policy {})",
+                    policy.name
+                );
+            }
+            Loaded {
+                name: policy.name.clone(),
+                account: policy.account.clone(),
+                provider: config.accounts[&policy.account].kind.name(),
+                interval: policy
+                    .schedule
+                    .as_ref()
+                    .and_then(|s| schedule::interval(s, &e.tz, now)),
+            }
+        })
+        .collect();
+    metrics.set_policies(loaded, now);
+    let context = Arc::new(Context {
+        config,
+        registry: Mutex::new(registry),
+        entries: entries.clone(),
+    });
+    (entries, context)
+}
+
+/// Each policy's name and the hash of its file, to tell what a reload changed.
+fn fingerprints(entries: &[Entry]) -> BTreeMap<String, String> {
+    entries
+        .iter()
+        .map(|e| (e.policy.name.clone(), e.policy.file_sha256.clone()))
+        .collect()
+}
+
+/// "3 policies; added a; removed b; changed c".
+fn change_summary(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> String {
+    let list = |names: Vec<&String>| {
+        names
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let added: Vec<&String> = after.keys().filter(|n| !before.contains_key(*n)).collect();
+    let removed: Vec<&String> = before.keys().filter(|n| !after.contains_key(*n)).collect();
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(n, sha)| before.get(*n).is_some_and(|old| old != *sha))
+        .map(|(n, _)| n)
+        .collect();
+    let mut summary = format!("{} policies", after.len());
+    for (what, names) in [("added", added), ("removed", removed), ("changed", changed)] {
+        if !names.is_empty() {
+            summary.push_str(&format!("; {what} {}", list(names)));
+        }
+    }
+    summary
+}

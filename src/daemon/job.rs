@@ -1,0 +1,218 @@
+//! One scheduled run of one policy: record the fire, take the policy's lock, list, then
+//! [`runner::run_policy`] (plan, guards, deletions, journal), and report the outcome in the
+//! logs and the metrics. I/O: the journal, the provider.
+
+use super::clock::Clock;
+use super::metrics::{Metrics, RunFigures};
+use super::scheduler::{Entry, Fire, Runner};
+use crate::executor::Stop;
+use crate::journal::Journal;
+use crate::policy::Config;
+use crate::provider::{BoxFuture, Registry};
+use crate::render::PolicyReport;
+use crate::runner;
+use jiff::Timestamp;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tracing::{Instrument, error, info, warn};
+
+/// One loaded config: what runs started now use. A reload makes a new one; runs already
+/// started keep theirs.
+pub struct Context {
+    pub config: Config,
+    /// HTTP clients (and concurrency caps) per account, shared by this config's policies.
+    pub registry: Mutex<Registry>,
+    /// The policies of this config, as scheduled.
+    pub entries: Vec<Entry>,
+}
+
+/// Runs policies for the scheduler.
+pub struct Jobs {
+    context: Mutex<Arc<Context>>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    stop: Stop,
+    /// Called when a run starts or ends (systemd's `STATUS=`).
+    on_change: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Jobs {
+    pub fn new(
+        context: Arc<Context>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        stop: Stop,
+        on_change: Box<dyn Fn() + Send + Sync>,
+    ) -> Jobs {
+        Jobs {
+            context: Mutex::new(context),
+            metrics,
+            clock,
+            stop,
+            on_change,
+        }
+    }
+
+    pub fn context(&self) -> Arc<Context> {
+        self.context
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Runs started from now on use `context`.
+    pub fn swap(&self, context: Arc<Context>) {
+        *self.context.lock().unwrap_or_else(|e| e.into_inner()) = context;
+    }
+}
+
+impl Runner for Arc<Jobs> {
+    fn last_fire(&self, policy: &str) -> Option<Timestamp> {
+        let context = self.context();
+        Journal::open(&context.config.state_dir)
+            .and_then(|journal| journal.last_fire(policy))
+            .map_err(|e| warn!(policy, "cannot read the last scheduled fire: {e}"))
+            .ok()
+            .flatten()
+    }
+
+    fn run(&self, entry: Arc<Entry>, fire: Fire) -> BoxFuture<'static, ()> {
+        let jobs = self.clone();
+        let span = tracing::info_span!(
+            "run",
+            policy = %entry.policy.name,
+            account = %entry.policy.account,
+            run_id = tracing::field::Empty,
+        );
+        Box::pin(
+            async move {
+                let started = jobs.clock.now();
+                let timer = Instant::now();
+                jobs.metrics.run_started();
+                (jobs.on_change)();
+                let context = jobs.context();
+                let figures = run_once(&jobs, &context, &entry, fire, (started, timer))
+                    .await
+                    .unwrap_or_else(|figures| figures);
+                jobs.metrics.run_finished(&entry.policy.name, figures);
+                (jobs.on_change)();
+            }
+            .instrument(span),
+        )
+    }
+
+    fn skipped(&self, policy: &str, fire: Fire) {
+        warn!(
+            policy,
+            scheduled = %fire.scheduled,
+            "fire skipped: the policy's previous run is still going"
+        );
+        self.metrics.skipped(policy);
+    }
+}
+
+/// The run itself, logged; `Err` when it could not start (no journal, or another process
+/// runs the policy).
+async fn run_once(
+    jobs: &Jobs,
+    context: &Context,
+    entry: &Entry,
+    fire: Fire,
+    (started, timer): (Timestamp, Instant),
+) -> Result<RunFigures, RunFigures> {
+    let policy = &entry.policy;
+    let catch_up = if fire.catch_up {
+        " (catching up a fire missed while the daemon was down)"
+    } else {
+        ""
+    };
+    info!(scheduled = %fire.scheduled, "run started{catch_up}");
+    let journal = Journal::open(&context.config.state_dir).map_err(|e| {
+        error!("{e}; nothing was deleted");
+        RunFigures::not_started(started, "journal-failed")
+    })?;
+    let journal = Arc::new(journal);
+    if let Err(e) = journal.record_fire(&policy.name, fire.scheduled, started) {
+        warn!("{e}");
+    }
+    let _lock = journal.lock(&policy.name).map_err(|e| {
+        warn!("{e}");
+        RunFigures::not_started(started, "locked")
+    })?;
+    let account = context
+        .config
+        .accounts
+        .get(&policy.account)
+        .expect("accounts were checked against the config");
+    let provider = context
+        .registry
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .open(account, policy);
+    let listing = match &provider {
+        Ok(provider) => provider.list().await,
+        Err(e) => Err(e.clone()),
+    };
+    let options = runner::Options {
+        command: "daemon",
+        dry_run: runner::dry_run_reason(policy, false, &context.config),
+        accept_listing_drop: false,
+        reviewed: None,
+        started_at: started,
+        now: jobs.clock.now(),
+        stop: jobs.stop.clone(),
+    };
+    let report =
+        runner::run_policy(&journal, policy, &entry.tz, &provider, &listing, &options).await;
+    tracing::Span::current().record("run_id", report.run_id);
+    log_report(&report);
+    Ok(RunFigures::of(&report, started, timer.elapsed()))
+}
+
+/// What a run did, in the log: each deletion, each failure, blocks, and a summary line.
+fn log_report(report: &PolicyReport) {
+    if let Some(e) = &report.error {
+        error!("{e}; nothing was deleted");
+    }
+    if let Some(e) = &report.journal_error {
+        error!("{e}");
+    }
+    if let Some(blocked) = report.plan.as_ref().and_then(|p| p.blocked.as_ref()) {
+        warn!("BLOCKED, nothing was deleted: {blocked}");
+    }
+    for warning in report.plan.iter().flat_map(|p| &p.warnings) {
+        warn!("{warning}");
+    }
+    for execution in report.execution.iter().chain(&report.resumed) {
+        for id in &execution.deleted {
+            info!(backup = %id, "deleted");
+        }
+        for failed in &execution.failed {
+            warn!(backup = %failed.id, kind = failed.kind, "FAILED to delete: {}", failed.error);
+        }
+        for pending in &execution.pending {
+            info!(backup = %pending.id, "deletion still in progress at the provider: {}", pending.detail);
+        }
+        for error in &execution.ledger_errors {
+            error!("journal: {error}");
+        }
+    }
+    let summary = report.plan.as_ref().map(|p| p.summary).unwrap_or_default();
+    let outcome = report.outcome.unwrap_or("journal-failed");
+    match &report.dry_run {
+        Some(reason) => info!(
+            %outcome,
+            keep = summary.keep,
+            would_delete = summary.delete,
+            ignore = summary.ignore,
+            "run finished, nothing deleted ({reason})"
+        ),
+        None => info!(
+            %outcome,
+            keep = summary.keep,
+            delete = summary.delete,
+            ignore = summary.ignore,
+            "run finished"
+        ),
+    }
+}

@@ -1,0 +1,378 @@
+//! `retentiond daemon` as systemd would run it: on a local folder with a 1-second schedule,
+//! edited and broken policies, signals, the notify socket, `/metrics` and `/healthz`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = "policies: policies
+state_dir: state
+metrics: { listen: \"127.0.0.1:0\" }
+shutdown_timeout: 5s
+accounts:
+  dumps: { provider: local, path: backups }
+";
+
+fn policy(keep_last: u32) -> String {
+    format!(
+        "name: nightly
+account: dumps
+schedule: \"* * * * * *\"
+mode: enforce
+select:
+  pattern: '^db-(?P<ts>\\d{{8}}T\\d{{6}}Z)\\.sql$'
+  timestamp_format: \"%Y%m%dT%H%M%SZ\"
+keep:
+  last: {keep_last}
+"
+    )
+}
+
+/// A folder with the config, one policy and `n` daily dumps (1 to `n` November).
+fn setup(keep_last: u32, n: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    common::write(dir.path(), "retentiond.yaml", CONFIG);
+    common::write(dir.path(), "policies/nightly.yaml", &policy(keep_last));
+    add_dumps(dir.path(), 1..=n);
+    dir
+}
+
+fn add_dumps(dir: &Path, days: std::ops::RangeInclusive<u32>) {
+    for day in days {
+        common::write(dir, &format!("backups/db-202611{day:02}T030000Z.sql"), "");
+    }
+}
+
+fn dumps(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn days(names: &[String]) -> Vec<u32> {
+    names.iter().map(|n| n[9..11].parse().unwrap()).collect()
+}
+
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(dir, &[], env)
+    }
+
+    fn start_with(dir: &Path, args: &[&str]) -> Daemon {
+        Daemon::launch(dir, args, &[])
+    }
+
+    fn launch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let log = dir.join("daemon.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+            .args(["--config", "retentiond.yaml", "daemon"])
+            .args(args)
+            .current_dir(dir)
+            .env_remove("RETENTIOND_CONFIG")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start retentiond daemon");
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (at most 20 s) until `ready` holds, while the daemon runs.
+    fn wait_for(&mut self, what: &str, ready: impl Fn(&Daemon) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready(self) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "the daemon exited ({status}) before {what}:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The exit code, waiting at most `limit`.
+    fn exit_within(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("still running {limit:?} after the signal:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The metrics endpoint's address, from the start-up log line.
+    fn metrics_address(&mut self) -> String {
+        self.wait_for("the metrics endpoint", |d| {
+            d.log().contains("metrics on http://")
+        });
+        let log = self.log();
+        let rest = &log[log.find("metrics on http://").unwrap() + 18..];
+        rest[..rest.find('/').unwrap()].to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path`: (status code, body).
+fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response[response.find("\r\n\r\n").unwrap() + 4..].to_string();
+    (code, body)
+}
+
+fn sample(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn runs_on_schedule_applies_edits_keeps_running_on_a_broken_policy_and_stops_cleanly() {
+    let dir = setup(3, 8);
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    let address = daemon.metrics_address();
+
+    // The first fire deletes down to the last 3.
+    daemon.wait_for("the first deletions", |_| dumps(dir.path()).len() == 3);
+    assert_eq!(days(&dumps(dir.path())), [6, 7, 8]);
+    daemon.wait_for("the run's end", |d| d.log().contains("run finished"));
+    let log = daemon.log();
+    assert!(
+        log.contains("deleted backup=db-20261105T030000Z.sql"),
+        "{log}"
+    );
+    assert!(
+        log.contains("run{policy=nightly account=dumps run_id=1}"),
+        "{log}"
+    );
+
+    let (code, metrics) = get(&address, "/metrics");
+    assert_eq!(code, 200);
+    let label = "{policy=\"nightly\"}";
+    assert_eq!(
+        sample(&metrics, &format!("retentiond_policy_backups_kept{label}")),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("retentiond_policy_backups_deleted_total{label}")
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(&metrics, &format!("retentiond_policy_blocked{label}")),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            &format!("retentiond_policy_last_success_timestamp_seconds{label}")
+        )
+        .unwrap()
+            > 1.7e9
+    );
+    assert!(
+        sample(
+            &metrics,
+            "retentiond_policy_runs_total{policy=\"nightly\",outcome=\"ok\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert_eq!(get(&address, "/healthz"), (200, "ok\n".into()));
+
+    // An edit applies at the next fire, without a restart.
+    common::write(dir.path(), "policies/nightly.yaml", &policy(2));
+    daemon.wait_for("the edited rule", |_| dumps(dir.path()).len() == 2);
+    assert_eq!(days(&dumps(dir.path())), [7, 8]);
+    assert!(
+        daemon
+            .log()
+            .contains("reloaded: 1 policies; changed nightly")
+    );
+
+    // A broken policy is refused: the old one keeps running, the error names its line.
+    common::write(
+        dir.path(),
+        "policies/nightly.yaml",
+        "name: nightly\naccount: dumps\nkeep:\n  last: two\n",
+    );
+    daemon.wait_for("the reload error", |d| d.log().contains("reload failed"));
+    let log = daemon.log();
+    assert!(
+        log.contains("policies/nightly.yaml:4:9: `keep.last` must be a count"),
+        "{log}"
+    );
+    assert!(log.contains("reload failed with 1 error; the previous policies keep running"));
+    let (code, health) = get(&address, "/healthz");
+    assert_eq!(code, 503, "{health}");
+    assert!(
+        health.contains("the last reload failed (1 error)"),
+        "{health}"
+    );
+    add_dumps(dir.path(), 9..=10);
+    daemon.wait_for("the old rule on new dumps", |_| {
+        days(&dumps(dir.path())) == [9, 10]
+    });
+    let (_, metrics) = get(&address, "/metrics");
+    assert_eq!(
+        sample(&metrics, "retentiond_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "retentiond_config_reloads_total{result=\"failure\"}"
+        ),
+        Some(1.0)
+    );
+
+    let stop = Instant::now();
+    daemon.signal("TERM");
+    // The deadline is shutdown_timeout (5 s); nothing runs long here.
+    assert_eq!(daemon.exit_within(Duration::from_secs(6)), 0);
+    assert!(stop.elapsed() < Duration::from_secs(5));
+    assert!(daemon.log().contains("stopped"));
+}
+
+#[test]
+fn speaks_the_notify_protocol_at_the_right_moments() {
+    let dir = setup(3, 4);
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let receive = || {
+        let mut buf = [0u8; 4096];
+        let n = socket.recv(&mut buf).expect("a notification within 20 s");
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    // Watchdog every 0.5 s (half of WATCHDOG_USEC).
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let until = |what: &str, seen: &mut Vec<String>| loop {
+        let message = receive();
+        seen.push(message.clone());
+        if message.lines().any(|l| l == what) {
+            return message;
+        }
+    };
+    let ready = until("READY=1", &mut seen);
+    assert!(
+        ready.contains("STATUS=1 policies (1 scheduled), 0 running"),
+        "{ready}"
+    );
+    assert!(seen.len() == 1, "READY=1 is the first message: {seen:?}");
+    // By READY the metrics socket is bound.
+    assert!(daemon.log().contains("metrics on http://127.0.0.1:"));
+    until("WATCHDOG=1", &mut seen);
+    until("WATCHDOG=1", &mut seen);
+
+    daemon.signal("HUP");
+    until("RELOADING=1", &mut seen);
+    let after = until("READY=1", &mut seen);
+    assert!(after.contains("STATUS="), "{after}");
+    assert!(daemon.log().contains("reloading (SIGHUP)"));
+
+    daemon.signal("TERM");
+    let stopping = until("STOPPING=1", &mut seen);
+    assert!(stopping.contains("STATUS=stopping"));
+    assert_eq!(daemon.exit_within(Duration::from_secs(6)), 0);
+    let statuses = seen.iter().filter(|m| m.starts_with("STATUS=")).count();
+    assert!(statuses > 0, "runs update STATUS=: {seen:?}");
+}
+
+#[test]
+fn a_broken_config_at_start_exits_1_with_every_error() {
+    let dir = setup(3, 2);
+    common::write(
+        dir.path(),
+        "policies/other.yaml",
+        "name: other\naccount: nowhere\nkeep: {last: 1}\n",
+    );
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    assert_eq!(daemon.exit_within(Duration::from_secs(10)), 1);
+    let log = daemon.log();
+    assert!(log.contains("policies/other.yaml:2:10: "), "{log}");
+    assert!(log.contains("not started: 1 error"), "{log}");
+    assert_eq!(dumps(dir.path()).len(), 2, "nothing deleted");
+}
+
+#[test]
+fn json_logs_carry_the_run_span() {
+    let dir = setup(1, 2);
+    let mut daemon = Daemon::start_with(dir.path(), &["--log-format", "json"]);
+    daemon.wait_for("a finished run", |d| d.log().contains("run finished"));
+    daemon.signal("INT");
+    assert_eq!(daemon.exit_within(Duration::from_secs(6)), 0);
+    let log = daemon.log();
+    let finished = log
+        .lines()
+        .map(common::json)
+        .find(|v| v["fields"]["message"] == "run finished")
+        .unwrap();
+    assert_eq!(finished["span"]["policy"], "nightly");
+    assert_eq!(finished["span"]["account"], "dumps");
+    assert_eq!(finished["span"]["run_id"], 1);
+    assert_eq!(finished["fields"]["outcome"], "ok");
+    assert_eq!(finished["level"], "INFO");
+    assert!(finished["timestamp"].is_string());
+}
