@@ -376,3 +376,67 @@ fn json_logs_carry_the_run_span() {
     assert_eq!(finished["level"], "INFO");
     assert!(finished["timestamp"].is_string());
 }
+
+#[test]
+fn sigterm_lets_the_deletion_in_flight_finish_and_sends_no_other() {
+    use common::fake::Fault;
+    use common::target::{Fake, Kind, Target};
+    let fake = common::docspace::Fake::start(common::docspace::daily(20));
+    let target = Target::with(
+        Kind::Docspace,
+        Fake::Docspace(fake),
+        "{last: 2}",
+        ", concurrency: 1",
+    );
+    let planned = target.plan();
+    assert_eq!(planned.delete.len(), 18);
+    let dir = target.dir.path();
+    let config = std::fs::read_to_string(dir.join("retentiond.yaml")).unwrap();
+    common::write(
+        dir,
+        "retentiond.yaml",
+        &format!("{config}shutdown_timeout: 10s\n"),
+    );
+    let policy = std::fs::read_to_string(dir.join("policies/p.yaml")).unwrap();
+    common::write(
+        dir,
+        "policies/p.yaml",
+        &format!("{policy}schedule: \"* * * * * *\"\n"),
+    );
+    let server = target.server();
+    server.fault(
+        "DELETE",
+        "/deletebackup/",
+        None,
+        Fault::Delay(Duration::from_millis(500)),
+    );
+
+    let mut daemon = Daemon::start(dir, common::SECRET_ENV);
+    daemon.wait_for("a deletion in flight", |_| server.in_flight() > 0);
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_within(Duration::from_secs(10)), 0);
+    let log = daemon.log();
+    assert!(log.contains("stopping: no new runs or deletions"), "{log}");
+
+    let sent = target.delete_requests();
+    assert!(
+        (1..=2).contains(&sent.len()),
+        "only what was in flight at SIGTERM is sent: {sent:?}"
+    );
+    assert_eq!(
+        target.held().len(),
+        20 - sent.len(),
+        "what was sent finished"
+    );
+    target.check_invariants(&planned);
+    let runs = target.history();
+    assert_eq!(runs[0]["outcome"], "stopped", "{:#}", runs[0]);
+    assert!(
+        runs[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the next run plans them again"),
+        "{:#}",
+        runs[0]
+    );
+}
