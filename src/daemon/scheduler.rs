@@ -119,6 +119,7 @@ impl Scheduler {
                 Some((slot.entry.policy.name.clone(), slot))
             })
             .collect();
+        log_first_fires(&slots);
         let heartbeat = heartbeat.map(|h| (h, tokio::time::Instant::now()));
         Scheduler {
             clock,
@@ -223,6 +224,7 @@ impl Scheduler {
                 slots.insert(name, slot);
             }
         }
+        log_first_fires(&slots);
         self.slots = slots;
     }
 
@@ -243,6 +245,19 @@ impl Scheduler {
             }
         }
         Stopped::default()
+    }
+}
+
+/// Tells the operator when each policy runs next, in its zone.
+fn log_first_fires(slots: &BTreeMap<String, Slot>) {
+    for (name, slot) in slots {
+        let at = slot.due.to_zoned(slot.entry.tz.clone());
+        let catch_up = if slot.fire.catch_up {
+            " (catching up a fire missed while the daemon was down)"
+        } else {
+            ""
+        };
+        tracing::info!(policy = %name, "next run at {}{catch_up}", at.strftime("%F %T %Z"));
     }
 }
 
