@@ -117,25 +117,28 @@ async fn days(n: u64) {
     tokio::time::sleep(Duration::from_secs(n * 86_400)).await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_0230_job_in_berlin_runs_once_a_day_across_spring_forward() {
+/// Where a daily 02:30 job in Berlin starts over four days from `now`, in local time.
+async fn berlin_0230_starts(now: &str) -> Vec<String> {
     let h = start(
-        "2026-03-27T12:00:00Z",
+        now,
         Recorder::default(),
         vec![entry("p", "30 2 * * *", "Europe/Berlin", "")],
     );
     days(4).await;
     let (_, log) = h.stop(Duration::ZERO).await;
-    let started: Vec<String> = log
-        .starts
+    log.starts
         .iter()
         .map(|(_, fire, at, _)| {
             assert_eq!(fire.scheduled, *at, "starts on the tick");
             local(*at, "Europe/Berlin")
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_0230_job_in_berlin_runs_once_a_day_across_spring_forward() {
     assert_eq!(
-        started,
+        berlin_0230_starts("2026-03-27T12:00:00Z").await,
         [
             "2026-03-28 02:30:00+01:00",
             // 02:30 does not exist on 29 March: the job runs once, right after the gap.
@@ -148,21 +151,9 @@ async fn a_0230_job_in_berlin_runs_once_a_day_across_spring_forward() {
 
 #[tokio::test(start_paused = true)]
 async fn a_0230_job_in_berlin_runs_once_a_day_across_fall_back() {
-    let h = start(
-        "2026-10-23T12:00:00Z",
-        Recorder::default(),
-        vec![entry("p", "30 2 * * *", "Europe/Berlin", "")],
-    );
-    days(4).await;
-    let (_, log) = h.stop(Duration::ZERO).await;
-    let started: Vec<String> = log
-        .starts
-        .iter()
-        .map(|(_, _, at, _)| local(*at, "Europe/Berlin"))
-        .collect();
     // 02:30 happens twice on 25 October; the job runs at the first one only.
     assert_eq!(
-        started,
+        berlin_0230_starts("2026-10-23T12:00:00Z").await,
         [
             "2026-10-24 02:30:00+02:00",
             "2026-10-25 02:30:00+02:00",
