@@ -66,6 +66,7 @@ impl Jobs {
     }
 }
 
+// On the `Arc`: each run's future owns a handle to the jobs, so it can outlive the call.
 impl Runner for Arc<Jobs> {
     fn last_fire(&self, policy: &str) -> Option<Timestamp> {
         let context = self.context();

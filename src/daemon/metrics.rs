@@ -113,7 +113,6 @@ struct Reload {
 #[derive(Debug, Default)]
 struct State {
     policies: BTreeMap<String, PolicyState>,
-    /// Policies removed by a reload keep their counters (Prometheus counters never go back).
     deletion_errors: BTreeMap<(&'static str, &'static str), u64>,
     requests: BTreeMap<(String, &'static str, &'static str), u64>,
     latency: BTreeMap<(String, &'static str), Histogram>,

@@ -168,27 +168,9 @@ pub async fn run(
         error!("not started: {e}");
         return exit::JOURNAL;
     }
-    let server = match set.config.metrics_listen {
-        Some(address) => match tokio::net::TcpListener::bind(address).await {
-            Ok(listener) => {
-                // The bound address: `metrics.listen` may name port 0.
-                let address = listener.local_addr().unwrap_or(address);
-                info!("metrics on http://{address}/metrics, health on http://{address}/healthz");
-                Some(tokio::spawn(server::serve(
-                    listener,
-                    metrics.clone(),
-                    clock.clone(),
-                )))
-            }
-            Err(e) => {
-                error!(
-                    "not started: cannot listen on {address} (metrics.listen in {}): {e}",
-                    set.config.file.display()
-                );
-                return exit::INVALID;
-            }
-        },
-        None => None,
+    let server = match serve_metrics(&set.config, &metrics, &clock).await {
+        Ok(server) => server,
+        Err(code) => return code,
     };
     let stop = Stop::default();
     let status: Box<dyn Fn() + Send + Sync> = {
@@ -238,11 +220,52 @@ pub async fn run(
         return exit::INVALID;
     }
     send(&notifier, "STOPPING=1\nSTATUS=stopping");
-    let deadline = daemon.config.shutdown_timeout;
+    drain(daemon.config.shutdown_timeout, &stop, &control, scheduled).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    info!("stopped");
+    exit::OK
+}
+
+/// Binds `metrics.listen` and serves it; `Err` is the exit code when it cannot be bound.
+async fn serve_metrics(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    clock: &Arc<dyn Clock>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, u8> {
+    let Some(address) = config.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        error!(
+            "not started: cannot listen on {address} (metrics.listen in {}): {e}",
+            config.file.display()
+        );
+        exit::INVALID
+    })?;
+    // The bound address: `metrics.listen` may name port 0.
+    let address = listener.local_addr().unwrap_or(address);
+    info!("metrics on http://{address}/metrics, health on http://{address}/healthz");
+    Ok(Some(tokio::spawn(server::serve(
+        listener,
+        metrics.clone(),
+        clock.clone(),
+    ))))
+}
+
+/// Stops scheduling and deleting, and waits up to `deadline` for running policies.
+async fn drain(
+    deadline: Duration,
+    stop: &Stop,
+    control: &mpsc::UnboundedSender<Control>,
+    scheduled: tokio::task::JoinHandle<scheduler::Stopped>,
+) {
     info!(
         "stopping: no new runs or deletions; waiting up to {}s for running policies",
         deadline.as_secs()
     );
+    // Deletions check the flag before each call: the ones in flight finish and are journaled.
     stop.set();
     let _ = control.send(Control::Stop { deadline });
     match scheduled.await {
@@ -255,11 +278,6 @@ pub async fn run(
         Ok(_) => {}
         Err(e) => error!("the scheduler failed: {e}"),
     }
-    if let Some(server) = server {
-        server.abort();
-    }
-    info!("stopped");
-    exit::OK
 }
 
 /// "1 error", "2 errors".
