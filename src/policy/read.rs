@@ -277,7 +277,7 @@ pub fn compile_regex(
     path: &str,
     d: &mut Diagnostics,
 ) -> Option<regex::Regex> {
-    regex::Regex::new(text)
+    regex::Regex::new(&ascii_digits(text))
         .map_err(|e| {
             let detail = e.to_string();
             let last = detail.lines().last().unwrap_or(&detail).trim().to_string();
@@ -289,10 +289,80 @@ pub fn compile_regex(
         .ok()
 }
 
+/// `\d` as `0-9` (and `\D` outside a class as `[^0-9]`): the digits of backup names and
+/// timestamps. The regex crate's Unicode `\d` (every script's digits) costs about 0.4 MB per
+/// compiled pattern, which a daemon with a hundred policies holds all the time.
+pub fn ascii_digits(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars();
+    // Depth of `[...]` classes (they nest); `]` right after `[` or `[^` is a literal.
+    let mut depth = 0usize;
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_start = std::mem::take(&mut class_start);
+        match c {
+            '\\' => match chars.next() {
+                Some('d') if depth > 0 => out.push_str("0-9"),
+                Some('d') => out.push_str("[0-9]"),
+                Some('D') if depth == 0 => out.push_str("[^0-9]"),
+                Some(next) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                None => out.push('\\'),
+            },
+            '[' => {
+                depth += 1;
+                class_start = true;
+                out.push(c);
+            }
+            '^' if at_start => {
+                class_start = true;
+                out.push(c);
+            }
+            ']' if depth > 0 && !at_start => {
+                depth -= 1;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn describe(value: &Value) -> String {
     match value {
         Value::Str(s) => format!("`{s}`"),
         Value::Int(i) => i.to_string(),
         other => other.kind().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ascii_digits;
+
+    #[test]
+    fn digit_classes_become_ascii_and_nothing_else_changes() {
+        for (pattern, ascii) in [
+            (
+                r"^db-(?P<ts>\d{8}T\d{6}Z)\.sql$",
+                r"^db-(?P<ts>[0-9]{8}T[0-9]{6}Z)\.sql$",
+            ),
+            (r"[\d_]+", r"[0-9_]+"),
+            (r"[^\d]", r"[^0-9]"),
+            (r"\D+", r"[^0-9]+"),
+            (r"[\D]", r"[\D]"),
+            (r"\\d", r"\\d"),
+            (r"[]\d]", r"[]0-9]"),
+            (r"[^]\d]x\d", r"[^]0-9]x[0-9]"),
+            (r"\w+\s\.", r"\w+\s\."),
+            (r"\p{Nd}", r"\p{Nd}"),
+            ("\\", "\\"),
+        ] {
+            assert_eq!(ascii_digits(pattern), ascii, "{pattern}");
+        }
+        let re = regex::Regex::new(&ascii_digits(r"^\d+$")).unwrap();
+        assert!(re.is_match("2026") && !re.is_match("٢٠٢٦"));
     }
 }
