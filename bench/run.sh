@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The benchmark run: builds release, measures, prints each figure beside its target and its
+# floor. About 7 minutes on 2 cores (most of it the deletion runs at cap 1 and the 60 s idle
+# window). Needs cargo and python3; writes only to a temporary folder.
+#
+#   bash bench/run.sh            # everything
+#   QUICK=1 bash bench/run.sh    # smaller sizes and windows, to check the script
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ -n "${QUICK:-}" ]; then
+    big=100000 deletions=500 idle=5
+else
+    big=1000000 deletions=10000 idle=60
+fi
+
+echo "== build (release)"
+cargo build --release --locked --bin retentiond --example floor
+cargo bench --locked --no-run --bench engine --bench delete 2>/dev/null
+
+echo "== machine"
+nproc_=$(nproc)
+model=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+memory=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+echo "$nproc_ cores, $model, $memory"
+
+echo "== 1. engine: the planner in process (divan)"
+cargo bench --locked --bench engine
+
+rows=()
+row() { rows+=("$(printf '%-46s | %-37s | %-16s | %s' "$1" "$2" "$3" "$4")"); }
+
+echo "== 1. engine: the whole process on $big backups, against parse + sort (the floor)"
+for groups in 1000 10000; do
+    listing="$work/listing-$groups.json"
+    python3 bench/make_listing.py "$big" "$groups" >"$listing"
+    floor=$(python3 bench/measure.py -- target/release/examples/floor "$listing")
+    whole=$(python3 bench/measure.py -- target/release/retentiond plan --policies bench/policy.yaml \
+        --listing "$listing" --now 2026-11-23T00:00:00Z --format json)
+    echo "groups=$groups floor: $floor; plan: $whole"
+    fw=$(sed 's/wall=\([0-9.]*\)s.*/\1/' <<<"$floor")
+    ww=$(sed 's/wall=\([0-9.]*\)s.*/\1/' <<<"$whole")
+    wr=$(sed 's/.*maxrss=\([0-9.]*\)MB/\1/' <<<"$whole")
+    ratio=$(awk -v w="$ww" -v f="$fw" 'BEGIN { printf "%.2f", w / f }')
+    per=$(awk -v m="$wr" -v n="$big" 'BEGIN { printf "%.0f", m * 1048576 / n }')
+    verdict=$(awk -v r="$ratio" -v p="$per" 'BEGIN { print (r <= 3 && p <= 500) ? "met" : "NOT MET" }')
+    row "plan --listing, $big backups, $groups groups" "≤ 3× floor, ≤ 500 B/backup" \
+        "floor ${fw}s" "${ww}s = ${ratio}× floor, ${per} B/backup: $verdict"
+done
+
+echo "== 3. deletion: $deletions deletions through the runner and the journal, 20 ms each"
+delete=$(cargo bench --locked --bench delete -- "$deletions" 20 1 5 16 | grep '^delete ')
+echo "$delete"
+while read -r line; do
+    cap=$(sed 's/.* cap=\([0-9]*\).*/\1/' <<<"$line")
+    wall=$(sed 's/.* wall=\([0-9.]*\)s.*/\1/' <<<"$line")
+    ideal=$(sed 's/.* ideal=\([0-9.]*\)s.*/\1/' <<<"$line")
+    ratio=$(sed 's/.* ratio=\([0-9.]*\).*/\1/' <<<"$line")
+    most=$(sed 's/.* max_in_flight=\([0-9]*\).*/\1/' <<<"$line")
+    verdict=$(awk -v r="$ratio" -v m="$most" -v c="$cap" 'BEGIN { print (r <= 1.15 && m <= c) ? "met" : "NOT MET" }')
+    row "delete $deletions at cap $cap" "≤ 1.15× ideal, ≤ cap in flight" "ideal ${ideal}s" \
+        "${wall}s = ${ratio}×, at most $most in flight: $verdict"
+done <<<"$delete"
+journal=$(cargo bench --locked --bench delete -- "$deletions" 0 16 | grep '^delete ')
+echo "$journal"
+cost=$(sed 's/.* overhead_per_deletion=\([0-9.]*\)ms.*/\1/' <<<"$journal")
+row "journal: intent + outcome per deletion" "(no target)" "0 (no latency)" "${cost} ms per deletion, 2 synced commits"
+
+echo "== 4. daemon idle: 100 policies, ${idle} s between fires"
+idle_out=$(python3 bench/daemon_idle.py target/release/retentiond 100 "$idle")
+echo "$idle_out"
+rss=$(sed 's/.* rss=\([0-9.]*\)MB.*/\1/' <<<"$idle_out")
+cpu=$(sed 's/.* cpu_per_minute=\([0-9.]*\)ms.*/\1/' <<<"$idle_out")
+verdict=$(awk -v r="$rss" -v c="$cpu" 'BEGIN { print (r <= 15 && c <= 10) ? "met" : "NOT MET" }')
+row "daemon idle, 100 policies" "≤ 15 MB, ≤ 10 ms CPU/min" "-" "${rss} MB, ${cpu} ms/min: $verdict"
+
+row "2. listing 100k through each provider's fake" "≤ 1.5× requests×latency÷parallelism" "-" "not measured yet"
+
+echo
+echo "== results"
+printf '%-46s | %-37s | %-16s | %s\n' "figure" "target" "floor / ideal" "measured"
+for r in "${rows[@]}"; do echo "$r"; done
