@@ -340,15 +340,19 @@ mod tests {
     }
 
     fn run(plan: &PolicyPlan, provider: Arc<MemoryProvider>) -> Execution {
+        run_with(plan, provider, Arc::new(NoLedger), &Stop::default())
+    }
+
+    fn run_with(
+        plan: &PolicyPlan,
+        provider: Arc<MemoryProvider>,
+        ledger: Arc<dyn Ledger>,
+        stop: &Stop,
+    ) -> Execution {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        runtime.block_on(execute(
-            plan,
-            provider,
-            Arc::new(NoLedger),
-            &Stop::default(),
-        ))
+        runtime.block_on(execute(plan, provider, ledger, stop))
     }
 
     #[test]
@@ -439,11 +443,8 @@ mod tests {
             &TimeZone::UTC,
         );
         let stop = Stop::default();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let ledger = Arc::new(StopAfterFirst(stop.clone()));
-        let execution = runtime.block_on(execute(&plan, provider.clone(), ledger, &stop));
+        let execution = run_with(&plan, provider.clone(), ledger, &stop);
         assert_eq!(execution.deleted, ["b2"]);
         assert_eq!(execution.not_sent, ["b3", "b4", "b5"]);
         assert!(execution.failed.is_empty());

@@ -231,6 +231,21 @@ fn runs_on_schedule_applies_edits_keeps_running_on_a_broken_policy_and_stops_cle
             >= 1.0
     );
     assert_eq!(get(&address, "/healthz"), (200, "ok\n".into()));
+    assert!(
+        sample(
+            &metrics,
+            "retentiond_config_last_reload_success_timestamp_seconds"
+        )
+        .unwrap()
+            > 1.7e9
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "retentiond_config_reloads_total{result=\"success\"}"
+        ),
+        Some(0.0)
+    );
 
     // An edit applies at the next fire, without a restart.
     common::write(dir.path(), "policies/nightly.yaml", &policy(2));

@@ -166,7 +166,14 @@ impl Metrics {
         }
     }
 
-    /// A reload attempt: `Ok` with the policy count, or every error.
+    /// The set the daemon started with was loaded at `now` (not counted as a reload).
+    pub fn started(&self, now: Timestamp) {
+        let mut state = self.state();
+        state.reload.at = Some(now);
+        state.reload.last_success = Some(now);
+    }
+
+    /// A reload attempt: `Ok`, or every error.
     pub fn reloaded(&self, now: Timestamp, result: Result<(), Vec<String>>) {
         let mut state = self.state();
         let reload = &mut state.reload;

@@ -177,8 +177,8 @@ pub async fn run(
         let (metrics, notifier) = (metrics.clone(), notifier.clone());
         Box::new(move || send(&notifier, &format!("STATUS={}", metrics.status_line())))
     };
-    let config = set.config.clone();
     let (entries, context) = prepare(set, &metrics, clock.now());
+    metrics.started(clock.now());
     let jobs = Arc::new(Jobs::new(
         context,
         metrics.clone(),
@@ -187,14 +187,14 @@ pub async fn run(
         status,
     ));
     let (changed, changes) = mpsc::unbounded_channel();
+    let (control, control_rx) = mpsc::unbounded_channel();
     let mut daemon = Daemon {
         config_path: config_path.to_path_buf(),
-        config,
         clock: clock.clone(),
         metrics,
         notifier: notifier.clone(),
         jobs: jobs.clone(),
-        control: None,
+        control: control.clone(),
         changed,
         watch: None,
     };
@@ -207,8 +207,6 @@ pub async fn run(
         }
     });
     let scheduler = Scheduler::new(clock, Arc::new(jobs), entries, heartbeat);
-    let (control, control_rx) = mpsc::unbounded_channel();
-    daemon.control = Some(control.clone());
     // READY before the first run can start, so it is the first message systemd gets.
     send(
         &notifier,
@@ -220,7 +218,8 @@ pub async fn run(
         return exit::INVALID;
     }
     send(&notifier, "STOPPING=1\nSTATUS=stopping");
-    drain(daemon.config.shutdown_timeout, &stop, &control, scheduled).await;
+    let deadline = daemon.jobs.context().config.shutdown_timeout;
+    drain(deadline, &stop, &control, scheduled).await;
     if let Some(server) = server {
         server.abort();
     }
@@ -294,13 +293,11 @@ fn send(notifier: &Notifier, message: &str) {
 /// The daemon's state between events.
 struct Daemon {
     config_path: PathBuf,
-    /// The config in force.
-    config: Config,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     notifier: Arc<Notifier>,
     jobs: Arc<Jobs>,
-    control: Option<mpsc::UnboundedSender<Control>>,
+    control: mpsc::UnboundedSender<Control>,
     changed: mpsc::UnboundedSender<()>,
     watch: Option<watch::Watch>,
 }
@@ -346,13 +343,10 @@ impl Daemon {
     /// Watches the files of the config in force (again: folders may have been replaced).
     fn rewatch(&mut self) {
         self.watch = None;
-        self.watch = watch::watch(
-            &self.config_path,
-            &self.config.policies,
-            self.changed.clone(),
-        )
-        .map_err(|e| warn!("{e}; reload with SIGHUP (systemctl reload)"))
-        .ok();
+        let policies = self.jobs.context().config.policies.clone();
+        self.watch = watch::watch(&self.config_path, &policies, self.changed.clone())
+            .map_err(|e| warn!("{e}; reload with SIGHUP (systemctl reload)"))
+            .ok();
     }
 
     /// Loads the whole set again; swaps it in if it is valid, else keeps the one in force.
@@ -364,14 +358,11 @@ impl Daemon {
             Ok(mut set) => {
                 self.keep_restart_settings(&mut set.config);
                 let before = fingerprints(&self.jobs.context().entries);
-                self.config = set.config.clone();
                 let (entries, context) = prepare(set, &self.metrics, now);
                 let after = fingerprints(&entries);
                 self.jobs.swap(context);
                 self.rewatch();
-                if let Some(control) = &self.control {
-                    let _ = control.send(Control::Replace(entries));
-                }
+                let _ = self.control.send(Control::Replace(entries));
                 self.metrics.reloaded(now, Ok(()));
                 info!("reloaded: {}", change_summary(&before, &after));
             }
@@ -394,17 +385,19 @@ impl Daemon {
 
     /// `state_dir` and `metrics.listen` are bound at start; a change waits for a restart.
     fn keep_restart_settings(&self, config: &mut Config) {
-        if config.state_dir != self.config.state_dir {
+        let context = self.jobs.context();
+        let in_force = &context.config;
+        if config.state_dir != in_force.state_dir {
             warn!(
                 "state_dir changed to {}: it takes effect at the next restart; {} stays in use",
                 config.state_dir.display(),
-                self.config.state_dir.display()
+                in_force.state_dir.display()
             );
-            config.state_dir = self.config.state_dir.clone();
+            config.state_dir = in_force.state_dir.clone();
         }
-        if config.metrics_listen != self.config.metrics_listen {
+        if config.metrics_listen != in_force.metrics_listen {
             warn!("metrics.listen changed: it takes effect at the next restart");
-            config.metrics_listen = self.config.metrics_listen;
+            config.metrics_listen = in_force.metrics_listen;
         }
     }
 }
