@@ -100,7 +100,9 @@ fn backups_in_progress_are_never_deleted_or_counted() {
 #[test]
 fn a_failing_page_deletes_nothing_and_exits_3() {
     let t = csbs(huawei::items("srv-a", 12), "{last: 2}");
-    // Page 1 passes, page 2 fails on every attempt.
+    // Page 1 passes, page 2 fails on every attempt; the count (asked for meanwhile) passes.
+    t.server()
+        .fault("GET", "/count", None, Fault::Delay(Duration::ZERO));
     t.server().fault(
         "GET",
         "/checkpoint_items",
@@ -358,4 +360,156 @@ fn a_project_that_must_use_cbr_stops_after_the_first_refusal() {
     // At most the calls already under way when the first refusal came; never all six.
     assert!(t.server().lines("DELETE").len() <= 5);
     assert_eq!(t.held().len(), 8);
+}
+
+/// A TaurusDB target holding `n` manual backups of one instance (pages of 3 in the fake).
+fn taurus_of(n: usize) -> Target {
+    Target::with(
+        Kind::Taurusdb,
+        Fake::Huawei(Huawei::start(Vec::new(), huawei::backups("i1in07", n))),
+        "{last: 3}",
+        "",
+    )
+}
+
+#[test]
+fn taurusdb_pages_after_the_first_come_concurrently_within_the_cap_and_in_order() {
+    let t = taurus_of(65);
+    t.server().fault(
+        "GET",
+        "/backups",
+        None,
+        Fault::Delay(Duration::from_millis(40)),
+    );
+    let out = t.run(&["list", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let listed: Vec<String> = common::json(&out.stdout)["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut held = t.huawei().backup_ids();
+    held.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(sorted, held, "every backup listed exactly once");
+    // Each offset asked for once: 0, 3, ..., 63.
+    let mut offsets: Vec<usize> = t
+        .server()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/backups"))
+        .map(|r| r.param("offset").unwrap().parse().unwrap())
+        .collect();
+    offsets.sort();
+    assert_eq!(offsets, (0..65).step_by(3).collect::<Vec<_>>());
+    let most = t.server().max_in_flight();
+    assert!(
+        (2..=4).contains(&most),
+        "pages in flight at once: {most} (the default cap is 4)"
+    );
+}
+
+#[test]
+fn taurusdb_a_list_that_changes_while_paging_is_not_complete() {
+    let backup = |id: &str| {
+        serde_json::json!({"id": id, "name": id, "begin_time": "2026-11-20T10:41:14+0800",
+            "status": "COMPLETED", "type": "manual", "size": 5, "instance_id": "i1in07"})
+    };
+    let first_page: Vec<_> = ["i1in07-000br07", "i1in07-001br07", "i1in07-002br07"]
+        .iter()
+        .map(|id| backup(id))
+        .collect();
+    let cases = [
+        // Another backup appeared: the total moved.
+        (
+            serde_json::json!({"backups": [backup("x1"), backup("x2"), backup("x3")], "total_count": 10}),
+            "total_count changed from 9 to 10 while paging",
+        ),
+        // One went: a page came short.
+        (
+            serde_json::json!({"backups": [backup("x1"), backup("x2")], "total_count": 9}),
+            "the page held 2 backups where 3 were due (of 9, 3 a page)",
+        ),
+        // Same total, but the pages shifted: a backup came twice.
+        (
+            serde_json::json!({"backups": first_page, "total_count": 9}),
+            "came on two pages: the list changed while paging",
+        ),
+    ];
+    for (page, message) in cases {
+        let t = taurus_of(9);
+        // The first page as the fake has it, then one later page answered so.
+        t.server()
+            .fault("GET", "/backups", Some(1), Fault::Delay(Duration::ZERO));
+        t.server().fault(
+            "GET",
+            "/backups",
+            Some(1),
+            Fault::Reply(Reply::json(200, &page)),
+        );
+        let out = t.run(&["run"]);
+        assert_eq!(out.code, 3, "{message}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(message) && out.stderr.contains("the listing is not complete"),
+            "{message}: {}",
+            out.stderr
+        );
+        assert!(t.server().lines("DELETE").is_empty(), "{message}");
+        assert_eq!(t.held().len(), 9, "{message}");
+    }
+}
+
+#[test]
+fn csbs_asks_for_the_count_while_paging_and_lists_servers_at_once() {
+    let mut items = huawei::items("srv-a", 12);
+    items.extend(huawei::items("srv-b", 9));
+    let t = csbs(items, "{last: 2}");
+    t.server().fault(
+        "GET",
+        "/checkpoint_items",
+        None,
+        Fault::Delay(Duration::from_millis(40)),
+    );
+    let out = t.run(&["list", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        common::json(&out.stdout)["backups"]
+            .as_array()
+            .unwrap()
+            .len(),
+        21
+    );
+    // One listing of the project: 6 pages (4 at most a page), the empty 7th, and the count
+    // beside them.
+    assert_eq!(t.server().max_in_flight(), 2);
+    assert_eq!(t.server().lines("GET").len(), 8);
+
+    // Named servers are listed at the same time.
+    let policy = t.dir.path().join("policies/p.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("keep:", "select: {resource_ids: [srv-a, srv-b]}\nkeep:"),
+    )
+    .unwrap();
+    let before = t.server().requests().len();
+    let out = t.run(&["list", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        common::json(&out.stdout)["backups"]
+            .as_array()
+            .unwrap()
+            .len(),
+        21
+    );
+    // Each server's 4 pages (the last empty) and its count, both servers at once (the cap
+    // is 4).
+    assert_eq!(t.server().requests().len() - before, 2 * (4 + 1));
+    assert!(
+        (3..=4).contains(&t.server().max_in_flight()),
+        "{} in flight at most",
+        t.server().max_in_flight()
+    );
 }

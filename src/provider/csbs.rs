@@ -1,6 +1,7 @@
 //! Huawei Cloud CSBS server backups (PROVIDERS.md §4). Listing: `GET
-//! /v1/{project_id}/checkpoint_items`, marker paging (oldest first) until an empty page, then
-//! checked against `checkpoint_items/count`; per server when `select.resource_ids` names them.
+//! /v1/{project_id}/checkpoint_items`, marker paging (oldest first) until an empty page, checked
+//! against `checkpoint_items/count` (asked for while paging on); per server, all servers at once,
+//! when `select.resource_ids` names them.
 //! Times are zone-less UTC with microseconds; group = the server (`resource_id`).
 //!
 //! Deletion is asynchronous. For each backup: a fresh look at the item (its status now, and
@@ -16,6 +17,7 @@ use super::{
 };
 use crate::http::{self, Http, Request};
 use crate::model::{Backup, Status};
+use futures_util::future::{try_join, try_join_all};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
@@ -94,54 +96,18 @@ impl CsbsProvider {
         self.http.error(call, ErrorKind::BadResponse, message)
     }
 
-    /// Every item of one server (or of the project), oldest first.
+    /// Every item of one server (or of the project), oldest first, checked against the count.
+    /// Marker pages follow one another; the count does not depend on them and is asked for
+    /// once the first page has come (so that rejected credentials cost one request).
     async fn list_items(&self, resource_id: Option<&str>) -> Result<Vec<Item>, ProviderError> {
-        let mut items: Vec<Item> = Vec::new();
-        let mut marker: Option<String> = None;
-        for page in 1.. {
-            let mut url = self.url(&["checkpoint_items"])?;
-            {
-                let mut query = url.query_pairs_mut();
-                query.append_pair("limit", &PAGE.to_string());
-                query.append_pair("sort", "created_at:asc");
-                if let Some(id) = resource_id {
-                    query.append_pair("resource_id", id);
-                }
-                if let Some(marker) = &marker {
-                    query.append_pair("marker", marker);
-                }
+        let first = self.page(resource_id, None, 1).await?;
+        let rest = async move {
+            match first.last().map(|i| i.id.clone()) {
+                Some(marker) => self.pages_after(resource_id, first, marker).await,
+                None => Ok(first),
             }
-            let call = format!("GET /v1/{{project_id}}/checkpoint_items (page {page})");
-            let response = self.http.send(&call, || Request::get(url.clone())).await?;
-            let body: Value = self.http.parse_json(&call, &response)?;
-            let Some(list) = body.get("checkpoint_items").and_then(Value::as_array) else {
-                return Err(self.bad(&call, "the answer has no `checkpoint_items` list"));
-            };
-            if list.is_empty() {
-                break;
-            }
-            let page_items: Vec<Item> = serde_json::from_value(Value::Array(list.clone()))
-                .map_err(|e| {
-                    self.bad(&call, format!("a checkpoint item is not as expected: {e}"))
-                })?;
-            let last = page_items.last().map(|i| i.id.clone());
-            if last.is_some() && last == marker {
-                return Err(self.bad(&call, "paging did not advance (the same marker came back)"));
-            }
-            marker = last;
-            items.extend(page_items);
-        }
-        // The count is the only total CSBS reports: a listing that disagrees is not complete.
-        let mut url = self.url(&["checkpoint_items", "count"])?;
-        if let Some(id) = resource_id {
-            url.query_pairs_mut().append_pair("resource_id", id);
-        }
-        let call = "GET /v1/{project_id}/checkpoint_items/count";
-        let response = self.http.send(call, || Request::get(url.clone())).await?;
-        let body: Value = self.http.parse_json(call, &response)?;
-        let count = body["count"]
-            .as_u64()
-            .ok_or_else(|| self.bad(call, "the answer has no `count`"))?;
+        };
+        let (items, (call, count)) = try_join(rest, self.count(resource_id)).await?;
         if count != items.len() as u64 {
             return Err(self.bad(
                 call,
@@ -152,6 +118,76 @@ impl CsbsProvider {
             ));
         }
         Ok(items)
+    }
+
+    /// The pages after `items` (the first page, ending at `marker`), until an empty page.
+    async fn pages_after(
+        &self,
+        resource_id: Option<&str>,
+        mut items: Vec<Item>,
+        mut marker: String,
+    ) -> Result<Vec<Item>, ProviderError> {
+        for number in 2.. {
+            let page = self.page(resource_id, Some(&marker), number).await?;
+            let Some(last) = page.last() else { break };
+            if last.id == marker {
+                return Err(self.bad(
+                    &Self::page_call(number),
+                    "paging did not advance (the same marker came back)",
+                ));
+            }
+            marker = last.id.clone();
+            items.extend(page);
+        }
+        Ok(items)
+    }
+
+    fn page_call(number: usize) -> String {
+        format!("GET /v1/{{project_id}}/checkpoint_items (page {number})")
+    }
+
+    /// One marker page, oldest first.
+    async fn page(
+        &self,
+        resource_id: Option<&str>,
+        marker: Option<&str>,
+        number: usize,
+    ) -> Result<Vec<Item>, ProviderError> {
+        let mut url = self.url(&["checkpoint_items"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("limit", &PAGE.to_string());
+            query.append_pair("sort", "created_at:asc");
+            if let Some(id) = resource_id {
+                query.append_pair("resource_id", id);
+            }
+            if let Some(marker) = marker {
+                query.append_pair("marker", marker);
+            }
+        }
+        let call = Self::page_call(number);
+        let response = self.http.send(&call, || Request::get(url.clone())).await?;
+        let mut body: Value = self.http.parse_json(&call, &response)?;
+        let Some(list @ Value::Array(_)) = body.get_mut("checkpoint_items").map(Value::take) else {
+            return Err(self.bad(&call, "the answer has no `checkpoint_items` list"));
+        };
+        serde_json::from_value(list)
+            .map_err(|e| self.bad(&call, format!("a checkpoint item is not as expected: {e}")))
+    }
+
+    /// `checkpoint_items/count`: the only total CSBS reports.
+    async fn count(&self, resource_id: Option<&str>) -> Result<(&'static str, u64), ProviderError> {
+        let mut url = self.url(&["checkpoint_items", "count"])?;
+        if let Some(id) = resource_id {
+            url.query_pairs_mut().append_pair("resource_id", id);
+        }
+        let call = "GET /v1/{project_id}/checkpoint_items/count";
+        let response = self.http.send(call, || Request::get(url.clone())).await?;
+        let body: Value = self.http.parse_json(call, &response)?;
+        let count = body["count"]
+            .as_u64()
+            .ok_or_else(|| self.bad(call, "the answer has no `count`"))?;
+        Ok((call, count))
     }
 
     fn backup(&self, item: Item) -> Option<Backup> {
@@ -333,14 +369,16 @@ impl CsbsProvider {
 impl Provider for CsbsProvider {
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
         Box::pin(async move {
-            let mut items = Vec::new();
-            if self.resource_ids.is_empty() {
-                items = self.list_items(None).await?;
+            let items = if self.resource_ids.is_empty() {
+                self.list_items(None).await?
             } else {
-                for id in &self.resource_ids {
-                    items.extend(self.list_items(Some(id)).await?);
-                }
-            }
+                // The servers' listings are independent: all at once, within the cap.
+                try_join_all(self.resource_ids.iter().map(|id| self.list_items(Some(id))))
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            };
             Ok(items.into_iter().filter_map(|i| self.backup(i)).collect())
         })
     }

@@ -1,6 +1,7 @@
 //! Huawei Cloud TaurusDB manual backups (PROVIDERS.md §5). Listing: `GET
-//! /v3/{project_id}/backups?backup_type=manual`, `offset`/`limit` 100 until `total_count`
-//! (per instance when `select.instance_ids` names them); times carry an offset without a
+//! /v3/{project_id}/backups?backup_type=manual`, `offset`/`limit` 100 until `total_count`, the
+//! pages after the first fetched concurrently within the account's cap (per instance, all
+//! instances at once, when `select.instance_ids` names them); times carry an offset without a
 //! colon (`2020-07-06T10:41:14+0800`); group = the DB instance. Automated backups are never
 //! listed for deletion and never deleted. Deletion: the batch form (`DELETE
 //! /v3/{project_id}/backups` with up to 50 `backup_ids`), each failure reported per id; a
@@ -10,10 +11,13 @@
 use super::{BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete};
 use crate::http::{self, Http, Request};
 use crate::model::{Backup, Status};
+use futures_util::StreamExt;
+use futures_util::future::try_join_all;
 use jiff::Timestamp;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 const PAGE: u64 = 100;
@@ -83,58 +87,98 @@ impl TaurusdbProvider {
         self.http.error(call, ErrorKind::BadResponse, message)
     }
 
+    fn page_call(offset: u64) -> String {
+        format!("GET /v3/{{project_id}}/backups (offset {offset})")
+    }
+
+    /// One page: its records and the `total_count` it reports.
+    async fn page(
+        &self,
+        instance: Option<&str>,
+        offset: u64,
+    ) -> Result<(Vec<Record>, u64), ProviderError> {
+        let mut url = self.backups_url()?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("backup_type", "manual");
+            query.append_pair("offset", &offset.to_string());
+            query.append_pair("limit", &PAGE.to_string());
+            if let Some(id) = instance {
+                query.append_pair("instance_id", id);
+            }
+        }
+        let call = Self::page_call(offset);
+        let response = self
+            .http
+            .send(&call, || with_language(Request::get(url.clone())))
+            .await?;
+        let page: Page = self.http.parse_json(&call, &response)?;
+        let (Some(list), Some(count)) = (page.backups, page.total_count) else {
+            return Err(self.bad(&call, "the answer lacks `backups` or `total_count`"));
+        };
+        let records = list
+            .into_iter()
+            .map(|value| {
+                serde_json::from_value(value)
+                    .map_err(|e| self.bad(&call, format!("a backup is not as expected: {e}")))
+            })
+            .collect::<Result<Vec<Record>, _>>()?;
+        Ok((records, count))
+    }
+
+    /// Every manual backup of one instance (or of the project), in offset order. The first
+    /// page tells `total_count` and the server's page size; the other pages do not depend on
+    /// each other and are fetched concurrently, up to the account's cap. Each must report the
+    /// same total and hold a full page (the last: the rest), and no backup may come twice:
+    /// otherwise the list changed while paging and the listing is not complete.
     async fn list_instance(&self, instance: Option<&str>) -> Result<Vec<Record>, ProviderError> {
-        let mut records = Vec::new();
-        let mut total: Option<u64> = None;
-        let mut offset = 0u64;
-        loop {
-            let mut url = self.backups_url()?;
-            {
-                let mut query = url.query_pairs_mut();
-                query.append_pair("backup_type", "manual");
-                query.append_pair("offset", &offset.to_string());
-                query.append_pair("limit", &PAGE.to_string());
-                if let Some(id) = instance {
-                    query.append_pair("instance_id", id);
-                }
-            }
-            let call = format!("GET /v3/{{project_id}}/backups (offset {offset})");
-            let response = self
-                .http
-                .send(&call, || with_language(Request::get(url.clone())))
-                .await?;
-            let page: Page = self.http.parse_json(&call, &response)?;
-            let (Some(list), Some(count)) = (page.backups, page.total_count) else {
-                return Err(self.bad(&call, "the answer lacks `backups` or `total_count`"));
-            };
-            if total.is_some_and(|t| t != count) {
+        let (mut records, total) = self.page(instance, 0).await?;
+        let stride = records.len() as u64;
+        if stride >= total {
+            return Ok(records);
+        }
+        if stride == 0 {
+            return Err(self.bad(
+                &Self::page_call(0),
+                format!("an empty first page of {total} backups: the listing is not complete"),
+            ));
+        }
+        let offsets = (1..).map(|k| k * stride).take_while(|o| *o < total);
+        let mut pages = futures_util::stream::iter(offsets)
+            .map(|offset| async move { (offset, self.page(instance, offset).await) })
+            .buffered(self.http.settings().concurrency.max(1));
+        while let Some((offset, page)) = pages.next().await {
+            let (page, count) = page?;
+            let call = Self::page_call(offset);
+            if count != total {
                 return Err(self.bad(
                     &call,
                     format!(
-                        "total_count changed from {} to {count} while paging; the listing is not complete (run again)",
-                        total.unwrap_or_default()
+                        "total_count changed from {total} to {count} while paging; the listing is not complete (run again)"
                     ),
                 ));
             }
-            total = Some(count);
-            let fetched = list.len() as u64;
-            for value in list {
-                let record: Record = serde_json::from_value(value)
-                    .map_err(|e| self.bad(&call, format!("a backup is not as expected: {e}")))?;
-                records.push(record);
-            }
-            offset += fetched;
-            if offset >= count {
-                break;
-            }
-            if fetched == 0 {
+            let due = stride.min(total - offset);
+            if page.len() as u64 != due {
                 return Err(self.bad(
                     &call,
                     format!(
-                        "an empty page at offset {offset} of {count}: the listing is not complete"
+                        "the page held {} backups where {due} were due (of {total}, {stride} a page); the listing is not complete (run again)",
+                        page.len()
                     ),
                 ));
             }
+            records.extend(page);
+        }
+        let mut seen = HashSet::with_capacity(records.len());
+        if let Some(twice) = records.iter().find(|r| !seen.insert(r.id.as_str())) {
+            return Err(self.bad(
+                "GET /v3/{project_id}/backups",
+                format!(
+                    "backup {} came on two pages: the list changed while paging; the listing is not complete (run again)",
+                    twice.id
+                ),
+            ));
         }
         Ok(records)
     }
@@ -245,14 +289,20 @@ impl TaurusdbProvider {
 impl Provider for TaurusdbProvider {
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
         Box::pin(async move {
-            let mut records = Vec::new();
-            if self.instance_ids.is_empty() {
-                records = self.list_instance(None).await?;
+            let records = if self.instance_ids.is_empty() {
+                self.list_instance(None).await?
             } else {
-                for id in &self.instance_ids {
-                    records.extend(self.list_instance(Some(id)).await?);
-                }
-            }
+                // The instances' listings are independent: all at once, within the cap.
+                try_join_all(
+                    self.instance_ids
+                        .iter()
+                        .map(|id| self.list_instance(Some(id))),
+                )
+                .await?
+                .into_iter()
+                .flatten()
+                .collect()
+            };
             Ok(records
                 .into_iter()
                 .filter_map(TaurusdbProvider::backup)
