@@ -21,6 +21,7 @@ use futures_util::future::{try_join, try_join_all};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -43,6 +44,12 @@ pub struct CsbsProvider {
     slots: Arc<Semaphore>,
     /// Set by `BackupService.4008`: why no further deletion is tried.
     stopped: Mutex<Option<ProviderError>>,
+}
+
+/// One page of `checkpoint_items`, read as items once it is known to be a list.
+#[derive(Deserialize)]
+struct Page {
+    checkpoint_items: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -167,11 +174,12 @@ impl CsbsProvider {
         }
         let call = Self::page_call(number);
         let response = self.http.send(&call, || Request::get(url.clone())).await?;
-        let mut body: Value = self.http.parse_json(&call, &response)?;
-        let Some(list @ Value::Array(_)) = body.get_mut("checkpoint_items").map(Value::take) else {
-            return Err(self.bad(&call, "the answer has no `checkpoint_items` list"));
-        };
-        serde_json::from_value(list)
+        let page: Page = self.http.parse_json(&call, &response)?;
+        let list = page
+            .checkpoint_items
+            .filter(|list| list.get().starts_with('['))
+            .ok_or_else(|| self.bad(&call, "the answer has no `checkpoint_items` list"))?;
+        serde_json::from_str(list.get())
             .map_err(|e| self.bad(&call, format!("a checkpoint item is not as expected: {e}")))
     }
 

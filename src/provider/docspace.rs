@@ -13,7 +13,9 @@ use crate::policy::config::DocspaceAuth;
 use crate::policy::select::{DOCSPACE_STORAGE_TYPES as STORAGE_TYPES, Select, storage_type_number};
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// What to check when the portal answers 401.
@@ -53,7 +55,9 @@ pub struct DocspaceProvider {
 /// The response envelope of every DocSpace endpoint.
 #[derive(Deserialize)]
 struct Envelope {
-    response: Option<Value>,
+    /// Left unparsed until the envelope is known to be good, then read as what the call
+    /// answers (a list of records is read straight into them).
+    response: Option<Box<RawValue>>,
     count: Option<u64>,
     status: Option<i64>,
     error: Option<Value>,
@@ -116,55 +120,50 @@ impl DocspaceProvider {
         (call, url)
     }
 
-    /// Reads the envelope: `status` 0 and a `response`; anything else is an error.
-    fn payload(&self, call: &str, response: &http::Response) -> Result<Value, ProviderError> {
+    /// Reads the envelope: `status` 0 and a `response`, read as `T` (`what` names it in an
+    /// error); anything else is an error. Also the envelope's `count`.
+    fn payload<T: DeserializeOwned>(
+        &self,
+        call: &str,
+        response: &http::Response,
+        what: &str,
+    ) -> Result<(T, Option<u64>), ProviderError> {
         let envelope: Envelope = self.http.parse_json(call, response)?;
+        let bad = |message: String| self.http.error(call, ErrorKind::BadResponse, message);
         if envelope.status.unwrap_or(0) != 0 || envelope.error.is_some() {
             let message = envelope
                 .error
                 .as_ref()
                 .and_then(|e| e["message"].as_str())
                 .unwrap_or("no message");
-            return Err(self.http.error(
-                call,
-                ErrorKind::BadResponse,
-                format!("the portal reported an error: {message}"),
-            ));
+            return Err(bad(format!("the portal reported an error: {message}")));
         }
-        let payload = envelope.response.ok_or_else(|| {
-            self.http.error(
-                call,
-                ErrorKind::BadResponse,
-                "the envelope has no `response`",
-            )
-        })?;
-        if let (Some(count), Value::Array(items)) = (envelope.count, &payload)
-            && count != items.len() as u64
-        {
-            return Err(self.http.error(
-                call,
-                ErrorKind::BadResponse,
-                format!(
-                    "the envelope counts {count} records but holds {}: the listing is incomplete",
-                    items.len()
-                ),
-            ));
-        }
-        Ok(payload)
+        let payload = envelope
+            .response
+            .ok_or_else(|| bad("the envelope has no `response`".into()))?;
+        let value = serde_json::from_str(payload.get())
+            .map_err(|e| bad(format!("`response` is not {what}: {e}")))?;
+        Ok((value, envelope.count))
     }
 
     /// Every record of the history (the selection's `dump` decides which history).
     pub async fn history(&self, dump: bool) -> Result<Vec<Backup>, ProviderError> {
         let (call, url) = self.history_call(dump);
         let response = self.http.send(&call, || Request::get(url.clone())).await?;
-        let payload = self.payload(&call, &response)?;
-        let records: Vec<Record> = serde_json::from_value(payload).map_err(|e| {
-            self.http.error(
+        let (records, count): (Vec<Record>, _) =
+            self.payload(&call, &response, "a list of backup records")?;
+        if let Some(count) = count
+            && count != records.len() as u64
+        {
+            return Err(self.http.error(
                 &call,
                 ErrorKind::BadResponse,
-                format!("`response` is not a list of backup records: {e}"),
-            )
-        })?;
+                format!(
+                    "the envelope counts {count} records but holds {}: the listing is incomplete",
+                    records.len()
+                ),
+            ));
+        }
         records
             .into_iter()
             .map(|record| self.backup(&call, record))
@@ -228,9 +227,9 @@ impl DocspaceProvider {
             Ok(response) => response,
             Err(e) => return failed_delete(e),
         };
-        match self.payload(&call, &response) {
-            Ok(Value::Bool(true)) => DeleteOutcome::Deleted,
-            Ok(other) => DeleteOutcome::Failed(self.http.error(
+        match self.payload(&call, &response, "an answer") {
+            Ok((Value::Bool(true), _)) => DeleteOutcome::Deleted,
+            Ok((other, _)) => DeleteOutcome::Failed(self.http.error(
                 &call,
                 ErrorKind::BadResponse,
                 format!("the portal answered {other} instead of true"),
@@ -252,7 +251,7 @@ impl DocspaceProvider {
             .http
             .send(&call, || Request::delete(url.clone()))
             .await?;
-        match self.payload(&call, &response)? {
+        match self.payload(&call, &response, "an answer")?.0 {
             Value::Bool(true) => Ok(()),
             other => Err(self.http.error(
                 &call,

@@ -16,6 +16,7 @@ use futures_util::future::try_join_all;
 use jiff::Timestamp;
 use reqwest::Url;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -35,7 +36,8 @@ pub struct TaurusdbProvider {
 
 #[derive(Deserialize)]
 struct Page {
-    backups: Option<Vec<Value>>,
+    /// Read as records once the page is known to have them.
+    backups: Option<Box<RawValue>>,
     total_count: Option<u64>,
 }
 
@@ -116,13 +118,8 @@ impl TaurusdbProvider {
         let (Some(list), Some(count)) = (page.backups, page.total_count) else {
             return Err(self.bad(&call, "the answer lacks `backups` or `total_count`"));
         };
-        let records = list
-            .into_iter()
-            .map(|value| {
-                serde_json::from_value(value)
-                    .map_err(|e| self.bad(&call, format!("a backup is not as expected: {e}")))
-            })
-            .collect::<Result<Vec<Record>, _>>()?;
+        let records = serde_json::from_str(list.get())
+            .map_err(|e| self.bad(&call, format!("a backup is not as expected: {e}")))?;
         Ok((records, count))
     }
 

@@ -159,8 +159,7 @@ impl Server {
                     max_in_flight.fetch_max(now, Ordering::SeqCst);
                     log.lock().unwrap().push(request.clone());
                     let fault = take_fault(&rules, &request);
-                    respond(stream, &request, &*handler, fault);
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    respond(stream, &request, &*handler, fault, &in_flight);
                 });
             }
         });
@@ -258,10 +257,20 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     })
 }
 
-fn respond(mut stream: TcpStream, request: &Request, handler: &Handler, fault: Option<Fault>) {
+/// Answers `request`; `in_flight` is counted down once the answer is made, before it is
+/// sent, so that a client that sends its next request as soon as it has read this answer is
+/// never counted twice.
+fn respond(
+    mut stream: TcpStream,
+    request: &Request,
+    handler: &Handler,
+    fault: Option<Fault>,
+    in_flight: &AtomicUsize,
+) {
     let mut reply = match &fault {
         Some(Fault::Reply(reply)) => reply.clone(),
         Some(Fault::Reset) => {
+            in_flight.fetch_sub(1, Ordering::SeqCst);
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }
@@ -299,6 +308,7 @@ fn respond(mut stream: TcpStream, request: &Request, handler: &Handler, fault: O
         Some(n) => &reply.body[..n.min(reply.body.len())],
         None => &reply.body[..],
     };
+    in_flight.fetch_sub(1, Ordering::SeqCst);
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(body);
     let _ = stream.flush();
