@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark run: builds release, measures, prints each figure beside its target and its
-# floor. About 7 minutes on 2 cores (most of it the deletion runs at cap 1 and the 60 s idle
-# window). Needs cargo and python3; writes only to a temporary folder.
+# floor. About 9 minutes on 2 cores (most of it the deletion runs at cap 1, the listings and
+# the 60 s idle window). Needs cargo and python3; writes only to a temporary folder.
 #
 #   bash bench/run.sh            # everything
 #   QUICK=1 bash bench/run.sh    # smaller sizes and windows, to check the script
@@ -11,14 +11,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 if [ -n "${QUICK:-}" ]; then
-    big=100000 deletions=500 idle=5
+    big=100000 listed=10000 deletions=500 idle=5
 else
-    big=1000000 deletions=10000 idle=60
+    big=1000000 listed=100000 deletions=10000 idle=60
 fi
 
 echo "== build (release)"
 cargo build --release --locked --bin retentiond --example floor
-cargo bench --locked --no-run --bench engine --bench delete 2>/dev/null
+cargo bench --locked --no-run --bench engine --bench listing --bench delete 2>/dev/null
 
 echo "== machine"
 nproc_=$(nproc)
@@ -50,6 +50,28 @@ for groups in 1000 10000; do
         "floor ${fw}s" "${ww}s = ${ratio}× floor, ${per} B/backup: $verdict"
 done
 
+echo "== 2. listing: $listed backups through each provider's fake, 0 and 20 ms a request, cap 4"
+listing=$(cargo bench --locked --bench listing -- "$listed" 4 20 | grep '^listing ')
+echo "$listing"
+field() { sed "s/.* $1=\([^ ]*\).*/\1/" <<<"$2"; }
+while read -r line; do
+    provider=$(field provider "$line")
+    requests=$(field requests "$line")
+    rounds=$(field rounds "$line")
+    ideal=$(field ideal "$line")
+    floor=$(field floor "$line")
+    wall=$(field wall "$line")
+    ratio=$(field ratio "$line")
+    above=$(field above_floor "$line")
+    ours=$(field cpu_retentiond "$line")
+    verdict=$(awk -v a="$above" 'BEGIN { print (a <= 1.5) ? "met" : "NOT MET" }')
+    plural() { if [ "$1" = 1 ]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
+    row "list $listed, $provider: $(plural "$requests" request), $(plural "$rounds" round)" \
+        "≤ 1.5× ideal above the floor" \
+        "floor ${floor}, ideal ${ideal}" \
+        "${wall} = ${ratio}× ideal, ${above}× above floor (retentiond CPU ${ours}): $verdict"
+done <<<"$listing"
+
 echo "== 3. deletion: $deletions deletions through the runner and the journal, 20 ms each"
 delete=$(cargo bench --locked --bench delete -- "$deletions" 20 1 5 16 | grep '^delete ')
 echo "$delete"
@@ -76,7 +98,6 @@ cpu=$(sed 's/.* cpu_per_minute=\([0-9.]*\)ms.*/\1/' <<<"$idle_out")
 verdict=$(awk -v r="$rss" -v c="$cpu" 'BEGIN { print (r <= 15 && c <= 10) ? "met" : "NOT MET" }')
 row "daemon idle, 100 policies" "≤ 15 MB, ≤ 10 ms CPU/min" "-" "${rss} MB, ${cpu} ms/min: $verdict"
 
-row "2. listing 100k through each provider's fake" "≤ 1.5× requests×latency÷parallelism" "-" "not measured yet"
 
 echo
 echo "== results"

@@ -61,13 +61,39 @@ struct Item {
     status: Option<String>,
     created_at: Option<String>,
     #[serde(default)]
-    extend_info: Value,
+    extend_info: Option<ExtendInfo>,
+}
+
+/// The few `extend_info` fields retentiond reads, of the dozens CSBS sends.
+#[derive(Deserialize, Default)]
+struct ExtendInfo {
+    #[serde(default)]
+    auto_trigger: Value,
+    /// MB.
+    #[serde(default)]
+    size: Value,
+    #[serde(default)]
+    fail_op: Value,
+    #[serde(default)]
+    fail_reason: Value,
+}
+
+impl Item {
+    fn info(&self) -> &ExtendInfo {
+        const NONE: &ExtendInfo = &ExtendInfo {
+            auto_trigger: Value::Null,
+            size: Value::Null,
+            fail_op: Value::Null,
+            fail_reason: Value::Null,
+        };
+        self.extend_info.as_ref().unwrap_or(NONE)
+    }
 }
 
 /// Where an item is, as CSBS reports it.
 enum Look {
     Gone,
-    Item(Item),
+    Item(Box<Item>),
 }
 
 impl CsbsProvider {
@@ -210,7 +236,8 @@ impl CsbsProvider {
             _ => Status::Unknown,
         };
         let created_at = item.created_at.as_deref().and_then(parse_time);
-        let auto = item.extend_info["auto_trigger"].as_bool();
+        let auto = item.info().auto_trigger.as_bool();
+        let size = item.info().size.as_u64();
         Some(Backup {
             id: item.id,
             group: item.resource_id.unwrap_or_default(),
@@ -222,9 +249,7 @@ impl CsbsProvider {
             },
             created_at: created_at.unwrap_or(jiff::Timestamp::UNIX_EPOCH),
             name: item.name,
-            size: item.extend_info["size"]
-                .as_u64()
-                .map(|mb| mb.saturating_mul(1024 * 1024)),
+            size: size.map(|mb| mb.saturating_mul(1024 * 1024)),
             tags: Vec::new(),
             kind: auto.map(|a| if a { "auto" } else { "manual" }.to_string()),
             live: false,
@@ -243,7 +268,7 @@ impl CsbsProvider {
                 if item.status.as_deref() == Some("deleted") {
                     Ok(Look::Gone)
                 } else {
-                    Ok(Look::Item(item))
+                    Ok(Look::Item(Box::new(item)))
                 }
             }
             Err(e) if e.kind == ErrorKind::NotFound || e.code.as_deref() == Some("CSBS.3001") => {
@@ -347,8 +372,10 @@ impl CsbsProvider {
             match self.look(&backup.id).await {
                 Ok(Look::Gone) => return DeleteOutcome::Deleted,
                 Ok(Look::Item(item)) => {
-                    if item.extend_info["fail_op"].as_str() == Some("delete") {
-                        let reason = item.extend_info["fail_reason"]
+                    if item.info().fail_op.as_str() == Some("delete") {
+                        let reason = item
+                            .info()
+                            .fail_reason
                             .as_str()
                             .unwrap_or("no reason given");
                         return DeleteOutcome::Failed(self.http.error(
@@ -444,7 +471,10 @@ mod tests {
             resource_id: Some("server-1".into()),
             status: Some(status.into()),
             created_at: Some("2017-04-15T04:20:37.277880".into()),
-            extend_info: serde_json::json!({"auto_trigger": true, "size": 2}),
+            extend_info: serde_json::from_value(
+                serde_json::json!({"auto_trigger": true, "size": 2}),
+            )
+            .unwrap(),
         };
         let b = p.backup(item("available")).unwrap();
         assert_eq!(b.status, Status::Complete);
