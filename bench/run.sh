@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark run: builds release, measures, prints each figure beside its target and its
-# floor. About 9 minutes on 2 cores (most of it the deletion runs at cap 1, the listings and
+# floor. About 8 minutes on 2 cores (most of it the deletion runs at cap 1, the listings and
 # the 60 s idle window). Needs cargo and python3; writes only to a temporary folder.
 #
 #   bash bench/run.sh            # everything
