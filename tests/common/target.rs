@@ -269,6 +269,18 @@ impl Target {
         retentiond_in(self.dir.path(), &all)
     }
 
+    /// The ids `list --format json` shows, in its order; the listing must succeed.
+    pub fn listed(&self) -> Vec<String> {
+        let out = self.run(&["list", "--format", "json"]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        json(&out.stdout)["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub fn plan(&self) -> Planned {
         let out = self.run(&["plan", "--format", "json"]);
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
