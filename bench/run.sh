@@ -54,6 +54,7 @@ echo "== 2. listing: $listed backups through each provider's fake, 0 and 20 ms a
 listing=$(cargo bench --locked --bench listing -- "$listed" 4 20 | grep '^listing ')
 echo "$listing"
 field() { sed "s/.* $1=\([^ ]*\).*/\1/" <<<"$2"; }
+plural() { if [ "$1" = 1 ]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
 while read -r line; do
     provider=$(field provider "$line")
     requests=$(field requests "$line")
@@ -65,7 +66,6 @@ while read -r line; do
     above=$(field above_floor "$line")
     ours=$(field cpu_retentiond "$line")
     verdict=$(awk -v a="$above" 'BEGIN { print (a <= 1.5) ? "met" : "NOT MET" }')
-    plural() { if [ "$1" = 1 ]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
     row "list $listed, $provider: $(plural "$requests" request), $(plural "$rounds" round)" \
         "≤ 1.5× ideal above the floor" \
         "floor ${floor}, ideal ${ideal}" \
@@ -97,7 +97,6 @@ rss=$(sed 's/.* rss=\([0-9.]*\)MB.*/\1/' <<<"$idle_out")
 cpu=$(sed 's/.* cpu_per_minute=\([0-9.]*\)ms.*/\1/' <<<"$idle_out")
 verdict=$(awk -v r="$rss" -v c="$cpu" 'BEGIN { print (r <= 15 && c <= 10) ? "met" : "NOT MET" }')
 row "daemon idle, 100 policies" "≤ 15 MB, ≤ 10 ms CPU/min" "-" "${rss} MB, ${cpu} ms/min: $verdict"
-
 
 echo
 echo "== results"

@@ -64,7 +64,7 @@ fn main() {
         std::fs::write(&path, value).unwrap();
         format!("${{file:{}}}", path.display())
     };
-    let http = format!("    http: {{concurrency: {cap}, timeout: 5min}}\n");
+    let http = format!("    http: {{concurrency: {cap}}}\n");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,7 +1,7 @@
 //! Huawei Cloud CSBS server backups (PROVIDERS.md §4). Listing: `GET
 //! /v1/{project_id}/checkpoint_items`, marker paging (oldest first) until an empty page, checked
-//! against `checkpoint_items/count` (asked for while paging on); per server, all servers at once,
-//! when `select.resource_ids` names them.
+//! against `checkpoint_items/count` (asked for beside the pages after the first); per server,
+//! all servers at once, when `select.resource_ids` names them.
 //! Times are zone-less UTC with microseconds; group = the server (`resource_id`).
 //!
 //! Deletion is asynchronous. For each backup: a fresh look at the item (its status now, and
