@@ -94,6 +94,10 @@ fn main() {
             command: "run",
             dry_run: None,
             accept_listing_drop: false,
+            accept_max_delete: false,
+            // The benchmark's policy is new: approved for the run, as a person would.
+            approve: true,
+            policies: &[],
             reviewed: None,
             started_at: now,
             now,

@@ -111,6 +111,12 @@ enum Command {
         /// Plan as if the listing-drop guard accepted today's listing
         #[arg(long)]
         accept_listing_drop: bool,
+        /// Plan as if max_delete and max_delete_fraction let this plan through
+        #[arg(long)]
+        accept_max_delete: bool,
+        /// Plan as if this version of each policy were approved (see `approve`)
+        #[arg(long)]
+        approve: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -129,6 +135,17 @@ enum Command {
         plan: PathBuf,
         #[command(flatten)]
         settings: RunArgs,
+    },
+    /// Approve the current version of policies: a new or changed policy deletes more than
+    /// guard.unapproved_max_delete (10) or guard.unapproved_max_delete_fraction (10% of a
+    /// group) only once approved; recorded in the journal
+    Approve {
+        /// The policies to approve (their current version, as the config loads them)
+        #[arg(required_unless_present = "all", value_name = "POLICY")]
+        policies: Vec<String>,
+        /// Every policy of the config
+        #[arg(long, conflicts_with = "policies")]
+        all: bool,
     },
     /// Show the journal: runs, newest first, with their deletions
     History {
@@ -180,6 +197,14 @@ struct RunArgs {
     /// becomes the new baseline)
     #[arg(long)]
     accept_listing_drop: bool,
+    /// Let a plan over guard.max_delete or guard.max_delete_fraction through, this run only
+    /// (journaled)
+    #[arg(long)]
+    accept_max_delete: bool,
+    /// Approve the current version of each policy for this run only: a new or changed
+    /// policy may then delete beyond guard.unapproved_max_delete (journaled)
+    #[arg(long)]
+    approve: bool,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
 }
@@ -260,6 +285,8 @@ fn dispatch(cli: &Cli) -> Outcome {
             now,
             out: file,
             accept_listing_drop,
+            accept_max_delete,
+            approve,
             format,
         } => {
             let args = PlanArgs {
@@ -269,12 +296,15 @@ fn dispatch(cli: &Cli) -> Outcome {
                 now: now.as_deref(),
                 out: file.as_deref(),
                 accept_listing_drop: *accept_listing_drop,
+                accept_max_delete: *accept_max_delete,
+                approve: *approve,
                 format: *format,
             };
             plan_command(cli, args, &mut out)
         }
         Command::Run { policy, settings } => run(cli, policy, *settings, &mut out),
         Command::Apply { plan, settings } => apply(cli, plan, *settings, &mut out),
+        Command::Approve { policies, .. } => approve(cli, policies, &mut out),
         Command::History {
             policy,
             since,
@@ -450,6 +480,9 @@ fn validate(cli: &Cli, paths: &[PathBuf], out: &mut dyn Write) -> Outcome {
     if !errors.is_empty() {
         return Err(Failure::invalid(errors));
     }
+    for warning in policy::overlap_warnings(&policies) {
+        eprintln!("warning: {warning}");
+    }
     let checked = config
         .as_ref()
         .map(|c| format!(", accounts checked against {}", c.file.display()))
@@ -501,6 +534,8 @@ struct PlanArgs<'a> {
     now: Option<&'a str>,
     out: Option<&'a Path>,
     accept_listing_drop: bool,
+    accept_max_delete: bool,
+    approve: bool,
     format: Format,
 }
 
@@ -566,6 +601,7 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         (None, Some(config)) => config_policies(config)?,
         (None, None) => unreachable!("a config is loaded unless --policies is given"),
     };
+    let all_policies = policies.clone();
     let policies = select_policies(policies, args.names)?;
     let saved = match args.listing {
         Some(path) => Some(Listing::read(path).map_err(|e| Failure::new(exit::INVALID, e))?),
@@ -576,20 +612,24 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         (None, Some(config)) => list_policies(&open_providers(&policies, config)),
         (None, None) => unreachable!("a config is loaded unless --listing is given"),
     };
-    // A live listing is checked against the journal's last one (read only; plan writes nothing).
-    // A journal that cannot be read (another user's state_dir) only loses that guard here.
+    // A live listing is checked against the journal's last one and the policy's approvals
+    // (read only; plan writes nothing). A journal that cannot be read (another user's
+    // state_dir) only loses those guards here.
     let mut unchecked = None;
     let mut not_checked = |e: JournalError| {
         unchecked = Some(format!(
-            "the listing-drop guard was not checked: {e} (run and apply check it)"
+            "the listing-drop guard was not checked: {e} (run and apply check it); nor was the approval of new and changed policies"
         ));
     };
-    let journal = match (&saved, &config) {
-        (None, Some(config)) => Journal::open_read_only(&config.state_dir)
-            .map_err(&mut not_checked)
-            .ok()
-            .flatten(),
-        _ => None,
+    let (journal, journal_read) = match (&saved, &config) {
+        (None, Some(config)) => match Journal::open_read_only(&config.state_dir) {
+            Ok(journal) => (journal, true),
+            Err(e) => {
+                not_checked(e);
+                (None, false)
+            }
+        },
+        _ => (None, false),
     };
     let mut reports = Vec::new();
     for (policy, listing) in policies.iter().zip(&listings) {
@@ -606,16 +646,32 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
                     .ok()
             })
             .flatten();
+        // Live: a policy with no journal yet never ran, so it is unapproved.
+        let approved = match (&journal, &saved) {
+            _ if args.approve => Some(true),
+            (Some(j), _) => j
+                .approved(&policy.name, &policy.fingerprint)
+                .map_err(&mut not_checked)
+                .ok(),
+            (None, None) if journal_read => Some(false),
+            _ => None,
+        };
         let mut report = PolicyReport::new(policy);
         match backups {
             Ok(backups) => {
+                let checks = runner::Checks {
+                    baseline: baseline.as_ref(),
+                    accept_listing_drop: args.accept_listing_drop,
+                    accept_max_delete: args.accept_max_delete,
+                    approved,
+                    policies: &all_policies,
+                };
                 let (plan, _, _) = runner::guarded_plan(
                     policy,
                     backups,
                     now,
                     &runner::zone(policy, config.as_ref()),
-                    baseline.as_ref(),
-                    args.accept_listing_drop,
+                    &checks,
                 );
                 report.plan = Some(plan);
             }
@@ -722,6 +778,7 @@ fn finish(reports: &[PolicyReport]) -> u8 {
 /// what happened.
 fn run_policies(
     config: &Config,
+    all_policies: &[Policy],
     policies: Vec<(Policy, Option<ReviewedSet>)>,
     reports: Vec<PolicyReport<'static>>,
     command: &'static str,
@@ -748,6 +805,9 @@ fn run_policies(
             command,
             dry_run: runner::dry_run_reason(policy, settings.dry_run, config),
             accept_listing_drop: settings.accept_listing_drop,
+            accept_max_delete: settings.accept_max_delete,
+            approve: settings.approve,
+            policies: all_policies,
             reviewed,
             started_at,
             now: Timestamp::now(),
@@ -771,9 +831,18 @@ type ReviewedSet = Vec<(String, String)>;
 
 fn run(cli: &Cli, names: &[String], settings: RunArgs, out: &mut dyn Write) -> Outcome {
     let config = require_config(cli, "")?;
-    let policies = select_policies(config_policies(&config)?, names)?;
+    let all_policies = config_policies(&config)?;
+    let policies = select_policies(all_policies.clone(), names)?;
     let policies = policies.into_iter().map(|p| (p, None)).collect();
-    run_policies(&config, policies, Vec::new(), "run", settings, out)
+    run_policies(
+        &config,
+        &all_policies,
+        policies,
+        Vec::new(),
+        "run",
+        settings,
+        out,
+    )
 }
 
 fn apply(cli: &Cli, file: &Path, settings: RunArgs, out: &mut dyn Write) -> Outcome {
@@ -818,7 +887,38 @@ fn apply(cli: &Cli, file: &Path, settings: RunArgs, out: &mut dyn Write) -> Outc
             runnable.push((policy.clone(), Some(entry.deletions)));
         }
     }
-    run_policies(&config, runnable, reports, "apply", settings, out)
+    run_policies(
+        &config, &policies, runnable, reports, "apply", settings, out,
+    )
+}
+
+/// Records a person's approval of each named policy's current version in the journal.
+fn approve(cli: &Cli, names: &[String], out: &mut dyn Write) -> Outcome {
+    let config = require_config(cli, "")?;
+    let policies = select_policies(config_policies(&config)?, names)?;
+    let journal = open_journal(&config)?;
+    let by = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .ok();
+    for policy in &policies {
+        let fingerprint = &policy.fingerprint[..policy.fingerprint.len().min(12)];
+        let new = journal
+            .approve(policy, by.as_deref())
+            .map_err(|e| Failure::new(exit::JOURNAL, e.to_string()))?;
+        let already = if new {
+            ""
+        } else {
+            " (it was approved already)"
+        };
+        writeln!(
+            out,
+            "approved policy {} as in {} (fingerprint {fingerprint}){already}: its runs may delete more than guard.unapproved_max_delete; a change to the policy needs a new approval",
+            policy.name,
+            policy.file.display()
+        )
+        .map_err(write_failure)?;
+    }
+    Ok(exit::OK)
 }
 
 /// `--since`/`--until`: RFC 3339, or a duration before now.

@@ -25,12 +25,32 @@ pub struct Options<'a> {
     pub dry_run: Option<String>,
     /// Skips the listing-drop guard once, making this listing the new baseline.
     pub accept_listing_drop: bool,
+    /// Lets a plan over `max_delete` or `max_delete_fraction` through once.
+    pub accept_max_delete: bool,
+    /// Approves this version of the policy for this run (`run --approve`).
+    pub approve: bool,
+    /// Every policy of the config, to find another one selecting the same backups.
+    pub policies: &'a [Policy],
     /// `apply`: the reviewed delete set, `(group, id)`.
     pub reviewed: Option<&'a [(String, String)]>,
     pub started_at: Timestamp,
     pub now: Timestamp,
     /// Set when the daemon stops: deletions in flight finish, no new one is sent.
     pub stop: executor::Stop,
+}
+
+impl Options<'_> {
+    /// The guards this run lets through once, as the journal records them.
+    fn overrides(&self) -> Vec<&'static str> {
+        [
+            (self.approve, "approve"),
+            (self.accept_max_delete, "accept-max-delete"),
+            (self.accept_listing_drop, "accept-listing-drop"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
 }
 
 /// The policy's zone: its own, else the config's default, else UTC.
@@ -56,21 +76,59 @@ pub fn dry_run_reason(policy: &Policy, flag: bool, config: &Config) -> Option<St
     }
 }
 
-/// The plan of a listing with every guard, including the listing-drop guard against
-/// `baseline` unless it is accepted. Returns the plan, the listing's complete backups per
-/// group, and whether that guard blocked it.
+/// What the guards beyond the plan itself look at: what the journal knows of the policy, what
+/// the command line lets through once, and the config's other policies.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Checks<'a> {
+    /// The last accepted listing, for the listing-drop guard.
+    pub baseline: Option<&'a plan::Baseline>,
+    /// Skips the listing-drop guard once, making this listing the new baseline.
+    pub accept_listing_drop: bool,
+    /// Lets a plan over `max_delete` or `max_delete_fraction` through once.
+    pub accept_max_delete: bool,
+    /// Whether this version of the policy may delete beyond the bound for new and changed
+    /// policies (approved, run before, or `--approve`); `None` when that is not known (a
+    /// saved listing, an unreadable journal): not checked.
+    pub approved: Option<bool>,
+    /// Every policy of the config, to find another one selecting the same backups.
+    pub policies: &'a [Policy],
+}
+
+/// The plan of a listing with every guard: the plan's own, another policy on the same
+/// backups, the bound for unapproved policies, and the listing-drop guard. Returns the plan,
+/// the listing's complete backups per group, and whether the listing-drop guard blocked it.
 pub fn guarded_plan<'a>(
     policy: &Policy,
     backups: &'a [Backup],
     now: Timestamp,
     tz: &TimeZone,
-    baseline: Option<&plan::Baseline>,
-    accept_listing_drop: bool,
+    checks: &Checks,
 ) -> (PolicyPlan<'a>, BTreeMap<String, u64>, bool) {
     let mut plan = plan::plan(policy, backups, now, tz);
+    if checks.accept_max_delete
+        && let Some(limits) = plan.blocked.take()
+    {
+        // The plan's own blocks are `max_delete` and `max_delete_fraction`: plan again
+        // without them, and say what was let through.
+        let mut unlimited = policy.clone();
+        unlimited.guard.max_delete = None;
+        unlimited.guard.max_delete_fraction = None;
+        plan = plan::plan(&unlimited, backups, now, tz);
+        plan.warnings
+            .push(format!("accepted once with --accept-max-delete: {limits}"));
+    }
+    if let Some(reason) = plan::overlap(policy, backups, checks.policies) {
+        plan.block(reason);
+    }
+    if policy.mode == Mode::Enforce
+        && checks.approved == Some(false)
+        && let Some(reason) = plan::unapproved_excess(policy, &plan)
+    {
+        plan.block(reason);
+    }
     let counts = plan::complete_counts(backups);
-    let dropped = match baseline {
-        Some(baseline) if !accept_listing_drop => {
+    let dropped = match checks.baseline {
+        Some(baseline) if !checks.accept_listing_drop => {
             plan::listing_drop(baseline, &counts, policy.guard.max_listing_drop)
         }
         _ => None,
@@ -104,6 +162,7 @@ pub async fn run_policy<'a>(
         command: options.command,
         dry_run: options.dry_run.as_deref(),
         started_at: options.started_at,
+        overrides: options.overrides(),
     };
     let run = match journal.begin_run(&start) {
         Ok(run) => run,
@@ -145,25 +204,27 @@ pub async fn run_policy<'a>(
             settle_pending(journal, &policy.name, backups, &ledger)
         })
         .and_then(|waiting| {
-            journal
-                .baseline(&policy.name, Some(run))
-                .map(|baseline| (waiting, baseline))
+            let baseline = journal.baseline(&policy.name, Some(run))?;
+            let approved =
+                options.approve || journal.approved(&policy.name, &policy.fingerprint)?;
+            Ok((waiting, baseline, approved))
         });
-    let (waiting, baseline) = match prepared {
+    let (waiting, baseline, approved) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => return journal_failed(journal, run, report, e),
     };
     if !waiting.is_empty() {
         report.resumed = Some(executor::resume(waiting, provider.clone(), ledger.clone()).await);
     }
-    let (mut plan, counts, drop_blocked) = guarded_plan(
-        policy,
-        backups,
-        options.now,
-        tz,
-        baseline.as_ref(),
-        options.accept_listing_drop,
-    );
+    let checks = Checks {
+        baseline: baseline.as_ref(),
+        accept_listing_drop: options.accept_listing_drop,
+        accept_max_delete: options.accept_max_delete,
+        // A dry run deletes nothing, so the bound has nothing to hold back (`plan` shows it).
+        approved: Some(approved || options.dry_run.is_some()),
+        policies: options.policies,
+    };
+    let (mut plan, counts, drop_blocked) = guarded_plan(policy, backups, options.now, tz, &checks);
     if let Some(reviewed) = options.reviewed {
         report.refused = plan.restrict_to(reviewed);
     }

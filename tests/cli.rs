@@ -397,6 +397,9 @@ fn example_copy(mode: &str) -> tempfile::TempDir {
         .unwrap()
         .replace("mode: dry-run", &format!("mode: {mode}"));
     std::fs::write(policy, text).unwrap();
+    if mode == "enforce" {
+        common::approve_all(dir.path());
+    }
     dir
 }
 

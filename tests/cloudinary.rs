@@ -5,7 +5,7 @@ mod common;
 
 use common::cloudinary::{self, Fake, asset};
 use common::fake::{Fault, Reply};
-use common::{Output, json, retentiond_env, retentiond_in, write};
+use common::{Output, json, retentiond_env, write};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -30,9 +30,7 @@ fn policy(keep: &str, select: &str) -> String {
 const UPLOADS: &str = "{resource_type: image, type: upload, prefix: products/}";
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    let mut all = vec!["--config", "retentiond.yaml"];
-    all.extend_from_slice(args);
-    retentiond_in(dir, &all)
+    common::configured(dir, args)
 }
 
 type Ids = BTreeSet<(String, String)>;

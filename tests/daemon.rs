@@ -74,7 +74,10 @@ impl Daemon {
         Daemon::launch(dir, args, &[])
     }
 
+    /// Starts the daemon once a person approved the policies as they are (when the config
+    /// loads; tests of a broken config start it all the same).
     fn launch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        common::retentiond_in(dir, &["--config", "retentiond.yaml", "approve", "--all"]);
         let log = dir.join("daemon.log");
         let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
             .args(["--config", "retentiond.yaml", "daemon"])
@@ -247,8 +250,15 @@ fn runs_on_schedule_applies_edits_keeps_running_on_a_broken_policy_and_stops_cle
         Some(0.0)
     );
 
-    // An edit applies at the next fire, without a restart.
+    // An edit is reloaded at once, but a changed policy that deletes more than a tenth of a
+    // group waits for a person's approval; then it applies at the next fire.
     common::write(dir.path(), "policies/nightly.yaml", &policy(2));
+    daemon.wait_for("the edit held for approval", |d| {
+        d.log()
+            .contains("BLOCKED, nothing was deleted: policy nightly is new or changed")
+    });
+    assert_eq!(dumps(dir.path()).len(), 3);
+    common::approve_all(dir.path());
     daemon.wait_for("the edited rule", |_| dumps(dir.path()).len() == 2);
     assert_eq!(days(&dumps(dir.path())), [7, 8]);
     assert!(

@@ -5,7 +5,7 @@ mod common;
 
 use common::docspace::{self, Fake, Record};
 use common::fake::{Fault, Reply};
-use common::{Output, json, retentiond_env, retentiond_in, write};
+use common::{Output, json, retentiond_env, write};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -27,9 +27,7 @@ const ENFORCE: &str =
     "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 3, weekly: 2}\n";
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    let mut all = vec!["--config", "retentiond.yaml"];
-    all.extend_from_slice(args);
-    retentiond_in(dir, &all)
+    common::configured(dir, args)
 }
 
 /// The plan's ids by action.

@@ -13,14 +13,15 @@ fn all_forty_restic_cases_through_the_cli() {
     assert_eq!(cases.len(), 40);
     let listing = repo("tests/fixtures/restic/input.json");
     let dir = tempfile::tempdir().unwrap();
-    // All non-empty cases in one run: one policy file per case. The engine-level test
-    // (src/retention/tests.rs) checks restic's answers with no guards at all.
+    // All non-empty cases in one run: one policy file per case, each on an account of its own
+    // (policies of one account on the same backups would block each other). The engine-level
+    // test (src/retention/tests.rs) checks restic's answers with no guards at all.
     for (n, case) in cases.iter().enumerate().skip(1) {
         let keep = serde_json::to_string(&case["keep"]).unwrap();
         write(
             dir.path(),
             &format!("case{n:02}.yaml"),
-            &format!("name: case{n:02}\naccount: restic\nkeep: {keep}\n"),
+            &format!("name: case{n:02}\naccount: restic{n:02}\nkeep: {keep}\n"),
         );
     }
     let out = retentiond(&[

@@ -154,10 +154,18 @@ async fn run_once(
         Ok(provider) => provider.list().await,
         Err(e) => Err(e.clone()),
     };
+    let policies: Vec<_> = context
+        .entries
+        .iter()
+        .map(|e| (*e.policy).clone())
+        .collect();
     let options = runner::Options {
         command: "daemon",
         dry_run: runner::dry_run_reason(policy, false, &context.config),
         accept_listing_drop: false,
+        accept_max_delete: false,
+        approve: false,
+        policies: &policies,
         reviewed: None,
         started_at: started,
         now: jobs.clock.now(),

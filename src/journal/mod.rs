@@ -90,6 +90,18 @@ const MIGRATIONS: &[&str] = &[
         scheduled_at INTEGER NOT NULL,
         started_at INTEGER NOT NULL
     );",
+    // 3: approvals of a policy version (its fingerprint) to delete beyond the bound for new
+    // and changed policies; the one-run overrides (`--approve`, `--accept-max-delete`,
+    // `--accept-listing-drop`) a run was given.
+    "CREATE TABLE approvals (
+        policy TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        approved_at INTEGER NOT NULL,
+        approved_by TEXT,
+        policy_file TEXT NOT NULL,
+        PRIMARY KEY (policy, fingerprint)
+    );
+    ALTER TABLE runs ADD COLUMN overrides TEXT;",
 ];
 
 /// What went wrong with the journal; the message names the file.
@@ -136,6 +148,9 @@ pub struct RunStart<'a> {
     /// Why the run deletes nothing, if it does not (the two-yeses rule).
     pub dry_run: Option<&'a str>,
     pub started_at: Timestamp,
+    /// The guards this run was told to let through once (`approve`, `accept-max-delete`,
+    /// `accept-listing-drop`); empty for most runs.
+    pub overrides: Vec<&'static str>,
 }
 
 /// A run as it ends.
@@ -186,6 +201,10 @@ pub struct RunRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_commit: Option<String>,
     pub summary: Option<RunSummary>,
+    /// Guards this run was told to let through once: `approve`, `accept-max-delete`,
+    /// `accept-listing-drop`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
     /// Complete backups listed per group.
     pub listing: BTreeMap<String, u64>,
     pub deletions: Vec<DeletionRecord>,
@@ -400,20 +419,21 @@ impl Journal {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO runs (policy, account, command, mode, dry_run, policy_file, policy_sha256,
-                               fingerprint, git_commit, pid, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                               fingerprint, git_commit, pid, started_at, overrides)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 policy.name,
                 policy.account,
                 run.command,
                 policy.mode.as_str(),
                 run.dry_run,
-                policy.file.display().to_string(),
+                absolute(&policy.file),
                 policy.file_sha256,
                 policy.fingerprint,
                 commit,
                 std::process::id(),
                 ms(run.started_at),
+                (!run.overrides.is_empty()).then(|| run.overrides.join(",")),
             ],
         )
         .map_err(self.err("record the start of a run"))?;
@@ -644,6 +664,51 @@ impl Journal {
         query(&conn).map_err(self.err("read the last listing counts"))
     }
 
+    /// Whether this version of the policy (its fingerprint) may delete beyond the bound for
+    /// new and changed policies: a person approved it (`retentiond approve`), or a run of it
+    /// was allowed to delete before (an enforce run that was not blocked or refused).
+    pub fn approved(&self, policy: &str, fingerprint: &str) -> Result<bool> {
+        let has_approvals = self.version()? >= 3;
+        let conn = self.conn();
+        let query = |conn: &Connection| -> rusqlite::Result<bool> {
+            let ran: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE policy = ?1 AND fingerprint = ?2
+                    AND mode = 'enforce' AND dry_run IS NULL
+                    AND outcome IN ('ok', 'deletions-failed', 'stopped'))",
+                params![policy, fingerprint],
+                |r| r.get(0),
+            )?;
+            if ran || !has_approvals {
+                return Ok(ran);
+            }
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM approvals WHERE policy = ?1 AND fingerprint = ?2)",
+                params![policy, fingerprint],
+                |r| r.get(0),
+            )
+        };
+        query(&conn).map_err(self.err("read the policy's approvals"))
+    }
+
+    /// Records a person's approval of this version of the policy: its runs may delete beyond
+    /// the bound for new and changed policies. Returns false when it was approved already.
+    pub fn approve(&self, policy: &crate::policy::Policy, by: Option<&str>) -> Result<bool> {
+        self.conn()
+            .execute(
+                "INSERT INTO approvals (policy, fingerprint, approved_at, approved_by, policy_file)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                params![
+                    policy.name,
+                    policy.fingerprint,
+                    ms(Timestamp::now()),
+                    by,
+                    absolute(&policy.file)
+                ],
+            )
+            .map(|n| n > 0)
+            .map_err(self.err("record the approval"))
+    }
+
     /// Records that the daemon started `policy` for its fire scheduled at `scheduled`.
     pub fn record_fire(
         &self,
@@ -695,13 +760,19 @@ impl Journal {
 
     /// Runs, newest first, with their listing counts and deletions.
     pub fn history(&self, filter: &HistoryFilter) -> Result<Vec<RunRecord>> {
+        // Journals before schema 3 (read as they are) have no overrides.
+        let overrides = if self.version()? >= 3 {
+            "overrides"
+        } else {
+            "NULL"
+        };
         let conn = self.conn();
         let query = |conn: &Connection| -> rusqlite::Result<Vec<RunRecord>> {
-            let mut sql = String::from(
+            let mut sql = format!(
                 "SELECT id, policy, account, command, mode, dry_run, started_at, ended_at, outcome,
                         message, policy_file, policy_sha256, git_commit, listed, keep, delete_count,
-                        ignore
-                 FROM runs WHERE 1 = 1",
+                        ignore, {overrides}
+                 FROM runs WHERE 1 = 1"
             );
             let mut args: Vec<rusqlite::types::Value> = Vec::new();
             let mut any_of = |sql: &mut String, column: &str, values: &[String]| {
@@ -758,6 +829,10 @@ impl Journal {
                         policy_sha256: r.get(11)?,
                         git_commit: r.get(12)?,
                         summary: summary.transpose()?,
+                        overrides: r
+                            .get::<_, Option<String>>(17)?
+                            .map(|o| o.split(',').map(str::to_string).collect())
+                            .unwrap_or_default(),
                         listing: BTreeMap::new(),
                         deletions: Vec::new(),
                     })
@@ -827,6 +902,15 @@ impl Journal {
         };
         query(&conn).map_err(self.err("read a run's decisions"))
     }
+}
+
+/// A policy file's absolute path, as the journal records it (the same file read from another
+/// working folder is the same file).
+fn absolute(file: &Path) -> String {
+    std::path::absolute(file)
+        .unwrap_or_else(|_| file.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Creates a folder (and its parents) readable only by this user.

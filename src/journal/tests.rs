@@ -33,6 +33,7 @@ fn start(journal: &Journal, policy: &Policy) -> i64 {
             command: "run",
             dry_run: None,
             started_at: Timestamp::now(),
+            overrides: Vec::new(),
         })
         .unwrap()
 }
@@ -275,7 +276,10 @@ fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
     // Back to how version 1 left it.
     journal
         .conn()
-        .execute_batch("DROP TABLE fires; PRAGMA user_version = 1;")
+        .execute_batch(
+            "DROP TABLE fires; DROP TABLE approvals; ALTER TABLE runs DROP COLUMN overrides;
+             PRAGMA user_version = 1;",
+        )
         .unwrap();
     drop(journal);
 
@@ -285,7 +289,7 @@ fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
     drop(old);
 
     let journal = Journal::open(dir.path()).unwrap();
-    assert_eq!(journal.version().unwrap(), 2);
+    assert_eq!(journal.version().unwrap(), MIGRATIONS.len() as i64);
     let fire: jiff::Timestamp = "2026-11-23T03:30:00Z".parse().unwrap();
     let started: jiff::Timestamp = "2026-11-23T03:30:01Z".parse().unwrap();
     journal.record_fire("p", fire, started).unwrap();

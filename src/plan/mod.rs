@@ -197,6 +197,99 @@ pub fn listing_drop(
     })
 }
 
+/// Two policies of one account that select the same backups undo each other: each deletes
+/// what only the other keeps (`daily 7` and `monthly 12` on the same files leave almost
+/// nothing). Why `policy` may not delete, if another policy of its account selects a backup of
+/// its listing that it selects too.
+pub fn overlap(policy: &Policy, backups: &[Backup], policies: &[Policy]) -> Option<String> {
+    let selects = |p: &Policy, b: &Backup| {
+        p.select
+            .selects(b.name.as_deref().unwrap_or(&b.id), &b.group, &b.tags)
+    };
+    let mut found = Vec::new();
+    for other in policies.iter().filter(|o| {
+        o.account == policy.account
+            && o.name != policy.name
+            && !o.select.lists_apart_from(&policy.select)
+    }) {
+        let mut shared = backups
+            .iter()
+            .filter(|b| selects(policy, b) && selects(other, b));
+        let Some(first) = shared.next() else {
+            continue;
+        };
+        let more = shared.count();
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        found.push(format!(
+            "policy {} ({}) also selects backup {} (group {}){more}",
+            other.name,
+            other.file.display(),
+            first.id,
+            group_label(&first.group)
+        ));
+    }
+    if found.len() > 3 {
+        let more = found.len() - 3;
+        found.truncate(3);
+        found.push(format!(
+            "{more} more policies of account {}",
+            policy.account
+        ));
+    }
+    (!found.is_empty()).then(|| {
+        format!(
+            "{}: two policies on the same backups undo each other (each deletes what only the other keeps), so neither deletes anything until their selections are disjoint (different `select.pattern`, `select.glob` or `select.name`) or one policy holds both sets of rules (e.g. `keep: {{daily: 7, monthly: 12}}`)",
+            found.join("; ")
+        )
+    })
+}
+
+/// The bound on a policy version no person approved and that never ran in enforce mode: why
+/// its plan may not delete, if it deletes more than `guard.unapproved_max_delete` backups or
+/// more than `guard.unapproved_max_delete_fraction` of a group.
+pub fn unapproved_excess(policy: &Policy, plan: &PolicyPlan) -> Option<String> {
+    let guard = &policy.guard;
+    let mut per_group: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for d in plan.decisions.iter().filter(|d| is_candidate(d)) {
+        let entry = per_group.entry(d.backup.group.as_str()).or_default();
+        entry.1 += 1;
+        entry.0 += usize::from(d.action == Action::Delete);
+    }
+    let worst = per_group
+        .iter()
+        .map(|(g, &(doomed, complete))| {
+            (*g, doomed, complete, doomed as f64 / complete.max(1) as f64)
+        })
+        .max_by(|a, b| a.3.total_cmp(&b.3));
+    let total = plan.summary.delete as u64;
+    let too_many = total > guard.unapproved_max_delete;
+    let too_much = worst.is_some_and(|w| w.3 > guard.unapproved_max_delete_fraction);
+    if !too_many && !too_much {
+        return None;
+    }
+    let share = worst
+        .filter(|w| w.1 > 0)
+        .map(|(g, doomed, complete, share)| {
+            format!(
+                ", {doomed} of {complete} in group {} ({:.0}%)",
+                group_label(g),
+                share * 100.0
+            )
+        })
+        .unwrap_or_default();
+    let name = &policy.name;
+    Some(format!(
+        "policy {name} is new or changed (fingerprint {}) and no person has approved this version: its plan deletes {total} backups{share}, more than an unapproved policy may (guard.unapproved_max_delete {}, guard.unapproved_max_delete_fraction {}); review the plan, then approve this version once with `retentiond approve {name}` (or let one run through with `retentiond run --policy {name} --approve`)",
+        &policy.fingerprint[..policy.fingerprint.len().min(12)],
+        guard.unapproved_max_delete,
+        guard.unapproved_max_delete_fraction
+    ))
+}
+
 /// Evaluates `policy` over `backups` at `now` in `tz`.
 pub fn plan<'a>(
     policy: &Policy,

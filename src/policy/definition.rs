@@ -85,6 +85,11 @@ pub struct Guard {
     /// A group whose complete backups fell by more than this share since the last accepted
     /// run blocks the policy: the listing is suspect.
     pub max_listing_drop: f64,
+    /// A policy version that no person approved and that never ran in enforce mode (new, or
+    /// its fingerprint changed) is blocked when it deletes more than this many backups...
+    pub unapproved_max_delete: u64,
+    /// ... or more than this share of a group's complete backups.
+    pub unapproved_max_delete_fraction: f64,
 }
 
 impl Default for Guard {
@@ -99,6 +104,8 @@ impl Default for Guard {
                 ..CalendarDuration::default()
             },
             max_listing_drop: 0.5,
+            unapproved_max_delete: 10,
+            unapproved_max_delete_fraction: 0.1,
         }
     }
 }
@@ -383,6 +390,8 @@ fn parse_guard(node: &Node, d: &mut Diagnostics) -> Guard {
         "stale_after",
         "future_tolerance",
         "max_listing_drop",
+        "unapproved_max_delete",
+        "unapproved_max_delete_fraction",
     ];
     let Some(fields) = read::mapping(node, "guard", &known, d) else {
         return guard;
@@ -410,6 +419,20 @@ fn parse_guard(node: &Node, d: &mut Diagnostics) -> Guard {
             guard.max_listing_drop = v;
         } else {
             d.error(n.pos, format!("`guard.max_listing_drop: {v}` must be more than 0 and at most 1 (0.5 blocks a run when a group's complete backups fell by more than half since the last run; 1 turns this guard off)"));
+        }
+    }
+    if let Some(n) = fields.get("unapproved_max_delete")
+        && let Some(v) = read::integer(n, "guard.unapproved_max_delete", 0, d)
+    {
+        guard.unapproved_max_delete = v as u64;
+    }
+    if let Some(n) = fields.get("unapproved_max_delete_fraction")
+        && let Some(v) = read::number(n, "guard.unapproved_max_delete_fraction", d)
+    {
+        if (0.0..=1.0).contains(&v) {
+            guard.unapproved_max_delete_fraction = v;
+        } else {
+            d.error(n.pos, format!("`guard.unapproved_max_delete_fraction: {v}` must be from 0 to 1 (0.1: a new or changed policy may delete a tenth of a group before a person approves it)"));
         }
     }
     if let Some(n) = fields.get("stale_after") {

@@ -291,6 +291,31 @@ fn located(file: &Path, pos: Pos, message: String) -> Diagnostic {
 }
 
 /// Whether a file's top level is a daemon config (used by `validate` to tell files apart).
+/// Warnings about policies of one account whose selections plainly take the same backups
+/// (seen from the files alone; `plan` and `run` find every overlap in the listing and block).
+pub fn overlap_warnings(policies: &[Policy]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (i, a) in policies.iter().enumerate() {
+        for b in &policies[i + 1..] {
+            if a.account == b.account && a.select.plainly_overlaps(&b.select) {
+                warnings.push(format!(
+                    "{}:{}:{}: policies {} and {} ({}:{}:{}) of account {} select the same backups: each would delete what only the other keeps, so plan and run block both; make their `select` disjoint, or write one policy with both sets of keep rules",
+                    a.file.display(),
+                    a.name_pos.line,
+                    a.name_pos.column,
+                    a.name,
+                    b.name,
+                    b.file.display(),
+                    b.name_pos.line,
+                    b.name_pos.column,
+                    a.account
+                ));
+            }
+        }
+    }
+    warnings
+}
+
 pub fn file_is_config(path: &Path) -> bool {
     read_source(path)
         .ok()

@@ -156,6 +156,14 @@ fn policy() -> Value {
                     "max_listing_drop".into(),
                     json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.5}),
                 );
+                p.insert(
+                    "unapproved_max_delete".into(),
+                    json!({"type": "integer", "minimum": 0, "default": 10}),
+                );
+                p.insert(
+                    "unapproved_max_delete_fraction".into(),
+                    json!({"type": "number", "minimum": 0, "maximum": 1, "default": 0.1}),
+                );
                 object(p, "Limits that block a run instead of deleting too much.")
             }
             other => unreachable!("policy key {other} has no schema"),

@@ -117,6 +117,71 @@ impl Select {
             && self.local.glob.as_ref().is_none_or(|g| g.matches(name))
     }
 
+    /// Whether this selection takes a listed backup (its name, group and tags), as far as the
+    /// backup shows it: the name filters, the group ids, Cloudinary's `prefix` (on the public
+    /// id) and DocSpace's `storage_type` (on the `storage:` tag). For finding policies of one
+    /// account that select the same backups.
+    pub fn selects(&self, name: &str, group: &str, tags: &[String]) -> bool {
+        let mut ids = self.group_ids().peekable();
+        self.matches_name(name)
+            && (ids.peek().is_none() || ids.any(|id| id == group))
+            && self.prefix.as_ref().is_none_or(|p| name.starts_with(p))
+            && self.storage_type.as_ref().is_none_or(|t| {
+                tags.iter()
+                    .any(|tag| tag.strip_prefix("storage:") == Some(t))
+            })
+    }
+
+    /// Whether two selections of one account read different listings, so that no backup can
+    /// be in both: another Cloudinary resource or delivery type, disjoint Cloudinary tags,
+    /// the DocSpace dump history beside the portal's, another TaurusDB backup type.
+    pub fn lists_apart_from(&self, other: &Select) -> bool {
+        let differ =
+            |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
+        let resource = |s: &Select| s.resource_type.clone().unwrap_or_else(|| "image".into());
+        resource(self) != resource(other)
+            || differ(&self.asset_type, &other.asset_type)
+            || differ(&self.backup_type, &other.backup_type)
+            || self.dump.unwrap_or(false) != other.dump.unwrap_or(false)
+            || (!self.tags.is_empty()
+                && !other.tags.is_empty()
+                && !self.tags.iter().any(|t| other.tags.contains(t)))
+    }
+
+    /// Whether the selection takes every backup its listing holds (no name, pattern, glob,
+    /// id, prefix or storage filter).
+    pub fn takes_all(&self) -> bool {
+        self.name.is_none()
+            && self.local.pattern.is_none()
+            && self.local.glob.is_none()
+            && self.group_ids().next().is_none()
+            && self.prefix.is_none()
+            && self.storage_type.is_none()
+    }
+
+    /// The filters as written, to compare two selections.
+    fn filters(&self) -> String {
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.name.as_ref().map(Regex::as_str),
+            self.local.pattern.as_ref().map(Regex::as_str),
+            self.local.glob.as_ref().map(glob::Pattern::as_str),
+            self.prefix,
+            self.storage_type,
+            self.asset_ids,
+            self.resource_ids,
+            self.instance_ids,
+            self.tags,
+        )
+    }
+
+    /// Whether two selections of one account visibly take the same backups, from the files
+    /// alone: the same filters, or one that takes everything its listing holds.
+    pub fn plainly_overlaps(&self, other: &Select) -> bool {
+        !self.lists_apart_from(other)
+            && (self.takes_all() || other.takes_all() || self.filters() == other.filters())
+    }
+
     /// Reports keys that the account's provider does not understand.
     /// `account_pos` locates errors about keys that are missing rather than wrong.
     pub fn check_provider(

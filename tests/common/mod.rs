@@ -81,6 +81,28 @@ pub fn retentiond_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output
     out
 }
 
+/// Runs the binary with `--config retentiond.yaml` in `dir`. Before a `plan`, `run` or
+/// `apply`, every policy's current version is approved (`retentiond approve --all`, when the
+/// journal can be written), as a person would after reviewing its plan: the tests of other
+/// features are not held by the bound for new and changed policies (tests/cli.rs tests it).
+pub fn configured(dir: &Path, args: &[&str]) -> Output {
+    if args
+        .first()
+        .is_some_and(|c| ["plan", "run", "apply"].contains(c))
+    {
+        retentiond_in(dir, &["--config", "retentiond.yaml", "approve", "--all"]);
+    }
+    let mut all = vec!["--config", "retentiond.yaml"];
+    all.extend_from_slice(args);
+    retentiond_in(dir, &all)
+}
+
+/// `retentiond approve --all` on the config in `dir`; it must succeed.
+pub fn approve_all(dir: &Path) {
+    let out = retentiond_in(dir, &["--config", "retentiond.yaml", "approve", "--all"]);
+    assert_eq!(out.code, 0, "approve: {}{}", out.stdout, out.stderr);
+}
+
 /// Starts the binary in `dir` with the fakes' secrets and no output, for tests that kill it or
 /// run another beside it.
 pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {

@@ -4,7 +4,7 @@
 //! journal as `history --format json` shows it.
 
 use super::fake::Server;
-use super::{Output, cloudinary, docspace, huawei, json, retentiond_in, write};
+use super::{Output, cloudinary, docspace, huawei, json, write};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -264,9 +264,7 @@ impl Target {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        let mut all = vec!["--config", "retentiond.yaml"];
-        all.extend_from_slice(args);
-        retentiond_in(self.dir.path(), &all)
+        super::configured(self.dir.path(), args)
     }
 
     /// The ids `list --format json` shows, in its order; the listing must succeed.

@@ -1,0 +1,246 @@
+//! The safety nets outside one policy's own guards, as a new operator meets them on a local
+//! folder: two policies on the same files, a new or changed policy that would delete a lot,
+//! one-run overrides, and what `validate` catches before anything runs.
+
+mod common;
+
+use common::{Output, json, retentiond_in, write};
+use std::path::Path;
+
+const CONFIG: &str = "policies: policies
+state_dir: state
+accounts:
+  files: { provider: local, path: backups }
+";
+
+/// A folder with the config and 400 daily dumps from 1 January 2025.
+fn folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "retentiond.yaml", CONFIG);
+    let start = jiff::civil::date(2025, 1, 1);
+    for day in 0..400 {
+        let date = start + jiff::Span::new().days(day);
+        write(
+            dir.path(),
+            &format!("backups/db-{}.sql.gz", date.strftime("%Y%m%d")),
+            "",
+        );
+    }
+    dir
+}
+
+fn policy(name: &str, pattern: &str, keep: &str) -> String {
+    format!(
+        "name: {name}\naccount: files\nmode: enforce\nselect: {{ pattern: '{pattern}' }}\nkeep: {keep}\n"
+    )
+}
+
+const ALL: &str = r"^db-(?P<ts>\d{8})\.sql\.gz$";
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--config", "retentiond.yaml"];
+    all.extend_from_slice(args);
+    retentiond_in(dir, &all)
+}
+
+fn count(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("backups")).unwrap().count()
+}
+
+#[test]
+fn two_policies_on_the_same_files_block_each_other_and_validate_warns() {
+    let dir = folder();
+    write(
+        dir.path(),
+        "policies/short.yaml",
+        &policy("short", ALL, "{daily: 7}"),
+    );
+    write(
+        dir.path(),
+        "policies/long.yaml",
+        &policy("long", ALL, "{monthly: 12}"),
+    );
+
+    let out = run(dir.path(), &["validate"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "warning: policies/long.yaml:1:7: policies long and short (policies/short.yaml:1:7) of account files select the same backups"
+        ),
+        "{}",
+        out.stderr
+    );
+
+    // Even approved, neither deletes: each would delete what only the other keeps.
+    common::approve_all(dir.path());
+    for name in ["short", "long"] {
+        let out = run(dir.path(), &["run", "--policy", name]);
+        assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+        let other = if name == "short" { "long" } else { "short" };
+        assert!(
+            out.stderr.contains(&format!(
+                "policy {name}: BLOCKED, nothing was deleted: policy {other} (policies/{other}.yaml) also selects backup db-20250101.sql.gz (group "
+            )) && out.stderr.contains("and 399 more: two policies on the same backups undo each other")
+                && out.stderr.contains("`keep: {daily: 7, monthly: 12}`"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(count(dir.path()), 400, "nothing was deleted");
+
+    // One policy with both rules keeps the union of what the two wanted.
+    std::fs::remove_file(dir.path().join("policies/long.yaml")).unwrap();
+    write(
+        dir.path(),
+        "policies/short.yaml",
+        &policy("short", ALL, "{daily: 7, monthly: 12}"),
+    );
+    common::approve_all(dir.path());
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(count(dir.path()), 7 + 10, "7 dailies and 10 more monthlies");
+}
+
+#[test]
+fn disjoint_selections_on_one_folder_run_side_by_side() {
+    let dir = folder();
+    let early = r"^db-(?P<ts>2025\d{4})\.sql\.gz$";
+    let late = r"^db-(?P<ts>2026\d{4})\.sql\.gz$";
+    write(
+        dir.path(),
+        "policies/a.yaml",
+        &policy("a", early, "{last: 360}"),
+    );
+    write(
+        dir.path(),
+        "policies/b.yaml",
+        &policy("b", late, "{last: 33}"),
+    );
+    let out = run(dir.path(), &["validate"]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(count(dir.path()), 360 + 33);
+}
+
+#[test]
+fn a_new_or_changed_policy_deletes_beyond_the_bound_only_once_approved() {
+    let dir = folder();
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &policy("p", ALL, "{daily: 7, monthly: 12}"),
+    );
+
+    // `plan` shows the block a run would meet; a run meets it and deletes nothing.
+    let out = run(dir.path(), &["plan", "--format", "json"]);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    let blocked = json(&out.stdout)["policies"][0]["blocked"].clone();
+    assert!(
+        blocked.as_str().unwrap().starts_with("policy p is new or changed (fingerprint ")
+            && blocked.as_str().unwrap().contains(
+                "no person has approved this version: its plan deletes 383 backups, 383 of 400 in group "
+            )
+            && blocked.as_str().unwrap().contains("`retentiond approve p`"),
+        "{blocked}"
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    assert_eq!(count(dir.path()), 400);
+
+    // A person approves this version: the run deletes.
+    let out = run(dir.path(), &["approve", "p"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("approved policy p as in policies/p.yaml (fingerprint ")
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(count(dir.path()), 17);
+
+    // An edit is a new version: held again, until one run is let through with --approve.
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &policy("p", ALL, "{daily: 1, monthly: 1}"),
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("its plan deletes 16 backups, 16 of 17"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(count(dir.path()), 17);
+    let out = run(dir.path(), &["run", "--approve"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(count(dir.path()), 1);
+    let out = run(dir.path(), &["history", "--format", "json", "--limit", "1"]);
+    assert_eq!(
+        json(&out.stdout)["runs"][0]["overrides"],
+        serde_json::json!(["approve"])
+    );
+
+    // A version that ran in enforce mode is trusted from then on.
+    write(dir.path(), "backups/db-20260206.sql.gz", "");
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn a_small_first_run_needs_no_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "retentiond.yaml", CONFIG);
+    for day in 1..=30 {
+        write(dir.path(), &format!("backups/db-202611{day:02}.sql.gz"), "");
+    }
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &policy("p", ALL, "{last: 28}"),
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(
+        out.code, 0,
+        "2 of 30 is within the bound: {}{}",
+        out.stdout, out.stderr
+    );
+    assert_eq!(count(dir.path()), 28);
+}
+
+#[test]
+fn accept_max_delete_lets_one_run_over_max_delete_and_is_journaled() {
+    let dir = folder();
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &format!(
+            "{}guard: {{ max_delete: 100 }}\n",
+            policy("p", ALL, "{daily: 7, monthly: 12}")
+        ),
+    );
+    common::approve_all(dir.path());
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("the plan deletes 383 backups, more than guard.max_delete 100")
+    );
+    assert_eq!(count(dir.path()), 400);
+    let out = run(
+        dir.path(),
+        &["run", "--accept-max-delete", "--format", "json"],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        json(&out.stdout)["policies"][0]["warnings"][0],
+        "accepted once with --accept-max-delete: the plan deletes 383 backups, more than guard.max_delete 100"
+    );
+    assert_eq!(count(dir.path()), 17);
+    let out = run(dir.path(), &["history", "--format", "json", "--limit", "1"]);
+    assert_eq!(
+        json(&out.stdout)["runs"][0]["overrides"],
+        serde_json::json!(["accept-max-delete"])
+    );
+}
