@@ -36,6 +36,9 @@ pub mod exit {
     /// The journal could not be used, or another process is running the policy: nothing was
     /// deleted for that policy.
     pub const JOURNAL: u8 = 7;
+    /// Standard output was closed by its reader (`plan | head`): 128 + SIGPIPE, as a shell
+    /// reports a tool that SIGPIPE ended. Nothing is printed.
+    pub const CLOSED_PIPE: u8 = 141;
 }
 
 const DEFAULT_CONFIG: &str = "/etc/retentiond/retentiond.yaml";
@@ -50,6 +53,7 @@ const EXIT_CODES: &str = "Exit codes:
   6  apply: the reviewed plan no longer holds; nothing was deleted for that policy
   7  the journal in state_dir could not be used, or another process is running the
      policy; nothing was deleted for it
+  141  standard output was closed by its reader (plan | head); nothing is printed
 When several apply, the first of 7, 3, 6, 4, 5 wins.";
 
 #[derive(Parser)]
@@ -81,6 +85,10 @@ enum Command {
         /// `dry_run` is read as the daemon config.
         /// None: the config and its policies.
         paths: Vec<PathBuf>,
+        /// Do not resolve the config's secret references (checking a config on a machine
+        /// that does not hold its secrets, such as the CI of a config repository)
+        #[arg(long)]
+        skip_secrets: bool,
     },
     /// Print the listing each policy sees (JSON: the format `plan --listing` reads)
     List {
@@ -276,7 +284,10 @@ fn dispatch(cli: &Cli) -> Outcome {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let code = match &cli.command {
-        Command::Validate { paths } => validate(cli, paths, &mut out),
+        Command::Validate {
+            paths,
+            skip_secrets,
+        } => validate(cli, paths, *skip_secrets, &mut out),
         Command::List { policy, format } => list(cli, policy, *format, &mut out),
         Command::Plan {
             policy,
@@ -352,6 +363,13 @@ fn dispatch(cli: &Cli) -> Outcome {
 }
 
 fn write_failure(e: io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        // The reader went away (`plan | head`): stop quietly, as a Unix tool ended by SIGPIPE.
+        return Failure {
+            code: exit::CLOSED_PIPE,
+            messages: Vec::new(),
+        };
+    }
     Failure::new(exit::INVALID, format!("cannot write output: {e}"))
 }
 
@@ -445,7 +463,7 @@ fn list_policies(providers: &[Opened]) -> Vec<Result<Vec<Backup>, ProviderError>
     block_on(provider::list_all(providers))
 }
 
-fn validate(cli: &Cli, paths: &[PathBuf], out: &mut dyn Write) -> Outcome {
+fn validate(cli: &Cli, paths: &[PathBuf], skip_secrets: bool, out: &mut dyn Write) -> Outcome {
     let (configs, policy_paths): (Vec<PathBuf>, Vec<PathBuf>) = paths
         .iter()
         .cloned()
@@ -476,6 +494,11 @@ fn validate(cli: &Cli, paths: &[PathBuf], out: &mut dyn Write) -> Outcome {
     errors.extend(policy_errors);
     if let Some(config) = &config {
         errors.extend(policy::check_against_config(&policies, config));
+        // The unit's ExecStartPre and ExecReload: a secret the daemon could not read must
+        // fail here, not after `systemctl reload` reported success.
+        if !skip_secrets {
+            errors.extend(config.check_secrets());
+        }
     }
     if !errors.is_empty() {
         return Err(Failure::invalid(errors));
@@ -580,7 +603,9 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         None => Timestamp::now(),
     };
     let offline = args.policies.is_some() && args.listing.is_some();
-    let config = match (&cli.config, offline) {
+    // Offline, the config is still used when there is one (its default zone), but not
+    // required.
+    let config = match (config_path(cli), offline) {
         (None, true) => None,
         _ => Some(require_config(
             cli,
@@ -673,6 +698,12 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
                     &runner::zone(policy, config.as_ref()),
                     &checks,
                 );
+                if config.is_none() && policy.timezone.is_none() {
+                    eprintln!(
+                        "note: policy {} has no `timezone` and no config was found (--config, $RETENTIOND_CONFIG, {DEFAULT_CONFIG}) for a default: its days, weeks, months and years are computed in UTC",
+                        policy.name
+                    );
+                }
                 report.plan = Some(plan);
             }
             Err(e) => report.error = Some(e),
@@ -937,8 +968,45 @@ fn when(flag: &str, text: &str) -> Result<Timestamp, Failure> {
 }
 
 fn history(cli: &Cli, filter: &HistoryFilter, format: Format, out: &mut dyn Write) -> Outcome {
+    for outcome in &filter.outcomes {
+        if !crate::journal::RUN_OUTCOMES.contains(&outcome.as_str()) {
+            let hint =
+                policy::diag::did_you_mean(outcome, crate::journal::RUN_OUTCOMES.iter().copied());
+            return Err(Failure::new(
+                exit::INVALID,
+                format!(
+                    "--outcome {outcome}: no such outcome{hint} (outcomes: {})",
+                    crate::journal::RUN_OUTCOMES.join(", ")
+                ),
+            ));
+        }
+    }
     let config = require_config(cli, "")?;
     let journal = Journal::open_read_only(&config.state_dir).map_err(journal_failure)?;
+    // A name is known when the config has the policy, or the journal has runs of it (a
+    // policy removed since).
+    let mut known: Vec<String> = policy::load_policies(&config.policies)
+        .0
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    if let Some(journal) = &journal {
+        known.extend(journal.policies().map_err(journal_failure)?);
+    }
+    known.sort();
+    known.dedup();
+    for name in &filter.policies {
+        if !known.contains(name) {
+            let hint = policy::diag::did_you_mean(name, known.iter().map(String::as_str));
+            return Err(Failure::new(
+                exit::INVALID,
+                format!(
+                    "no policy named `{name}`{hint}, neither in the config nor in the journal (policies: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
     let Some(journal) = journal else {
         return match format {
             Format::Text => {

@@ -310,7 +310,24 @@ fn history_lists_every_deletion_with_policy_time_and_outcome() {
         json(&out.stdout)["runs"].as_array().unwrap().clone()
     };
     assert_eq!(only(&["--outcome", "dry-run"]).len(), 1);
-    assert_eq!(only(&["--policy", "other"]).len(), 0);
+    let unknown = t.run(&["history", "--policy", "other"]);
+    assert_eq!(
+        unknown.code, 1,
+        "an unknown name is a mistake, not an empty history"
+    );
+    assert_eq!(
+        unknown.stderr.trim_end(),
+        "no policy named `other`, neither in the config nor in the journal (policies: p)"
+    );
+    let bogus = t.run(&["history", "--outcome", "sucess"]);
+    assert_eq!(bogus.code, 1);
+    assert!(
+        bogus
+            .stderr
+            .starts_with("--outcome sucess: no such outcome (outcomes: ok, dry-run, "),
+        "{}",
+        bogus.stderr
+    );
     assert_eq!(only(&["--since", "1h"]).len(), 2);
     assert_eq!(only(&["--until", "2020-01-01T00:00:00Z"]).len(), 0);
     assert_eq!(only(&["--limit", "1"]).len(), 1);

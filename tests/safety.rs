@@ -244,3 +244,147 @@ fn accept_max_delete_lets_one_run_over_max_delete_and_is_journaled() {
         serde_json::json!(["accept-max-delete"])
     );
 }
+
+#[test]
+fn validate_catches_what_would_only_fail_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\naccounts:\n  portal: { provider: onlyoffice-docspace, base_url: \"https://docs.example.com\", api_key: \"${env:RETENTIOND_TEST_UNSET}\" }\n",
+    );
+    let cases = [
+        (
+            "never",
+            "schedule: \"0 3 31 2 *\"\n",
+            "p-never.yaml:4:11: `schedule: 0 3 31 2 *` never fires: no date matches its day-of-month, month and day-of-week",
+        ),
+        (
+            "field",
+            "schedule: \"0 3 * 13 *\"\n",
+            "p-field.yaml:4:11: `schedule: 0 3 * 13 *` is not a valid cron line: the month field `13` must be 1-12 or JAN-DEC",
+        ),
+        (
+            "short",
+            "schedule: \"3 *\"\n",
+            "p-short.yaml:4:11: `schedule: 3 *` has 2 fields; write 5 fields",
+        ),
+        (
+            "jitter",
+            "schedule: \"@hourly\"\njitter: 90min\n",
+            "p-jitter.yaml:5:9: `jitter` (90min) is not shorter than the time between two fires of `schedule: @hourly` (1h)",
+        ),
+    ];
+    for (name, extra, _) in &cases {
+        write(
+            d,
+            &format!("policies/p-{name}.yaml"),
+            &format!("name: {name}\naccount: portal\nkeep: {{last: 1}}\n{extra}"),
+        );
+    }
+    write(
+        d,
+        "policies/two.yaml",
+        "name: two\naccount: portal\nkeep: {last: 1}\n---\nname: three\naccount: portal\nkeep: {last: 1}\n",
+    );
+    let out = run(d, &["validate"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for (_, _, want) in &cases {
+        assert!(out.stderr.contains(want), "missing {want}:\n{}", out.stderr);
+    }
+    for want in [
+        "two.yaml:5:1: a second YAML document begins here, after `---`; a file holds one policy or a YAML list of policies",
+        "retentiond.yaml:3:11: account `portal`: secret ${env:RETENTIOND_TEST_UNSET}: environment variable RETENTIOND_TEST_UNSET is not set",
+    ] {
+        assert!(out.stderr.contains(want), "missing {want}:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("Component") && !out.stderr.contains("from_str_multiple"));
+
+    // With the secret set (never printed) and the policies fixed, it passes.
+    for (name, _, _) in &cases {
+        std::fs::remove_file(d.join(format!("policies/p-{name}.yaml"))).unwrap();
+    }
+    std::fs::remove_file(d.join("policies/two.yaml")).unwrap();
+    write(
+        d,
+        "policies/p.yaml",
+        "name: p\naccount: portal\nkeep: {last: 1}\n",
+    );
+    let out = common::retentiond_env(
+        d,
+        &["--config", "retentiond.yaml", "validate"],
+        &[("RETENTIOND_TEST_UNSET", "sk-not-printed")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stdout.contains("sk-not-printed"));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let dir = folder();
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &policy("p", ALL, "{last: 1}"),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["--config", "retentiond.yaml", "plan", "--format", "json"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -c 16`: read the start, then close the pipe (the JSON plan of 400 backups
+    // is larger than the pipe's buffer).
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("Broken pipe") && !stderr.contains("cannot write"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_offline_plan_says_which_zone_it_used() {
+    let dir = folder();
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &policy("p", ALL, "{last: 1}"),
+    );
+    write(
+        dir.path(),
+        "listing.json",
+        r#"{"backups": [{"id": "a", "group": "g", "created_at": "2026-01-01T00:00:00Z", "status": "complete"}]}"#,
+    );
+    let offline = [
+        "plan",
+        "--policies",
+        "policies",
+        "--listing",
+        "listing.json",
+    ];
+    let out = retentiond_in(dir.path(), &offline);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("note: policy p has no `timezone` and no config was found (--config, $RETENTIOND_CONFIG, /etc/retentiond/retentiond.yaml) for a default: its days, weeks, months and years are computed in UTC"), "{}", out.stderr);
+    // Given a config, its default zone applies and nothing is said.
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        &format!("{CONFIG}defaults: {{ timezone: Europe/Berlin }}\n"),
+    );
+    let out = common::retentiond_env(
+        dir.path(),
+        &offline,
+        &[("RETENTIOND_CONFIG", "retentiond.yaml")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("zone Europe/Berlin"), "{}", out.stdout);
+    assert!(!out.stderr.contains("note:"), "{}", out.stderr);
+}

@@ -169,6 +169,20 @@ pub struct Reconciled {
     pub outcome: &'static str,
 }
 
+/// Every outcome a run can have, as `history --outcome` takes them (`unfinished`: none yet).
+pub const RUN_OUTCOMES: &[&str] = &[
+    "ok",
+    "dry-run",
+    "blocked",
+    "refused",
+    "listing-failed",
+    "deletions-failed",
+    "journal-failed",
+    "interrupted",
+    "stopped",
+    "unfinished",
+];
+
 /// The filters of `retentiond history`.
 #[derive(Clone, Debug, Default)]
 pub struct HistoryFilter {
@@ -875,6 +889,16 @@ impl Journal {
             Ok(out)
         };
         query(&conn).map_err(self.err("read the history"))
+    }
+
+    /// The names of the policies the journal has runs of, in name order.
+    pub fn policies(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let query = |conn: &Connection| -> rusqlite::Result<Vec<String>> {
+            let mut statement = conn.prepare("SELECT DISTINCT policy FROM runs ORDER BY policy")?;
+            statement.query_map([], |r| r.get(0))?.collect()
+        };
+        query(&conn).map_err(self.err("read the policy names"))
     }
 
     /// Every decision a run recorded, in plan order.

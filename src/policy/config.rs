@@ -81,6 +81,57 @@ pub enum AccountSettings {
     },
 }
 
+impl AccountSettings {
+    /// Every secret reference of the account.
+    pub fn secret_refs(&self) -> Vec<&SecretRef> {
+        match self {
+            AccountSettings::Local { .. } => Vec::new(),
+            AccountSettings::Docspace { auth, .. } => match auth {
+                DocspaceAuth::ApiKey(r) | DocspaceAuth::AuthToken(r) => vec![r],
+            },
+            AccountSettings::Cloudinary {
+                api_key,
+                api_secret,
+                ..
+            } => vec![api_key, api_secret],
+            AccountSettings::Huawei { auth, .. } => match auth {
+                HuaweiAuth::AkSk {
+                    access_key,
+                    secret_key,
+                    security_token,
+                } => [Some(access_key), Some(secret_key), security_token.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                HuaweiAuth::Token(r) => vec![r],
+                HuaweiAuth::Password { password, .. } => vec![password],
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Resolves every secret reference of every account (reading the environment, files and
+    /// `$CREDENTIALS_DIRECTORY`), as the daemon does at start and on reload; an error per
+    /// reference that does not resolve, naming it and never a value.
+    pub fn check_secrets(&self) -> Vec<super::Diagnostic> {
+        let mut errors = Vec::new();
+        for account in self.accounts.values() {
+            for reference in account.settings.secret_refs() {
+                if let Err(e) = reference.resolve() {
+                    errors.push(super::Diagnostic {
+                        file: self.file.clone(),
+                        pos: account.pos,
+                        message: format!("account `{}`: {e}", account.name),
+                        source_line: None,
+                    });
+                }
+            }
+        }
+        errors
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum DocspaceAuth {
     /// Sent as `Authorization: Bearer <key>`.

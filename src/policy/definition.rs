@@ -176,6 +176,13 @@ pub fn parse_policy(node: &Node, d: &mut Diagnostics) -> Option<Policy> {
         .map(String::from);
     let keep_node = required("keep", d);
     let keep = keep_node.and_then(|n| parse_keep(n, d));
+    let schedule = fields.get("schedule").and_then(|n| parse_schedule(n, d));
+    let jitter = fields
+        .get("jitter")
+        .and_then(|n| read::exact_duration(n, "jitter", d));
+    if let (Some(schedule), Some(jitter), Some(n)) = (&schedule, jitter, fields.get("jitter")) {
+        check_jitter(schedule, jitter, n.pos, d);
+    }
     let policy = Policy {
         name: name.unwrap_or_default(),
         description: fields
@@ -183,10 +190,8 @@ pub fn parse_policy(node: &Node, d: &mut Diagnostics) -> Option<Policy> {
             .and_then(|n| read::string(n, "description", d))
             .map(String::from),
         account: account.unwrap_or_default(),
-        schedule: fields.get("schedule").and_then(|n| parse_schedule(n, d)),
-        jitter: fields
-            .get("jitter")
-            .and_then(|n| read::exact_duration(n, "jitter", d)),
+        schedule,
+        jitter,
         timezone: fields
             .get("timezone")
             .and_then(|n| parse_timezone(n, "timezone", d)),
@@ -280,29 +285,130 @@ fn parse_keep(node: &Node, d: &mut Diagnostics) -> Option<KeepRules> {
     Some(rules)
 }
 
+/// The five crontab fields, for messages: name and what it takes.
+const CRON_FIELDS: [(&str, &str); 5] = [
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day-of-week", "0-7 (0 and 7 are Sunday) or SUN-SAT"),
+];
+
+const CRON_HINT: &str = "write 5 fields `minute hour day-of-month month day-of-week` such as `30 3 * * *`, 6 with seconds first, or @hourly, @daily, @weekly, @monthly";
+
 fn parse_schedule(node: &Node, d: &mut Diagnostics) -> Option<Schedule> {
     let text = read::string(node, "schedule", d)?;
-    let parser = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Optional)
-        .build();
-    let fields = text.split_whitespace().count();
-    let result = if text.starts_with('@') || (5..=6).contains(&fields) {
-        parser.parse(text).map_err(|e| e.to_string())
-    } else {
-        Err(format!("it has {fields} fields"))
-    };
-    match result {
-        Ok(cron) => Some(Schedule {
-            text: text.to_string(),
-            cron,
-        }),
-        Err(e) => {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if !text.starts_with('@') && !(5..=6).contains(&fields.len()) {
+        let n = fields.len();
+        d.error(
+            node.pos,
+            format!(
+                "`schedule: {text}` has {n} field{}; {CRON_HINT}",
+                if n == 1 { "" } else { "s" }
+            ),
+        );
+        return None;
+    }
+    let cron = match cron_parser().parse(text) {
+        Ok(cron) => cron,
+        Err(_) => {
             d.error(
                 node.pos,
-                format!("`schedule: {text}` is not a valid cron line ({e}); write 5 fields `minute hour day-of-month month day-of-week` such as `30 3 * * *`, 6 with seconds first, or @hourly, @daily, @weekly, @monthly"),
+                format!(
+                    "`schedule: {text}` is not a valid cron line: {}; {CRON_HINT}",
+                    cron_fault(text, &fields)
+                ),
             );
-            None
+            return None;
         }
+    };
+    // A line every field of which is valid can still name no real time (`0 3 31 2 *`, the
+    // 31st of February): the daemon would never run the policy.
+    let now = jiff::Timestamp::now().to_zoned(TimeZone::UTC);
+    if cron.find_next_occurrence(&now, false).is_err() {
+        d.error(node.pos, format!("`schedule: {text}` never fires: no date matches its day-of-month, month and day-of-week (e.g. the 31st of a 30-day month); {CRON_HINT}"));
+        return None;
+    }
+    Some(Schedule {
+        text: text.to_string(),
+        cron,
+    })
+}
+
+fn cron_parser() -> croner::parser::CronParser {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+}
+
+/// Which field of a cron line croner refused, in our words: each field is tried alone, with
+/// the others `*`.
+fn cron_fault(text: &str, fields: &[&str]) -> String {
+    if text.starts_with('@') {
+        return format!("`{text}` is not one of @hourly, @daily, @weekly, @monthly, @yearly");
+    }
+    let offset = fields.len() - 5;
+    for (i, field) in fields.iter().enumerate() {
+        let mut alone = vec!["*"; fields.len()];
+        alone[i] = field;
+        if cron_parser().parse(&alone.join(" ")).is_ok() {
+            continue;
+        }
+        return match i.checked_sub(offset) {
+            None => format!("the seconds field `{field}` must be 0-59"),
+            Some(j) => {
+                let (name, takes) = CRON_FIELDS[j];
+                format!("the {name} field `{field}` must be {takes}, with `*`, `,`, `-` and `/`")
+            }
+        };
+    }
+    "its fields do not fit together".to_string()
+}
+
+/// `jitter` must be shorter than the time between two fires, or fires would run into each
+/// other and be skipped.
+fn check_jitter(schedule: &Schedule, jitter: std::time::Duration, pos: Pos, d: &mut Diagnostics) {
+    let mut at = jiff::Timestamp::now().to_zoned(TimeZone::UTC);
+    let mut gap = None::<std::time::Duration>;
+    // The shortest of the next few gaps (a weekday schedule has long and short ones).
+    let mut previous = None;
+    for _ in 0..8 {
+        let Ok(next) = schedule.cron.find_next_occurrence(&at, false) else {
+            return;
+        };
+        if let Some(previous) = previous {
+            let this = std::time::Duration::try_from(next.timestamp().duration_since(previous))
+                .unwrap_or_default();
+            gap = Some(gap.map_or(this, |g| g.min(this)));
+        }
+        previous = Some(next.timestamp());
+        at = next;
+    }
+    if let Some(gap) = gap
+        && jitter >= gap
+    {
+        d.error(
+            pos,
+            format!(
+                "`jitter` ({}) is not shorter than the time between two fires of `schedule: {}` ({}): runs would be skipped; write a jitter below that, such as a tenth of it",
+                humanize(jitter),
+                schedule.text,
+                humanize(gap)
+            ),
+        );
+    }
+}
+
+/// A duration as the policy files write them, in its largest whole unit.
+fn humanize(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}min", s / 60),
+        s => format!("{s}s"),
     }
 }
 

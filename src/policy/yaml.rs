@@ -113,7 +113,9 @@ fn clean_message(rendered: &str) -> String {
         _ => first,
     };
     let message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
-    if message.contains("tab") {
+    if message.contains("multiple YAML documents") {
+        "a second YAML document begins here, after `---`; a file holds one policy or a YAML list of policies (`- name: a` ... `- name: b`), or put each policy in a file of its own".to_string()
+    } else if message.contains("tab") {
         format!("{message}; indent YAML with spaces, not tabs")
     } else if message.is_empty() {
         "not valid YAML".to_string()
@@ -263,6 +265,13 @@ mod tests {
         assert!(e.message.contains("spaces, not tabs"), "{}", e.message);
         let e = parse("[1, 2").unwrap_err();
         assert!(e.message.starts_with("not valid YAML"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_second_document_is_explained_in_our_words() {
+        let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(e.message.starts_with("a second YAML document begins here, after `---`; a file holds one policy or a YAML list"), "{}", e.message);
+        assert!(!e.message.contains("from_str_multiple"));
     }
 
     #[test]
