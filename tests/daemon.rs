@@ -78,7 +78,10 @@ impl Daemon {
     /// loads; tests of a broken config start it all the same).
     fn launch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         common::retentiond_in(dir, &["--config", "retentiond.yaml", "approve", "--all"]);
-        let log = dir.join("daemon.log");
+        // A log per daemon started in the folder (a test may start a second one).
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = dir.join(format!("daemon-{n}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
             .args(["--config", "retentiond.yaml", "daemon"])
             .args(args)
@@ -438,6 +441,30 @@ fn sigterm_lets_the_deletion_in_flight_finish_and_sends_no_other() {
 
     let mut daemon = Daemon::start(dir, common::SECRET_ENV);
     daemon.wait_for("a deletion in flight", |_| server.in_flight() > 0);
+
+    // While the daemon runs the policy, a manual run of it on the host is refused, and so is
+    // a second daemon on the same journal: both find it without a `state_dir` of their own.
+    let manual = common::retentiond_in(
+        dir,
+        &["--config", "retentiond.yaml", "run", "--policy", "p"],
+    );
+    assert_eq!(manual.code, 7, "{}{}", manual.stdout, manual.stderr);
+    assert!(
+        manual
+            .stderr
+            .contains("policy p is being run by another retentiond process (pid "),
+        "{}",
+        manual.stderr
+    );
+    let mut second = Daemon::launch(dir, &[], common::SECRET_ENV);
+    assert_eq!(second.exit_within(Duration::from_secs(10)), 7);
+    assert!(
+        second
+            .log()
+            .contains("not started: another retentiond daemon (pid "),
+        "{}",
+        second.log()
+    );
     daemon.signal("TERM");
     assert_eq!(daemon.exit_within(Duration::from_secs(10)), 0);
     let log = daemon.log();

@@ -164,10 +164,14 @@ pub async fn run(
             return exit::INVALID;
         }
     };
-    if let Err(e) = Journal::open(&set.config.state_dir) {
-        error!("not started: {e}");
-        return exit::JOURNAL;
-    }
+    // One daemon per journal: a second one would run every policy twice.
+    let _instance = match Journal::open(&set.config.state_dir).and_then(|j| j.lock_daemon()) {
+        Ok(lock) => lock,
+        Err(e) => {
+            error!("not started: {e}");
+            return exit::JOURNAL;
+        }
+    };
     let server = match serve_metrics(&set.config, &metrics, &clock).await {
         Ok(server) => server,
         Err(code) => return code,

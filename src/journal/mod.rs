@@ -393,38 +393,19 @@ impl Journal {
         create_private_dir(&locks)?;
         // Policy names are letters, digits, `.`, `_` and `-`, never `.` or `..` alone.
         let path = locks.join(format!("{policy}.lock"));
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| JournalError(format!("cannot open {}: {e}", path.display())))?;
-        match file.try_lock() {
-            Ok(()) => {
-                use std::io::{Seek, Write};
-                let _ = file.set_len(0);
-                let _ = file.seek(std::io::SeekFrom::Start(0));
-                let _ = writeln!(file, "{}", std::process::id());
-                Ok(PolicyLock { _file: file })
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                let holder = fs::read_to_string(&path).unwrap_or_default();
-                let holder = holder.trim();
-                let pid = if holder.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {holder})")
-                };
-                Err(JournalError(format!(
-                    "policy {policy} is being run by another retentiond process{pid}; skipped (lock {})",
-                    path.display()
-                )))
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                Err(JournalError(format!("cannot lock {}: {e}", path.display())))
-            }
-        }
+        take_lock(&path, |pid| {
+            format!("policy {policy} is being run by another retentiond process{pid}; skipped")
+        })
+    }
+
+    /// Takes the daemon's lock on this state folder: one daemon per journal.
+    pub fn lock_daemon(&self) -> Result<PolicyLock> {
+        take_lock(&self.dir.join("daemon.lock"), |pid| {
+            format!(
+                "another retentiond daemon{pid} uses the journal in {}; one daemon per state_dir",
+                self.dir.display()
+            )
+        })
     }
 
     pub fn begin_run(&self, run: &RunStart) -> Result<i64> {
@@ -925,6 +906,43 @@ impl Journal {
                 .collect()
         };
         query(&conn).map_err(self.err("read a run's decisions"))
+    }
+}
+
+/// Takes an advisory lock on `path` (writing our pid into it), or says who holds it.
+fn take_lock(path: &Path, held: impl Fn(&str) -> String) -> Result<PolicyLock> {
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| JournalError(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {
+            use std::io::{Seek, Write};
+            let _ = file.set_len(0);
+            let _ = file.seek(std::io::SeekFrom::Start(0));
+            let _ = writeln!(file, "{}", std::process::id());
+            Ok(PolicyLock { _file: file })
+        }
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(path).unwrap_or_default();
+            let holder = holder.trim();
+            let pid = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            Err(JournalError(format!(
+                "{} (lock {})",
+                held(&pid),
+                path.display()
+            )))
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            Err(JournalError(format!("cannot lock {}: {e}", path.display())))
+        }
     }
 }
 

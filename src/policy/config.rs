@@ -237,6 +237,24 @@ impl SecretRef {
     }
 }
 
+/// Where the journal of a config without `state_dir` lives. Every command resolves it the
+/// same way, so that `sudo retentiond run` or `history` on the host uses the daemon's journal
+/// and its locks: a config under `/etc/retentiond` keeps it in `/var/lib/retentiond` (the
+/// unit's `StateDirectory=retentiond`, whatever `$STATE_DIRECTORY` says); elsewhere the first
+/// folder of `$STATE_DIRECTORY` (systemd may list several, separated by colons), else
+/// `state/` beside the config file.
+pub fn default_state_dir(config_file: &Path, state_directory: Option<&str>) -> PathBuf {
+    let absolute = std::path::absolute(config_file).unwrap_or_else(|_| config_file.to_path_buf());
+    if absolute.starts_with("/etc/retentiond") {
+        return PathBuf::from("/var/lib/retentiond");
+    }
+    state_directory
+        .and_then(|dirs| dirs.split(':').next())
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| config_file.parent().unwrap_or(Path::new("")).join("state"))
+}
+
 /// Validates a config document; `base` is the folder relative paths are taken from.
 pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Config> {
     let before = d.list.len();
@@ -254,12 +272,7 @@ pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Con
         Some(n) => read::string(n, "state_dir", d)
             .map(path)
             .unwrap_or_default(),
-        // systemd's StateDirectory= may list several folders, separated by colons.
-        None => std::env::var("STATE_DIRECTORY")
-            .ok()
-            .and_then(|dirs| dirs.split(':').next().map(PathBuf::from))
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or_else(|| path("state")),
+        None => default_state_dir(d.file(), std::env::var("STATE_DIRECTORY").ok().as_deref()),
     };
     let config = Config {
         file: d.file().to_path_buf(),
@@ -638,6 +651,35 @@ fn provider_names() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_command_finds_the_same_journal_for_a_config() {
+        use super::default_state_dir;
+        use std::path::{Path, PathBuf};
+        let etc = Path::new("/etc/retentiond/retentiond.yaml");
+        // Root's shell has no $STATE_DIRECTORY, the unit has one: both reach /var/lib.
+        assert_eq!(
+            default_state_dir(etc, None),
+            PathBuf::from("/var/lib/retentiond")
+        );
+        assert_eq!(
+            default_state_dir(etc, Some("/var/lib/retentiond")),
+            PathBuf::from("/var/lib/retentiond")
+        );
+        let other = Path::new("/srv/ops/retentiond.yaml");
+        assert_eq!(
+            default_state_dir(other, None),
+            PathBuf::from("/srv/ops/state")
+        );
+        assert_eq!(
+            default_state_dir(other, Some("/var/lib/a:/var/lib/b")),
+            PathBuf::from("/var/lib/a")
+        );
+        assert_eq!(
+            default_state_dir(Path::new("retentiond.yaml"), None),
+            PathBuf::from("state")
+        );
+    }
+
     use super::*;
 
     #[test]
