@@ -778,6 +778,9 @@ fn report_failures(reports: &[PolicyReport]) {
         for error in executions(report).flat_map(|e| &e.ledger_errors) {
             eprintln!("policy {name}: journal: {error}");
         }
+        for halted in executions(report).filter_map(|e| e.halted.as_ref()) {
+            eprintln!("policy {name}: {halted}");
+        }
     }
 }
 

@@ -41,6 +41,10 @@ pub struct Execution {
     /// Accepted by the provider but not finished by its deadline; a later run settles them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingDeletion>,
+    /// Why sending stopped early: deletions kept failing the same way (a systemic failure such
+    /// as permission denied on every file). The backups not tried are in `not_sent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halted: Option<String>,
     /// Outcomes the ledger could not record (the deletions themselves are reported above).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ledger_errors: Vec<String>,
@@ -101,6 +105,62 @@ enum Unsent {
     /// Its intent could not be recorded.
     Ledger(String),
     Stopping,
+    /// Deletions kept failing the same way; this one was not tried.
+    Halted,
+}
+
+/// After this many deletions in a row fail with the same kind of error, the failure is
+/// systemic (permission denied on every file, credentials without delete rights): the rest
+/// are not sent, and the run reports one line instead of thousands.
+pub const SYSTEMIC_FAILURES: usize = 10;
+
+/// Counts deletions failing in a row with one kind of error, across the run's tasks.
+#[derive(Default)]
+struct Breaker {
+    state: std::sync::Mutex<(usize, Option<&'static str>, Option<String>)>,
+}
+
+impl Breaker {
+    /// Records an outcome; a success resets the count.
+    fn record(&self, outcome: &DeleteOutcome) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            DeleteOutcome::Failed(e) => {
+                let kind = e.kind.as_str();
+                if state.1 == Some(kind) {
+                    state.0 += 1;
+                } else {
+                    *state = (1, Some(kind), None);
+                }
+                if state.0 >= SYSTEMIC_FAILURES && state.2.is_none() {
+                    state.2 = Some(describe(e));
+                }
+            }
+            DeleteOutcome::Deleted | DeleteOutcome::Pending(_) => *state = (0, None, None),
+            DeleteOutcome::Unconfirmed(_) => {}
+        }
+    }
+
+    /// The last error of the run of failures, once it is long enough to stop sending.
+    fn tripped(&self) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .2
+            .clone()
+    }
+}
+
+/// What a person should do about a systemic failure, when the error says it.
+fn systemic_hint(error: &str) -> &'static str {
+    if error.contains("Permission denied") || error.contains("Read-only file system") {
+        "; retentiond may not write the backup folder: check its owner and mode, and under systemd add the folder to the unit's `ReadWritePaths=` (systemd/README.md)"
+    } else if error.contains("forbidden") || error.contains("403") || error.contains("credentials")
+    {
+        "; check that the account's credentials may delete backups"
+    } else {
+        ""
+    }
 }
 
 /// Deletes the plan's `delete` set, recording each call in `ledger`. A blocked plan deletes
@@ -120,10 +180,11 @@ pub async fn execute(
         return execution;
     }
     let permits = Arc::new(Semaphore::new(provider.delete_concurrency().max(1)));
+    let breaker = Arc::new(Breaker::default());
     let mut tasks = tokio::task::JoinSet::new();
     for batch in provider.batches(doomed) {
         let (provider, permits, ledger) = (provider.clone(), permits.clone(), ledger.clone());
-        let stop = stop.clone();
+        let (stop, breaker) = (stop.clone(), breaker.clone());
         tasks.spawn(async move {
             // An account-wide task slot (CSBS: 5) is held until the deletion is settled.
             let _slot = match provider.task_slots() {
@@ -135,6 +196,9 @@ pub async fn execute(
             if stop.is_set() {
                 return (batch, Err(Unsent::Stopping), ledger_errors);
             }
+            if breaker.tripped().is_some() {
+                return (batch, Err(Unsent::Halted), ledger_errors);
+            }
             let outcomes = match ledger.intent(&batch) {
                 Ok(()) => {
                     let mut outcomes = provider.delete(&batch).await;
@@ -145,6 +209,9 @@ pub async fn execute(
                             }
                             *outcome = provider.settle(backup).await;
                         }
+                    }
+                    for outcome in &outcomes {
+                        breaker.record(outcome);
                     }
                     Ok(outcomes)
                 }
@@ -233,7 +300,7 @@ pub async fn execute(
                 failure
             }
             None => match unsent.remove(&key) {
-                Some(Unsent::Stopping) => {
+                Some(Unsent::Stopping) | Some(Unsent::Halted) => {
                     execution.not_sent.push(backup.id.clone());
                     continue;
                 }
@@ -252,6 +319,16 @@ pub async fn execute(
                 kind,
             }),
         }
+    }
+    if let Some(error) = breaker.tripped()
+        && !execution.not_sent.is_empty()
+        && !stop.is_set()
+    {
+        execution.halted = Some(format!(
+            "stopped after {SYSTEMIC_FAILURES} deletions in a row failed the same way ({error}); {} more were not tried{}",
+            execution.not_sent.len(),
+            systemic_hint(&error)
+        ));
     }
     execution
 }

@@ -103,6 +103,10 @@ impl Serialize for PolicyReport<'_> {
         if let Some(execution) = &self.execution {
             map.serialize_entry("deleted", &execution.deleted)?;
             map.serialize_entry("failed", &execution.failed)?;
+            if let Some(halted) = &execution.halted {
+                map.serialize_entry("halted", halted)?;
+                map.serialize_entry("not_sent", &execution.not_sent)?;
+            }
         }
         if let Some(reason) = &self.dry_run {
             map.serialize_entry("dry_run", reason)?;
@@ -303,6 +307,9 @@ pub fn run_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()>
             }
             for error in &execution.ledger_errors {
                 writeln!(out, "  JOURNAL ERROR: {error}")?;
+            }
+            if let Some(halted) = &execution.halted {
+                writeln!(out, "  HALTED: {halted}")?;
             }
             if plan.blocked.is_none() {
                 let pending = match execution.pending.len() {

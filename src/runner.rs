@@ -252,6 +252,7 @@ pub async fn run_policy<'a>(
         ("dry-run", Some(reason.clone()))
     } else {
         match &report.execution {
+            Some(e) if e.halted.is_some() => ("deletions-failed", e.halted.clone()),
             Some(e) if !e.not_sent.is_empty() => (
                 "stopped",
                 Some(format!(

@@ -421,3 +421,53 @@ fn a_connection_reset_on_every_try_deletes_nothing() {
         "a dropped connection is retried"
     );
 }
+
+#[test]
+fn deletions_failing_the_same_way_stop_after_ten_with_one_summary() {
+    let fake = Fake::start(docspace::daily(60));
+    let dir = tempfile::tempdir().unwrap();
+    setup(
+        dir.path(),
+        &fake,
+        "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 3}\n",
+    );
+    fake.server.fault(
+        "DELETE",
+        "/deletebackup/",
+        None,
+        Fault::Reply(docspace::error(
+            403,
+            "Access denied",
+            Some("System.Security.SecurityException"),
+        )),
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
+    let sent = fake.server.lines("DELETE").len();
+    // The ten in a row, and at most what was already in flight beside them (cap 4).
+    assert!((10..=13).contains(&sent), "{sent} DELETEs sent");
+    assert!(
+        out.stderr.contains(&format!(
+            "policy portal-backups: stopped after 10 deletions in a row failed the same way ("
+        )) && out.stderr.contains(&format!(
+            "; {} more were not tried; check that the account's credentials may delete backups",
+            57 - sent
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.lines().count() <= sent + 2,
+        "a line per failure sent and one summary:\n{}",
+        out.stderr
+    );
+    assert_eq!(fake.ids().len(), 60, "nothing was deleted");
+    let history = run(dir.path(), &["history", "--format", "json", "--limit", "1"]);
+    let runs = json(&history.stdout);
+    assert_eq!(runs["runs"][0]["outcome"], "deletions-failed");
+    assert_eq!(
+        runs["runs"][0]["deletions"].as_array().unwrap().len(),
+        sent,
+        "an intent only for what was sent"
+    );
+}

@@ -205,6 +205,9 @@ fn log_report(report: &PolicyReport) {
         for error in &execution.ledger_errors {
             error!("journal: {error}");
         }
+        if let Some(halted) = &execution.halted {
+            error!("{halted}");
+        }
     }
     let summary = report.plan.as_ref().map(|p| p.summary).unwrap_or_default();
     let outcome = report.outcome.unwrap_or("journal-failed");
