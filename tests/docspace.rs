@@ -447,9 +447,9 @@ fn deletions_failing_the_same_way_stop_after_ten_with_one_summary() {
     // The ten in a row, and at most what was already in flight beside them (cap 4).
     assert!((10..=13).contains(&sent), "{sent} DELETEs sent");
     assert!(
-        out.stderr.contains(&format!(
+        out.stderr.contains(
             "policy portal-backups: stopped after 10 deletions in a row failed the same way ("
-        )) && out.stderr.contains(&format!(
+        ) && out.stderr.contains(&format!(
             "; {} more were not tried; check that the account's credentials may delete backups",
             57 - sent
         )),
