@@ -388,3 +388,46 @@ fn an_offline_plan_says_which_zone_it_used() {
     assert!(out.stdout.contains("zone Europe/Berlin"), "{}", out.stdout);
     assert!(!out.stderr.contains("note:"), "{}", out.stderr);
 }
+
+#[test]
+fn a_folder_is_one_group_however_it_is_written_and_a_move_is_named() {
+    let dir = folder();
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &policy("p", ALL, "{last: 395}"),
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(count(dir.path()), 395);
+
+    // The same folder, written absolute: the same group, nothing suspect.
+    let absolute = dir.path().join("backups").canonicalize().unwrap();
+    let config = format!(
+        "policies: policies\nstate_dir: state\naccounts:\n  files: {{ provider: local, path: {} }}\n",
+        absolute.display()
+    );
+    write(dir.path(), "retentiond.yaml", &config);
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+
+    // The backups moved to another folder: the block names the group that appeared.
+    std::fs::rename(dir.path().join("backups"), dir.path().join("moved")).unwrap();
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        &config.replace("/backups", "/moved"),
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    let moved = dir.path().join("moved").canonicalize().unwrap();
+    assert!(
+        out.stderr.contains(&format!("group {} from 395 to 0 (-100%)", absolute.display()))
+            && out.stderr.contains(&format!(
+                "the listing now has complete backups in groups that run #2 did not list: {} (395) (did the backups move?)",
+                moved.display()
+            )),
+        "{}",
+        out.stderr
+    );
+}

@@ -187,9 +187,25 @@ pub fn listing_drop(
             ));
         }
     }
+    // Backups that moved (a folder written another way, a resource renamed) show up as a
+    // new group: say so beside the one that fell.
+    let appeared: Vec<String> = current
+        .iter()
+        .filter(|(group, n)| **n > 0 && !baseline.counts.contains_key(*group))
+        .map(|(group, n)| format!("{} ({n})", group_label(group)))
+        .collect();
+    let moved = if appeared.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the listing now has complete backups in groups that run #{} did not list: {} (did the backups move?)",
+            baseline.run,
+            appeared.join(", ")
+        )
+    };
     (!fallen.is_empty()).then(|| {
         format!(
-            "the listing is suspect: complete backups fell since run #{} ({}): {}, more than guard.max_listing_drop {limit}; nothing is deleted until a person looks (if the drop is expected, run once with --accept-listing-drop)",
+            "the listing is suspect: complete backups fell since run #{} ({}): {}, more than guard.max_listing_drop {limit}{moved}; nothing is deleted until a person looks (if the drop is expected, run once with --accept-listing-drop)",
             baseline.run,
             baseline.at,
             fallen.join(", ")

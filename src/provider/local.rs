@@ -27,10 +27,15 @@ pub struct LocalProvider {
 }
 
 impl LocalProvider {
+    /// The folder's group name is its resolved path, so that the same folder written
+    /// relative or absolute, or through a symlink, is the same group to the journal.
     pub fn new(account: &str, root: &Path, select: LocalSelect) -> LocalProvider {
+        let root = std::fs::canonicalize(root)
+            .or_else(|_| std::path::absolute(root))
+            .unwrap_or_else(|_| root.to_path_buf());
         LocalProvider {
             account: account.to_string(),
-            root: root.to_path_buf(),
+            root,
             select,
         }
     }
