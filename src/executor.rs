@@ -8,7 +8,7 @@
 
 use crate::model::Backup;
 use crate::plan::PolicyPlan;
-use crate::provider::{DeleteOutcome, Provider, ProviderError};
+use crate::provider::{DeleteOutcome, ErrorKind, Provider, ProviderError};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -109,7 +109,8 @@ enum Unsent {
     Halted,
 }
 
-/// After this many deletions in a row fail with the same kind of error, the failure is
+/// After this many deletions in a row fail with the same kind of error (one that retrying
+/// does not cure), the failure is
 /// systemic (permission denied on every file, credentials without delete rights): the rest
 /// are not sent, and the run reports one line instead of thousands.
 pub const SYSTEMIC_FAILURES: usize = 10;
@@ -125,6 +126,20 @@ impl Breaker {
     fn record(&self, outcome: &DeleteOutcome) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match outcome {
+            // Throttling, 5xx and timeouts were retried already and may pass; a failure
+            // that says the request itself is refused (forbidden, rejected, our own error
+            // such as permission denied on a file) repeats for every backup.
+            DeleteOutcome::Failed(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::RateLimited
+                        | ErrorKind::Server
+                        | ErrorKind::Timeout
+                        | ErrorKind::Connection
+                ) =>
+            {
+                *state = (0, None, None)
+            }
             DeleteOutcome::Failed(e) => {
                 let kind = e.kind.as_str();
                 if state.1 == Some(kind) {
