@@ -632,9 +632,13 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         Some(path) => Some(Listing::read(path).map_err(|e| Failure::new(exit::INVALID, e))?),
         None => None,
     };
+    let opened = match (&saved, &config) {
+        (None, Some(config)) => open_providers(&policies, config),
+        _ => Vec::new(),
+    };
     let listings: Vec<Result<Vec<Backup>, ProviderError>> = match (&saved, &config) {
         (Some(_), _) => policies.iter().map(|_| Ok(Vec::new())).collect(),
-        (None, Some(config)) => list_policies(&open_providers(&policies, config)),
+        (None, Some(_)) => list_policies(&opened),
         (None, None) => unreachable!("a config is loaded unless --listing is given"),
     };
     // A live listing is checked against the journal's last one and the policy's approvals
@@ -657,7 +661,7 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         _ => (None, false),
     };
     let mut reports = Vec::new();
-    for (policy, listing) in policies.iter().zip(&listings) {
+    for (i, (policy, listing)) in policies.iter().zip(&listings).enumerate() {
         let backups = match (&saved, listing) {
             (Some(saved), _) => Ok(saved.backups.as_slice()),
             (None, Ok(backups)) => Ok(backups.as_slice()),
@@ -690,6 +694,10 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
                     accept_max_delete: args.accept_max_delete,
                     approved,
                     policies: &all_policies,
+                    unmatched: match (backups.is_empty(), opened.get(i)) {
+                        (true, Some(Ok(provider))) => provider.unmatched(),
+                        _ => None,
+                    },
                 };
                 let (plan, _, _) = runner::guarded_plan(
                     policy,

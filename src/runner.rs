@@ -92,6 +92,9 @@ pub struct Checks<'a> {
     pub approved: Option<bool>,
     /// Every policy of the config, to find another one selecting the same backups.
     pub policies: &'a [Policy],
+    /// Entries the provider saw that the selection does not match (see
+    /// `Provider::unmatched`), for a listing that selected nothing.
+    pub unmatched: Option<usize>,
 }
 
 /// The plan of a listing with every guard: the plan's own, another policy on the same
@@ -126,7 +129,15 @@ pub fn guarded_plan<'a>(
     {
         plan.block(reason);
     }
+    plan.warnings
+        .extend(plan::nothing_selected(&plan, checks.unmatched.unwrap_or(0)));
     let counts = plan::complete_counts(backups);
+    plan.warnings.extend(plan::vanished_groups(
+        policy,
+        &plan,
+        checks.baseline,
+        &counts,
+    ));
     let dropped = match checks.baseline {
         Some(baseline) if !checks.accept_listing_drop => {
             plan::listing_drop(baseline, &counts, policy.guard.max_listing_drop)
@@ -223,6 +234,10 @@ pub async fn run_policy<'a>(
         // A dry run deletes nothing, so the bound has nothing to hold back (`plan` shows it).
         approved: Some(approved || options.dry_run.is_some()),
         policies: options.policies,
+        unmatched: match backups.is_empty() {
+            true => provider.unmatched(),
+            false => None,
+        },
     };
     let (mut plan, counts, drop_blocked) = guarded_plan(policy, backups, options.now, tz, &checks);
     if let Some(reviewed) = options.reviewed {

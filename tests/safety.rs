@@ -431,3 +431,59 @@ fn a_folder_is_one_group_however_it_is_written_and_a_move_is_named() {
         out.stderr
     );
 }
+
+#[test]
+fn a_selection_that_matches_nothing_is_a_warning_and_a_vanished_group_is_stale() {
+    let dir = folder();
+    // A typo: `.sql.gz` files, a pattern for `.dump`.
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &policy("p", r"^db-(?P<ts>\d{8})\.dump$", "{daily: 7}"),
+    );
+    let out = run(dir.path(), &["plan"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "WARNING: the policy selects no backup: none of the 400 entries of the listing match its `select`"
+        ),
+        "{}",
+        out.stdout
+    );
+
+    // With stale_after, a group that was listed before and is gone now is stale.
+    let guarded = |pattern: &str| {
+        policy("p", pattern, "{last: 400}") + "guard: { stale_after: 2d, max_listing_drop: 1.0 }\n"
+    };
+    write(dir.path(), "policies/p.yaml", &guarded(ALL));
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &guarded(r"^db-(?P<ts>\d{8})\.dump$"),
+    );
+    common::approve_all(dir.path());
+    let out = run(dir.path(), &["run"]);
+    let folder = dir.path().join("backups").canonicalize().unwrap();
+    assert!(
+        out.stdout.contains(&format!(
+            "WARNING: group {}: run #1 listed 400 complete backups, this listing none, so none is newer than guard.stale_after 2d",
+            folder.display()
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // An empty folder says so.
+    write(dir.path(), "policies/p.yaml", &guarded(ALL));
+    for entry in std::fs::read_dir(dir.path().join("backups")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let out = run(dir.path(), &["plan"]);
+    assert!(
+        out.stdout.contains("WARNING: the listing is empty"),
+        "{}",
+        out.stdout
+    );
+}

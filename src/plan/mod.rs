@@ -306,6 +306,58 @@ pub fn unapproved_excess(policy: &Policy, plan: &PolicyPlan) -> Option<String> {
     ))
 }
 
+/// A policy that selects nothing looks like success (`keep 0, delete 0`): the warning, when it
+/// selected nothing, with how many entries of the listing its selection did not match
+/// (`unmatched`: entries the provider saw but did not list, e.g. files of a local folder).
+pub fn nothing_selected(plan: &PolicyPlan, unmatched: usize) -> Option<String> {
+    let passed_over = |d: &&Decision| {
+        d.action == Action::Ignore
+            && matches!(d.note.as_deref(), Some(NOT_SELECTED | GROUP_NOT_SELECTED))
+    };
+    if plan.decisions.iter().any(|d| !passed_over(&d)) {
+        return None;
+    }
+    let unmatched = unmatched + plan.decisions.iter().filter(passed_over).count();
+    Some(if unmatched == 0 {
+        "the listing is empty: the account has no backup this policy could select (is it the right account, folder or project?)".to_string()
+    } else {
+        format!(
+            "the policy selects no backup: none of the {unmatched} entries of the listing match its `select` (check select.pattern, select.glob, select.name and the ids); nothing is kept or deleted"
+        )
+    })
+}
+
+/// `guard.stale_after` for groups that are gone: a group the last accepted listing had and
+/// this one has not (or a listing with no group at all) has no recent backup either.
+pub fn vanished_groups(
+    policy: &Policy,
+    plan: &PolicyPlan,
+    baseline: Option<&Baseline>,
+    counts: &BTreeMap<String, u64>,
+) -> Vec<String> {
+    let Some(limit) = policy.guard.stale_after else {
+        return Vec::new();
+    };
+    let mut warnings: Vec<String> = baseline
+        .iter()
+        .flat_map(|b| b.counts.iter().map(move |(group, n)| (b, group, n)))
+        .filter(|(_, group, n)| **n > 0 && !counts.contains_key(*group))
+        .map(|(b, group, n)| {
+            format!(
+                "group {}: run #{} listed {n} complete backups, this listing none, so none is newer than guard.stale_after {limit}: backups seem to have stopped (or moved) until a person looks",
+                group_label(group),
+                b.run
+            )
+        })
+        .collect();
+    if warnings.is_empty() && plan.decisions.is_empty() {
+        warnings.push(format!(
+            "there is no complete backup in the listing, so none is newer than guard.stale_after {limit}: backups seem to have stopped until a person looks"
+        ));
+    }
+    warnings
+}
+
 /// Evaluates `policy` over `backups` at `now` in `tz`.
 pub fn plan<'a>(
     policy: &Policy,
@@ -407,14 +459,11 @@ fn classify<'a>(
         .select
         .matches_name(backup.name.as_deref().unwrap_or(&backup.id))
     {
-        return decision(
-            Action::Ignore,
-            Some("not selected by the name filters".into()),
-        );
+        return decision(Action::Ignore, Some(NOT_SELECTED.into()));
     }
     let mut ids = policy.select.group_ids().peekable();
     if ids.peek().is_some() && !ids.any(|id| *id == backup.group) {
-        return decision(Action::Ignore, Some("group not selected".into()));
+        return decision(Action::Ignore, Some(GROUP_NOT_SELECTED.into()));
     }
     let tolerance = policy.guard.future_tolerance;
     if tolerance.before(backup.created_at, tz) > now {
@@ -513,6 +562,10 @@ fn apply_guards(policy: &Policy, members: &mut [Decision], newest_first: &[usize
         }
     }
 }
+
+/// The notes of backups in the listing that the policy does not select.
+const NOT_SELECTED: &str = "not selected by the name filters";
+const GROUP_NOT_SELECTED: &str = "group not selected";
 
 /// How the note of a backup dated in the future begins.
 const FUTURE: &str = "dated in the future";

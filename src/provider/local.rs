@@ -95,6 +95,16 @@ impl Provider for LocalProvider {
         Box::pin(async move { self.list_now() })
     }
 
+    fn unmatched(&self) -> Option<usize> {
+        let entries = fs::read_dir(&self.root).ok()?;
+        let unmatched = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| !name.ends_with(FAILED_MARKER) && !name.ends_with(PARTIAL_MARKER))
+            .filter(|name| matches!(self.identify(name, &self.root.join(name)), Ok(None)))
+            .count();
+        Some(unmatched)
+    }
+
     fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>> {
         Box::pin(async move {
             batch

@@ -118,6 +118,13 @@ pub trait Provider: Send + Sync {
     /// is never returned.
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>>;
 
+    /// For a listing that selected nothing: how many entries the provider saw that the
+    /// policy's selection does not match, if it can tell (a local folder can; an API that
+    /// filters on the server cannot).
+    fn unmatched(&self) -> Option<usize> {
+        None
+    }
+
     /// Splits the backups to delete into delete calls. Default: one call per backup.
     fn batches(&self, doomed: Vec<Backup>) -> Vec<Vec<Backup>> {
         doomed.into_iter().map(|b| vec![b]).collect()
