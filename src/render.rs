@@ -4,9 +4,10 @@
 use crate::executor::Execution;
 use crate::journal::{DecisionRecord, Reconciled, RunRecord};
 use crate::model::Backup;
-use crate::plan::{Decision, PolicyPlan};
+use crate::plan::{Decision, Freed, PolicyPlan};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 /// What one policy came to in a `plan`, `run` or `apply`.
@@ -70,6 +71,9 @@ impl Serialize for Decision<'_> {
         if let Some(name) = &b.name {
             map.serialize_entry("name", name)?;
         }
+        if let Some(size) = b.size {
+            map.serialize_entry("size", &size)?;
+        }
         map.serialize_entry("action", &self.action)?;
         map.serialize_entry("reasons", &self.reasons)?;
         if let Some(note) = &self.note {
@@ -94,7 +98,19 @@ impl Serialize for PolicyReport<'_> {
             map.serialize_entry("evaluated_at", &plan.evaluated_at)?;
             map.serialize_entry("blocked", &plan.blocked)?;
             map.serialize_entry("warnings", &plan.warnings)?;
-            map.serialize_entry("summary", &plan.summary)?;
+            #[derive(Serialize)]
+            struct Totals {
+                #[serde(flatten)]
+                summary: crate::plan::Summary,
+                #[serde(flatten)]
+                freed: crate::plan::Freed,
+            }
+            let totals = Totals {
+                summary: plan.summary,
+                freed: plan.freed(),
+            };
+            map.serialize_entry("summary", &totals)?;
+            map.serialize_entry("group_totals", &plan.group_totals())?;
             map.serialize_entry("backups", &plan.decisions)?;
         }
         if let Some(error) = &self.error {
@@ -216,9 +232,58 @@ fn summary_line(out: &mut dyn Write, plan: &PolicyPlan) -> io::Result<()> {
     let groups = if s.groups == 1 { "group" } else { "groups" };
     writeln!(
         out,
-        "  summary: keep {}, delete {}, ignore {} in {} {groups}",
-        s.keep, s.delete, s.ignore, s.groups
+        "  summary: keep {}, delete {}{}, ignore {} in {} {groups}",
+        s.keep,
+        s.delete,
+        frees(plan.freed(), s.delete),
+        s.ignore,
+        s.groups
     )
+}
+
+/// ` (frees 1.2 GiB)` after a count of deletions, when the provider reports their sizes.
+fn frees(freed: Freed, deleted: usize) -> String {
+    match freed.size_unknown {
+        _ if deleted == 0 || freed.size_unknown == deleted => String::new(),
+        0 => format!(" (frees {})", bytes(freed.freed_bytes)),
+        n => format!(
+            " (frees {} and {n} of unknown size)",
+            bytes(freed.freed_bytes)
+        ),
+    }
+}
+
+/// A byte count the way `ls -h` and `du -h` print it, in binary units.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+/// How a backup is named in the text plan: its name, with its id where the plan has more than
+/// one backup of that name (Cloudinary's versions of one asset all share the public id).
+fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<std::borrow::Cow<'p, str>> {
+    let name = |d: &'p Decision| d.backup.name.as_deref().unwrap_or(&d.backup.id);
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for d in &plan.decisions {
+        *seen.entry(name(d)).or_default() += 1;
+    }
+    plan.decisions
+        .iter()
+        .map(|d| match seen[name(d)] {
+            1 => std::borrow::Cow::Borrowed(name(d)),
+            _ if name(d) == d.backup.id => std::borrow::Cow::Borrowed(name(d)),
+            _ => std::borrow::Cow::Owned(format!("{} [id {}]", name(d), d.backup.id)),
+        })
+        .collect()
 }
 
 /// The readable plan: a table per group (date, name, action, reasons), then a summary.
@@ -229,27 +294,30 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()
         }
         header(out, report)?;
         let Some(plan) = &report.plan else { continue };
-        let width = plan
-            .decisions
+        let names = display_names(plan);
+        let width = names
             .iter()
-            .map(|d| {
-                d.backup
-                    .name
-                    .as_deref()
-                    .unwrap_or(&d.backup.id)
-                    .chars()
-                    .count()
-            })
+            .map(|n| n.chars().count())
             .max()
             .unwrap_or(0)
             .min(60);
+        let mut totals = plan.group_totals().into_iter();
         let mut group: Option<&str> = None;
-        for d in &plan.decisions {
+        for (d, name) in plan.decisions.iter().zip(&names) {
             if group != Some(d.backup.group.as_str()) {
                 group = Some(&d.backup.group);
-                writeln!(out, "  group {}", d.backup.group)?;
+                let t = totals.next().expect("one total per group");
+                match t.delete {
+                    0 => writeln!(out, "  group {}", d.backup.group)?,
+                    n => writeln!(
+                        out,
+                        "  group {}: delete {n} of {}{}",
+                        d.backup.group,
+                        t.keep + t.delete + t.ignore,
+                        frees(t.freed, n)
+                    )?,
+                }
             }
-            let name = d.backup.name.as_deref().unwrap_or(&d.backup.id);
             writeln!(
                 out,
                 "    {:<22}  {name:<width$}  {:<6}  {}",

@@ -258,7 +258,7 @@ fn plan_offline_prints_the_design_json() {
         "listing.json",
         r#"{"backups": [
           {"id": "old", "group": "srv", "created_at": "2024-01-01T00:00:00+08:00", "status": "complete"},
-          {"id": "mid", "group": "srv", "created_at": "2024-01-02T00:00:00Z", "status": "complete", "name": "mid-name"},
+          {"id": "mid", "group": "srv", "created_at": "2024-01-02T00:00:00Z", "status": "complete", "name": "mid-name", "size": 1572864},
           {"id": "new", "group": "srv", "created_at": "2024-01-03T00:00:00Z", "status": "complete"},
           {"id": "run", "group": "srv", "created_at": "2024-01-04T00:00:00Z", "status": "in_progress"}
         ]}"#,
@@ -287,8 +287,16 @@ fn plan_offline_prints_the_design_json() {
     assert!(p["blocked"].is_null());
     assert_eq!(
         p["summary"],
-        serde_json::json!({"keep": 2, "delete": 1, "ignore": 1, "groups": 1})
+        serde_json::json!({"keep": 2, "delete": 1, "ignore": 1, "groups": 1,
+                           "freed_bytes": 1572864, "size_unknown": 0})
     );
+    assert_eq!(
+        p["group_totals"],
+        serde_json::json!([{"group": "srv", "keep": 2, "delete": 1, "ignore": 1,
+                            "freed_bytes": 1572864, "size_unknown": 0}])
+    );
+    assert_eq!(p["backups"][2]["size"], 1572864);
+    assert!(p["backups"][3].get("size").is_none());
     let rows: Vec<(String, String, serde_json::Value)> = p["backups"]
         .as_array()
         .unwrap()
@@ -614,7 +622,7 @@ fn plan_text_is_a_table_per_group_with_a_summary() {
         lines[0],
         "policy pg-main (account dumps, mode dry-run, zone Europe/Berlin, evaluated at 2026-11-23 07:00:00 CET)"
     );
-    assert_eq!(lines[1], "  group main");
+    assert_eq!(lines[1], "  group main: delete 694 of 774 (frees 0 B)");
     assert_eq!(
         lines[2],
         "    2026-11-23 00:55 CET    pg-main-20261122T235500Z.sql.gz  ignore  in progress"
@@ -635,7 +643,7 @@ fn plan_text_is_a_table_per_group_with_a_summary() {
     );
     let summary = lines.last().unwrap();
     assert!(
-        summary.starts_with("  summary: keep ") && summary.ends_with("ignore 1 in 1 group"),
+        summary == &"  summary: keep 79, delete 694 (frees 0 B), ignore 1 in 1 group",
         "{summary}"
     );
 }

@@ -138,6 +138,19 @@ fn the_live_version_survives_keep_last_one() {
     setup(dir.path(), &fake, &policy("{last: 1}", UPLOADS));
     let plan = run(dir.path(), &["plan"]);
     assert!(plan.stdout.contains("live version"), "{}", plan.stdout);
+    // Ten versions share each name: the text plan tells them apart by id, and says what the
+    // deletions free (the fake's versions weigh 1000 + age bytes).
+    let live_p0 = &live[0];
+    assert!(
+        plan.stdout.contains(&format!("products/p0 [id {live_p0}]")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("delete 9 of 10 (frees 8.8 KiB)"),
+        "{}",
+        plan.stdout
+    );
     let out = run(dir.path(), &["run"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let held: BTreeSet<String> = fake.versions().into_iter().map(|(_, v)| v).collect();

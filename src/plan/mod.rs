@@ -63,6 +63,37 @@ pub struct Summary {
     pub groups: usize,
 }
 
+/// What deletions free, of one group or a whole plan: the bytes of the deleted backups whose
+/// size the provider reports, and how many deleted backups have no size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Freed {
+    pub freed_bytes: u64,
+    pub size_unknown: usize,
+}
+
+impl Freed {
+    fn add(&mut self, d: &Decision) {
+        if d.action != Action::Delete {
+            return;
+        }
+        match d.backup.size {
+            Some(size) => self.freed_bytes += size,
+            None => self.size_unknown += 1,
+        }
+    }
+}
+
+/// One group's counts in a plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GroupTotals<'a> {
+    pub group: &'a str,
+    pub keep: usize,
+    pub delete: usize,
+    pub ignore: usize,
+    #[serde(flatten)]
+    pub freed: Freed,
+}
+
 /// The plan of one policy.
 #[derive(Clone, Debug)]
 pub struct PolicyPlan<'a> {
@@ -81,6 +112,37 @@ pub struct PolicyPlan<'a> {
 }
 
 impl PolicyPlan<'_> {
+    /// What the whole plan's deletions free.
+    pub fn freed(&self) -> Freed {
+        let mut freed = Freed::default();
+        for d in &self.decisions {
+            freed.add(d);
+        }
+        freed
+    }
+
+    /// Counts per group, in the plan's group order (decisions are grouped).
+    pub fn group_totals(&self) -> Vec<GroupTotals<'_>> {
+        let mut totals: Vec<GroupTotals> = Vec::new();
+        for d in &self.decisions {
+            let group = d.backup.group.as_str();
+            if totals.last().is_none_or(|t| t.group != group) {
+                totals.push(GroupTotals {
+                    group,
+                    ..GroupTotals::default()
+                });
+            }
+            let t = totals.last_mut().expect("pushed above");
+            match d.action {
+                Action::Keep => t.keep += 1,
+                Action::Delete => t.delete += 1,
+                Action::Ignore => t.ignore += 1,
+            }
+            t.freed.add(d);
+        }
+        totals
+    }
+
     pub fn deletions(&self) -> impl Iterator<Item = &Backup> {
         self.decisions
             .iter()
