@@ -453,7 +453,7 @@ fn open_providers(policies: &[Policy], config: &Config) -> Vec<Opened> {
                 .accounts
                 .get(&policy.account)
                 .expect("accounts were checked against the config");
-            registry.open(account, policy)
+            registry.open(account, policy, &runner::zone(policy, Some(config)))
         })
         .collect()
 }

@@ -18,3 +18,4 @@ pub mod provider;
 pub mod render;
 pub mod retention;
 pub mod runner;
+pub mod timestamp;

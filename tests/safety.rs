@@ -487,3 +487,62 @@ fn a_selection_that_matches_nothing_is_a_warning_and_a_vanished_group_is_stale()
         out.stdout
     );
 }
+
+#[test]
+fn local_times_in_file_names_are_read_in_the_zone_the_policy_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "retentiond.yaml", CONFIG);
+    // Written by a cron job on a Berlin server: local wall-clock times, no offset.
+    write(d, "backups/db-20250115T0300.sql.gz", "");
+    write(d, "backups/db-20250715T0300.sql.gz", "");
+    let policy = |zone: &str| {
+        format!(
+            "name: p\naccount: files\ntimezone: Europe/Berlin\nselect:\n  pattern: '^db-(?P<ts>\\d{{8}}T\\d{{4}})\\.sql\\.gz$'\n  timestamp_format: '%Y%m%dT%H%M'\n{zone}keep: {{last: 5}}\n"
+        )
+    };
+    let created = |out: &Output| -> Vec<String> {
+        let plan = json(&out.stdout);
+        plan["policies"][0]["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["created_at"].as_str().unwrap().to_string())
+            .collect()
+    };
+    write(d, "policies/p.yaml", &policy(""));
+    let out = run(d, &["plan", "--format", "json"]);
+    assert_eq!(
+        created(&out),
+        ["2025-07-15T03:00:00Z", "2025-01-15T03:00:00Z"]
+    );
+    for zone in [
+        "  timestamp_zone: policy\n",
+        "  timestamp_zone: Europe/Berlin\n",
+    ] {
+        write(d, "policies/p.yaml", &policy(zone));
+        let out = run(d, &["plan", "--format", "json"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        // Summer time is UTC+2, winter time UTC+1.
+        assert_eq!(
+            created(&out),
+            ["2025-07-15T01:00:00Z", "2025-01-15T02:00:00Z"],
+            "{zone}"
+        );
+    }
+
+    // validate reads the zone and the format before any file does.
+    write(
+        d,
+        "policies/p.yaml",
+        &policy("  timestamp_zone: Europe/Berln\n").replace("%Y%m%dT%H%M", "%H%M"),
+    );
+    let out = run(d, &["validate"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for want in [
+        "p.yaml:6:21: `select.timestamp_format`: `%H%M` does not give a date: it needs at least a year, a month and a day",
+        "p.yaml:7:19: unknown time zone `Europe/Berln` in `select.timestamp_zone`; write `policy`",
+    ] {
+        assert!(out.stderr.contains(want), "missing {want}:\n{}", out.stderr);
+    }
+}

@@ -149,7 +149,11 @@ async fn run_once(
         .registry
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .open(account, policy);
+        .open(
+            account,
+            policy,
+            &crate::runner::zone(policy, Some(&context.config)),
+        );
     let listing = match &provider {
         Ok(provider) => provider.list().await,
         Err(e) => Err(e.clone()),

@@ -128,7 +128,7 @@ fn load(path: &Path, metrics: &Arc<Metrics>) -> Result<LoadedSet, Vec<String>> {
     let mut problems = Vec::new();
     for policy in &policies {
         let account = &config.accounts[&policy.account];
-        if let Err(e) = registry.open(account, policy) {
+        if let Err(e) = registry.open(account, policy, &runner::zone(policy, Some(&config))) {
             problems.push(format!(
                 "{}: policy {}: {e}",
                 policy.file.display(),

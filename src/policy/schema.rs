@@ -63,7 +63,10 @@ fn select() -> Value {
                 "local: regex on file names with a named group `ts` (timestamp) and optional `group`.",
             ),
             "timestamp_format" => string(
-                "local: strftime format of the `ts` group, e.g. `%Y%m%dT%H%M%S`; zone-less times are UTC.",
+                "local: strftime format of the `ts` group, e.g. `%Y%m%dT%H%M%S`; zone-less times are read in `timestamp_zone`.",
+            ),
+            "timestamp_zone" => string(
+                "local: the zone of `ts` times written without an offset: `UTC` (default), `policy` (the policy's zone) or an IANA name.",
             ),
             "glob" => {
                 string("local: shell glob on file names; timestamps from the modification time.")

@@ -43,7 +43,13 @@ impl ProviderKind {
     /// The `select` keys this provider understands, besides `name`.
     pub fn select_keys(self) -> &'static [&'static str] {
         match self {
-            ProviderKind::Local => &["pattern", "timestamp_format", "glob", "mtime"],
+            ProviderKind::Local => &[
+                "pattern",
+                "timestamp_format",
+                "timestamp_zone",
+                "glob",
+                "mtime",
+            ],
             ProviderKind::Cloudinary => &["resource_type", "type", "prefix", "tags", "asset_ids"],
             ProviderKind::Docspace => &["storage_type", "dump"],
             ProviderKind::Csbs => &["resource_ids"],
@@ -73,8 +79,20 @@ pub fn all_select_keys() -> Vec<&'static str> {
 pub struct LocalSelect {
     pub pattern: Option<Regex>,
     pub timestamp_format: Option<String>,
+    /// How times without an offset in the `ts` group are read.
+    pub timestamp_zone: TimestampZone,
     pub glob: Option<glob::Pattern>,
     pub mtime: bool,
+}
+
+/// `select.timestamp_zone`: the zone of file-name times written without an offset.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum TimestampZone {
+    #[default]
+    Utc,
+    /// The policy's zone (its `timezone`, else the config's default).
+    Policy,
+    Named(jiff::tz::TimeZone),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -397,10 +415,41 @@ fn parse_local(fields: &read::Fields, d: &mut Diagnostics) -> LocalSelect {
     }
     if let Some(node) = fields.get("timestamp_format") {
         local.timestamp_format = read::string(node, "select.timestamp_format", d).map(String::from);
-        if fields.get("pattern").is_none() {
+        if let Some(Err(e)) = local
+            .timestamp_format
+            .as_deref()
+            .map(crate::timestamp::check_format)
+        {
+            d.error(node.pos, format!("`select.timestamp_format`: {e}"));
+        }
+    }
+    if let Some(node) = fields.get("timestamp_zone") {
+        local.timestamp_zone = match read::string(node, "select.timestamp_zone", d) {
+            Some("policy") => TimestampZone::Policy,
+            Some(name) => match jiff::tz::TimeZone::get(name) {
+                Ok(tz) => TimestampZone::Named(tz),
+                Err(_) => {
+                    d.error(
+                        node.pos,
+                        format!(
+                            "unknown time zone `{name}` in `select.timestamp_zone`; write `policy` (the policy's zone), `UTC` or an IANA name such as `Europe/Berlin`"
+                        ),
+                    );
+                    TimestampZone::Utc
+                }
+            },
+            None => TimestampZone::Utc,
+        };
+    }
+    for key in ["timestamp_format", "timestamp_zone"] {
+        if let Some(node) = fields.get(key)
+            && (fields.get("pattern").is_none() || local.mtime)
+        {
             d.error(
                 node.pos,
-                "`select.timestamp_format` parses the `ts` group of `select.pattern`; add a pattern or remove it",
+                format!(
+                    "`select.{key}` reads the `ts` group of `select.pattern`; add a pattern (without `mtime: true`) or remove it"
+                ),
             );
         }
     }

@@ -8,9 +8,9 @@
 
 use super::{BoxFuture, DeleteOutcome, Provider, ProviderError};
 use crate::model::{Backup, Status};
-use crate::policy::select::LocalSelect;
+use crate::policy::select::{LocalSelect, TimestampZone};
+use crate::timestamp;
 use jiff::Timestamp;
-use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use std::collections::HashSet;
 use std::fs;
@@ -24,19 +24,33 @@ pub struct LocalProvider {
     account: String,
     root: PathBuf,
     select: LocalSelect,
+    /// The zone of file-name times without an offset.
+    zone: TimeZone,
 }
 
 impl LocalProvider {
     /// The folder's group name is its resolved path, so that the same folder written
     /// relative or absolute, or through a symlink, is the same group to the journal.
-    pub fn new(account: &str, root: &Path, select: LocalSelect) -> LocalProvider {
+    /// `policy_zone` is the policy's zone, for `select.timestamp_zone: policy`.
+    pub fn new(
+        account: &str,
+        root: &Path,
+        select: LocalSelect,
+        policy_zone: &TimeZone,
+    ) -> LocalProvider {
         let root = std::fs::canonicalize(root)
             .or_else(|_| std::path::absolute(root))
             .unwrap_or_else(|_| root.to_path_buf());
+        let zone = match &select.timestamp_zone {
+            TimestampZone::Utc => TimeZone::UTC,
+            TimestampZone::Policy => policy_zone.clone(),
+            TimestampZone::Named(tz) => tz.clone(),
+        };
         LocalProvider {
             account: account.to_string(),
             root,
             select,
+            zone,
         }
     }
 
@@ -71,10 +85,12 @@ impl LocalProvider {
             .name("group")
             .map_or(folder, |g| g.as_str().to_string());
         let created_at = match (self.select.mtime, captures.name("ts")) {
-            (false, Some(ts)) => {
-                parse_timestamp(ts.as_str(), self.select.timestamp_format.as_deref())
-                    .map_err(|e| self.error(&self.list_call(), format!("{name}: {e}")))?
-            }
+            (false, Some(ts)) => timestamp::parse(
+                ts.as_str(),
+                self.select.timestamp_format.as_deref(),
+                &self.zone,
+            )
+            .map_err(|e| self.error(&self.list_call(), format!("{name}: {e}")))?,
             _ => self.mtime(path)?,
         };
         Ok(Some((created_at, group)))
@@ -205,61 +221,6 @@ impl LocalProvider {
     }
 }
 
-/// Formats tried, in order, when a pattern has no `timestamp_format`.
-const COMMON_FORMATS: &[&str] = &[
-    "%Y%m%dT%H%M%S",
-    "%Y%m%d-%H%M%S",
-    "%Y%m%d_%H%M%S",
-    "%Y%m%d%H%M%S",
-    "%Y%m%dT%H%M",
-    "%Y-%m-%d_%H-%M-%S",
-    "%Y-%m-%d_%H%M%S",
-];
-
-/// Reads the `ts` group: with an explicit strftime format, or RFC 3339, ISO dates and common
-/// compact forms. Times without an offset are UTC.
-pub fn parse_timestamp(text: &str, format: Option<&str>) -> Result<Timestamp, String> {
-    if let Some(format) = format {
-        return parse_with(text, format).ok_or_else(|| {
-            format!("timestamp `{text}` does not match timestamp_format `{format}`")
-        });
-    }
-    if let Ok(t) = text.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    if let Ok(dt) = text.parse::<DateTime>() {
-        return utc(dt);
-    }
-    if let Ok(date) = text.parse::<Date>() {
-        return utc(date.to_datetime(jiff::civil::Time::midnight()));
-    }
-    COMMON_FORMATS
-        .iter()
-        .chain(&["%Y%m%d"])
-        .find_map(|f| parse_with(text, f))
-        .ok_or_else(|| format!("cannot read timestamp `{text}`; set `select.timestamp_format` (strftime, e.g. `%Y%m%dT%H%M%S`)"))
-}
-
-fn parse_with(text: &str, format: &str) -> Option<Timestamp> {
-    let parsed = jiff::fmt::strtime::parse(format, text).ok()?;
-    if let Ok(t) = parsed.to_timestamp() {
-        return Some(t);
-    }
-    if let Ok(dt) = parsed.to_datetime() {
-        return utc(dt).ok();
-    }
-    parsed
-        .to_date()
-        .ok()
-        .and_then(|d| utc(d.to_datetime(jiff::civil::Time::midnight())).ok())
-}
-
-fn utc(dt: DateTime) -> Result<Timestamp, String> {
-    dt.to_zoned(TimeZone::UTC)
-        .map(|z| z.timestamp())
-        .map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,7 +233,7 @@ mod tests {
     }
 
     fn provider(dir: &Path, select: LocalSelect) -> LocalProvider {
-        LocalProvider::new("dumps", dir, select)
+        LocalProvider::new("dumps", dir, select, &TimeZone::UTC)
     }
 
     #[test]
@@ -373,31 +334,5 @@ mod tests {
             Status::Complete,
         );
         assert_eq!(p.delete_now(&gone), Ok(()));
-    }
-
-    #[test]
-    fn timestamps_without_a_format() {
-        for (text, want) in [
-            ("2024-03-01T10:00:00Z", "2024-03-01T10:00:00Z"),
-            ("2024-03-01T10:00:00", "2024-03-01T10:00:00Z"),
-            ("2024-03-01", "2024-03-01T00:00:00Z"),
-            ("20240301T100000", "2024-03-01T10:00:00Z"),
-            ("20240301-100000", "2024-03-01T10:00:00Z"),
-            ("20240301", "2024-03-01T00:00:00Z"),
-        ] {
-            assert_eq!(
-                parse_timestamp(text, None).unwrap().to_string(),
-                want,
-                "{text}"
-            );
-        }
-        assert!(
-            parse_timestamp("last tuesday", None)
-                .unwrap_err()
-                .contains("timestamp_format")
-        );
-        let with_zone =
-            parse_timestamp("2024-03-01 10:00 +0800", Some("%Y-%m-%d %H:%M %z")).unwrap();
-        assert_eq!(with_zone.to_string(), "2024-03-01T02:00:00Z");
     }
 }

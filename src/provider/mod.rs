@@ -13,6 +13,7 @@ pub mod taurusdb;
 use crate::http::{Credentials, Http, RequestObserver};
 use crate::model::Backup;
 use crate::policy::{Account, AccountSettings, Policy};
+use jiff::tz::TimeZone;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -181,17 +182,20 @@ impl Registry {
         }
     }
 
-    /// The provider for a policy's account and selection. Resolves the account's secrets.
+    /// The provider for a policy's account and selection (`zone`: the policy's zone).
+    /// Resolves the account's secrets.
     pub fn open(
         &mut self,
         account: &Account,
         policy: &Policy,
+        zone: &TimeZone,
     ) -> Result<Arc<dyn Provider>, ProviderError> {
         Ok(match &account.settings {
             AccountSettings::Local { path } => Arc::new(local::LocalProvider::new(
                 &account.name,
                 path,
                 policy.select.local.clone(),
+                zone,
             )),
             AccountSettings::Docspace { base_url, auth, .. } => {
                 let http = self.http(account, || docspace::authorization(auth), docspace::HINT)?;
