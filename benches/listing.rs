@@ -111,7 +111,11 @@ fn main() {
                 let before = (server.requests().len(), cpu());
                 // A fresh client each run, as each `run` of the CLI has.
                 let provider = Registry::new()
-                    .open(&config.accounts["a"], &policies[0])
+                    .open(
+                        &config.accounts["a"],
+                        &policies[0],
+                        &jiff::tz::TimeZone::UTC,
+                    )
                     .unwrap();
                 let start = Instant::now();
                 let listed = runtime.block_on(provider.list()).unwrap();
