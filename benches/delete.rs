@@ -102,6 +102,7 @@ fn main() {
             started_at: now,
             now,
             stop: Default::default(),
+            watch: None,
         };
         let tz = jiff::tz::TimeZone::UTC;
         let started = Instant::now();

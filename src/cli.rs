@@ -1,6 +1,7 @@
 //! The command line: parses arguments, loads files, calls the planner and executor, prints.
 //! Thin by design; every decision lives in the modules it calls.
 
+use crate::executor;
 use crate::journal::{HistoryFilter, Journal, JournalError, PolicyLock};
 use crate::model::{Backup, Listing};
 use crate::plan;
@@ -15,9 +16,9 @@ use jiff::tz::TimeZone;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-/// Exit codes; when several apply, the first of 7, 3, 6, 4, 5 in this order wins.
+/// Exit codes; when several apply, the first of 7, 130, 3, 6, 4, 5 in this order wins.
 pub mod exit {
     pub const OK: u8 = 0;
     /// Invalid config, policy or listing files, or an unknown policy name.
@@ -39,6 +40,8 @@ pub mod exit {
     /// Standard output was closed by its reader (`plan | head`): 128 + SIGPIPE, as a shell
     /// reports a tool that SIGPIPE ended. Nothing is printed.
     pub const CLOSED_PIPE: u8 = 141;
+    /// `run`/`apply` interrupted by Ctrl-C (SIGINT): what was sent finished and is recorded.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 const DEFAULT_CONFIG: &str = "/etc/retentiond/retentiond.yaml";
@@ -53,8 +56,9 @@ const EXIT_CODES: &str = "Exit codes:
   6  apply: the reviewed plan no longer holds; nothing was deleted for that policy
   7  the journal in state_dir could not be used, or another process is running the
      policy; nothing was deleted for it
+  130  run/apply interrupted by Ctrl-C: the deletions in flight finished, no more were sent
   141  standard output was closed by its reader (plan | head); nothing is printed
-When several apply, the first of 7, 3, 6, 4, 5 wins.";
+When several apply, the first of 7, 130, 3, 6, 4, 5 wins.";
 
 #[derive(Parser)]
 #[command(
@@ -71,7 +75,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Text,
     Json,
@@ -125,6 +129,9 @@ enum Command {
         /// Plan as if this version of each policy were approved (see `approve`)
         #[arg(long)]
         approve: bool,
+        /// Text: per policy the group counts and the summary, not a line per backup
+        #[arg(long)]
+        summary: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -213,6 +220,9 @@ struct RunArgs {
     /// policy may then delete beyond guard.unapproved_max_delete (journaled)
     #[arg(long)]
     approve: bool,
+    /// Text: print per policy the counts only, not every deletion (for large plans)
+    #[arg(long)]
+    summary: bool,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
 }
@@ -298,6 +308,7 @@ fn dispatch(cli: &Cli) -> Outcome {
             accept_listing_drop,
             accept_max_delete,
             approve,
+            summary,
             format,
         } => {
             let args = PlanArgs {
@@ -309,6 +320,7 @@ fn dispatch(cli: &Cli) -> Outcome {
                 accept_listing_drop: *accept_listing_drop,
                 accept_max_delete: *accept_max_delete,
                 approve: *approve,
+                summary: *summary,
                 format: *format,
             };
             plan_command(cli, args, &mut out)
@@ -429,16 +441,18 @@ fn select_policies(policies: Vec<Policy>, names: &[String]) -> Result<Vec<Policy
 
 /// Runs provider calls: one runtime for the process, made on first use.
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    runtime().block_on(future)
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("the async runtime starts")
-        })
-        .block_on(future)
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("the async runtime starts")
+    })
 }
 
 type Opened = Result<Arc<dyn Provider>, ProviderError>;
@@ -559,6 +573,7 @@ struct PlanArgs<'a> {
     accept_listing_drop: bool,
     accept_max_delete: bool,
     approve: bool,
+    summary: bool,
     format: Format,
 }
 
@@ -725,7 +740,7 @@ fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
         }
     }
     match args.format {
-        Format::Text => render::plan_text(out, &reports),
+        Format::Text => render::plan_text(out, &reports, args.summary),
         Format::Json => render::json(out, &reports),
     }
     .map_err(write_failure)?;
@@ -838,11 +853,30 @@ fn run_policies(
     let started_at = Timestamp::now();
     let providers = open_providers(&policies, config);
     let listings = list_policies(&providers);
+    // From here on Ctrl-C lets the deletions in flight finish and sends no more.
+    let stop = executor::Stop::default();
+    stop_on_interrupt(&stop);
+    let text = settings.format == Format::Text;
+    if text {
+        render::run_text(out, &reports, settings.summary).map_err(write_failure)?;
+    }
     for ((policy, provider), listing) in policies.iter().zip(&providers).zip(&listings) {
+        if stop.is_set() {
+            let mut report = PolicyReport::new(policy);
+            report.skipped =
+                Some("interrupted before this policy ran: nothing was planned or deleted".into());
+            if text {
+                render::run_text(out, std::slice::from_ref(&report), settings.summary)
+                    .map_err(write_failure)?;
+            }
+            reports.push(report);
+            continue;
+        }
         let reviewed = reviewed
             .iter()
             .find(|(name, _)| name == &policy.name)
             .and_then(|(_, set)| set.as_deref());
+        let (sender, mut printed_live) = tokio::sync::mpsc::unbounded_channel();
         let options = runner::Options {
             command,
             dry_run: runner::dry_run_reason(policy, settings.dry_run, config),
@@ -853,19 +887,115 @@ fn run_policies(
             reviewed,
             started_at,
             now: Timestamp::now(),
-            stop: Default::default(),
+            stop: stop.clone(),
+            watch: text.then(|| {
+                Arc::new(LivePrinter {
+                    sender,
+                    summary: settings.summary,
+                    state: Mutex::default(),
+                }) as Arc<dyn runner::Watch>
+            }),
         };
         let tz = runner::zone(policy, Some(config));
-        reports.push(block_on(runner::run_policy(
-            &journal, policy, &tz, provider, listing, &options,
-        )));
+        // The run and the printing of what it reports as it happens, side by side.
+        let (report, written) = block_on(async {
+            let run = async {
+                let report =
+                    runner::run_policy(&journal, policy, &tz, provider, listing, &options).await;
+                drop(options);
+                report
+            };
+            let print = async {
+                let mut result = Ok(());
+                while let Some(text) = printed_live.recv().await {
+                    if result.is_ok() {
+                        result = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+                    }
+                }
+                result
+            };
+            tokio::join!(run, print)
+        });
+        if text {
+            written
+                .and_then(|_| match report.plan {
+                    Some(_) => render::run_tail(out, &report),
+                    None => render::run_text(out, std::slice::from_ref(&report), settings.summary),
+                })
+                .map_err(write_failure)?;
+        }
+        reports.push(report);
     }
-    match settings.format {
-        Format::Text => render::run_text(out, &reports),
-        Format::Json => render::json(out, &reports),
+    if !text {
+        render::json(out, &reports).map_err(write_failure)?;
     }
-    .map_err(write_failure)?;
-    Ok(finish(&reports))
+    let code = finish(&reports);
+    Ok(match stop.is_set() && code != exit::JOURNAL {
+        true => exit::INTERRUPTED,
+        false => code,
+    })
+}
+
+/// `run`'s text output as it happens: each policy's head once its plan is made, then every
+/// deletion when it is recorded (deletions resumed from an earlier run, which settle before
+/// the plan, right after the head).
+struct LivePrinter {
+    sender: tokio::sync::mpsc::UnboundedSender<String>,
+    /// `--summary`: the head only.
+    summary: bool,
+    /// Whether the head is out, and the resumed lines waiting for it.
+    state: Mutex<(bool, Vec<String>)>,
+}
+
+impl runner::Watch for LivePrinter {
+    fn planned(&self, report: &PolicyReport) {
+        let mut head = Vec::new();
+        // Writing into a Vec cannot fail.
+        let _ = render::run_head(&mut head, report);
+        let mut text = String::from_utf8_lossy(&head).into_owned();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = true;
+        for line in state.1.drain(..) {
+            text.push_str(&line);
+        }
+        let _ = self.sender.send(text);
+    }
+
+    fn settled(&self, backup: &Backup, outcome: &executor::Settled) {
+        if self.summary {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let line = render::settled_line(&backup.id, outcome, !state.0) + "\n";
+        match state.0 {
+            true => {
+                let _ = self.sender.send(line);
+            }
+            false => state.1.push(line),
+        }
+    }
+}
+
+/// On Ctrl-C (SIGINT), `stop` is set: the deletions in flight finish and are recorded, no more
+/// are sent, and the run prints what it did. A second Ctrl-C quits at once (the next run
+/// settles what was in flight from the journal).
+fn stop_on_interrupt(stop: &executor::Stop) {
+    let stop = stop.clone();
+    runtime().spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        stop.set();
+        eprintln!(
+            "interrupted: finishing the deletions in flight and sending no more (Ctrl-C again quits at once)"
+        );
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "interrupted again: quitting; the next run settles the deletions that were in flight"
+            );
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    });
 }
 
 /// The `(group, id)` pairs a reviewed plan deletes.

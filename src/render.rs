@@ -1,7 +1,7 @@
 //! Output formats: the plan JSON of DESIGN.md, the readable plan table, listings. Writes to
 //! any `io::Write`; streams, so a million-backup plan is never held as a JSON tree.
 
-use crate::executor::Execution;
+use crate::executor::{Execution, Settled};
 use crate::journal::{DecisionRecord, Reconciled, RunRecord};
 use crate::model::Backup;
 use crate::plan::{Decision, Freed, PolicyPlan};
@@ -287,7 +287,8 @@ fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<std::borrow::Cow<'p, str>> {
 }
 
 /// The readable plan: a table per group (date, name, action, reasons), then a summary.
-pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()> {
+/// `summary`: the group lines with their counts, without a line per backup.
+pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -> io::Result<()> {
     for (i, report) in reports.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;
@@ -308,6 +309,11 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()
                 group = Some(&d.backup.group);
                 let t = totals.next().expect("one total per group");
                 match t.delete {
+                    0 if summary => writeln!(
+                        out,
+                        "  group {}: keep {}, ignore {}",
+                        d.backup.group, t.keep, t.ignore
+                    )?,
                     0 => writeln!(out, "  group {}", d.backup.group)?,
                     n => writeln!(
                         out,
@@ -317,6 +323,9 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()
                         frees(t.freed, n)
                     )?,
                 }
+            }
+            if summary {
+                continue;
             }
             writeln!(
                 out,
@@ -331,67 +340,113 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()
     Ok(())
 }
 
-/// What `run` did: per policy the summary and every deletion or failure.
-pub fn run_text(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()> {
+/// What `run` did: per policy the summary and every deletion or failure (`summary`: the
+/// counts only, for large plans).
+pub fn run_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -> io::Result<()> {
     for report in reports {
-        header(out, report)?;
-        let Some(plan) = &report.plan else { continue };
-        summary_line(out, plan)?;
-        if let Some(reason) = &report.dry_run {
-            writeln!(
-                out,
-                "  dry-run ({reason}): nothing deleted; would delete {}",
-                plan.summary.delete
-            )?;
+        run_head(out, report)?;
+        if summary {
+            run_tail(out, report)?;
+            continue;
         }
         if let Some(resumed) = &report.resumed {
             for id in &resumed.deleted {
-                writeln!(out, "  resumed: deleted {id} (pending from an earlier run)")?;
+                writeln!(out, "{}", settled_line(id, &Settled::Deleted, true))?;
             }
             for failed in &resumed.failed {
-                writeln!(
-                    out,
-                    "  resumed: FAILED to delete {}: {}",
-                    failed.id, failed.error
-                )?;
+                let line = settled_line(&failed.id, &Settled::Failed(&failed.error), true);
+                writeln!(out, "{line}")?;
             }
             for pending in &resumed.pending {
-                writeln!(
-                    out,
-                    "  resumed: still pending {}: {}",
-                    pending.id, pending.detail
-                )?;
+                let line = settled_line(&pending.id, &Settled::Pending(&pending.detail), true);
+                writeln!(out, "{line}")?;
             }
         }
         if let Some(execution) = &report.execution {
             for id in &execution.deleted {
-                writeln!(out, "  deleted {id}")?;
+                writeln!(out, "{}", settled_line(id, &Settled::Deleted, false))?;
             }
             for pending in &execution.pending {
-                writeln!(out, "  pending {}: {}", pending.id, pending.detail)?;
+                let line = settled_line(&pending.id, &Settled::Pending(&pending.detail), false);
+                writeln!(out, "{line}")?;
             }
             for failed in &execution.failed {
-                writeln!(out, "  FAILED to delete {}: {}", failed.id, failed.error)?;
-            }
-            for error in &execution.ledger_errors {
-                writeln!(out, "  JOURNAL ERROR: {error}")?;
-            }
-            if let Some(halted) = &execution.halted {
-                writeln!(out, "  HALTED: {halted}")?;
-            }
-            if plan.blocked.is_none() {
-                let pending = match execution.pending.len() {
-                    0 => String::new(),
-                    n => format!(", {n} still being deleted by the provider"),
-                };
-                writeln!(
-                    out,
-                    "  deleted {} of {}{pending}",
-                    execution.deleted.len(),
-                    plan.summary.delete
-                )?;
+                let line = settled_line(&failed.id, &Settled::Failed(&failed.error), false);
+                writeln!(out, "{line}")?;
             }
         }
+        run_tail(out, report)?;
+    }
+    Ok(())
+}
+
+/// The start of a policy's `run` output, printed once its plan is made: the header, the
+/// summary and why nothing is deleted, if nothing is.
+pub fn run_head(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
+    header(out, report)?;
+    let Some(plan) = &report.plan else {
+        return Ok(());
+    };
+    summary_line(out, plan)?;
+    if let Some(reason) = &report.dry_run {
+        writeln!(
+            out,
+            "  dry-run ({reason}): nothing deleted; would delete {}",
+            plan.summary.delete
+        )?;
+    }
+    Ok(())
+}
+
+/// One deletion's line, as `run` prints it when it happens (`resumed`: pending from an
+/// earlier run).
+pub fn settled_line(id: &str, outcome: &Settled, resumed: bool) -> String {
+    match (outcome, resumed) {
+        (Settled::Deleted, false) => format!("  deleted {id}"),
+        (Settled::Pending(detail), false) => format!("  pending {id}: {detail}"),
+        (Settled::Failed(error), false) => format!("  FAILED to delete {id}: {error}"),
+        (Settled::Deleted, true) => {
+            format!("  resumed: deleted {id} (pending from an earlier run)")
+        }
+        (Settled::Pending(detail), true) => format!("  resumed: still pending {id}: {detail}"),
+        (Settled::Failed(error), true) => format!("  resumed: FAILED to delete {id}: {error}"),
+    }
+}
+
+/// The end of a policy's `run` output: journal errors, why the run stopped early, and the
+/// count deleted.
+pub fn run_tail(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
+    let (Some(plan), Some(execution)) = (&report.plan, &report.execution) else {
+        return Ok(());
+    };
+    for error in &execution.ledger_errors {
+        writeln!(out, "  JOURNAL ERROR: {error}")?;
+    }
+    if let Some(halted) = &execution.halted {
+        writeln!(out, "  HALTED: {halted}")?;
+    } else if !execution.not_sent.is_empty() {
+        writeln!(
+            out,
+            "  STOPPED: interrupted; {} of {} deletions were not sent (the next run plans them again)",
+            execution.not_sent.len(),
+            plan.summary.delete
+        )?;
+    }
+    if plan.blocked.is_none() {
+        let pending = match execution.pending.len() {
+            0 => String::new(),
+            n => format!(", {n} still being deleted by the provider"),
+        };
+        let failed = match execution.failed.len() {
+            0 => String::new(),
+            n => format!(", {n} failed"),
+        };
+        writeln!(
+            out,
+            "  deleted {} of {}{failed}{pending}",
+            execution.deleted.len(),
+            plan.summary.delete
+        )?;
     }
     Ok(())
 }

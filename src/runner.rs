@@ -16,8 +16,17 @@ use jiff::tz::TimeZone;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+/// Told of a run's progress as it happens (`run` prints each deletion at once).
+pub trait Watch: Send + Sync {
+    /// The plan is made and recorded (`report.plan` is set); none of its deletions is sent yet.
+    fn planned(&self, report: &PolicyReport);
+    /// A deletion's outcome was recorded: this run's, or one an earlier run left pending
+    /// (those settle before the plan is made).
+    fn settled(&self, backup: &Backup, outcome: &Settled);
+}
+
 /// How a run goes.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options<'a> {
     /// `run`, `apply` or `daemon`, as the journal records it.
     pub command: &'static str,
@@ -37,6 +46,8 @@ pub struct Options<'a> {
     pub now: Timestamp,
     /// Set when the daemon stops: deletions in flight finish, no new one is sent.
     pub stop: executor::Stop,
+    /// Told of the plan and of each deletion as it happens.
+    pub watch: Option<Arc<dyn Watch>>,
 }
 
 impl Options<'_> {
@@ -207,6 +218,7 @@ pub async fn run_policy<'a>(
         policy: policy.name.clone(),
         account: policy.account.clone(),
         rows: Mutex::default(),
+        watch: options.watch.clone(),
     });
     let prepared = journal
         .reconcile(&policy.name, run, &listed)
@@ -248,11 +260,16 @@ pub async fn run_policy<'a>(
         return journal_failed(journal, run, report, e);
     }
     let deleting = options.dry_run.is_none() && plan.blocked.is_none() && report.refused.is_empty();
-    if deleting {
-        report.execution =
-            Some(executor::execute(&plan, provider.clone(), ledger, &options.stop).await);
-    }
     report.dry_run = options.dry_run.clone();
+    report.plan = Some(plan);
+    let plan = report.plan.as_ref().expect("set above");
+    if let Some(watch) = &options.watch {
+        watch.planned(&report);
+    }
+    let execution = match deleting {
+        true => Some(executor::execute(plan, provider.clone(), ledger, &options.stop).await),
+        false => None,
+    };
     let (outcome, message) = if !report.refused.is_empty() {
         (
             "refused",
@@ -266,7 +283,7 @@ pub async fn run_policy<'a>(
     } else if let Some(reason) = &options.dry_run {
         ("dry-run", Some(reason.clone()))
     } else {
-        match &report.execution {
+        match &execution {
             Some(e) if e.halted.is_some() => ("deletions-failed", e.halted.clone()),
             Some(e) if !e.not_sent.is_empty() => (
                 "stopped",
@@ -287,7 +304,7 @@ pub async fn run_policy<'a>(
             _ => ("ok", None),
         }
     };
-    report.plan = Some(plan);
+    report.execution = execution;
     end(journal, run, &mut report, outcome, message.as_deref());
     report
 }
@@ -362,6 +379,7 @@ struct JournalLedger {
     policy: String,
     account: String,
     rows: Mutex<HashMap<(String, String), i64>>,
+    watch: Option<Arc<dyn Watch>>,
 }
 
 impl Ledger for JournalLedger {
@@ -385,6 +403,9 @@ impl Ledger for JournalLedger {
             .get(&(backup.group.clone(), backup.id.clone()))
             .copied()
             .ok_or_else(|| format!("no intent recorded for {}", backup.id))?;
+        if let Some(watch) = &self.watch {
+            watch.settled(backup, &outcome);
+        }
         let (outcome, error) = match outcome {
             Settled::Deleted => (journal::Outcome::Deleted, None),
             Settled::Failed(e) => (journal::Outcome::Failed, Some(e)),

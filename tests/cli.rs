@@ -646,6 +646,22 @@ fn plan_text_is_a_table_per_group_with_a_summary() {
         summary == &"  summary: keep 79, delete 694 (frees 0 B), ignore 1 in 1 group",
         "{summary}"
     );
+
+    // --summary: the group lines and the summary, no line per backup.
+    let out = retentiond(&[
+        "--config",
+        "examples/local/retentiond.yaml",
+        "plan",
+        "--now",
+        "2026-11-23T06:00:00Z",
+        "--policy",
+        "pg-main",
+        "--summary",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let short: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(short[0], lines[0]);
+    assert_eq!(&short[1..], [lines[1], lines.last().unwrap()]);
 }
 
 #[test]

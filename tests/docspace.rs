@@ -471,3 +471,105 @@ fn deletions_failing_the_same_way_stop_after_ten_with_one_summary() {
         "an intent only for what was sent"
     );
 }
+
+#[test]
+fn run_prints_each_deletion_as_it_happens_and_ctrl_c_stops_with_a_summary() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::sync::{Arc, Mutex};
+    let fake = Fake::start(docspace::daily(30));
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &fake, ENFORCE);
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        &format!(
+            "policies: policies\naccounts:\n  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n    http: {{concurrency: 1}}\n",
+            fake.server.base
+        ),
+    );
+    common::approve_all(dir.path());
+    // Each deletion takes a while: 26 of them would take 10 s.
+    fake.server.fault(
+        "DELETE",
+        "/deletebackup/",
+        None,
+        Fault::Delay(Duration::from_millis(400)),
+    );
+    let mut child = common::spawn_piped(dir.path(), &["--config", "retentiond.yaml", "run"]);
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                lines.lock().unwrap().push(line.unwrap());
+            }
+        })
+    };
+    // The first deletion shows while the run goes on.
+    common::wait_while_running(&mut child, || {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("  deleted "))
+    });
+    {
+        let seen = lines.lock().unwrap();
+        assert!(seen[0].starts_with("policy portal-backups "), "{seen:?}");
+        assert!(
+            seen.iter()
+                .any(|l| l == "  summary: keep 4, delete 26, ignore 0 in 1 group")
+        );
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: finishing the deletions in flight"),
+        "{stderr}"
+    );
+
+    let seen = lines.lock().unwrap().clone();
+    let deleted = seen.iter().filter(|l| l.starts_with("  deleted ")).count() - 1;
+    assert!(deleted < 26, "{seen:?}");
+    // What was sent finished; the summary counts it and what was not sent.
+    assert_eq!(fake.server.lines("DELETE").len(), deleted);
+    assert_eq!(fake.ids().len(), 30 - deleted);
+    assert!(
+        seen.contains(&format!(
+            "  STOPPED: interrupted; {} of 26 deletions were not sent (the next run plans them again)",
+            26 - deleted
+        )),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last().unwrap(), &format!("  deleted {deleted} of 26"));
+
+    // --summary: the counts, not a line per deletion.
+    fake.server.clear_faults();
+    let out = run(dir.path(), &["run", "--summary"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let per_deletion = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  deleted ") && !l.contains(" of "));
+    assert_eq!(per_deletion.count(), 0, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .ends_with(&format!("  deleted {} of {}\n", 26 - deleted, 26 - deleted)),
+        "{}",
+        out.stdout
+    );
+}

@@ -174,6 +174,7 @@ async fn run_once(
         started_at: started,
         now: jobs.clock.now(),
         stop: jobs.stop.clone(),
+        watch: None,
     };
     let report =
         runner::run_policy(&journal, policy, &entry.tz, &provider, &listing, &options).await;

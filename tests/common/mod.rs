@@ -118,6 +118,21 @@ pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
         .expect("start retentiond")
 }
 
+/// Starts the binary in `dir` with the fakes' secrets, its stdout and stderr piped, for
+/// tests that watch its output as it runs.
+pub fn spawn_piped(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RETENTIOND_CONFIG")
+        .env_remove("STATE_DIRECTORY")
+        .envs(SECRET_ENV.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start retentiond")
+}
+
 /// Waits (at most a minute) until `ready` holds while `child` still runs.
 pub fn wait_while_running(child: &mut std::process::Child, ready: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
