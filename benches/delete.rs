@@ -103,6 +103,7 @@ fn main() {
             now,
             stop: Default::default(),
             watch: None,
+            journal_keep: None,
         };
         let tz = jiff::tz::TimeZone::UTC;
         let started = Instant::now();

@@ -200,6 +200,22 @@ enum Command {
         #[command(subcommand)]
         command: DocspaceCommand,
     },
+    /// Look after the journal in state_dir
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Forget what runs older than journal_keep decided (every policy the journal knows, as
+    /// each run does for its own policy), then give the space back to the file system (VACUUM)
+    Compact {
+        /// Instead of the config's journal_keep, e.g. `30d`
+        #[arg(long)]
+        keep: Option<String>,
+    },
 }
 
 /// What `run` and `apply` share.
@@ -350,6 +366,9 @@ fn dispatch(cli: &Cli) -> Outcome {
         Command::Docspace {
             command: DocspaceCommand::PurgeHistory { account, dump, yes },
         } => purge_history(cli, account, *dump, *yes, &mut out),
+        Command::Journal {
+            command: JournalCommand::Compact { keep },
+        } => compact_journal(cli, keep.as_deref(), &mut out),
         Command::Daemon { log_format } => {
             let Some((path, _)) = config_path(cli) else {
                 return Err(Failure::new(
@@ -895,6 +914,7 @@ fn run_policies(
                     state: Mutex::default(),
                 }) as Arc<dyn runner::Watch>
             }),
+            journal_keep: config.journal_keep,
         };
         let tz = runner::zone(policy, Some(config));
         // The run and the printing of what it reports as it happens, side by side.
@@ -1106,6 +1126,42 @@ fn when(flag: &str, text: &str) -> Result<Timestamp, Failure> {
                 format!("{flag} {text}: {e}; write RFC 3339 (2026-11-23T03:30:00Z) or a duration ago (7d, 12h)"),
             )
         })
+}
+
+/// `journal compact`: prunes every policy of the journal by `journal_keep`, then vacuums.
+fn compact_journal(cli: &Cli, keep: Option<&str>, out: &mut dyn Write) -> Outcome {
+    let config = require_config(cli, "")?;
+    let keep = match keep {
+        Some(text) => Some(
+            CalendarDuration::parse(text)
+                .map_err(|e| Failure::new(exit::USAGE, format!("--keep {text}: {e}")))?,
+        ),
+        None => config.journal_keep,
+    };
+    let journal = open_journal(&config)?;
+    let now = Timestamp::now();
+    let mut forgotten = 0;
+    if let Some(keep) = keep {
+        let tz = config.default_timezone.clone().unwrap_or(TimeZone::UTC);
+        let cutoff = keep.before(now, &tz);
+        for name in journal.policies().map_err(journal_failure)? {
+            forgotten += journal.prune(&name, cutoff).map_err(journal_failure)?;
+        }
+    }
+    let (before, after) = journal.vacuum().map_err(journal_failure)?;
+    let kept = match keep {
+        Some(keep) => format!("runs older than {keep} forgotten: {forgotten}"),
+        None => "journal_keep: forever, no run forgotten".to_string(),
+    };
+    writeln!(
+        out,
+        "journal {}: {kept}; {} before, {} after",
+        journal.path().display(),
+        render::bytes(before),
+        render::bytes(after)
+    )
+    .map_err(write_failure)?;
+    Ok(exit::OK)
 }
 
 fn history(cli: &Cli, filter: &HistoryFilter, format: Format, out: &mut dyn Write) -> Outcome {

@@ -254,7 +254,7 @@ fn frees(freed: Freed, deleted: usize) -> String {
 }
 
 /// A byte count the way `ls -h` and `du -h` print it, in binary units.
-fn bytes(n: u64) -> String {
+pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = n as f64;
     let mut unit = 0;

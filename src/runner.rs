@@ -11,6 +11,7 @@ use crate::plan::{self, PolicyPlan};
 use crate::policy::{Config, Mode, Policy};
 use crate::provider::{Provider, ProviderError};
 use crate::render::PolicyReport;
+use crate::retention::CalendarDuration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::collections::{BTreeMap, HashMap};
@@ -48,6 +49,9 @@ pub struct Options<'a> {
     pub stop: executor::Stop,
     /// Told of the plan and of each deletion as it happens.
     pub watch: Option<Arc<dyn Watch>>,
+    /// The config's `journal_keep`: at the end of the run, the journal forgets what runs of
+    /// the policy older than that decided (`None`: never).
+    pub journal_keep: Option<CalendarDuration>,
 }
 
 impl Options<'_> {
@@ -306,6 +310,13 @@ pub async fn run_policy<'a>(
     };
     report.execution = execution;
     end(journal, run, &mut report, outcome, message.as_deref());
+    if let Some(keep) = &options.journal_keep
+        && let Err(e) = journal.prune(&policy.name, keep.before(options.now, tz))
+        && let Some(plan) = report.plan.as_mut()
+    {
+        plan.warnings
+            .push(format!("{e}; it grows until this works"));
+    }
     report
 }
 

@@ -546,3 +546,69 @@ fn local_times_in_file_names_are_read_in_the_zone_the_policy_names() {
         assert!(out.stderr.contains(want), "missing {want}:\n{}", out.stderr);
     }
 }
+
+#[test]
+fn the_journal_keeps_what_it_must_and_compact_forgets_the_rest() {
+    let dir = folder();
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &policy("p", ALL, "{last: 390}"),
+    );
+    common::approve_all(dir.path());
+    for _ in 0..3 {
+        let out = run(dir.path(), &["run", "--dry-run"]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    }
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(count(dir.path()), 390);
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let runs = |dir: &Path| -> Vec<i64> {
+        let out = run(dir, &["history", "--format", "json"]);
+        json(&out.stdout)["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(runs(dir.path()), [5, 4, 3, 2, 1]);
+
+    let out = run(dir.path(), &["journal", "compact", "--keep", "0d"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("runs older than 0s forgotten: 3;") && out.stdout.contains(" after"),
+        "{}",
+        out.stdout
+    );
+    // The run that deleted (its deletions are the audit trail) and the baseline stay; the
+    // baseline still has every decision.
+    assert_eq!(runs(dir.path()), [5, 4]);
+    let out = run(dir.path(), &["history", "--run", "5", "--format", "json"]);
+    assert_eq!(
+        json(&out.stdout)["decisions"].as_array().unwrap().len(),
+        390
+    );
+    let out = run(dir.path(), &["history", "--run", "4", "--format", "json"]);
+    let deleting = json(&out.stdout);
+    assert_eq!(
+        deleting["runs"][0]["deletions"].as_array().unwrap().len(),
+        10
+    );
+
+    // A bad journal_keep is a located config error.
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        &format!("{CONFIG}journal_keep: soon\n"),
+    );
+    let out = run(dir.path(), &["validate"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("retentiond.yaml:5:15: `journal_keep`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -175,6 +175,7 @@ async fn run_once(
         now: jobs.clock.now(),
         stop: jobs.stop.clone(),
         watch: None,
+        journal_keep: context.config.journal_keep,
     };
     let report =
         runner::run_policy(&journal, policy, &entry.tz, &provider, &listing, &options).await;

@@ -102,7 +102,32 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (policy, fingerprint)
     );
     ALTER TABLE runs ADD COLUMN overrides TEXT;",
+    // 4: decisions stored once per span of runs in which a backup's decision did not change
+    // (an hourly policy over 100,000 backups wrote 100,000 rows an hour before); runs pruned
+    // by `journal_keep` leave their spans.
+    "CREATE TABLE decision_spans (
+        policy TEXT NOT NULL,
+        first_run INTEGER NOT NULL,
+        last_run INTEGER NOT NULL,
+        backup_id TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        note TEXT
+    );
+    CREATE INDEX decision_spans_open ON decision_spans (policy, last_run, grp, backup_id);
+    INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp, created_at, status,
+                                action, reasons, note)
+        SELECT r.policy, d.run_id, d.run_id, d.backup_id, d.grp, d.created_at, d.status,
+               d.action, d.reasons, d.note
+        FROM decisions d JOIN runs r ON r.id = d.run_id ORDER BY d.rowid;
+    DROP TABLE decisions;",
 ];
+
+/// Schema version from which decisions are stored as spans.
+const SPANS: i64 = 4;
 
 /// What went wrong with the journal; the message names the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -454,22 +479,43 @@ impl Journal {
                 for (group, n) in counts {
                     count.execute(params![run, group, *n as i64])?;
                 }
-                let mut decision = tx.prepare(
-                    "INSERT INTO decisions (run_id, backup_id, grp, created_at, status, action, reasons, note)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                // A decision the policy's previous listed run made the same way extends that
+                // run's span to this run; any other starts a span.
+                let previous: Option<i64> = tx.query_row(
+                    "SELECT max(id) FROM runs WHERE policy = ?1 AND listed = 1 AND id < ?2",
+                    params![plan.name, run],
+                    |r| r.get(0),
+                )?;
+                let mut extend = tx.prepare(
+                    "UPDATE decision_spans SET last_run = ?1 WHERE rowid = (
+                        SELECT rowid FROM decision_spans
+                        WHERE policy = ?2 AND last_run = ?3 AND grp = ?4 AND backup_id = ?5
+                          AND created_at = ?6 AND status = ?7 AND action = ?8 AND reasons = ?9
+                          AND note IS ?10
+                        LIMIT 1)",
+                )?;
+                let mut start = tx.prepare(
+                    "INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp,
+                                                 created_at, status, action, reasons, note)
+                     VALUES (?2, ?1, ?1, ?5, ?4, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 for d in &plan.decisions {
                     let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
-                    decision.execute(params![
+                    let values = params![
                         run,
-                        d.backup.id,
+                        plan.name,
+                        previous.unwrap_or(-1),
                         d.backup.group,
+                        d.backup.id,
                         d.backup.created_at.to_string(),
                         d.backup.status.as_str(),
                         d.action.as_str(),
                         serde_json::to_string(&reasons).unwrap_or_default(),
                         d.note,
-                    ])?;
+                    ];
+                    if previous.is_none() || extend.execute(values)? == 0 {
+                        start.execute(values)?;
+                    }
                 }
             }
             let s = plan.summary;
@@ -882,14 +928,23 @@ impl Journal {
         query(&conn).map_err(self.err("read the policy names"))
     }
 
-    /// Every decision a run recorded, in plan order.
+    /// Every decision a run recorded, in plan order (groups in name order, newest first); none
+    /// for a run that listed nothing, or whose decisions `journal_keep` pruned.
     pub fn decisions(&self, run: i64) -> Result<Vec<DecisionRecord>> {
+        let spans = self.version()? >= SPANS;
         let conn = self.conn();
         let query = |conn: &Connection| -> rusqlite::Result<Vec<DecisionRecord>> {
-            let mut statement = conn.prepare(
+            let sql = if spans {
                 "SELECT backup_id, grp, created_at, status, action, reasons, note
-                 FROM decisions WHERE run_id = ?1 ORDER BY rowid",
-            )?;
+                 FROM decision_spans
+                 WHERE policy = (SELECT policy FROM runs WHERE id = ?1 AND listed = 1)
+                   AND first_run <= ?1 AND last_run >= ?1
+                 ORDER BY grp, created_at DESC, rowid"
+            } else {
+                "SELECT backup_id, grp, created_at, status, action, reasons, note
+                 FROM decisions WHERE run_id = ?1 ORDER BY rowid"
+            };
+            let mut statement = conn.prepare(sql)?;
             statement
                 .query_map(params![run], |r| {
                     let reasons: String = r.get(5)?;
@@ -906,6 +961,73 @@ impl Journal {
                 .collect()
         };
         query(&conn).map_err(self.err("read a run's decisions"))
+    }
+
+    /// `journal_keep`: forgets what runs of `policy` started before `cutoff` decided and
+    /// listed. Their run records go too, except those of runs that deleted something (the
+    /// deletions are the audit trail and stay), the run whose listing is the listing-drop
+    /// baseline, and runs with deletions still open. A version of the policy that ran in
+    /// enforce mode keeps its standing as approved. Returns the number of runs forgotten.
+    pub fn prune(&self, policy: &str, cutoff: Timestamp) -> Result<usize> {
+        if self.version()? < SPANS {
+            return Ok(0);
+        }
+        let baseline = self.baseline(policy, None)?.map(|b| b.run);
+        let mut conn = self.conn();
+        let prune = |conn: &mut Connection| -> rusqlite::Result<usize> {
+            let tx = conn.transaction()?;
+            // Runs before the horizon lose their decisions and listing counts.
+            let horizon: i64 = tx.query_row(
+                "SELECT coalesce(min(id), ?3) FROM runs WHERE policy = ?1 AND (started_at >= ?2 OR id = ?3)",
+                params![policy, ms(cutoff), baseline.unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO approvals (policy, fingerprint, approved_at, approved_by, policy_file)
+                 SELECT policy, fingerprint, max(started_at), 'its run #' || max(id) || ' in enforce mode', policy_file
+                 FROM runs WHERE policy = ?1 AND id < ?2 AND mode = 'enforce' AND dry_run IS NULL
+                   AND outcome IN ('ok', 'deletions-failed', 'stopped')
+                 GROUP BY fingerprint
+                 ON CONFLICT DO NOTHING",
+                params![policy, horizon],
+            )?;
+            tx.execute(
+                "DELETE FROM decision_spans WHERE policy = ?1 AND last_run < ?2",
+                params![policy, horizon],
+            )?;
+            tx.execute(
+                "UPDATE decision_spans SET first_run = ?2 WHERE policy = ?1 AND first_run < ?2",
+                params![policy, horizon],
+            )?;
+            tx.execute(
+                "DELETE FROM listing_counts WHERE run_id IN (SELECT id FROM runs WHERE policy = ?1 AND id < ?2)",
+                params![policy, horizon],
+            )?;
+            let forgotten = tx.execute(
+                "DELETE FROM runs WHERE policy = ?1 AND id < ?2
+                   AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.run_id = runs.id)",
+                params![policy, horizon],
+            )?;
+            tx.commit()?;
+            Ok(forgotten)
+        };
+        prune(&mut conn).map_err(self.err("prune old runs (journal_keep)"))
+    }
+
+    /// Rewrites the journal file without the space that pruned runs left (SQLite `VACUUM`).
+    /// Returns its size before and after, in bytes.
+    pub fn vacuum(&self) -> Result<(u64, u64)> {
+        let size = || {
+            let file = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let mut wal = self.path.clone().into_os_string();
+            wal.push("-wal");
+            file(&self.path) + file(Path::new(&wal))
+        };
+        let before = size();
+        let conn = self.conn();
+        conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(self.err("vacuum"))?;
+        Ok((before, size()))
     }
 }
 

@@ -273,11 +273,28 @@ fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
     finished_run(&journal, &backups("g", 3), &["g-2"], false);
+    let run = all_runs(&journal)[0].id;
+    let decided = |j: &Journal| -> Vec<(String, String)> {
+        j.decisions(run)
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.id, d.action))
+            .collect()
+    };
+    let before = decided(&journal);
+    assert_eq!(before.len(), 3);
     // Back to how version 1 left it.
     journal
         .conn()
         .execute_batch(
             "DROP TABLE fires; DROP TABLE approvals; ALTER TABLE runs DROP COLUMN overrides;
+             CREATE TABLE decisions (
+                run_id INTEGER NOT NULL REFERENCES runs (id), backup_id TEXT NOT NULL,
+                grp TEXT NOT NULL, created_at TEXT NOT NULL, status TEXT NOT NULL,
+                action TEXT NOT NULL, reasons TEXT NOT NULL, note TEXT);
+             INSERT INTO decisions SELECT first_run, backup_id, grp, created_at, status, action,
+                reasons, note FROM decision_spans ORDER BY grp, created_at DESC;
+             DROP TABLE decision_spans;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -286,6 +303,7 @@ fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
     let old = Journal::open_read_only(dir.path()).unwrap().expect("read");
     assert_eq!(all_runs(&old).len(), 1, "history reads a version-1 journal");
     assert_eq!(old.last_fire("p").unwrap(), None);
+    assert_eq!(decided(&old), before, "and its decisions");
     drop(old);
 
     let journal = Journal::open(dir.path()).unwrap();
@@ -298,4 +316,98 @@ fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
     assert_eq!(journal.last_fire("p").unwrap(), Some(later));
     assert_eq!(journal.last_fire("other").unwrap(), None);
     assert_eq!(all_runs(&journal).len(), 1, "migrating keeps the runs");
+    assert_eq!(decided(&journal), before, "and their decisions");
+}
+
+fn spans(journal: &Journal) -> i64 {
+    journal
+        .conn()
+        .query_row("SELECT count(*) FROM decision_spans", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn unchanged_decisions_are_stored_once_and_every_run_reads_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let listing = backups("g", 5);
+    let runs: Vec<i64> = (0..3)
+        .map(|_| finished_run(&journal, &listing, &[], false))
+        .collect();
+    assert_eq!(spans(&journal), 5, "three runs, the same five decisions");
+    let actions = |run: i64| -> Vec<(String, String)> {
+        journal
+            .decisions(run)
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.id, d.action))
+            .collect()
+    };
+    let first = actions(runs[0]);
+    assert_eq!(first.len(), 5);
+    assert_eq!(first[0], ("g-0".into(), "keep".into()));
+    assert_eq!(first[2], ("g-2".into(), "delete".into()));
+    assert_eq!(actions(runs[2]), first);
+
+    // A newer backup: it and the one it pushes out of `last 2` get new spans.
+    let mut newer = backups("g", 5);
+    newer.insert(
+        0,
+        Backup::new(
+            "g-new",
+            "g",
+            Timestamp::from_second(1_700_000_000 + 86_400).unwrap(),
+            Status::Complete,
+        ),
+    );
+    let fourth = finished_run(&journal, &newer, &[], false);
+    assert_eq!(spans(&journal), 7);
+    let now = actions(fourth);
+    assert_eq!(now.len(), 6);
+    assert_eq!(now[0], ("g-new".into(), "keep".into()));
+    assert_eq!(now[2], ("g-1".into(), "delete".into()));
+    assert_eq!(actions(runs[1]), first, "earlier runs read as they were");
+}
+
+#[test]
+fn pruning_forgets_old_decisions_but_keeps_deletions_the_baseline_and_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let listing = backups("g", 5);
+    let dry = finished_run(&journal, &listing, &[], false);
+    let deleting = finished_run(&journal, &listing, &["g-4"], false);
+    let last = finished_run(&journal, &listing[..4], &[], false);
+    let fingerprint = policy().fingerprint;
+
+    // Everything is older than the cutoff: the baseline run stays whole.
+    let cutoff = Timestamp::now() + jiff::SignedDuration::from_secs(60);
+    assert_eq!(journal.prune("p", cutoff).unwrap(), 1, "the dry run");
+    let ids: Vec<i64> = all_runs(&journal).iter().map(|r| r.id).collect();
+    assert_eq!(ids, [last, deleting], "the run that deleted stays");
+    assert!(!ids.contains(&dry));
+    assert_eq!(journal.decisions(last).unwrap().len(), 4);
+    assert!(journal.decisions(deleting).unwrap().is_empty());
+    assert_eq!(spans(&journal), 4);
+    let history = all_runs(&journal);
+    assert_eq!(
+        history[1].deletions.len(),
+        1,
+        "its deletion is the audit trail"
+    );
+    assert_eq!(
+        journal.baseline("p", None).unwrap().map(|b| b.run),
+        Some(last)
+    );
+    let standing: String = journal
+        .conn()
+        .query_row(
+            "SELECT approved_by FROM approvals WHERE policy = 'p' AND fingerprint = ?1",
+            [&fingerprint],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(standing, format!("its run #{deleting} in enforce mode"));
+    assert!(journal.approved("p", &fingerprint).unwrap());
+    // Nothing older: nothing more to forget.
+    assert_eq!(journal.prune("p", cutoff).unwrap(), 0);
 }

@@ -8,6 +8,7 @@ use super::read;
 use super::select::ProviderKind;
 use super::yaml::{Node, Pos, Value};
 use crate::http::HttpSettings;
+use crate::retention::CalendarDuration;
 use jiff::tz::TimeZone;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub const CONFIG_KEYS: &[&str] = &[
     "policies",
     "state_dir",
+    "journal_keep",
     "dry_run",
     "metrics",
     "shutdown_timeout",
@@ -34,6 +36,9 @@ pub struct Config {
     /// Folders and files holding policies; relative paths are relative to the config file.
     pub policies: Vec<PathBuf>,
     pub state_dir: PathBuf,
+    /// How long the journal keeps what runs decided and listed (`journal_keep`, default
+    /// 90d); `None`: forever. Deletions are kept forever.
+    pub journal_keep: Option<CalendarDuration>,
     /// The global switch: true forces every policy into dry-run.
     pub dry_run: bool,
     pub metrics_listen: Option<SocketAddr>,
@@ -237,6 +242,11 @@ impl SecretRef {
     }
 }
 
+/// `journal_keep` when the config does not say.
+pub fn default_journal_keep() -> CalendarDuration {
+    CalendarDuration::parse("90d").expect("a valid duration")
+}
+
 /// Where the journal of a config without `state_dir` lives. Every command resolves it the
 /// same way, so that `sudo retentiond run` or `history` on the host uses the daemon's journal
 /// and its locks: a config under `/etc/retentiond` keeps it in `/var/lib/retentiond` (the
@@ -278,6 +288,14 @@ pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Con
         file: d.file().to_path_buf(),
         policies,
         state_dir,
+        journal_keep: match fields.get("journal_keep") {
+            Some(Node {
+                value: Value::Str(text),
+                ..
+            }) if text == "forever" => None,
+            Some(n) => read::duration(n, "journal_keep", d),
+            None => Some(default_journal_keep()),
+        },
         dry_run: fields
             .get("dry_run")
             .and_then(|n| read::boolean(n, "dry_run", d))
