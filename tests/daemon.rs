@@ -492,3 +492,54 @@ fn sigterm_lets_the_deletion_in_flight_finish_and_sends_no_other() {
         runs[0]
     );
 }
+
+#[test]
+fn metrics_after_a_restart_come_from_the_journal_with_freshness_and_the_next_run() {
+    let dir = setup(3, 8);
+    // Weekly: it does not fire while the test runs.
+    common::write(
+        dir.path(),
+        "policies/nightly.yaml",
+        &policy(3).replace("\"* * * * * *\"", "\"0 3 * * 1\""),
+    );
+    // The last run before the daemon (re)starts.
+    let out = common::configured(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(dumps(dir.path()).len(), 3);
+
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    let address = daemon.metrics_address();
+    daemon.wait_for("ready", |d| d.log().contains("ready: "));
+    let (_, metrics) = get(&address, "/metrics");
+    let label = "{policy=\"nightly\"}";
+    let value = |name: &str| sample(&metrics, &format!("{name}{label} "));
+    assert_eq!(
+        value("retentiond_policy_backups_kept"),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert_eq!(value("retentiond_policy_last_run_success"), Some(1.0));
+    let now = jiff::Timestamp::now().as_second() as f64;
+    let last_success = value("retentiond_policy_last_success_timestamp_seconds").unwrap();
+    assert!(now - last_success < 120.0, "{metrics}");
+    let next = value("retentiond_policy_next_run_timestamp_seconds").unwrap();
+    assert!(next > now && next <= now + 7.0 * 86400.0, "{metrics}");
+    // The newest dump is from 8 November 2026, 03:00 UTC.
+    let newest = jiff::Timestamp::from_second(1_794_106_800).unwrap();
+    assert_eq!(newest.to_string(), "2026-11-08T03:00:00Z");
+    let age = value("retentiond_policy_newest_backup_age_seconds").unwrap();
+    assert!(
+        (age - (now - newest.as_second() as f64)).abs() < 120.0,
+        "{age} {metrics}"
+    );
+    let folder = dir.path().join("backups").canonicalize().unwrap();
+    let group = sample(
+        &metrics,
+        &format!(
+            "retentiond_group_newest_backup_age_seconds{{policy=\"nightly\",group=\"{}\"}}",
+            folder.display()
+        ),
+    );
+    assert!(group.is_some_and(|g| (g - age).abs() < 60.0), "{metrics}");
+    assert_eq!(get(&address, "/healthz"), (200, "ok\n".into()));
+}

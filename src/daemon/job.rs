@@ -110,6 +110,10 @@ impl Runner for Arc<Jobs> {
         );
         self.metrics.skipped(policy);
     }
+
+    fn next_runs(&self, next: &[(String, Timestamp)]) {
+        self.metrics.set_next_runs(next);
+    }
 }
 
 /// The run itself, logged; `Err` when it could not start (no journal, or another process

@@ -3,6 +3,9 @@
 //! from them. No I/O.
 
 use crate::http::RequestObserver;
+use crate::journal::LastRun;
+use crate::model::Status;
+use crate::plan::{Action, PolicyPlan};
 use crate::render::PolicyReport;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -38,6 +41,8 @@ pub struct RunFigures {
     pub blocked: bool,
     /// The kind of each failed deletion.
     pub deletion_errors: Vec<&'static str>,
+    /// The newest complete backup the policy selected, per group.
+    pub newest: BTreeMap<String, Timestamp>,
 }
 
 impl RunFigures {
@@ -59,6 +64,22 @@ impl RunFigures {
             would_delete: planned.saturating_sub(done_now),
             blocked: report.plan.as_ref().is_some_and(|p| p.blocked.is_some()),
             deletion_errors: executions.flat_map(|e| &e.failed).map(|f| f.kind).collect(),
+            newest: report.plan.as_ref().map(newest).unwrap_or_default(),
+        }
+    }
+
+    /// The figures of a policy's last run as the journal recorded it (a restarted daemon).
+    pub fn recorded(last: &LastRun) -> RunFigures {
+        RunFigures {
+            at: last.started_at,
+            took: last.took,
+            outcome: last.outcome,
+            kept: last.keep,
+            deleted: 0,
+            would_delete: last.would_delete,
+            blocked: last.outcome == "blocked",
+            deletion_errors: Vec::new(),
+            newest: last.newest.clone(),
         }
     }
 
@@ -73,6 +94,7 @@ impl RunFigures {
             would_delete: 0,
             blocked: false,
             deletion_errors: Vec::new(),
+            newest: BTreeMap::new(),
         }
     }
 
@@ -81,6 +103,26 @@ impl RunFigures {
         matches!(self.outcome, "ok" | "dry-run")
     }
 }
+
+/// The newest complete backup a plan selected, per group.
+fn newest(plan: &PolicyPlan) -> BTreeMap<String, Timestamp> {
+    let mut newest: BTreeMap<String, Timestamp> = BTreeMap::new();
+    for d in plan
+        .decisions
+        .iter()
+        .filter(|d| d.backup.status == Status::Complete && d.action != Action::Ignore)
+    {
+        let at = newest
+            .entry(d.backup.group.clone())
+            .or_insert(d.backup.created_at);
+        *at = (*at).max(d.backup.created_at);
+    }
+    newest
+}
+
+/// Groups up to which a policy's newest backup age is exported per group (beyond, only the
+/// stalest group's age is, to keep the series count bounded).
+pub const GROUP_SERIES_LIMIT: usize = 100;
 
 #[derive(Debug)]
 struct PolicyState {
@@ -91,6 +133,8 @@ struct PolicyState {
     deleted_total: u64,
     runs: BTreeMap<&'static str, u64>,
     skipped_fires: u64,
+    /// When the scheduler runs it next (jitter included).
+    next_run: Option<Timestamp>,
 }
 
 #[derive(Debug, Default)]
@@ -160,6 +204,7 @@ impl Metrics {
                     deleted_total: 0,
                     runs: BTreeMap::new(),
                     skipped_fires: 0,
+                    next_run: None,
                 },
             };
             state.policies.insert(entry.loaded.name.clone(), entry);
@@ -209,6 +254,25 @@ impl Metrics {
                 p.last_success = Some(figures.at);
             }
             p.last = Some(figures);
+        }
+    }
+
+    /// What the journal knows of a policy the daemon has no run of yet (after a restart):
+    /// its last run and last success, so that the series do not wait for its next run.
+    pub fn seed(&self, policy: &str, last: &LastRun) {
+        if let Some(p) = self.state().policies.get_mut(policy)
+            && p.last.is_none()
+        {
+            p.last = Some(RunFigures::recorded(last));
+            p.last_success = p.last_success.or(last.last_success);
+        }
+    }
+
+    /// When each scheduled policy runs next; the others have no next run.
+    pub fn set_next_runs(&self, next: &[(String, Timestamp)]) {
+        let mut state = self.state();
+        for (name, p) in &mut state.policies {
+            p.next_run = next.iter().find(|(n, _)| n == name).map(|(_, at)| *at);
         }
     }
 
@@ -293,6 +357,7 @@ impl Metrics {
         let state = self.state();
         let mut out = Exposition::default();
         self.render_policies(&state, &mut out);
+        render_freshness(&state, now, &mut out);
         out.family(
             "retentiond_deletion_errors_total",
             "counter",
@@ -415,6 +480,60 @@ impl Metrics {
                     *n as f64,
                 );
             }
+        }
+    }
+}
+
+/// When each policy runs next, and how old the newest backup of its groups is (computed at
+/// scrape time from the last listing).
+fn render_freshness(state: &State, now: Timestamp, out: &mut Exposition) {
+    let policies = &state.policies;
+    out.family(
+        "retentiond_policy_next_run_timestamp_seconds",
+        "gauge",
+        "When the daemon runs the policy next (its schedule and jitter).",
+    );
+    for (name, p) in policies {
+        if let Some(at) = p.next_run {
+            out.sample(
+                "retentiond_policy_next_run_timestamp_seconds",
+                &[("policy", name)],
+                seconds(at),
+            );
+        }
+    }
+    let age = |at: &Timestamp| now.duration_since(*at).as_secs_f64().max(0.0);
+    out.family(
+        "retentiond_policy_newest_backup_age_seconds",
+        "gauge",
+        "Age of the newest complete backup in the policy's stalest group, at its last listing.",
+    );
+    for (name, p) in policies {
+        let stalest = p.last.as_ref().and_then(|l| l.newest.values().min());
+        if let Some(at) = stalest {
+            out.sample(
+                "retentiond_policy_newest_backup_age_seconds",
+                &[("policy", name)],
+                age(at),
+            );
+        }
+    }
+    out.family(
+        "retentiond_group_newest_backup_age_seconds",
+        "gauge",
+        "Age of each group's newest complete backup, at the policy's last listing (policies of at most 100 groups).",
+    );
+    for (name, p) in policies {
+        let Some(last) = &p.last else { continue };
+        if last.newest.len() > GROUP_SERIES_LIMIT {
+            continue;
+        }
+        for (group, at) in &last.newest {
+            out.sample(
+                "retentiond_group_newest_backup_age_seconds",
+                &[("policy", name), ("group", group)],
+                age(at),
+            );
         }
     }
 }

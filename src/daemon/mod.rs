@@ -444,12 +444,33 @@ fn prepare(set: LoadedSet, metrics: &Metrics, now: jiff::Timestamp) -> (Vec<Entr
         })
         .collect();
     metrics.set_policies(loaded, now);
+    seed_metrics(metrics, &config, &entries);
     let context = Arc::new(Context {
         config,
         registry: Mutex::new(registry),
         entries: entries.clone(),
     });
     (entries, context)
+}
+
+/// Seeds the figures of policies the daemon has not run yet from the journal (their last run
+/// and last success survive a restart). A journal that cannot be read only loses the seeds.
+fn seed_metrics(metrics: &Metrics, config: &policy::Config, entries: &[Entry]) {
+    let journal = match Journal::open_read_only(&config.state_dir) {
+        Ok(Some(journal)) => journal,
+        Ok(None) => return,
+        Err(e) => {
+            warn!("metrics start empty: {e}");
+            return;
+        }
+    };
+    for entry in entries {
+        match journal.last_run(&entry.policy.name) {
+            Ok(Some(last)) => metrics.seed(&entry.policy.name, &last),
+            Ok(None) => {}
+            Err(e) => warn!(policy = %entry.policy.name, "metrics start empty: {e}"),
+        }
+    }
 }
 
 /// Each policy's name and the hash of its file, to tell what a reload changed.

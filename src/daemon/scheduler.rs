@@ -54,6 +54,8 @@ pub trait Runner: Send + Sync + 'static {
     fn run(&self, entry: Arc<Entry>, fire: Fire) -> BoxFuture<'static, ()>;
     /// A fire came while the policy's previous run was still going; it was not started.
     fn skipped(&self, policy: &str, fire: Fire);
+    /// When each scheduled policy runs next (jitter included), whenever that changes.
+    fn next_runs(&self, _next: &[(String, Timestamp)]) {}
 }
 
 /// What the daemon tells the scheduler.
@@ -121,14 +123,25 @@ impl Scheduler {
             .collect();
         log_first_fires(&slots);
         let heartbeat = heartbeat.map(|h| (h, tokio::time::Instant::now()));
-        Scheduler {
+        let scheduler = Scheduler {
             clock,
             runner,
             slots,
             running: HashMap::new(),
             tasks: JoinSet::new(),
             heartbeat,
-        }
+        };
+        scheduler.tell_next_runs();
+        scheduler
+    }
+
+    fn tell_next_runs(&self) {
+        let next: Vec<(String, Timestamp)> = self
+            .slots
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.due))
+            .collect();
+        self.runner.next_runs(&next);
     }
 
     /// Runs until told to stop (or until every sender of `control` is gone).
@@ -156,10 +169,12 @@ impl Scheduler {
     fn start_due(&mut self) {
         let now = self.clock.now();
         let mut ended = Vec::new();
+        let mut started = false;
         for (name, slot) in &mut self.slots {
             if slot.due > now {
                 continue;
             }
+            started = true;
             if self.running.values().any(|running| running == name) {
                 self.runner.skipped(name, slot.fire);
             } else {
@@ -174,6 +189,9 @@ impl Scheduler {
         }
         for name in ended {
             self.slots.remove(&name);
+        }
+        if started {
+            self.tell_next_runs();
         }
     }
 
@@ -226,6 +244,7 @@ impl Scheduler {
         }
         log_first_fires(&slots);
         self.slots = slots;
+        self.tell_next_runs();
     }
 
     /// Waits for running policies until `deadline`, then aborts the rest.

@@ -285,6 +285,21 @@ pub struct DecisionRecord {
     pub note: Option<String>,
 }
 
+/// What the journal knows of a policy's last run, to seed the daemon's metrics at start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LastRun {
+    pub started_at: Timestamp,
+    pub took: Duration,
+    pub outcome: &'static str,
+    pub keep: u64,
+    /// Planned deletions not carried out (dry-run, blocked, stopped).
+    pub would_delete: u64,
+    /// When a run of the policy last ended `ok` or `dry-run`.
+    pub last_success: Option<Timestamp>,
+    /// The newest complete backup the policy selected, per group, in its last listed run.
+    pub newest: BTreeMap<String, Timestamp>,
+}
+
 /// Held while a policy runs; dropping it releases the lock.
 #[derive(Debug)]
 pub struct PolicyLock {
@@ -1012,6 +1027,80 @@ impl Journal {
             Ok(forgotten)
         };
         prune(&mut conn).map_err(self.err("prune old runs (journal_keep)"))
+    }
+
+    /// The policy's last finished run, for the daemon's metrics after a restart.
+    pub fn last_run(&self, policy: &str) -> Result<Option<LastRun>> {
+        let spans = self.version()? >= SPANS;
+        let conn = self.conn();
+        let query = |conn: &Connection| -> rusqlite::Result<Option<LastRun>> {
+            let last = conn
+                .query_row(
+                    "SELECT id, started_at, ended_at, outcome, coalesce(keep, 0),
+                            coalesce(delete_count, 0) - (SELECT count(*) FROM deletions d
+                                WHERE d.run_id = runs.id AND d.outcome IN ('deleted', 'pending', 'failed'))
+                     FROM runs WHERE policy = ?1 AND outcome IS NOT NULL
+                     ORDER BY id DESC LIMIT 1",
+                    params![policy],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Option<i64>>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, i64>(5)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((_, started, ended, outcome, keep, would_delete)) = last else {
+                return Ok(None);
+            };
+            let last_success: Option<i64> = conn.query_row(
+                "SELECT max(started_at) FROM runs WHERE policy = ?1 AND outcome IN ('ok', 'dry-run')",
+                params![policy],
+                |r| r.get(0),
+            )?;
+            let mut newest = BTreeMap::new();
+            if spans {
+                let mut statement = conn.prepare(
+                    "SELECT grp, max(created_at) FROM decision_spans
+                     WHERE policy = ?1 AND status = 'complete' AND action != 'ignore'
+                       AND first_run <= ?2 AND last_run >= ?2
+                     GROUP BY grp",
+                )?;
+                let listed: Option<i64> = conn.query_row(
+                    "SELECT max(id) FROM runs WHERE policy = ?1 AND listed = 1",
+                    params![policy],
+                    |r| r.get(0),
+                )?;
+                let rows = statement.query_map(params![policy, listed.unwrap_or(-1)], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                for row in rows {
+                    let (group, at) = row?;
+                    if let Ok(at) = at.parse::<Timestamp>() {
+                        newest.insert(group, at);
+                    }
+                }
+            }
+            let took = ended.map_or(0, |e| (e - started).max(0));
+            Ok(Some(LastRun {
+                started_at: from_ms(started),
+                took: Duration::from_millis(took as u64),
+                outcome: RUN_OUTCOMES
+                    .iter()
+                    .find(|o| **o == outcome)
+                    .copied()
+                    .unwrap_or("unfinished"),
+                keep: keep.max(0) as u64,
+                would_delete: would_delete.max(0) as u64,
+                last_success: last_success.map(from_ms),
+                newest,
+            }))
+        };
+        query(&conn).map_err(self.err("read the policy's last run"))
     }
 
     /// Rewrites the journal file without the space that pruned runs left (SQLite `VACUUM`).

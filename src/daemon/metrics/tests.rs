@@ -27,6 +27,7 @@ fn figures(outcome: &'static str, at_: &str) -> RunFigures {
         } else {
             vec![]
         },
+        newest: [("main".to_string(), at("2026-11-23T03:00:00Z"))].into(),
     }
 }
 
