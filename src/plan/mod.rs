@@ -454,17 +454,7 @@ pub fn plan<'a>(
             now,
             tz,
         ));
-        warnings.extend(members.iter().filter_map(|d| {
-            let future = d.note.as_deref()?.starts_with(FUTURE);
-            future.then(|| {
-                format!(
-                    "group {}: backup {} is dated {}, in the future: ignored (check the clock of whatever made it)",
-                    group_label(group),
-                    d.backup.id,
-                    d.backup.created_at
-                )
-            })
-        }));
+        warnings.extend(future_dated(group, &members));
         if let Some(reason) = fraction_exceeded(policy, group, &members) {
             blocked.push(reason);
         }
@@ -634,6 +624,34 @@ const FUTURE: &str = "dated in the future";
 
 fn group_label(group: &str) -> &str {
     if group.is_empty() { "(all)" } else { group }
+}
+
+/// One warning per group about backups dated in the future: the backup when there is one, the
+/// count and the range when there are more.
+fn future_dated(group: &str, members: &[Decision]) -> Option<String> {
+    let future: Vec<&Backup> = members
+        .iter()
+        .filter(|d| d.note.as_deref().is_some_and(|n| n.starts_with(FUTURE)))
+        .map(|d| d.backup)
+        .collect();
+    let group = group_label(group);
+    let advice = "ignored (check the clock of whatever made them)";
+    match future.as_slice() {
+        [] => None,
+        [b] => Some(format!(
+            "group {group}: backup {} is dated {}, in the future: ignored (check the clock of whatever made it)",
+            b.id, b.created_at
+        )),
+        more => {
+            let first = more.iter().map(|b| b.created_at).min()?;
+            let last = more.iter().map(|b| b.created_at).max()?;
+            Some(format!(
+                "group {group}: {} backups are dated in the future, from {first} to {last} (e.g. {}): {advice}",
+                more.len(),
+                more[0].id
+            ))
+        }
+    }
 }
 
 /// `guard.stale_after`: when the group's newest complete backup is older than that (or the

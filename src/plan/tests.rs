@@ -230,6 +230,23 @@ fn a_backup_dated_in_the_future_is_ignored_and_not_the_newest() {
             "group g: backup bogus is dated 2024-07-03T00:00:00Z, in the future: ignored (check the clock of whatever made it)"
         ]
     );
+
+    // 643 of them: one line for the group, not 643.
+    for n in 0..642 {
+        backups.push(backup(
+            &format!("skew-{n}"),
+            "g",
+            &format!("2024-08-{:02}T00:00:00Z", 1 + n % 28),
+            Status::Complete,
+        ));
+    }
+    let many = super::plan(&p, &backups, NOW.parse().unwrap(), &TimeZone::UTC);
+    assert_eq!(
+        many.warnings,
+        [
+            "group g: 643 backups are dated in the future, from 2024-07-03T00:00:00Z to 2024-08-28T00:00:00Z (e.g. bogus): ignored (check the clock of whatever made them)"
+        ]
+    );
 }
 
 #[test]
