@@ -543,3 +543,32 @@ fn metrics_after_a_restart_come_from_the_journal_with_freshness_and_the_next_run
     assert!(group.is_some_and(|g| (g - age).abs() < 60.0), "{metrics}");
     assert_eq!(get(&address, "/healthz"), (200, "ok\n".into()));
 }
+
+#[test]
+fn a_policy_file_being_written_is_not_a_failed_reload() {
+    let dir = setup(3, 4);
+    let weekly = policy(3).replace("\"* * * * * *\"", "\"0 3 * * 1\"");
+    common::write(dir.path(), "policies/nightly.yaml", &weekly);
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    let address = daemon.metrics_address();
+    daemon.wait_for("ready", |d| d.log().contains("ready: "));
+
+    // A deploy truncates the file, then writes it.
+    std::fs::write(dir.path().join("policies/nightly.yaml"), "").unwrap();
+    daemon.wait_for("the wait for content", |d| {
+        d.log()
+            .contains("nightly.yaml is empty (being written?): the reload waits for its content")
+    });
+    assert!(!daemon.log().contains("reload failed"), "{}", daemon.log());
+    assert_eq!(get(&address, "/healthz"), (200, "ok\n".into()));
+
+    common::write(
+        dir.path(),
+        "policies/nightly.yaml",
+        &weekly.replace("last: 3", "last: 4"),
+    );
+    daemon.wait_for("the reload", |d| {
+        d.log().contains("reloaded: 1 policies; changed nightly")
+    });
+    assert!(!daemon.log().contains("reload failed"), "{}", daemon.log());
+}

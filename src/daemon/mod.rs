@@ -334,7 +334,15 @@ impl Daemon {
                 }
                 () = tokio::time::sleep_until(reload_at.unwrap_or_else(Instant::now)), if reload_at.is_some() => {
                     pending = None;
-                    self.reload("files changed");
+                    match self.empty_policy_file() {
+                        // An editor or a deploy truncates, then writes: the write is another
+                        // change, and the reload happens then.
+                        Some(file) => info!(
+                            "{} is empty (being written?): the reload waits for its content",
+                            file.display()
+                        ),
+                        None => self.reload("files changed"),
+                    }
                 }
                 result = &mut *scheduled => {
                     error!("the scheduler ended unexpectedly: {result:?}");
@@ -342,6 +350,15 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// A policy file of the config in force that is empty (or only whitespace), if any.
+    fn empty_policy_file(&self) -> Option<PathBuf> {
+        let folders = self.jobs.context().config.policies.clone();
+        let (files, _) = policy::expand_paths(&folders);
+        files.into_iter().find(|file| {
+            std::fs::read(file).is_ok_and(|text| text.iter().all(u8::is_ascii_whitespace))
+        })
     }
 
     /// Watches the files of the config in force (again: folders may have been replaced).
