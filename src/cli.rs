@@ -2,7 +2,7 @@
 //! Thin by design; every decision lives in the modules it calls.
 
 use crate::executor;
-use crate::journal::{HistoryFilter, Journal, JournalError, PolicyLock};
+use crate::journal::{HistoryFilter, Journal, JournalError, PolicyLock, RunEnd, RunStart};
 use crate::model::{Backup, Listing};
 use crate::plan;
 use crate::policy::{self, Config, Diagnostic, Policy};
@@ -1059,8 +1059,20 @@ fn apply(cli: &Cli, file: &Path, settings: RunArgs, out: &mut dyn Write) -> Outc
         };
         let mut report = PolicyReport::new(policy);
         if policy.fingerprint != entry.fingerprint {
+            let what = match &entry.as_written {
+                Some(before) => {
+                    let mut changes = policy::definition::changes(before, &policy.as_written);
+                    if changes.len() > 10 {
+                        let more = changes.len() - 9;
+                        changes.truncate(9);
+                        changes.push(format!("{more} more"));
+                    }
+                    format!(": {}", changes.join(", "))
+                }
+                None => String::new(),
+            };
             report.refused.push(format!(
-                "policy {} in {} changed since the plan was made{}",
+                "policy {} in {} changed since the plan was made{}{what}; make and review a new plan",
                 policy.name,
                 policy.file.display(),
                 entry
@@ -1068,6 +1080,7 @@ fn apply(cli: &Cli, file: &Path, settings: RunArgs, out: &mut dyn Write) -> Outc
                     .map(|at| format!(" (evaluated at {at})"))
                     .unwrap_or_default()
             ));
+            journal_refusal(&config, policy, &mut report);
             reports.push(report);
         } else if let Some(why) = entry.not_applicable {
             report.skipped = Some(format!("nothing to apply: {why}"));
@@ -1082,6 +1095,37 @@ fn apply(cli: &Cli, file: &Path, settings: RunArgs, out: &mut dyn Write) -> Outc
     run_policies(
         &config, &policies, runnable, reports, "apply", settings, out,
     )
+}
+
+/// Records an `apply` refused before anything was listed (the policy changed) as a run of
+/// the policy ending `refused`, with the reason.
+fn journal_refusal(config: &Config, policy: &Policy, report: &mut PolicyReport) {
+    let message = report.refused.join("; ");
+    let recorded = open_journal(config)
+        .map_err(|f| f.messages.join("; "))
+        .and_then(|journal| {
+            let start = RunStart {
+                policy,
+                command: "apply",
+                dry_run: None,
+                started_at: Timestamp::now(),
+                overrides: Vec::new(),
+            };
+            let run = journal.begin_run(&start).map_err(|e| e.to_string())?;
+            let end = RunEnd {
+                outcome: "refused",
+                message: Some(&message),
+            };
+            journal.finish_run(run, &end).map_err(|e| e.to_string())?;
+            Ok(run)
+        });
+    match recorded {
+        Ok(run) => {
+            report.run_id = Some(run);
+            report.outcome = Some("refused");
+        }
+        Err(e) => report.journal_error = Some(e),
+    }
 }
 
 /// Records a person's approval of each named policy's current version in the journal.

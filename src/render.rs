@@ -17,6 +17,8 @@ pub struct PolicyReport<'a> {
     pub account: String,
     /// The policy as written (see `Policy::fingerprint`); `apply` checks it.
     pub fingerprint: String,
+    /// What the fingerprint hashes (`Policy::as_written`); `Null` when unknown.
+    pub as_written: serde_json::Value,
     pub plan: Option<PolicyPlan<'a>>,
     /// The listing failed: nothing was planned or deleted.
     pub error: Option<String>,
@@ -45,6 +47,7 @@ impl PolicyReport<'_> {
             name: policy.name.clone(),
             account: policy.account.clone(),
             fingerprint: policy.fingerprint.clone(),
+            as_written: policy.as_written.clone(),
             plan: None,
             error: None,
             execution: None,
@@ -89,6 +92,9 @@ impl Serialize for PolicyReport<'_> {
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("account", &self.account)?;
         map.serialize_entry("fingerprint", &self.fingerprint)?;
+        if !self.as_written.is_null() {
+            map.serialize_entry("policy", &self.as_written)?;
+        }
         if let Some(run) = self.run_id {
             map.serialize_entry("run", &run)?;
         }

@@ -207,11 +207,25 @@ fn apply_of_a_stale_plan_refuses_with_a_list_of_what_changed() {
     let out = t.run(&["apply", "plan.json"]);
     assert_eq!(out.code, 6, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stderr.contains("changed since the plan was made"),
+        out.stderr.contains("changed since the plan was made")
+            && out
+                .stderr
+                .contains(": keep.last: 5 → 4; make and review a new plan"),
         "{}",
         out.stderr
     );
     assert!(t.server().lines("DELETE").is_empty());
+    // The refusal is journaled with what changed.
+    let refused = &t.history()[0];
+    assert_eq!(refused["outcome"], "refused");
+    assert_eq!(refused["command"], "apply");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("keep.last: 5 → 4"),
+        "{refused}"
+    );
     // Comments, layout and the description change nothing that is deleted: still applies.
     let t = docspace_target(daily(12), "{last: 5}", "");
     reviewed_plan(&t);

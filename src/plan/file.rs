@@ -9,6 +9,8 @@ use std::path::Path;
 pub struct Reviewed {
     pub name: String,
     pub fingerprint: String,
+    /// The policy as written when the plan was made (`Policy::as_written`), if the plan has it.
+    pub as_written: Option<serde_json::Value>,
     pub evaluated_at: Option<String>,
     /// Why the reviewed plan deleted nothing for this policy: blocked, or its listing failed.
     pub not_applicable: Option<String>,
@@ -25,6 +27,8 @@ struct File {
 struct Policy {
     name: String,
     fingerprint: String,
+    #[serde(default)]
+    policy: Option<serde_json::Value>,
     #[serde(default)]
     evaluated_at: Option<String>,
     #[serde(default)]
@@ -72,6 +76,7 @@ pub fn read(path: &Path) -> Result<Vec<Reviewed>, String> {
                 .collect(),
             name: p.name,
             fingerprint: p.fingerprint,
+            as_written: p.policy,
             evaluated_at: p.evaluated_at,
         })
         .collect())

@@ -138,18 +138,24 @@ pub struct Policy {
     /// change nothing a run deletes), independent of layout, comments and key order. `apply` refuses a
     /// plan made under another fingerprint.
     pub fingerprint: String,
+    /// What the fingerprint hashes: the policy as written (keys sorted), without
+    /// `description`, `schedule` and `jitter`. Plans carry it, so that `apply` can say what
+    /// changed.
+    pub as_written: serde_json::Value,
     pub name_pos: Pos,
     pub account_pos: Pos,
 }
 
-fn fingerprint(node: &Node) -> String {
+/// The policy as the fingerprint sees it, and the fingerprint.
+fn fingerprint(node: &Node) -> (serde_json::Value, String) {
     let mut canonical = node.canonical();
     if let Some(map) = canonical.as_object_mut() {
         map.remove("description");
         map.remove("schedule");
         map.remove("jitter");
     }
-    crate::hash::sha256_hex(canonical.to_string().as_bytes())
+    let hash = crate::hash::sha256_hex(canonical.to_string().as_bytes());
+    (canonical, hash)
 }
 
 /// Validates one policy mapping, recording every problem; `None` when any was found.
@@ -177,6 +183,7 @@ pub fn parse_policy(node: &Node, d: &mut Diagnostics) -> Option<Policy> {
     let keep_node = required("keep", d);
     let keep = keep_node.and_then(|n| parse_keep(n, d));
     let schedule = fields.get("schedule").and_then(|n| parse_schedule(n, d));
+    let fingerprint = fingerprint(node);
     let jitter = fields
         .get("jitter")
         .and_then(|n| read::exact_duration(n, "jitter", d));
@@ -219,11 +226,40 @@ pub fn parse_policy(node: &Node, d: &mut Diagnostics) -> Option<Policy> {
             .unwrap_or_default(),
         file: d.file().to_path_buf(),
         file_sha256: String::new(),
-        fingerprint: fingerprint(node),
+        fingerprint: fingerprint.1,
+        as_written: fingerprint.0,
         name_pos: name_node.map(|n| n.pos).unwrap_or(node.pos),
         account_pos: account_node.map(|n| n.pos).unwrap_or(node.pos),
     };
     (d.list.len() == before).then_some(policy)
+}
+
+/// What differs between two policies as written (see `Policy::as_written`), one line per key
+/// path: `keep.daily: 7 → 1`, `select.pattern: added`, ...
+pub fn changes(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    fn walk(path: &str, before: Option<&Value>, after: Option<&Value>, out: &mut Vec<String>) {
+        match (before, after) {
+            (Some(Value::Object(a)), Some(Value::Object(b))) => {
+                let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                for key in keys {
+                    let path = match path {
+                        "" => key.clone(),
+                        _ => format!("{path}.{key}"),
+                    };
+                    walk(&path, a.get(key), b.get(key), out);
+                }
+            }
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(b)) => out.push(format!("{path}: {a} → {b}")),
+            (None, Some(b)) => out.push(format!("{path}: added ({b})")),
+            (Some(a), None) => out.push(format!("{path}: removed (was {a})")),
+            (None, None) => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", Some(before), Some(after), &mut out);
+    out
 }
 
 fn check_name(name: &str, pos: Pos, d: &mut Diagnostics) {
