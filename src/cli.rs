@@ -560,7 +560,11 @@ fn list(cli: &Cli, names: &[String], format: Format, out: &mut dyn Write) -> Out
                 eprintln!("policy {}: {e}", policy.name);
                 code = exit::LISTING_FAILED;
             }
-            (Ok(backups), Format::Text) => {
+            (Ok(mut backups), Format::Text) => {
+                // As `plan` shows them: groups in name order, the newest first in each.
+                backups.sort_by(|a, b| {
+                    (a.group.as_str(), b.created_at).cmp(&(b.group.as_str(), a.created_at))
+                });
                 writeln!(out, "policy {} (account {})", policy.name, policy.account)
                     .map_err(write_failure)?;
                 render::listing_text(out, &backups).map_err(write_failure)?;
@@ -1226,11 +1230,13 @@ fn history(cli: &Cli, filter: &HistoryFilter, format: Format, out: &mut dyn Writ
     let journal = Journal::open_read_only(&config.state_dir).map_err(journal_failure)?;
     // A name is known when the config has the policy, or the journal has runs of it (a
     // policy removed since).
-    let mut known: Vec<String> = policy::load_policies(&config.policies)
-        .0
-        .into_iter()
-        .map(|p| p.name)
+    let loaded = policy::load_policies(&config.policies).0;
+    // Text shows times in each policy's zone, like `plan` (UTC for a policy removed since).
+    let zones: std::collections::HashMap<String, TimeZone> = loaded
+        .iter()
+        .map(|p| (p.name.clone(), runner::zone(p, Some(&config))))
         .collect();
+    let mut known: Vec<String> = loaded.into_iter().map(|p| p.name).collect();
     if let Some(journal) = &journal {
         known.extend(journal.policies().map_err(journal_failure)?);
     }
@@ -1271,7 +1277,9 @@ fn history(cli: &Cli, filter: &HistoryFilter, format: Format, out: &mut dyn Writ
         None => None,
     };
     match format {
-        Format::Text => render::history_text(out, &runs, decisions.as_deref()),
+        Format::Text => render::history_text(out, &runs, decisions.as_deref(), &|policy| {
+            zones.get(policy).cloned().unwrap_or(TimeZone::UTC)
+        }),
         Format::Json => render::history_json(out, &runs, decisions.as_deref()),
     }
     .map_err(write_failure)?;

@@ -492,20 +492,24 @@ pub fn history_json(
     writeln!(out)
 }
 
-fn seconds(at: jiff::Timestamp) -> String {
-    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// `history`: a line per run, then its deletions.
+/// `history`: a line per run, then its deletions; times in the zone `zone` gives for the
+/// run's policy.
 pub fn history_text(
     out: &mut dyn Write,
     runs: &[RunRecord],
     decisions: Option<&[DecisionRecord]>,
+    zone: &dyn Fn(&str) -> jiff::tz::TimeZone,
 ) -> io::Result<()> {
     if runs.is_empty() {
         return writeln!(out, "no runs match");
     }
     for run in runs {
+        let tz = zone(&run.policy);
+        let seconds = |at: jiff::Timestamp| {
+            at.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        };
         let outcome = run.outcome.as_deref().unwrap_or("unfinished");
         let summary = run
             .summary

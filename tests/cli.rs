@@ -788,3 +788,48 @@ fn stale_groups_and_future_backups_are_warned_about_in_text_and_json() {
         text.stdout
     );
 }
+
+#[test]
+fn history_prints_times_in_the_policy_zone_and_list_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo("examples/local"), dir.path());
+    let args = |more: &[&'static str]| {
+        let mut all = vec!["--config", "retentiond.yaml"];
+        all.extend_from_slice(more);
+        all
+    };
+    let out = retentiond_in(
+        dir.path(),
+        &args(&["run", "--policy", "pg-main", "--summary"]),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let runs = json(&retentiond_in(dir.path(), &args(&["history", "--format", "json"])).stdout);
+    let started: jiff::Timestamp = runs["runs"][0]["started_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let berlin = started
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap())
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+        .to_string();
+    let text = retentiond_in(dir.path(), &args(&["history"])).stdout;
+    assert!(
+        text.starts_with(&format!("run #1 pg-main (run, dry-run) {berlin} (")),
+        "{text}"
+    );
+
+    // `list` shows the newest backup first, like `plan`.
+    let out = retentiond_in(dir.path(), &args(&["list", "--policy", "pg-main"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let dates: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("20"))
+        .map(|l| &l[..20])
+        .collect();
+    assert!(dates.len() > 700);
+    let mut sorted = dates.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(dates, sorted, "newest first");
+}
