@@ -536,7 +536,11 @@ fn validate(cli: &Cli, paths: &[PathBuf], skip_secrets: bool, out: &mut dyn Writ
     if !errors.is_empty() {
         return Err(Failure::invalid(errors));
     }
-    for warning in policy::overlap_warnings(&policies) {
+    let config_warnings = config.iter().flat_map(Config::warnings);
+    for warning in policy::overlap_warnings(&policies)
+        .into_iter()
+        .chain(config_warnings)
+    {
         eprintln!("warning: {warning}");
     }
     let checked = config

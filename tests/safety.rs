@@ -612,3 +612,34 @@ fn the_journal_keeps_what_it_must_and_compact_forgets_the_rest() {
         out.stderr
     );
 }
+
+#[test]
+fn validate_warns_of_a_metrics_endpoint_beyond_loopback() {
+    let dir = folder();
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        &format!("{CONFIG}metrics: {{ listen: \"0.0.0.0:9464\" }}\n"),
+    );
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        &policy("p", ALL, "{last: 3}"),
+    );
+    let out = run(dir.path(), &["validate"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "warning: retentiond.yaml: metrics.listen 0.0.0.0:9464 is not a loopback address, and /metrics and /healthz have no authentication"
+        ),
+        "{}",
+        out.stderr
+    );
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        &format!("{CONFIG}metrics: {{ listen: \"127.0.0.1:9464\" }}\n"),
+    );
+    let out = run(dir.path(), &["validate"]);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}

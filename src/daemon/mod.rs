@@ -240,6 +240,9 @@ async fn serve_metrics(
     let Some(address) = config.metrics_listen else {
         return Ok(None);
     };
+    for warning in config.warnings() {
+        warn!("{warning}");
+    }
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
         error!(
             "not started: cannot listen on {address} (metrics.listen in {}): {e}",

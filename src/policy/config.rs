@@ -242,6 +242,22 @@ impl SecretRef {
     }
 }
 
+impl Config {
+    /// What `validate` and the daemon warn about without refusing the config.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(address) = self.metrics_listen
+            && !address.ip().is_loopback()
+        {
+            warnings.push(format!(
+                "{}: metrics.listen {address} is not a loopback address, and /metrics and /healthz have no authentication: whoever reaches it sees policy names, accounts and counts; keep it on 127.0.0.1 or put a proxy with authentication in front",
+                self.file.display()
+            ));
+        }
+        warnings
+    }
+}
+
 /// `journal_keep` when the config does not say.
 pub fn default_journal_keep() -> CalendarDuration {
     CalendarDuration::parse("90d").expect("a valid duration")
