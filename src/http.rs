@@ -7,16 +7,99 @@
 //! headers marked sensitive, errors name the call instead of quoting URLs, and secrets a
 //! provider echoes are redacted.
 
-use crate::policy::Secret;
-use crate::provider::BoxFuture;
-use crate::provider::{ErrorKind, ProviderError};
+use crate::secret::Secret;
 use jiff::Timestamp;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How a call failed; drives retries, messages and metrics (providers use the same kinds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 401: the credentials were rejected.
+    Auth,
+    /// 403.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 429/420 after every retry, or a wait longer than allowed.
+    RateLimited,
+    /// 5xx after every retry.
+    Server,
+    Timeout,
+    /// Could not connect, or the connection dropped.
+    Connection,
+    /// A 2xx whose body is not what the API returns: HTML, truncated or malformed JSON, an
+    /// envelope reporting an error.
+    BadResponse,
+    /// Any other 4xx: the request was refused as wrong.
+    Rejected,
+    /// Secrets, files, our own refusals.
+    Other,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Auth => "auth",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Server => "server",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::BadResponse => "bad_response",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// A failed call of an account's HTTP client. Names the account and the call; never holds a
+/// secret (values the client knows are redacted from messages). Providers take it as their
+/// `Error`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub account: String,
+    pub call: String,
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The provider's own error code, when its answer had one (`CSBS.2003`, `DBS.280214`).
+    pub code: Option<String>,
+}
+
+impl Error {
+    /// A failure of kind `Other` (credentials that cannot be used, our own refusals).
+    pub fn new(account: &str, call: &str, message: impl Into<String>) -> Error {
+        Error {
+            account: account.to_string(),
+            call: call.to_string(),
+            kind: ErrorKind::Other,
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "account {}: {}: {}",
+            self.account, self.call, self.message
+        )
+    }
+}
+
+impl std::error::Error for Error {}
 
 pub const USER_AGENT: &str = concat!("retentiond/", env!("CARGO_PKG_VERSION"));
 
@@ -74,7 +157,7 @@ pub trait Signer: Send + Sync {
         method: &'a Method,
         url: &'a Url,
         body: &'a [u8],
-    ) -> BoxFuture<'a, Result<Vec<(HeaderName, HeaderValue)>, ProviderError>>;
+    ) -> BoxFuture<'a, Result<Vec<(HeaderName, HeaderValue)>, Error>>;
 
     /// The provider answered 401: drop cached credentials. True when a fresh attempt may
     /// succeed (a renewed token); it is made once.
@@ -153,12 +236,12 @@ enum Attempt {
     Done(Response),
     /// Worth another try after the wait (None: the backoff decides).
     Transient {
-        error: ProviderError,
+        error: Error,
         wait: Option<Duration>,
     },
-    Fatal(ProviderError),
+    Fatal(Error),
     /// Authentication itself failed (an IAM login): never renewed and retried here.
-    Unauthenticated(ProviderError),
+    Unauthenticated(Error),
 }
 
 impl Attempt {
@@ -180,7 +263,7 @@ impl Http {
         settings: HttpSettings,
         credentials: Option<Credentials>,
         credentials_hint: &str,
-    ) -> Result<Http, ProviderError> {
+    ) -> Result<Http, Error> {
         // The process-wide rustls provider; a second install (another account) is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut headers = HeaderMap::new();
@@ -204,7 +287,7 @@ impl Http {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ProviderError {
+            .map_err(|e| Error {
                 account: account.to_string(),
                 call: "open".into(),
                 kind: ErrorKind::Other,
@@ -250,7 +333,7 @@ impl Http {
 
     /// An error of this account. Any secret of the account in the message (providers echo
     /// API keys in their errors) is replaced by `<redacted>`.
-    pub fn error(&self, call: &str, kind: ErrorKind, message: impl Into<String>) -> ProviderError {
+    pub fn error(&self, call: &str, kind: ErrorKind, message: impl Into<String>) -> Error {
         let mut message = message.into();
         for secret in &self.secrets {
             // Very short values would redact ordinary words; no real credential is that short.
@@ -258,7 +341,7 @@ impl Http {
                 message = message.replace(secret.expose(), "<redacted>");
             }
         }
-        ProviderError {
+        Error {
             account: self.account.clone(),
             call: call.to_string(),
             kind,
@@ -273,7 +356,7 @@ impl Http {
         &self,
         call: &str,
         build: impl Fn() -> Request<'b>,
-    ) -> Result<Response, ProviderError> {
+    ) -> Result<Response, Error> {
         let mut attempt = 0u32;
         let mut renewed = false;
         loop {
@@ -374,7 +457,7 @@ impl Http {
         let detail = provider_message(&body);
         let code = status.as_u16();
         let provider_code = error_code(&body);
-        let error = |kind, message: String| ProviderError {
+        let error = |kind, message: String| Error {
             code: provider_code.clone(),
             ..self.error(call, kind, message)
         };
@@ -441,7 +524,7 @@ impl Http {
         &self,
         call: &str,
         response: &Response,
-    ) -> Result<T, ProviderError> {
+    ) -> Result<T, Error> {
         let text = String::from_utf8_lossy(&response.body);
         let start = text.trim_start();
         if start.starts_with('<') {
@@ -705,10 +788,7 @@ mod tests {
 
     #[test]
     fn secrets_echoed_by_a_provider_are_redacted() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("key");
-        std::fs::write(&file, "614335564976464\n").unwrap();
-        let secret = crate::policy::SecretRef::File(file).resolve().unwrap();
+        let secret = Secret::new("614335564976464".to_string());
         let http = Http::new(
             "media",
             HttpSettings::default(),

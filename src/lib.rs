@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod executor;
+pub mod exit;
 pub mod hash;
 pub mod http;
 pub mod journal;
@@ -18,4 +19,5 @@ pub mod provider;
 pub mod render;
 pub mod retention;
 pub mod runner;
+pub mod secret;
 pub mod timestamp;

@@ -16,8 +16,8 @@ pub mod server;
 pub mod systemd;
 pub mod watch;
 
-use crate::cli::exit;
 use crate::executor::Stop;
+use crate::exit;
 use crate::journal::Journal;
 use crate::policy::{self, Config, Policy};
 use crate::provider::Registry;

@@ -46,11 +46,10 @@ struct Backup {
     action: String,
 }
 
-/// Reads a plan file; the error names the file and what is wrong.
-pub fn read(path: &Path) -> Result<Vec<Reviewed>, String> {
-    let text = std::fs::read(path)
-        .map_err(|e| format!("{}: cannot read the plan: {e}", path.display()))?;
-    let file: File = serde_json::from_slice(&text).map_err(|e| {
+/// Reads the text of the plan file at `path` (which names it in errors); the error says what
+/// is wrong.
+pub fn parse(text: &[u8], path: &Path) -> Result<Vec<Reviewed>, String> {
+    let file: File = serde_json::from_slice(text).map_err(|e| {
         format!(
             "{}: not a plan written by `retentiond plan --out` ({e})",
             path.display()
@@ -98,7 +97,7 @@ mod tests {
                {"name": "q", "fingerprint": "h", "blocked": "too many", "backups": []}]}"#,
         )
         .unwrap();
-        let plan = read(&path).unwrap();
+        let plan = parse(&std::fs::read(&path).unwrap(), &path).unwrap();
         assert_eq!(plan[0].deletions, [("g".to_string(), "b".to_string())]);
         assert_eq!(plan[0].not_applicable, None);
         assert_eq!(
@@ -107,7 +106,7 @@ mod tests {
         );
 
         std::fs::write(&path, r#"{"backups": []}"#).unwrap();
-        let err = read(&path).unwrap_err();
+        let err = parse(&std::fs::read(&path).unwrap(), &path).unwrap_err();
         assert!(
             err.contains("plan.json: not a plan written by `retentiond plan --out`"),
             "{err}"

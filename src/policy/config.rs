@@ -7,8 +7,8 @@ use super::diag::{Diagnostics, did_you_mean};
 use super::read;
 use super::select::ProviderKind;
 use super::yaml::{Node, Pos, Value};
-use crate::http::HttpSettings;
 use crate::retention::CalendarDuration;
+pub use crate::secret::Secret;
 use jiff::tz::TimeZone;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,7 +55,7 @@ pub struct Account {
     pub kind: ProviderKind,
     pub settings: AccountSettings,
     /// `http:` (HTTP providers only); `None` means the defaults.
-    pub http: Option<HttpSettings>,
+    pub http: Option<HttpOverrides>,
     pub pos: Pos,
 }
 
@@ -169,27 +169,6 @@ pub enum SecretRef {
     Credential(String),
 }
 
-/// A resolved secret. Its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// A secret obtained at run time (an IAM token).
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 impl fmt::Display for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -220,12 +199,12 @@ impl SecretRef {
     pub fn resolve(&self) -> Result<Secret, String> {
         let read_file = |path: &Path| {
             std::fs::read_to_string(path)
-                .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_string()))
+                .map(|s| Secret::new(s.trim_end_matches(['\n', '\r']).to_string()))
                 .map_err(|e| format!("secret {self}: cannot read {}: {e}", path.display()))
         };
         let secret = match self {
             SecretRef::Env(name) => std::env::var(name)
-                .map(Secret)
+                .map(Secret::new)
                 .map_err(|_| format!("secret {self}: environment variable {name} is not set"))?,
             SecretRef::File(path) => read_file(path)?,
             SecretRef::Credential(name) => {
@@ -235,7 +214,7 @@ impl SecretRef {
                 read_file(&Path::new(&dir).join(name))?
             }
         };
-        if secret.0.is_empty() {
+        if secret.expose().is_empty() {
             return Err(format!("secret {self} is empty"));
         }
         Ok(secret)
@@ -545,9 +524,21 @@ pub const HTTP_KEYS: &[&str] = &[
     "max_wait",
 ];
 
-fn parse_http(node: &Node, path: &str, d: &mut Diagnostics) -> Option<HttpSettings> {
+/// An account's `http:` block as written: the fields it sets; the others keep the HTTP
+/// client's defaults (README, "Daemon config").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HttpOverrides {
+    pub connect_timeout: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub concurrency: Option<usize>,
+    pub retries: Option<u32>,
+    pub backoff: Option<Duration>,
+    pub max_wait: Option<Duration>,
+}
+
+fn parse_http(node: &Node, path: &str, d: &mut Diagnostics) -> Option<HttpOverrides> {
     let fields = read::mapping(node, path, HTTP_KEYS, d)?;
-    let mut settings = HttpSettings::default();
+    let mut settings = HttpOverrides::default();
     let key = |k: &str| format!("{path}.{k}");
     let duration = |k: &str, d: &mut Diagnostics| {
         let node = fields.get(k)?;
@@ -559,26 +550,26 @@ fn parse_http(node: &Node, path: &str, d: &mut Diagnostics) -> Option<HttpSettin
         Some(value)
     };
     if let Some(v) = duration("timeout", d) {
-        settings.timeout = v;
+        settings.timeout = Some(v);
     }
     if let Some(v) = duration("connect_timeout", d) {
-        settings.connect_timeout = v;
+        settings.connect_timeout = Some(v);
     }
     if let Some(v) = duration("backoff", d) {
-        settings.backoff = v;
+        settings.backoff = Some(v);
     }
     if let Some(v) = duration("max_wait", d) {
-        settings.max_wait = v;
+        settings.max_wait = Some(v);
     }
     if let Some(n) = fields.get("concurrency")
         && let Some(v) = read::integer(n, &key("concurrency"), 1, d)
     {
-        settings.concurrency = v.min(64) as usize;
+        settings.concurrency = Some(v.min(64) as usize);
     }
     if let Some(n) = fields.get("retries")
         && let Some(v) = read::integer(n, &key("retries"), 0, d)
     {
-        settings.retries = v.min(20) as u32;
+        settings.retries = Some(v.min(20) as u32);
     }
     Some(settings)
 }

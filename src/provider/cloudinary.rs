@@ -8,6 +8,7 @@
 //! `DELETE /resources/backup/{asset_id}` with `{"version_ids": [...]}`; a 207's failures are
 //! settled by a fresh listing and reported per version.
 
+use super::HttpFailure;
 use super::{
     BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete, lenient_u64,
 };
@@ -146,7 +147,7 @@ impl CloudinaryProvider {
     }
 
     fn bad(&self, call: &str, message: String) -> ProviderError {
-        self.http.error(call, ErrorKind::BadResponse, message)
+        self.http.fail(call, ErrorKind::BadResponse, message)
     }
 
     /// The asset ids of the selection, in listing order, each once.
@@ -208,7 +209,7 @@ impl CloudinaryProvider {
     ) -> Result<Vec<Listed>, ProviderError> {
         let call = format!("GET /resources/{}", segments.join("/"));
         let base = http::url(&self.base, "/resources", segments)
-            .map_err(|e| self.http.error(&call, ErrorKind::Other, e))?;
+            .map_err(|e| self.http.fail(&call, ErrorKind::Other, e))?;
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         let mut pages = 0usize;
@@ -250,7 +251,7 @@ impl CloudinaryProvider {
     async fn versions(&self, asset_id: &str, named: bool) -> Result<Vec<Backup>, ProviderError> {
         let call = format!("GET /resources/{asset_id}?versions=true");
         let mut url = http::url(&self.base, "/resources", &[asset_id])
-            .map_err(|e| self.http.error(&call, ErrorKind::Other, e))?;
+            .map_err(|e| self.http.fail(&call, ErrorKind::Other, e))?;
         url.query_pairs_mut().append_pair("versions", "true");
         let response = match self.http.send(&call, || Request::get(url.clone())).await {
             Ok(response) => response,
@@ -258,9 +259,9 @@ impl CloudinaryProvider {
             Err(e) if e.kind == ErrorKind::NotFound && !named => return Ok(Vec::new()),
             Err(mut e) if e.kind == ErrorKind::NotFound => {
                 e.message = format!("asset {asset_id} of select.asset_ids: {}", e.message);
-                return Err(e);
+                return Err(e.into());
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let asset: Asset = self.http.parse_json(&call, &response)?;
         let group = asset.asset_id.unwrap_or_else(|| asset_id.to_string());
@@ -309,7 +310,7 @@ impl CloudinaryProvider {
     async fn delete_asset_versions(&self, batch: &[Backup]) -> Vec<DeleteOutcome> {
         let asset_id = &batch[0].group;
         let call = format!("DELETE /resources/backup/{asset_id}");
-        let refuse = |message: &str| self.http.error(&call, ErrorKind::Other, message);
+        let refuse = |message: &str| self.http.fail(&call, ErrorKind::Other, message);
         // The planner never marks the live version for deletion; this holds even if a stale
         // or hand-edited plan does.
         if batch.iter().any(|b| b.live) {
@@ -342,7 +343,12 @@ impl CloudinaryProvider {
             .await
         {
             Ok(response) => response,
-            Err(e) => return batch.iter().map(|_| failed_delete(e.clone())).collect(),
+            Err(e) => {
+                return batch
+                    .iter()
+                    .map(|_| failed_delete(e.clone().into()))
+                    .collect();
+            }
         };
         let deleted: Deleted = match self.http.parse_json(&call, &response) {
             Ok(deleted) => deleted,
@@ -350,7 +356,7 @@ impl CloudinaryProvider {
             Err(e) => {
                 return batch
                     .iter()
-                    .map(|_| DeleteOutcome::Unconfirmed(e.clone()))
+                    .map(|_| DeleteOutcome::Unconfirmed(e.clone().into()))
                     .collect();
             }
         };
@@ -376,7 +382,7 @@ impl CloudinaryProvider {
                     Some(_) => "failed".into(),
                     None => "not among deleted_version_ids".into(),
                 };
-                DeleteOutcome::Unconfirmed(self.http.error(
+                DeleteOutcome::Unconfirmed(self.http.fail(
                     &call,
                     ErrorKind::Rejected,
                     format!(

@@ -12,6 +12,7 @@
 //! at once (the account's task slots). `CSBS.2003` (busy) is tried again later;
 //! `BackupService.4008` stops every further deletion: the project must use CBR.
 
+use super::HttpFailure;
 use super::{
     BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete, parse_time,
 };
@@ -126,7 +127,7 @@ impl CsbsProvider {
     }
 
     fn bad(&self, call: &str, message: impl Into<String>) -> ProviderError {
-        self.http.error(call, ErrorKind::BadResponse, message)
+        self.http.fail(call, ErrorKind::BadResponse, message)
     }
 
     /// Every item of one server (or of the project), oldest first, checked against the count.
@@ -274,7 +275,7 @@ impl CsbsProvider {
             Err(e) if e.kind == ErrorKind::NotFound || e.code.as_deref() == Some("CSBS.3001") => {
                 Ok(Look::Gone)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -312,7 +313,7 @@ impl CsbsProvider {
                     return DeleteOutcome::Pending("already being deleted by CSBS".into());
                 }
                 other => {
-                    return DeleteOutcome::Failed(self.http.error(
+                    return DeleteOutcome::Failed(self.http.fail(
                         &format!("GET /v1/{{project_id}}/checkpoint_items/{}", backup.id),
                         ErrorKind::Other,
                         format!(
@@ -344,7 +345,7 @@ impl CsbsProvider {
                 }
                 Err(e) if e.code.as_deref() == Some("CSBS.3001") => return DeleteOutcome::Deleted,
                 Err(e) if e.code.as_deref() == Some("BackupService.4008") => {
-                    return DeleteOutcome::Failed(self.stop(&e));
+                    return DeleteOutcome::Failed(self.stop(&e.into()));
                 }
                 Err(e)
                     if e.code.as_deref() == Some("CSBS.2003")
@@ -353,7 +354,7 @@ impl CsbsProvider {
                     // Busy (backing up, restoring or deleting): look again later.
                     tokio::time::sleep(self.poll_interval).await;
                 }
-                Err(e) => return failed_delete(e),
+                Err(e) => return failed_delete(e.into()),
             }
         }
     }
@@ -378,7 +379,7 @@ impl CsbsProvider {
                             .fail_reason
                             .as_str()
                             .unwrap_or("no reason given");
-                        return DeleteOutcome::Failed(self.http.error(
+                        return DeleteOutcome::Failed(self.http.fail(
                             &format!("GET /v1/{{project_id}}/checkpoint_items/{}", backup.id),
                             ErrorKind::Other,
                             format!("CSBS's deletion task failed: {reason}"),

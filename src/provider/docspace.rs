@@ -6,6 +6,7 @@
 //! listing. `deletebackuphistory` (delete everything) is never called from a policy: only the
 //! operator command `docspace purge-history` reaches [`DocspaceProvider::purge_history`].
 
+use super::HttpFailure;
 use super::{BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete};
 use crate::http::{self, Credentials, Http, Request};
 use crate::model::{Backup, Status};
@@ -129,7 +130,7 @@ impl DocspaceProvider {
         what: &str,
     ) -> Result<(T, Option<u64>), ProviderError> {
         let envelope: Envelope = self.http.parse_json(call, response)?;
-        let bad = |message: String| self.http.error(call, ErrorKind::BadResponse, message);
+        let bad = |message: String| self.http.fail(call, ErrorKind::BadResponse, message);
         if envelope.status.unwrap_or(0) != 0 || envelope.error.is_some() {
             let message = envelope
                 .error
@@ -155,7 +156,7 @@ impl DocspaceProvider {
         if let Some(count) = count
             && count != records.len() as u64
         {
-            return Err(self.http.error(
+            return Err(self.http.fail(
                 &call,
                 ErrorKind::BadResponse,
                 format!(
@@ -172,7 +173,7 @@ impl DocspaceProvider {
 
     fn backup(&self, call: &str, record: Record) -> Result<Backup, ProviderError> {
         let created_at = super::parse_time(&record.created_on).ok_or_else(|| {
-            self.http.error(
+            self.http.fail(
                 call,
                 ErrorKind::BadResponse,
                 format!(
@@ -220,16 +221,16 @@ impl DocspaceProvider {
         let url = match http::url(&self.base, DELETE, &[&backup.id]) {
             Ok(url) => url,
             Err(e) => {
-                return DeleteOutcome::Failed(self.http.error(&call, ErrorKind::Other, e));
+                return DeleteOutcome::Failed(self.http.fail(&call, ErrorKind::Other, e));
             }
         };
         let response = match self.http.send(&call, || Request::delete(url.clone())).await {
             Ok(response) => response,
-            Err(e) => return failed_delete(e),
+            Err(e) => return failed_delete(e.into()),
         };
         match self.payload(&call, &response, "an answer") {
             Ok((Value::Bool(true), _)) => DeleteOutcome::Deleted,
-            Ok((other, _)) => DeleteOutcome::Failed(self.http.error(
+            Ok((other, _)) => DeleteOutcome::Failed(self.http.fail(
                 &call,
                 ErrorKind::BadResponse,
                 format!("the portal answered {other} instead of true"),
@@ -253,7 +254,7 @@ impl DocspaceProvider {
             .await?;
         match self.payload(&call, &response, "an answer")?.0 {
             Value::Bool(true) => Ok(()),
-            other => Err(self.http.error(
+            other => Err(self.http.fail(
                 &call,
                 ErrorKind::BadResponse,
                 format!("the portal answered {other} instead of true"),

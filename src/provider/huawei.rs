@@ -3,7 +3,7 @@
 //! renewed before it expires and renewed once more on a 401; and the endpoints each service
 //! has per region.
 
-use crate::http::{Http, Request, Signer};
+use crate::http::{self, Http, Request, Signer};
 use crate::policy::Secret;
 use crate::policy::config::HuaweiAuth;
 use crate::provider::{BoxFuture, ErrorKind, ProviderError};
@@ -279,10 +279,9 @@ impl Signer for HuaweiSigner {
         method: &'a Method,
         url: &'a Url,
         body: &'a [u8],
-    ) -> BoxFuture<'a, Result<Vec<(HeaderName, HeaderValue)>, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Vec<(HeaderName, HeaderValue)>, http::Error>> {
         Box::pin(async move {
-            let invalid =
-                |message: String| ProviderError::new(&self.account, "credentials", message);
+            let invalid = |message: String| http::Error::new(&self.account, "credentials", message);
             match &self.credentials {
                 HuaweiCredentials::AkSk { .. } => self
                     .sign_now(method, url, body, Timestamp::now())
@@ -317,7 +316,7 @@ impl Signer for HuaweiSigner {
 
 impl IamLogin {
     /// The cached token, or a new one when there is none or it expires soon.
-    async fn token(&self) -> Result<Secret, ProviderError> {
+    async fn token(&self) -> Result<Secret, http::Error> {
         let mut cached = self.token.lock().await;
         if let Some((token, expires)) = &*cached
             && Timestamp::now()
@@ -332,7 +331,7 @@ impl IamLogin {
         Ok(token)
     }
 
-    async fn login(&self) -> Result<(Secret, Timestamp), ProviderError> {
+    async fn login(&self) -> Result<(Secret, Timestamp), http::Error> {
         let call = "POST /v3/auth/tokens";
         let body = serde_json::json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {

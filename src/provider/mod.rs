@@ -10,58 +10,17 @@ pub mod local;
 pub mod memory;
 pub mod taurusdb;
 
-use crate::http::{Credentials, Http, RequestObserver};
+pub use crate::http::{BoxFuture, ErrorKind};
+use crate::http::{Credentials, Http, HttpSettings, RequestObserver};
 use crate::model::Backup;
+use crate::policy::config::HttpOverrides;
 use crate::policy::{Account, AccountSettings, Policy};
 use jiff::tz::TimeZone;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-
-/// What kind of failure a provider call had; drives retries, messages and (later) metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// 401: the credentials were rejected.
-    Auth,
-    /// 403.
-    Forbidden,
-    /// 404.
-    NotFound,
-    /// 429/420 after every retry, or a wait longer than allowed.
-    RateLimited,
-    /// 5xx after every retry.
-    Server,
-    Timeout,
-    /// Could not connect, or the connection dropped.
-    Connection,
-    /// A 2xx whose body is not what the API returns: HTML, truncated or malformed JSON, an
-    /// envelope reporting an error.
-    BadResponse,
-    /// Any other 4xx: the request was refused as wrong.
-    Rejected,
-    /// Secrets, files, our own refusals.
-    Other,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Auth => "auth",
-            ErrorKind::Forbidden => "forbidden",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::Server => "server",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Connection => "connection",
-            ErrorKind::BadResponse => "bad_response",
-            ErrorKind::Rejected => "rejected",
-            ErrorKind::Other => "other",
-        }
-    }
-}
 
 /// A provider call that failed. Names the account and the call; never holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,6 +57,44 @@ impl fmt::Display for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
+/// The HTTP layer's failures are the provider's, word for word.
+impl From<crate::http::Error> for ProviderError {
+    fn from(e: crate::http::Error) -> ProviderError {
+        ProviderError {
+            account: e.account,
+            call: e.call,
+            kind: e.kind,
+            message: e.message,
+            code: e.code,
+        }
+    }
+}
+
+/// A provider's own errors, named like the HTTP client's (its account, secrets redacted).
+pub trait HttpFailure {
+    fn fail(&self, call: &str, kind: ErrorKind, message: impl Into<String>) -> ProviderError;
+}
+
+impl HttpFailure for Http {
+    fn fail(&self, call: &str, kind: ErrorKind, message: impl Into<String>) -> ProviderError {
+        self.error(call, kind, message).into()
+    }
+}
+
+/// The HTTP client's settings for an account: its `http:` block over the client's defaults.
+pub fn http_settings(overrides: Option<&HttpOverrides>) -> HttpSettings {
+    let d = HttpSettings::default();
+    let Some(o) = overrides else { return d };
+    HttpSettings {
+        connect_timeout: o.connect_timeout.unwrap_or(d.connect_timeout),
+        timeout: o.timeout.unwrap_or(d.timeout),
+        concurrency: o.concurrency.unwrap_or(d.concurrency),
+        retries: o.retries.unwrap_or(d.retries),
+        backoff: o.backoff.unwrap_or(d.backoff),
+        max_wait: o.max_wait.unwrap_or(d.max_wait),
+    }
+}
+
 /// What one backup's deletion came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
@@ -111,8 +108,6 @@ pub enum DeleteOutcome {
     /// tasks); [`Provider::settle`] waits for the end. The text is for the journal.
     Pending(String),
 }
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait Provider: Send + Sync {
     /// Every backup of the selection, or an error: a listing that is not known to be complete
@@ -279,19 +274,21 @@ impl Registry {
         else {
             unreachable!("a Huawei Cloud account");
         };
-        let settings = account.http.clone().unwrap_or_default();
+        let settings = http_settings(account.http.as_ref());
         let hint = huawei::hint(auth);
         let iam = || {
             let url = huawei::iam_url(region, iam_endpoint.as_deref());
             let url = reqwest::Url::parse(&url).map_err(|e| {
                 ProviderError::new(&account.name, "open", format!("bad IAM URL {url}: {e}"))
             })?;
-            let iam = Http::new(&account.name, settings.clone(), None, hint)?
+            let iam = Http::new(&account.name, settings.clone(), None, hint)
+                .map_err(ProviderError::from)?
                 .observed(self.observer.clone(), account.kind.name());
             Ok((iam, url))
         };
         let (signer, secrets) = huawei::HuaweiSigner::new(&account.name, auth, project_id, iam)?;
-        let http = Http::new(&account.name, settings.clone(), None, hint)?
+        let http = Http::new(&account.name, settings.clone(), None, hint)
+            .map_err(ProviderError::from)?
             .with_signer(Arc::new(signer), secrets)
             .observed(self.observer.clone(), account.kind.name());
         let http = Arc::new(http);
@@ -310,7 +307,7 @@ impl Registry {
             return Ok(http.clone());
         }
         let auth = auth().map_err(|e| ProviderError::new(&account.name, "credentials", e))?;
-        let settings = account.http.clone().unwrap_or_default();
+        let settings = http_settings(account.http.as_ref());
         let http = Arc::new(
             Http::new(&account.name, settings, Some(auth), hint)?
                 .observed(self.observer.clone(), account.kind.name()),

@@ -8,6 +8,7 @@
 //! "backup does not exist" answer is settled by a fresh listing. Every call sends
 //! `X-Language: en-us`.
 
+use super::HttpFailure;
 use super::{BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete};
 use crate::http::{self, Http, Request};
 use crate::model::{Backup, Status};
@@ -86,7 +87,7 @@ impl TaurusdbProvider {
     }
 
     fn bad(&self, call: &str, message: impl Into<String>) -> ProviderError {
-        self.http.error(call, ErrorKind::BadResponse, message)
+        self.http.fail(call, ErrorKind::BadResponse, message)
     }
 
     fn page_call(offset: u64) -> String {
@@ -226,7 +227,7 @@ impl TaurusdbProvider {
         };
         // Only manual backups are deleted, whatever a plan says.
         if let Some(b) = batch.iter().find(|b| b.kind.as_deref() != Some("manual")) {
-            let refused = self.http.error(
+            let refused = self.http.fail(
                 call,
                 ErrorKind::Other,
                 format!(
@@ -248,11 +249,21 @@ impl TaurusdbProvider {
             .await
         {
             Ok(response) => response,
-            Err(e) => return batch.iter().map(|_| failed_delete(e.clone())).collect(),
+            Err(e) => {
+                return batch
+                    .iter()
+                    .map(|_| failed_delete(e.clone().into()))
+                    .collect();
+            }
         };
         let answer: Value = match self.http.parse_json(call, &response) {
             Ok(v) => v,
-            Err(e) => return batch.iter().map(|_| failed_delete(e.clone())).collect(),
+            Err(e) => {
+                return batch
+                    .iter()
+                    .map(|_| failed_delete(e.clone().into()))
+                    .collect();
+            }
         };
         let failures = answer["failed_results"]
             .as_array()
@@ -271,7 +282,7 @@ impl TaurusdbProvider {
                     code: Some(code.to_string()).filter(|c| !c.is_empty()),
                     ..self
                         .http
-                        .error(call, ErrorKind::Rejected, format!("{code}: {message}"))
+                        .fail(call, ErrorKind::Rejected, format!("{code}: {message}"))
                 };
                 if GONE.contains(&code) {
                     DeleteOutcome::Unconfirmed(error)

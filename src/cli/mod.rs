@@ -1,0 +1,332 @@
+//! The command line: the clap definitions and the dispatch to one file per command
+//! (`validate.rs`, `plan.rs`, `run.rs`, ...), with what they share in `shared.rs`. Thin by
+//! design; every decision lives in the modules the commands call.
+
+mod apply;
+mod approve;
+mod daemon;
+mod docspace;
+mod history;
+mod journal;
+mod list;
+mod plan;
+mod run;
+mod schema;
+mod shared;
+mod validate;
+
+use crate::journal::HistoryFilter;
+use apply::apply;
+use approve::approve;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use docspace::purge_history;
+use history::{history, when};
+use journal::compact_journal;
+use list::list;
+use plan::{PlanArgs, plan_command};
+use run::run;
+use shared::{Outcome, write_failure};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use validate::validate;
+
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  invalid config, policy or listing file, or unknown policy name
+  2  command-line usage error
+  3  a listing failed; nothing was deleted for that policy
+  4  some deletions failed
+  5  a guard blocked a policy; nothing was deleted for it
+  6  apply: the reviewed plan no longer holds; nothing was deleted for that policy
+  7  the journal in state_dir could not be used, or another process is running the
+     policy; nothing was deleted for it
+  130  run/apply interrupted by Ctrl-C: the deletions in flight finished, no more were sent
+  141  standard output was closed by its reader (plan | head); nothing is printed
+When several apply, the first of 7, 130, 3, 6, 4, 5 wins.";
+
+#[derive(Parser)]
+#[command(
+    name = "retentiond",
+    version,
+    about = "Declarative retention policies for backups: plan what each policy keeps and deletes, with reasons, and apply it",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    /// Daemon config [default: /etc/retentiond/retentiond.yaml]
+    #[arg(long, global = true, env = "RETENTIOND_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check config and/or policy files or folders; exit 0 valid, 1 invalid
+    Validate {
+        /// Files or folders; a file with top-level `accounts`, `policies`, `state_dir` or
+        /// `dry_run` is read as the daemon config.
+        /// None: the config and its policies.
+        paths: Vec<PathBuf>,
+        /// Do not resolve the config's secret references (checking a config on a machine
+        /// that does not hold its secrets, such as the CI of a config repository)
+        #[arg(long)]
+        skip_secrets: bool,
+    },
+    /// Print the listing each policy sees (JSON: the format `plan --listing` reads)
+    List {
+        /// Only this policy (repeatable)
+        #[arg(long, value_name = "NAME")]
+        policy: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Show what every policy keeps and deletes, and why; never deletes
+    Plan {
+        /// Only this policy (repeatable)
+        #[arg(long, value_name = "NAME")]
+        policy: Vec<String>,
+        /// Policy files or folder instead of the config's `policies`
+        #[arg(long, value_name = "PATH")]
+        policies: Option<PathBuf>,
+        /// Evaluate against a saved listing instead of calling the provider; with --policies
+        /// no config, credentials or network are needed
+        #[arg(long, value_name = "FILE")]
+        listing: Option<PathBuf>,
+        /// The clock, RFC 3339 (default: the real time)
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+        /// Also write the plan (JSON) to FILE, for review and `retentiond apply FILE`
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Plan as if the listing-drop guard accepted today's listing
+        #[arg(long)]
+        accept_listing_drop: bool,
+        /// Plan as if max_delete and max_delete_fraction let this plan through
+        #[arg(long)]
+        accept_max_delete: bool,
+        /// Plan as if this version of each policy were approved (see `approve`)
+        #[arg(long)]
+        approve: bool,
+        /// Text: per policy the group counts and the summary, not a line per backup
+        #[arg(long)]
+        summary: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Evaluate now and delete what policies in `mode: enforce` no longer keep
+    Run {
+        /// Only this policy (repeatable)
+        #[arg(long, value_name = "NAME")]
+        policy: Vec<String>,
+        #[command(flatten)]
+        settings: RunArgs,
+    },
+    /// Delete exactly what a reviewed plan (`plan --out FILE`) deletes, after re-listing;
+    /// refuses a policy whose plan no longer holds
+    Apply {
+        /// The plan file written by `plan --out`
+        plan: PathBuf,
+        #[command(flatten)]
+        settings: RunArgs,
+    },
+    /// Approve the current version of policies: a new or changed policy deletes more than
+    /// guard.unapproved_max_delete (10) or guard.unapproved_max_delete_fraction (10% of a
+    /// group) only once approved; recorded in the journal
+    Approve {
+        /// The policies to approve (their current version, as the config loads them)
+        #[arg(required_unless_present = "all", value_name = "POLICY")]
+        policies: Vec<String>,
+        /// Every policy of the config
+        #[arg(long, conflicts_with = "policies")]
+        all: bool,
+    },
+    /// Show the journal: runs, newest first, with their deletions
+    History {
+        /// Only this policy (repeatable)
+        #[arg(long, value_name = "NAME")]
+        policy: Vec<String>,
+        /// Runs started at or after this: RFC 3339, or a duration ago such as 7d
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Runs started at or before this: RFC 3339, or a duration ago
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        /// Only runs with this outcome (repeatable): ok, dry-run, blocked, refused,
+        /// listing-failed, deletions-failed, journal-failed, interrupted, unfinished
+        #[arg(long, value_name = "OUTCOME")]
+        outcome: Vec<String>,
+        /// One run, with every decision it recorded
+        #[arg(long, value_name = "ID")]
+        run: Option<i64>,
+        /// At most this many runs
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Run every policy on its schedule until SIGTERM/SIGINT; SIGHUP or a changed file
+    /// reloads the config and policies (a broken set is refused, the running one kept)
+    Daemon {
+        /// Log lines as text (without timestamps under journald) or JSON
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: crate::daemon::log::LogFormat,
+    },
+    /// Print the JSON Schema of policy files
+    Schema,
+    /// Operator commands for ONLYOFFICE DocSpace portals (never used by policies)
+    Docspace {
+        #[command(subcommand)]
+        command: DocspaceCommand,
+    },
+    /// Look after the journal in state_dir
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Forget what runs older than journal_keep decided (every policy the journal knows, as
+    /// each run does for its own policy), then give the space back to the file system (VACUUM)
+    Compact {
+        /// Instead of the config's journal_keep, e.g. `30d`
+        #[arg(long)]
+        keep: Option<String>,
+    },
+}
+
+/// What `run` and `apply` share.
+#[derive(Args, Clone, Copy)]
+struct RunArgs {
+    /// Delete nothing, whatever the policies' mode
+    #[arg(long)]
+    dry_run: bool,
+    /// Accept a listing whose complete backups fell sharply since the last run (once; it
+    /// becomes the new baseline)
+    #[arg(long)]
+    accept_listing_drop: bool,
+    /// Let a plan over guard.max_delete or guard.max_delete_fraction through, this run only
+    /// (journaled)
+    #[arg(long)]
+    accept_max_delete: bool,
+    /// Approve the current version of each policy for this run only: a new or changed
+    /// policy may then delete beyond guard.unapproved_max_delete (journaled)
+    #[arg(long)]
+    approve: bool,
+    /// Text: print per policy the counts only, not every deletion (for large plans)
+    #[arg(long)]
+    summary: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Subcommand)]
+enum DocspaceCommand {
+    /// Show a portal's whole backup history and, with --yes, delete all of it
+    /// (`deletebackuphistory`). Policies never call this; it is for decommissioning a portal.
+    PurgeHistory {
+        /// The onlyoffice-docspace account of the config
+        #[arg(long)]
+        account: String,
+        /// The server-wide dump history instead of the portal's (self-hosted, space admin)
+        #[arg(long)]
+        dump: bool,
+        /// Delete the history shown; without it nothing is deleted
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match dispatch(&cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            let stderr = io::stderr();
+            let mut err = stderr.lock();
+            for message in failure.messages {
+                let _ = writeln!(err, "{message}");
+            }
+            failure.code
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn dispatch(cli: &Cli) -> Outcome {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let code = match &cli.command {
+        Command::Validate {
+            paths,
+            skip_secrets,
+        } => validate(cli, paths, *skip_secrets, &mut out),
+        Command::List { policy, format } => list(cli, policy, *format, &mut out),
+        Command::Plan {
+            policy,
+            policies,
+            listing,
+            now,
+            out: file,
+            accept_listing_drop,
+            accept_max_delete,
+            approve,
+            summary,
+            format,
+        } => {
+            let args = PlanArgs {
+                names: policy,
+                policies: policies.as_deref(),
+                listing: listing.as_deref(),
+                now: now.as_deref(),
+                out: file.as_deref(),
+                accept_listing_drop: *accept_listing_drop,
+                accept_max_delete: *accept_max_delete,
+                approve: *approve,
+                summary: *summary,
+                format: *format,
+            };
+            plan_command(cli, args, &mut out)
+        }
+        Command::Run { policy, settings } => run(cli, policy, *settings, &mut out),
+        Command::Apply { plan, settings } => apply(cli, plan, *settings, &mut out),
+        Command::Approve { policies, .. } => approve(cli, policies, &mut out),
+        Command::History {
+            policy,
+            since,
+            until,
+            outcome,
+            run,
+            limit,
+            format,
+        } => {
+            let filter = HistoryFilter {
+                policies: policy.clone(),
+                since: since.as_deref().map(|t| when("--since", t)).transpose()?,
+                until: until.as_deref().map(|t| when("--until", t)).transpose()?,
+                outcomes: outcome.clone(),
+                run: *run,
+                limit: *limit,
+            };
+            history(cli, &filter, *format, &mut out)
+        }
+        Command::Docspace {
+            command: DocspaceCommand::PurgeHistory { account, dump, yes },
+        } => purge_history(cli, account, *dump, *yes, &mut out),
+        Command::Journal {
+            command: JournalCommand::Compact { keep },
+        } => compact_journal(cli, keep.as_deref(), &mut out),
+        Command::Daemon { log_format } => daemon::daemon(cli, *log_format),
+        Command::Schema => schema::schema(&mut out),
+    }?;
+    out.flush().map_err(write_failure)?;
+    Ok(code)
+}

@@ -1,0 +1,193 @@
+//! `retentiond plan`: what each policy keeps and deletes, live or from a saved listing.
+
+use super::shared::{
+    DEFAULT_CONFIG, Failure, Outcome, config_path, config_policies, finish, list_policies,
+    open_providers, require_config, select_policies, write_failure,
+};
+use super::{Cli, Format};
+use crate::exit;
+use crate::journal::{Journal, JournalError};
+use crate::model::{Backup, Listing};
+use crate::policy;
+use crate::provider::ProviderError;
+use crate::render::{self, PolicyReport};
+use crate::runner;
+use jiff::Timestamp;
+use std::io::{self, Write};
+use std::path::Path;
+
+pub(super) struct PlanArgs<'a> {
+    pub(super) names: &'a [String],
+    pub(super) policies: Option<&'a Path>,
+    pub(super) listing: Option<&'a Path>,
+    pub(super) now: Option<&'a str>,
+    pub(super) out: Option<&'a Path>,
+    pub(super) accept_listing_drop: bool,
+    pub(super) accept_max_delete: bool,
+    pub(super) approve: bool,
+    pub(super) summary: bool,
+    pub(super) format: Format,
+}
+
+pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
+    let now = match args.now {
+        Some(text) => text.parse::<Timestamp>().map_err(|e| {
+            Failure::new(
+                exit::USAGE,
+                format!("--now {text}: {e}; write RFC 3339 such as 2026-11-23T03:30:00Z"),
+            )
+        })?,
+        None => Timestamp::now(),
+    };
+    let offline = args.policies.is_some() && args.listing.is_some();
+    // Offline, the config is still used when there is one (its default zone), but not
+    // required.
+    let config = match (config_path(cli), offline) {
+        (None, true) => None,
+        _ => Some(require_config(
+            cli,
+            "; or plan offline with --policies and --listing",
+        )?),
+    };
+    let policies = match (args.policies, &config) {
+        (Some(path), _) => {
+            let (policies, mut errors) = policy::load_policies(&[path.to_path_buf()]);
+            if let Some(config) = &config {
+                errors.extend(policy::check_against_config(&policies, config));
+            }
+            if !errors.is_empty() {
+                return Err(Failure::invalid(errors));
+            }
+            policies
+        }
+        (None, Some(config)) => config_policies(config)?,
+        (None, None) => unreachable!("a config is loaded unless --policies is given"),
+    };
+    let all_policies = policies.clone();
+    let policies = select_policies(policies, args.names)?;
+    let saved = match args.listing {
+        Some(path) => Some(Listing::read(path).map_err(|e| Failure::new(exit::INVALID, e))?),
+        None => None,
+    };
+    let opened = match (&saved, &config) {
+        (None, Some(config)) => open_providers(&policies, config),
+        _ => Vec::new(),
+    };
+    let listings: Vec<Result<Vec<Backup>, ProviderError>> = match (&saved, &config) {
+        (Some(_), _) => policies.iter().map(|_| Ok(Vec::new())).collect(),
+        (None, Some(_)) => list_policies(&opened),
+        (None, None) => unreachable!("a config is loaded unless --listing is given"),
+    };
+    // A live listing is checked against the journal's last one and the policy's approvals
+    // (read only; plan writes nothing). A journal that cannot be read (another user's
+    // state_dir) only loses those guards here.
+    let mut unchecked = None;
+    let mut not_checked = |e: JournalError| {
+        unchecked = Some(format!(
+            "the listing-drop guard was not checked: {e} (run and apply check it); nor was the approval of new and changed policies"
+        ));
+    };
+    let (journal, journal_read) = match (&saved, &config) {
+        (None, Some(config)) => match Journal::open_read_only(&config.state_dir) {
+            Ok(journal) => (journal, true),
+            Err(e) => {
+                not_checked(e);
+                (None, false)
+            }
+        },
+        _ => (None, false),
+    };
+    let mut reports = Vec::new();
+    for (i, (policy, listing)) in policies.iter().zip(&listings).enumerate() {
+        let backups = match (&saved, listing) {
+            (Some(saved), _) => Ok(saved.backups.as_slice()),
+            (None, Ok(backups)) => Ok(backups.as_slice()),
+            (None, Err(e)) => Err(e.to_string()),
+        };
+        let baseline = journal
+            .as_ref()
+            .and_then(|j| {
+                j.baseline(&policy.name, None)
+                    .map_err(&mut not_checked)
+                    .ok()
+            })
+            .flatten();
+        // Live: a policy with no journal yet never ran, so it is unapproved.
+        let approved = match (&journal, &saved) {
+            _ if args.approve => Some(true),
+            (Some(j), _) => j
+                .approved(&policy.name, &policy.fingerprint)
+                .map_err(&mut not_checked)
+                .ok(),
+            (None, None) if journal_read => Some(false),
+            _ => None,
+        };
+        let mut report = PolicyReport::new(policy);
+        match backups {
+            Ok(backups) => {
+                let checks = runner::Checks {
+                    baseline: baseline.as_ref(),
+                    accept_listing_drop: args.accept_listing_drop,
+                    accept_max_delete: args.accept_max_delete,
+                    approved,
+                    policies: &all_policies,
+                    unmatched: match (backups.is_empty(), opened.get(i)) {
+                        (true, Some(Ok(provider))) => provider.unmatched(),
+                        _ => None,
+                    },
+                };
+                let (plan, _, _) = runner::guarded_plan(
+                    policy,
+                    backups,
+                    now,
+                    &runner::zone(policy, config.as_ref()),
+                    &checks,
+                );
+                if config.is_none() && policy.timezone.is_none() {
+                    eprintln!(
+                        "note: policy {} has no `timezone` and no config was found (--config, $RETENTIOND_CONFIG, {DEFAULT_CONFIG}) for a default: its days, weeks, months and years are computed in UTC",
+                        policy.name
+                    );
+                }
+                report.plan = Some(plan);
+            }
+            Err(e) => report.error = Some(e),
+        }
+        reports.push(report);
+    }
+    if let Some(warning) = unchecked {
+        eprintln!("warning: {warning}");
+        for plan in reports.iter_mut().filter_map(|r| r.plan.as_mut()) {
+            plan.warnings.push(warning.clone());
+        }
+    }
+    match args.format {
+        Format::Text => render::plan_text(out, &reports, args.summary),
+        Format::Json => render::json(out, &reports),
+    }
+    .map_err(write_failure)?;
+    if let Some(path) = args.out {
+        write_plan_file(path, &reports)?;
+    }
+    Ok(finish(&reports))
+}
+
+/// Writes the plan JSON to `path` whole or not at all (a temporary file, then a rename).
+pub(super) fn write_plan_file(path: &Path, reports: &[PolicyReport]) -> Result<(), Failure> {
+    let failure = |e: io::Error| {
+        Failure::new(
+            exit::INVALID,
+            format!("cannot write the plan to {}: {e}", path.display()),
+        )
+    };
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let temporary = path.with_file_name(name);
+    let mut file = io::BufWriter::new(std::fs::File::create(&temporary).map_err(failure)?);
+    render::json(&mut file, reports).map_err(failure)?;
+    file.into_inner()
+        .map_err(|e| failure(e.into_error()))?
+        .sync_all()
+        .map_err(failure)?;
+    std::fs::rename(&temporary, path).map_err(failure)
+}

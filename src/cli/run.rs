@@ -1,0 +1,204 @@
+//! `retentiond run`: evaluate now and delete what enforce policies no longer keep, printing
+//! each deletion as it happens; Ctrl-C finishes what is in flight.
+
+use super::shared::{
+    Outcome, block_on, config_policies, finish, list_policies, lock_policies, open_journal,
+    open_providers, require_config, runtime, select_policies, write_failure,
+};
+use super::{Cli, Format, RunArgs};
+use crate::executor;
+use crate::exit;
+use crate::model::Backup;
+use crate::policy::{Config, Policy};
+use crate::render::{self, PolicyReport};
+use crate::runner;
+use jiff::Timestamp;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// The `(group, id)` pairs a reviewed plan deletes.
+pub(super) type ReviewedSet = Vec<(String, String)>;
+
+pub(super) fn run(cli: &Cli, names: &[String], settings: RunArgs, out: &mut dyn Write) -> Outcome {
+    let config = require_config(cli, "")?;
+    let all_policies = config_policies(&config)?;
+    let policies = select_policies(all_policies.clone(), names)?;
+    let policies = policies.into_iter().map(|p| (p, None)).collect();
+    run_policies(
+        &config,
+        &all_policies,
+        policies,
+        Vec::new(),
+        "run",
+        settings,
+        out,
+    )
+}
+
+/// Locks, lists and runs each policy (with its reviewed delete set for `apply`), then prints
+/// what happened.
+pub(super) fn run_policies(
+    config: &Config,
+    all_policies: &[Policy],
+    policies: Vec<(Policy, Option<ReviewedSet>)>,
+    reports: Vec<PolicyReport<'static>>,
+    command: &'static str,
+    settings: RunArgs,
+    out: &mut dyn Write,
+) -> Outcome {
+    let mut reports: Vec<PolicyReport> = reports;
+    let journal = open_journal(config)?;
+    let (reviewed, policies): (Vec<_>, Vec<_>) = policies
+        .into_iter()
+        .map(|(policy, reviewed)| ((policy.name.clone(), reviewed), policy))
+        .unzip();
+    let (policies, _locks, skipped) = lock_policies(&journal, policies);
+    reports.extend(skipped);
+    let started_at = Timestamp::now();
+    let providers = open_providers(&policies, config);
+    let listings = list_policies(&providers);
+    // From here on Ctrl-C lets the deletions in flight finish and sends no more.
+    let stop = executor::Stop::default();
+    stop_on_interrupt(&stop);
+    let text = settings.format == Format::Text;
+    if text {
+        render::run_text(out, &reports, settings.summary).map_err(write_failure)?;
+    }
+    for ((policy, provider), listing) in policies.iter().zip(&providers).zip(&listings) {
+        if stop.is_set() {
+            let mut report = PolicyReport::new(policy);
+            report.skipped =
+                Some("interrupted before this policy ran: nothing was planned or deleted".into());
+            if text {
+                render::run_text(out, std::slice::from_ref(&report), settings.summary)
+                    .map_err(write_failure)?;
+            }
+            reports.push(report);
+            continue;
+        }
+        let reviewed = reviewed
+            .iter()
+            .find(|(name, _)| name == &policy.name)
+            .and_then(|(_, set)| set.as_deref());
+        let (sender, mut printed_live) = tokio::sync::mpsc::unbounded_channel();
+        let options = runner::Options {
+            command,
+            dry_run: runner::dry_run_reason(policy, settings.dry_run, config),
+            accept_listing_drop: settings.accept_listing_drop,
+            accept_max_delete: settings.accept_max_delete,
+            approve: settings.approve,
+            policies: all_policies,
+            reviewed,
+            started_at,
+            now: Timestamp::now(),
+            stop: stop.clone(),
+            watch: text.then(|| {
+                Arc::new(LivePrinter {
+                    sender,
+                    summary: settings.summary,
+                    state: Mutex::default(),
+                }) as Arc<dyn runner::Watch>
+            }),
+            journal_keep: config.journal_keep,
+        };
+        let tz = runner::zone(policy, Some(config));
+        // The run and the printing of what it reports as it happens, side by side.
+        let (report, written) = block_on(async {
+            let run = async {
+                let report =
+                    runner::run_policy(&journal, policy, &tz, provider, listing, &options).await;
+                drop(options);
+                report
+            };
+            let print = async {
+                let mut result = Ok(());
+                while let Some(text) = printed_live.recv().await {
+                    if result.is_ok() {
+                        result = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+                    }
+                }
+                result
+            };
+            tokio::join!(run, print)
+        });
+        if text {
+            written
+                .and_then(|_| match report.plan {
+                    Some(_) => render::run_tail(out, &report),
+                    None => render::run_text(out, std::slice::from_ref(&report), settings.summary),
+                })
+                .map_err(write_failure)?;
+        }
+        reports.push(report);
+    }
+    if !text {
+        render::json(out, &reports).map_err(write_failure)?;
+    }
+    let code = finish(&reports);
+    Ok(match stop.is_set() && code != exit::JOURNAL {
+        true => exit::INTERRUPTED,
+        false => code,
+    })
+}
+
+/// `run`'s text output as it happens: each policy's head once its plan is made, then every
+/// deletion when it is recorded (deletions resumed from an earlier run, which settle before
+/// the plan, right after the head).
+pub(super) struct LivePrinter {
+    sender: tokio::sync::mpsc::UnboundedSender<String>,
+    /// `--summary`: the head only.
+    summary: bool,
+    /// Whether the head is out, and the resumed lines waiting for it.
+    state: Mutex<(bool, Vec<String>)>,
+}
+
+impl runner::Watch for LivePrinter {
+    fn planned(&self, report: &PolicyReport) {
+        let mut head = Vec::new();
+        // Writing into a Vec cannot fail.
+        let _ = render::run_head(&mut head, report);
+        let mut text = String::from_utf8_lossy(&head).into_owned();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = true;
+        for line in state.1.drain(..) {
+            text.push_str(&line);
+        }
+        let _ = self.sender.send(text);
+    }
+
+    fn settled(&self, backup: &Backup, outcome: &executor::Settled) {
+        if self.summary {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let line = render::settled_line(&backup.id, outcome, !state.0) + "\n";
+        match state.0 {
+            true => {
+                let _ = self.sender.send(line);
+            }
+            false => state.1.push(line),
+        }
+    }
+}
+
+/// On Ctrl-C (SIGINT), `stop` is set: the deletions in flight finish and are recorded, no more
+/// are sent, and the run prints what it did. A second Ctrl-C quits at once (the next run
+/// settles what was in flight from the journal).
+pub(super) fn stop_on_interrupt(stop: &executor::Stop) {
+    let stop = stop.clone();
+    runtime().spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        stop.set();
+        eprintln!(
+            "interrupted: finishing the deletions in flight and sending no more (Ctrl-C again quits at once)"
+        );
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "interrupted again: quitting; the next run settles the deletions that were in flight"
+            );
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    });
+}

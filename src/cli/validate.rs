@@ -1,0 +1,68 @@
+//! `retentiond validate`: config and policy files checked before anything runs.
+
+use super::Cli;
+use super::shared::{DEFAULT_CONFIG, Failure, Outcome, config_path, write_failure};
+use crate::exit;
+use crate::policy::{self, Config};
+use std::io::Write;
+use std::path::PathBuf;
+
+pub(super) fn validate(
+    cli: &Cli,
+    paths: &[PathBuf],
+    skip_secrets: bool,
+    out: &mut dyn Write,
+) -> Outcome {
+    let (configs, policy_paths): (Vec<PathBuf>, Vec<PathBuf>) = paths
+        .iter()
+        .cloned()
+        .partition(|p| p.is_file() && policy::file_is_config(p));
+    let config_file = configs
+        .first()
+        .cloned()
+        .or_else(|| config_path(cli).map(|(p, _)| p));
+    if paths.is_empty() && config_file.is_none() {
+        return Err(Failure::new(
+            exit::INVALID,
+            format!(
+                "nothing to validate: give policy files or folders, or a config (--config PATH; none at {DEFAULT_CONFIG})"
+            ),
+        ));
+    }
+    let mut errors = Vec::new();
+    let config = config_file.and_then(|path| {
+        policy::load_config(&path)
+            .map_err(|e| errors.extend(e))
+            .ok()
+    });
+    let policy_paths = match (&config, policy_paths.is_empty()) {
+        (Some(config), true) => config.policies.clone(),
+        _ => policy_paths,
+    };
+    let (policies, policy_errors) = policy::load_policies(&policy_paths);
+    errors.extend(policy_errors);
+    if let Some(config) = &config {
+        errors.extend(policy::check_against_config(&policies, config));
+        // The unit's ExecStartPre and ExecReload: a secret the daemon could not read must
+        // fail here, not after `systemctl reload` reported success.
+        if !skip_secrets {
+            errors.extend(config.check_secrets());
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Failure::invalid(errors));
+    }
+    let config_warnings = config.iter().flat_map(Config::warnings);
+    for warning in policy::overlap_warnings(&policies)
+        .into_iter()
+        .chain(config_warnings)
+    {
+        eprintln!("warning: {warning}");
+    }
+    let checked = config
+        .as_ref()
+        .map(|c| format!(", accounts checked against {}", c.file.display()))
+        .unwrap_or_default();
+    writeln!(out, "ok: {} policies valid{checked}", policies.len()).map_err(write_failure)?;
+    Ok(exit::OK)
+}
