@@ -607,15 +607,20 @@ fn a_symlinked_backup_is_removed_as_a_link_and_its_target_survives() {
 
 #[test]
 fn plan_text_is_a_table_per_group_with_a_summary() {
-    let out = retentiond(&[
-        "--config",
-        "examples/local/retentiond.yaml",
-        "plan",
-        "--now",
-        "2026-11-23T06:00:00Z",
-        "--policy",
-        "pg-main",
-    ]);
+    let plan = |more: &[&str]| {
+        let mut args = vec![
+            "--config",
+            "examples/local/retentiond.yaml",
+            "plan",
+            "--now",
+            "2026-11-23T06:00:00Z",
+            "--policy",
+            "pg-main",
+        ];
+        args.extend_from_slice(more);
+        retentiond(&args)
+    };
+    let out = plan(&[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
@@ -648,16 +653,7 @@ fn plan_text_is_a_table_per_group_with_a_summary() {
     );
 
     // --summary: the group lines and the summary, no line per backup.
-    let out = retentiond(&[
-        "--config",
-        "examples/local/retentiond.yaml",
-        "plan",
-        "--now",
-        "2026-11-23T06:00:00Z",
-        "--policy",
-        "pg-main",
-        "--summary",
-    ]);
+    let out = plan(&["--summary"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let short: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(short[0], lines[0]);

@@ -106,29 +106,24 @@ pub fn approve_all(dir: &Path) {
 /// Starts the binary in `dir` with the fakes' secrets and no output, for tests that kill it or
 /// run another beside it.
 pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RETENTIOND_CONFIG")
-        .env_remove("STATE_DIRECTORY")
-        .envs(SECRET_ENV.iter().copied())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start retentiond")
+    start(dir, args, std::process::Stdio::null)
 }
 
 /// Starts the binary in `dir` with the fakes' secrets, its stdout and stderr piped, for
 /// tests that watch its output as it runs.
 pub fn spawn_piped(dir: &Path, args: &[&str]) -> std::process::Child {
+    start(dir, args, std::process::Stdio::piped)
+}
+
+fn start(dir: &Path, args: &[&str], output: fn() -> std::process::Stdio) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_retentiond"))
         .args(args)
         .current_dir(dir)
         .env_remove("RETENTIOND_CONFIG")
         .env_remove("STATE_DIRECTORY")
         .envs(SECRET_ENV.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(output())
+        .stderr(output())
         .spawn()
         .expect("start retentiond")
 }
