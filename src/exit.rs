@@ -18,6 +18,8 @@ pub const REFUSED: u8 = 6;
 /// The journal could not be used, or another process is running the policy: nothing was
 /// deleted for that policy.
 pub const JOURNAL: u8 = 7;
+/// `diff`: the change would delete backups that the base keeps.
+pub const DIFF_DELETES_MORE: u8 = 8;
 /// Standard output was closed by its reader (`plan | head`): 128 + SIGPIPE, as a shell
 /// reports a tool that SIGPIPE ended. Nothing is printed.
 pub const CLOSED_PIPE: u8 = 141;

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod provider;
 pub mod render;
 pub mod retention;
+pub mod review;
 pub mod runner;
 pub mod secret;
 pub mod timestamp;

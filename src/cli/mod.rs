@@ -5,6 +5,7 @@
 mod apply;
 mod approve;
 mod daemon;
+mod diff;
 mod docspace;
 mod history;
 mod journal;
@@ -41,6 +42,7 @@ const EXIT_CODES: &str = "Exit codes:
   6  apply: the reviewed plan no longer holds; nothing was deleted for that policy
   7  the journal in state_dir could not be used, or another process is running the
      policy; nothing was deleted for it
+  8  diff: the change would delete backups that the base keeps
   130  run/apply interrupted by Ctrl-C: the deletions in flight finished, no more were sent
   141  standard output was closed by its reader (plan | head); nothing is printed
 When several apply, the first of 7, 130, 3, 6, 4, 5 wins.";
@@ -120,6 +122,27 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Compare two versions of the policies on the same listing: what changes in what they
+    /// delete (for reviewing a pull request); never deletes
+    Diff {
+        /// The base: the policy folder as it is at this git revision (e.g. origin/main)
+        #[arg(long, value_name = "GIT-REV", conflicts_with = "base_policies")]
+        base: Option<String>,
+        /// The base: another policy folder or file
+        #[arg(long, value_name = "PATH")]
+        base_policies: Option<PathBuf>,
+        /// The current policies instead of the config's `policies`
+        #[arg(long, value_name = "PATH")]
+        policies: Option<PathBuf>,
+        /// Evaluate both on a saved listing instead of calling providers
+        #[arg(long, value_name = "FILE")]
+        listing: Option<PathBuf>,
+        /// The clock, RFC 3339 (default: the real time)
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: DiffFormat,
+    },
     /// Evaluate now and delete what policies in `mode: enforce` no longer keep
     Run {
         /// Only this policy (repeatable)
@@ -190,6 +213,14 @@ enum Command {
         #[command(subcommand)]
         command: JournalCommand,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Json,
+    /// A compact report for a pull-request comment
+    Markdown,
 }
 
 #[derive(Subcommand)]
@@ -295,6 +326,24 @@ fn dispatch(cli: &Cli) -> Outcome {
                 format: *format,
             };
             plan_command(cli, args, &mut out)
+        }
+        Command::Diff {
+            base,
+            base_policies,
+            policies,
+            listing,
+            now,
+            format,
+        } => {
+            let args = diff::DiffArgs {
+                base: base.as_deref(),
+                base_policies: base_policies.as_deref(),
+                policies: policies.as_deref(),
+                listing: listing.as_deref(),
+                now: now.as_deref(),
+                format: *format,
+            };
+            diff::diff(cli, args, &mut out)
         }
         Command::Run { policy, settings } => run(cli, policy, *settings, &mut out),
         Command::Apply { plan, settings } => apply(cli, plan, *settings, &mut out),

@@ -334,42 +334,40 @@ const CRON_HINT: &str = "write 5 fields `minute hour day-of-month month day-of-w
 
 fn parse_schedule(node: &Node, d: &mut Diagnostics) -> Option<Schedule> {
     let text = read::string(node, "schedule", d)?;
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    if !text.starts_with('@') && !(5..=6).contains(&fields.len()) {
-        let n = fields.len();
-        d.error(
-            node.pos,
-            format!(
+    Schedule::parse(text).map_err(|e| d.error(node.pos, e)).ok()
+}
+
+impl Schedule {
+    /// A cron line as `schedule:` takes it (5 or 6 fields, or `@daily` and the like); the
+    /// error says what is wrong and what to write.
+    pub fn parse(text: &str) -> Result<Schedule, String> {
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        if !text.starts_with('@') && !(5..=6).contains(&fields.len()) {
+            let n = fields.len();
+            return Err(format!(
                 "`schedule: {text}` has {n} field{}; {CRON_HINT}",
                 if n == 1 { "" } else { "s" }
-            ),
-        );
-        return None;
-    }
-    let cron = match cron_parser().parse(text) {
-        Ok(cron) => cron,
-        Err(_) => {
-            d.error(
-                node.pos,
-                format!(
-                    "`schedule: {text}` is not a valid cron line: {}; {CRON_HINT}",
-                    cron_fault(text, &fields)
-                ),
-            );
-            return None;
+            ));
         }
-    };
-    // A line every field of which is valid can still name no real time (`0 3 31 2 *`, the
-    // 31st of February): the daemon would never run the policy.
-    let now = jiff::Timestamp::now().to_zoned(TimeZone::UTC);
-    if cron.find_next_occurrence(&now, false).is_err() {
-        d.error(node.pos, format!("`schedule: {text}` never fires: no date matches its day-of-month, month and day-of-week (e.g. the 31st of a 30-day month); {CRON_HINT}"));
-        return None;
+        let cron = cron_parser().parse(text).map_err(|_| {
+            format!(
+                "`schedule: {text}` is not a valid cron line: {}; {CRON_HINT}",
+                cron_fault(text, &fields)
+            )
+        })?;
+        // A line every field of which is valid can still name no real time (`0 3 31 2 *`,
+        // the 31st of February): the daemon would never run the policy.
+        let now = jiff::Timestamp::now().to_zoned(TimeZone::UTC);
+        if cron.find_next_occurrence(&now, false).is_err() {
+            return Err(format!(
+                "`schedule: {text}` never fires: no date matches its day-of-month, month and day-of-week (e.g. the 31st of a 30-day month); {CRON_HINT}"
+            ));
+        }
+        Ok(Schedule {
+            text: text.to_string(),
+            cron,
+        })
     }
-    Some(Schedule {
-        text: text.to_string(),
-        cron,
-    })
 }
 
 fn cron_parser() -> croner::parser::CronParser {
@@ -437,7 +435,7 @@ fn check_jitter(schedule: &Schedule, jitter: std::time::Duration, pos: Pos, d: &
 }
 
 /// A duration as the policy files write them, in its largest whole unit.
-fn humanize(d: std::time::Duration) -> String {
+pub fn humanize(d: std::time::Duration) -> String {
     let s = d.as_secs();
     match s {
         0 => format!("{}ms", d.as_millis()),

@@ -214,13 +214,26 @@ pub fn policies_from_str(label: &Path, text: &str) -> (Vec<Policy>, Vec<Diagnost
 /// Loads every policy of the given files and folders, with every error found.
 pub fn load_policies(paths: &[PathBuf]) -> (Vec<Policy>, Vec<Diagnostic>) {
     let (files, mut errors) = expand_paths(paths);
-    let mut policies = Vec::new();
-    let mut names = Vec::new();
-    for file in &files {
-        match read_source(file) {
-            Ok(text) => policies.extend(policies_in(file, &text, &mut errors, &mut names)),
+    let mut sources = Vec::new();
+    for file in files {
+        match read_source(&file) {
+            Ok(text) => sources.push((file, text)),
             Err(e) => errors.push(e),
         }
+    }
+    let (policies, more) = policies_from_sources(&sources);
+    errors.extend(more);
+    (policies, errors)
+}
+
+/// Every policy of a set of policy files given as `(path, text)` (read from a folder, or
+/// from a git revision), with every error found, duplicate names included.
+pub fn policies_from_sources(sources: &[(PathBuf, String)]) -> (Vec<Policy>, Vec<Diagnostic>) {
+    let mut errors = Vec::new();
+    let mut policies = Vec::new();
+    let mut names = Vec::new();
+    for (file, text) in sources {
+        policies.extend(policies_in(file, text, &mut errors, &mut names));
     }
     errors.extend(duplicate_names(&names));
     (policies, errors)

@@ -1,0 +1,487 @@
+//! `retentiond diff`: two versions of a policy set evaluated on the same listing at the same
+//! time, and what changes between them — per policy added, removed, renamed or changed, the
+//! keys that changed, and every backup whose action changes, with the reasons before and
+//! after. Pure: the policies, listings and zones come in as arguments.
+
+use crate::model::Backup;
+use crate::plan::{Action, Decision, PolicyPlan, Summary};
+use crate::policy::Policy;
+use crate::policy::definition::changes;
+use crate::runner::{self, Checks};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// How a policy differs between the base and the current set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Added,
+    Removed,
+    /// Same account and selection, another name.
+    Renamed,
+    Changed,
+    Unchanged,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Renamed => "renamed",
+            Change::Changed => "changed",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// What one policy does on each side: its action on a backup and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Side {
+    pub action: &'static str,
+    pub why: String,
+}
+
+/// A backup whose action changes (`none`: the policy does not exist on that side).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Moved {
+    pub id: String,
+    pub group: String,
+    pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub before: Side,
+    pub after: Side,
+}
+
+impl Moved {
+    /// The change deletes a backup the base does not delete.
+    pub fn newly_deleted(&self) -> bool {
+        self.after.action == "delete" && self.before.action != "delete"
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicyDiff {
+    /// The current name, or the base's for a removed policy.
+    pub name: String,
+    /// The policy's zone, for the times of the text and markdown reports.
+    #[serde(skip)]
+    pub zone: TimeZone,
+    pub account: String,
+    pub change: Change,
+    /// The base's name of a renamed policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+    /// The keys that changed, `keep.daily: 7 → 1` (description, schedule and jitter too).
+    pub edits: Vec<String>,
+    pub before: Option<Summary>,
+    pub after: Option<Summary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_after: Option<String>,
+    /// Every backup whose action changes, newest first within groups in name order.
+    pub moved: Vec<Moved>,
+}
+
+impl PolicyDiff {
+    /// Backups the change deletes that the base keeps (or never touched).
+    pub fn newly_deleted(&self) -> usize {
+        self.moved.iter().filter(|m| m.newly_deleted()).count()
+    }
+
+    /// Backups the base deletes that the change keeps.
+    pub fn newly_kept(&self) -> usize {
+        self.moved
+            .iter()
+            .filter(|m| m.before.action == "delete" && m.after.action != "delete")
+            .count()
+    }
+}
+
+/// The whole comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct Diff {
+    pub evaluated_at: Timestamp,
+    pub policies: Vec<PolicyDiff>,
+}
+
+impl Diff {
+    /// Whether the change deletes any backup the base keeps (exit 8).
+    pub fn deletes_more(&self) -> bool {
+        self.policies.iter().any(|p| p.newly_deleted() > 0)
+    }
+}
+
+/// One side of the comparison: a policy set, each policy with its listing and zone.
+pub struct Set<'a> {
+    pub policies: &'a [Policy],
+    pub listings: &'a [&'a [Backup]],
+    pub zones: &'a [TimeZone],
+}
+
+/// Compares `base` with `current`, each policy planned on its listing at `now` with the
+/// guards a run applies (another policy of its set on the same backups included).
+pub fn diff(base: &Set, current: &Set, now: Timestamp) -> Diff {
+    let (before, after) = (plans(base, now), plans(current, now));
+    let by_name = |policies: &[Policy], name: &str| policies.iter().position(|p| p.name == name);
+    let mut out = Vec::new();
+    let mut matched_base = vec![false; base.policies.len()];
+    // Added ones that are a removed one under another name.
+    let select = |p: &Policy| (p.account.clone(), p.as_written.get("select").cloned());
+    for (i, policy) in current.policies.iter().enumerate() {
+        let b = by_name(base.policies, &policy.name).or_else(|| {
+            base.policies.iter().enumerate().position(|(j, old)| {
+                !matched_base[j]
+                    && by_name(current.policies, &old.name).is_none()
+                    && select(old) == select(policy)
+            })
+        });
+        let Some(b) = b else {
+            out.push(compare(None, Some((policy, &after[i]))));
+            continue;
+        };
+        matched_base[b] = true;
+        out.push(compare(
+            Some((&base.policies[b], &before[b])),
+            Some((policy, &after[i])),
+        ));
+    }
+    for (j, policy) in base.policies.iter().enumerate() {
+        if !matched_base[j] {
+            out.push(compare(Some((policy, &before[j])), None));
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Diff {
+        evaluated_at: now,
+        policies: out,
+    }
+}
+
+/// Each policy of a set planned on its listing, with the guards a run applies.
+fn plans<'a>(side: &Set<'a>, now: Timestamp) -> Vec<PolicyPlan<'a>> {
+    side.policies
+        .iter()
+        .zip(side.listings)
+        .zip(side.zones)
+        .map(|((policy, listing), tz)| {
+            let checks = Checks {
+                policies: side.policies,
+                ..Checks::default()
+            };
+            runner::guarded_plan(policy, listing, now, tz, &checks).0
+        })
+        .collect()
+}
+
+fn compare(
+    before: Option<(&Policy, &PolicyPlan)>,
+    after: Option<(&Policy, &PolicyPlan)>,
+) -> PolicyDiff {
+    let (policy, _) = after.or(before).expect("one side at least");
+    let change = match (before, after) {
+        (None, _) => Change::Added,
+        (_, None) => Change::Removed,
+        (Some((b, _)), Some((a, _))) if b.name != a.name => Change::Renamed,
+        (Some((b, _)), Some((a, _)))
+            if b.fingerprint == a.fingerprint
+                && b.description == a.description
+                && b.schedule.as_ref().map(|s| &s.text) == a.schedule.as_ref().map(|s| &s.text)
+                && b.jitter == a.jitter =>
+        {
+            Change::Unchanged
+        }
+        _ => Change::Changed,
+    };
+    let edits = match (before, after) {
+        (Some((b, _)), Some((a, _))) => {
+            let mut edits = changes(&written(b), &written(a));
+            edits.retain(|e| !e.starts_with("name: "));
+            edits
+        }
+        _ => Vec::new(),
+    };
+    let actions = |side: Option<(&Policy, &PolicyPlan)>| -> HashMap<(String, String), (&'static str, String)> {
+        side.map(|(_, plan)| {
+            plan.decisions
+                .iter()
+                .map(|d: &Decision| {
+                    (
+                        (d.backup.group.clone(), d.backup.id.clone()),
+                        (d.action.as_str(), d.explain()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let (was, now) = (actions(before), actions(after));
+    let none = ("none", String::new());
+    let mut moved: BTreeMap<(String, std::cmp::Reverse<Timestamp>, String), Moved> =
+        BTreeMap::new();
+    for (_, plan) in before.iter().chain(after.iter()) {
+        for d in &plan.decisions {
+            let key = (d.backup.group.clone(), d.backup.id.clone());
+            let b = was.get(&key).unwrap_or(&none);
+            let a = now.get(&key).unwrap_or(&none);
+            // Ignored on one side and absent on the other is no change either.
+            let managed = |s: &str| s != "none" && s != Action::Ignore.as_str();
+            if b.0 == a.0 || (!managed(b.0) && !managed(a.0)) {
+                continue;
+            }
+            // A policy added or removed: what it deletes is the change, not what it keeps.
+            if (b.0 == "none" || a.0 == "none") && b.0 != "delete" && a.0 != "delete" {
+                continue;
+            }
+            moved
+                .entry((
+                    key.0.clone(),
+                    std::cmp::Reverse(d.backup.created_at),
+                    key.1.clone(),
+                ))
+                .or_insert_with(|| Moved {
+                    id: d.backup.id.clone(),
+                    group: d.backup.group.clone(),
+                    created_at: d.backup.created_at,
+                    name: d.backup.name.clone().filter(|n| *n != d.backup.id),
+                    before: Side {
+                        action: b.0,
+                        why: b.1.clone(),
+                    },
+                    after: Side {
+                        action: a.0,
+                        why: a.1.clone(),
+                    },
+                });
+        }
+    }
+    PolicyDiff {
+        name: policy.name.clone(),
+        zone: after
+            .or(before)
+            .map(|(_, p)| p.timezone.clone())
+            .unwrap_or(TimeZone::UTC),
+        account: policy.account.clone(),
+        change,
+        renamed_from: match (before, after) {
+            (Some((b, _)), Some((a, _))) if b.name != a.name => Some(b.name.clone()),
+            _ => None,
+        },
+        edits,
+        before: before.map(|(_, p)| p.summary),
+        after: after.map(|(_, p)| p.summary),
+        blocked_before: before.and_then(|(_, p)| p.blocked.clone()),
+        blocked_after: after.and_then(|(_, p)| p.blocked.clone()),
+        moved: moved.into_values().collect(),
+    }
+}
+
+/// The policy as written, with the keys the fingerprint leaves out put back (a review shows
+/// them too).
+fn written(policy: &Policy) -> serde_json::Value {
+    let mut value = policy.as_written.clone();
+    if let Some(map) = value.as_object_mut() {
+        if let Some(d) = &policy.description {
+            map.insert("description".into(), d.clone().into());
+        }
+        if let Some(s) = &policy.schedule {
+            map.insert("schedule".into(), s.text.clone().into());
+        }
+        if let Some(j) = &policy.jitter {
+            map.insert(
+                "jitter".into(),
+                crate::policy::definition::humanize(*j).into(),
+            );
+        }
+    }
+    value
+}
+
+fn local(at: Timestamp, zone: &TimeZone) -> String {
+    at.to_zoned(zone.clone())
+        .strftime("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+fn counts(p: &PolicyDiff) -> String {
+    let show = |s: Option<Summary>, f: fn(&Summary) -> usize| {
+        s.map_or("-".to_string(), |s| f(&s).to_string())
+    };
+    let pair = |f: fn(&Summary) -> usize| format!("{} → {}", show(p.before, f), show(p.after, f));
+    format!(
+        "keep {}, delete {}, ignore {}",
+        pair(|s| s.keep),
+        pair(|s| s.delete),
+        pair(|s| s.ignore)
+    )
+}
+
+fn title(p: &PolicyDiff) -> String {
+    match &p.renamed_from {
+        Some(from) => format!("renamed from {from}"),
+        None => p.change.as_str().to_string(),
+    }
+}
+
+fn side(s: &Side) -> String {
+    match (s.action, s.why.is_empty()) {
+        ("none", _) => "(no policy)".to_string(),
+        (action, true) => action.to_string(),
+        (action, false) => format!("{action} ({})", s.why),
+    }
+}
+
+/// What `diff` prints in a terminal.
+pub fn text(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()> {
+    for p in &diff.policies {
+        writeln!(
+            out,
+            "policy {} (account {}): {}",
+            p.name,
+            p.account,
+            title(p)
+        )?;
+        for edit in &p.edits {
+            writeln!(out, "  {edit}")?;
+        }
+        writeln!(out, "  {}", counts(p))?;
+        for (label, blocked) in [("before", &p.blocked_before), ("after", &p.blocked_after)] {
+            if let Some(b) = blocked {
+                writeln!(out, "  blocked {label}: {b}")?;
+            }
+        }
+        if !p.moved.is_empty() {
+            writeln!(
+                out,
+                "  {} backups change ({} newly deleted, {} newly kept):",
+                p.moved.len(),
+                p.newly_deleted(),
+                p.newly_kept()
+            )?;
+        }
+        for m in &p.moved {
+            writeln!(
+                out,
+                "    {}  {}  {}: {} → {}",
+                local(m.created_at, &p.zone),
+                m.group,
+                m.name.as_deref().unwrap_or(&m.id),
+                side(&m.before),
+                side(&m.after)
+            )?;
+        }
+    }
+    let newly: usize = diff.policies.iter().map(PolicyDiff::newly_deleted).sum();
+    match newly {
+        0 => writeln!(out, "no backup that the base keeps is deleted"),
+        n => writeln!(out, "{n} backups that the base keeps would be deleted"),
+    }
+}
+
+/// Rows of a changed-backups table shown before the rest is folded away.
+const MARKDOWN_ROWS: usize = 100;
+
+/// A compact report for a pull-request comment: a table of policies, then per policy its edits
+/// and, folded, the backups that change.
+pub fn markdown(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()> {
+    let newly: usize = diff.policies.iter().map(PolicyDiff::newly_deleted).sum();
+    let changed = diff
+        .policies
+        .iter()
+        .filter(|p| p.change != Change::Unchanged || !p.moved.is_empty())
+        .count();
+    writeln!(out, "### retentiond diff")?;
+    writeln!(out)?;
+    match newly {
+        0 => writeln!(
+            out,
+            "No backup that the base keeps is deleted ({changed} of {} policies change).",
+            diff.policies.len()
+        )?,
+        n => writeln!(
+            out,
+            "**{n} backups that the base keeps would be deleted** ({changed} of {} policies change).",
+            diff.policies.len()
+        )?,
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| policy | change | keep | delete | newly deleted | newly kept |"
+    )?;
+    writeln!(out, "|---|---|---|---|---:|---:|")?;
+    let pair = |p: &PolicyDiff, f: fn(&Summary) -> usize| {
+        let show = |s: Option<Summary>| s.map_or("–".to_string(), |s| f(&s).to_string());
+        format!("{} → {}", show(p.before), show(p.after))
+    };
+    for p in &diff.policies {
+        writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            p.name,
+            title(p),
+            pair(p, |s| s.keep),
+            pair(p, |s| s.delete),
+            p.newly_deleted(),
+            p.newly_kept()
+        )?;
+    }
+    for p in diff
+        .policies
+        .iter()
+        .filter(|p| !p.edits.is_empty() || !p.moved.is_empty() || p.blocked_after.is_some())
+    {
+        writeln!(out)?;
+        writeln!(out, "#### `{}` ({})", p.name, title(p))?;
+        writeln!(out)?;
+        for edit in &p.edits {
+            writeln!(out, "- `{edit}`")?;
+        }
+        if let Some(b) = &p.blocked_after {
+            writeln!(out, "- blocked after the change: {b}")?;
+        }
+        if p.moved.is_empty() {
+            continue;
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "<details><summary>{} backups change ({} newly deleted, {} newly kept)</summary>",
+            p.moved.len(),
+            p.newly_deleted(),
+            p.newly_kept()
+        )?;
+        writeln!(out)?;
+        writeln!(out, "| created | group | backup | before | after |")?;
+        writeln!(out, "|---|---|---|---|---|")?;
+        for m in p.moved.iter().take(MARKDOWN_ROWS) {
+            let after = match m.newly_deleted() {
+                true => format!("**{}**", side(&m.after)),
+                false => side(&m.after),
+            };
+            writeln!(
+                out,
+                "| {} | `{}` | `{}` | {} | {after} |",
+                local(m.created_at, &p.zone),
+                m.group,
+                m.name.as_deref().unwrap_or(&m.id),
+                side(&m.before)
+            )?;
+        }
+        if p.moved.len() > MARKDOWN_ROWS {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "… and {} more (`--format json` lists them all).",
+                p.moved.len() - MARKDOWN_ROWS
+            )?;
+        }
+        writeln!(out)?;
+        writeln!(out, "</details>")?;
+    }
+    Ok(())
+}
