@@ -240,3 +240,234 @@ fn diff_against_a_git_revision_names_every_kind_of_change() {
         out.stderr
     );
 }
+
+fn simulate(dir: &Path, policy: &str, args: &[&str]) -> serde_json::Value {
+    write(dir, "policies/p.yaml", policy);
+    let mut all = vec![
+        "simulate",
+        "--policy",
+        "p",
+        "--policies",
+        "policies",
+        "--format",
+        "json",
+    ];
+    all.extend_from_slice(args);
+    let out = retentiond_in(dir, &all);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    json(&out.stdout)
+}
+
+#[test]
+fn simulate_reaches_the_steady_state_a_person_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Daily backups, the policy running after each: `daily: 7` holds 7.
+    let daily = "name: p\naccount: a\ntimezone: Europe/Berlin\nkeep: {daily: 7}\n";
+    let s = simulate(
+        d,
+        daily,
+        &["--from", "2026-01-01T00:00:00Z", "--for", "3mo"],
+    );
+    assert_eq!(s["held_at_end"], 7);
+    assert_eq!(
+        s["max_held"], 8,
+        "the new one, before the run that deletes the eighth"
+    );
+    assert_eq!(s["backups_made"], 90);
+    assert_eq!(s["deleted"], 83);
+    assert_eq!(s["still_growing"], false);
+    assert_eq!(s["last_growth"], "2026-01-07T02:00:00Z");
+
+    // `last: 3, weekly: 4`: the last three days and the newest of the three weeks before (a
+    // Wednesday: Monday to Wednesday, and three Sundays).
+    let weekly = "name: p\naccount: a\ntimezone: UTC\nkeep: {last: 3, weekly: 4}\n";
+    let s = simulate(
+        d,
+        weekly,
+        &[
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--for",
+            "6w",
+            "--cadence",
+            "0 3 * * *",
+        ],
+    );
+    assert_eq!(s["until"], "2026-02-12T00:00:00Z");
+    assert_eq!(s["held_at_end"], 6, "{s}");
+    assert_eq!(
+        s["ages_at_end"],
+        serde_json::json!(["21h", "2d", "3d", "4d", "11d", "3w"])
+    );
+
+    // Across a leap day and the spring change in Berlin: a 02:30 job whose time does not
+    // exist on 31 March 2024 runs once that day all the same (at 03:00, when the clocks jump).
+    let s = simulate(
+        d,
+        daily,
+        &[
+            "--from",
+            "2024-02-27T00:00:00Z",
+            "--for",
+            "5w",
+            "--cadence",
+            "30 2 * * *",
+            "--groups",
+            "2",
+        ],
+    );
+    assert_eq!(
+        s["backups_made"], 70,
+        "35 days, one backup a day, two groups"
+    );
+    assert_eq!(s["held_at_end"], 14);
+    let out = retentiond_in(
+        d,
+        &[
+            "simulate",
+            "--policy",
+            "p",
+            "--policies",
+            "policies",
+            "--from",
+            "2024-02-27T00:00:00Z",
+            "--for",
+            "5w",
+            "--cadence",
+            "30 2 * * *",
+            "--svg",
+            "sim.svg",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("held at most 8 at once"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("the count stopped growing after 6d"),
+        "{}",
+        out.stdout
+    );
+    let picture = std::fs::read_to_string(d.join("sim.svg")).unwrap();
+    let svg = roxmltree::Document::parse(&picture).expect("well-formed SVG");
+    let marks = |class: &str| {
+        svg.descendants()
+            .filter(|n| {
+                n.has_tag_name("circle")
+                    && n.attribute("class").is_some_and(|c| c.starts_with(class))
+            })
+            .count()
+    };
+    assert_eq!(marks("keep daily"), 7);
+    assert_eq!(marks("delete"), 28);
+    let titles: Vec<&str> = svg
+        .descendants()
+        .filter(|n| n.has_tag_name("title"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with("sim-20240229T0230: deleted at")),
+        "{titles:?}"
+    );
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with("sim-20240331T0300: held: daily")),
+        "{titles:?}"
+    );
+
+    // A policy name that does not exist, a bad cadence: said plainly.
+    let out = retentiond_in(d, &["simulate", "--policy", "q", "--policies", "policies"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("no policy named `q`"), "{}", out.stderr);
+    let out = retentiond_in(
+        d,
+        &[
+            "simulate",
+            "--policy",
+            "p",
+            "--policies",
+            "policies",
+            "--cadence",
+            "0 3 * *",
+        ],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("--cadence: `schedule: 0 3 * *` has 4 fields"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn plan_svg_has_a_row_per_group_and_a_mark_per_kept_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = retentiond_in(
+        dir.path(),
+        &[
+            "--config",
+            &common::repo("examples/local/retentiond.yaml")
+                .display()
+                .to_string(),
+            "plan",
+            "--now",
+            "2026-11-23T06:00:00Z",
+            "--format",
+            "json",
+            "--svg",
+            "plan.svg",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan = json(&out.stdout);
+    let picture = std::fs::read_to_string(dir.path().join("plan.svg")).unwrap();
+    let svg = roxmltree::Document::parse(&picture).expect("well-formed SVG");
+    assert!(!picture.contains("<script"), "no script");
+    assert!(!picture.contains("href"), "nothing external");
+    let count = |class: &str| {
+        svg.descendants()
+            .filter(|n| {
+                n.has_tag_name("circle")
+                    && n.attribute("class")
+                        .is_some_and(|c| c.split(' ').next() == Some(class))
+            })
+            .count()
+    };
+    let total = |key: &str| -> u64 {
+        plan["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["summary"][key].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(count("keep") as u64, total("keep"));
+    assert_eq!(count("delete") as u64, total("delete"));
+    assert_eq!(count("ignore") as u64, total("ignore"));
+    let rows = svg
+        .descendants()
+        .filter(|n| n.has_tag_name("g") && n.attribute("class") == Some("row"))
+        .count() as u64;
+    assert_eq!(rows, total("groups"));
+    // A legend entry for each rule that kept something, in the example: yearly among them.
+    let legend: Vec<&str> = svg
+        .descendants()
+        .filter(|n| n.has_tag_name("g") && n.attribute("class") == Some("legend"))
+        .filter_map(|g| {
+            g.descendants()
+                .find(|n| n.has_tag_name("text"))
+                .and_then(|t| t.text())
+        })
+        .collect();
+    assert!(
+        legend.contains(&"kept: within") && legend.contains(&"deleted"),
+        "{legend:?}"
+    );
+}

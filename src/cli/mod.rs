@@ -14,6 +14,7 @@ mod plan;
 mod run;
 mod schema;
 mod shared;
+mod simulate;
 mod validate;
 
 use crate::journal::HistoryFilter;
@@ -119,6 +120,9 @@ enum Command {
         /// Text: per policy the group counts and the summary, not a line per backup
         #[arg(long)]
         summary: bool,
+        /// Also draw the plan as an SVG timeline (a row per group, marks by rule)
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -142,6 +146,34 @@ enum Command {
         now: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: DiffFormat,
+    },
+    /// Run a policy over time on generated backups, as the daemon would: what it holds, how
+    /// old, and when the count settles; never deletes
+    Simulate {
+        /// The policy to simulate
+        #[arg(long, value_name = "NAME")]
+        policy: String,
+        /// Policy files or folder instead of the config's `policies`
+        #[arg(long, value_name = "PATH")]
+        policies: Option<PathBuf>,
+        /// When backups are made, a cron line in the policy's zone [default: the policy's
+        /// schedule, else `0 3 * * *`]
+        #[arg(long, value_name = "CRON")]
+        cadence: Option<String>,
+        /// How long to simulate, e.g. `2y`, `18mo`, `6w`
+        #[arg(long = "for", value_name = "DURATION", default_value = "2y")]
+        period: String,
+        /// The start, RFC 3339 (default: now)
+        #[arg(long, value_name = "RFC3339")]
+        from: Option<String>,
+        /// Groups (servers, databases) with their own backups
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        groups: usize,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Also draw what is held and what was deleted as an SVG timeline
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// Evaluate now and delete what policies in `mode: enforce` no longer keep
     Run {
@@ -311,6 +343,7 @@ fn dispatch(cli: &Cli) -> Outcome {
             accept_max_delete,
             approve,
             summary,
+            svg,
             format,
         } => {
             let args = PlanArgs {
@@ -323,6 +356,7 @@ fn dispatch(cli: &Cli) -> Outcome {
                 accept_max_delete: *accept_max_delete,
                 approve: *approve,
                 summary: *summary,
+                svg: svg.as_deref(),
                 format: *format,
             };
             plan_command(cli, args, &mut out)
@@ -344,6 +378,28 @@ fn dispatch(cli: &Cli) -> Outcome {
                 format: *format,
             };
             diff::diff(cli, args, &mut out)
+        }
+        Command::Simulate {
+            policy,
+            policies,
+            cadence,
+            period,
+            from,
+            groups,
+            format,
+            svg,
+        } => {
+            let args = simulate::SimulateArgs {
+                policy,
+                policies: policies.as_deref(),
+                cadence: cadence.as_deref(),
+                period,
+                from: from.as_deref(),
+                groups: *groups,
+                format: *format,
+                svg: svg.as_deref(),
+            };
+            simulate::simulate(cli, args, &mut out)
         }
         Command::Run { policy, settings } => run(cli, policy, *settings, &mut out),
         Command::Apply { plan, settings } => apply(cli, plan, *settings, &mut out),

@@ -4,6 +4,7 @@ use super::shared::{
     DEFAULT_CONFIG, Failure, Outcome, config_path, config_policies, finish, list_policies,
     open_providers, require_config, select_policies, write_failure,
 };
+use super::simulate::write_svg;
 use super::{Cli, Format};
 use crate::exit;
 use crate::journal::{Journal, JournalError};
@@ -11,6 +12,7 @@ use crate::model::{Backup, Listing};
 use crate::policy;
 use crate::provider::ProviderError;
 use crate::render::{self, PolicyReport};
+use crate::review::svg;
 use crate::runner;
 use jiff::Timestamp;
 use std::io::{self, Write};
@@ -26,6 +28,7 @@ pub(super) struct PlanArgs<'a> {
     pub(super) accept_max_delete: bool,
     pub(super) approve: bool,
     pub(super) summary: bool,
+    pub(super) svg: Option<&'a Path>,
     pub(super) format: Format,
 }
 
@@ -168,6 +171,15 @@ pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Ou
     .map_err(write_failure)?;
     if let Some(path) = args.out {
         write_plan_file(path, &reports)?;
+    }
+    if let Some(path) = args.svg {
+        let plans: Vec<&crate::plan::PolicyPlan> =
+            reports.iter().filter_map(|r| r.plan.as_ref()).collect();
+        let zone = plans
+            .first()
+            .map_or(jiff::tz::TimeZone::UTC, |p| p.timezone.clone());
+        let picture = svg::render("retentiond plan", &svg::plan_sections(&plans), &zone);
+        write_svg(path, &picture)?;
     }
     Ok(finish(&reports))
 }

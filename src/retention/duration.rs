@@ -109,6 +109,17 @@ impl CalendarDuration {
     /// the exact parts subtracted afterwards, as restic does. Saturates at the earliest instant
     /// jiff can represent, so `9999y` means "everything".
     pub fn before(&self, instant: Timestamp, tz: &TimeZone) -> Timestamp {
+        let (calendar, exact) = self.spans();
+        calendar
+            .and_then(|span| instant.to_zoned(tz.clone()).checked_sub(span))
+            .and_then(|zoned| zoned.timestamp().checked_sub(exact))
+            .unwrap_or(Timestamp::MIN)
+    }
+}
+
+impl CalendarDuration {
+    /// The calendar part (years to days; too large for jiff: an error) and the exact part.
+    fn spans(&self) -> (Result<Span, jiff::Error>, Span) {
         let calendar = Span::new()
             .try_years(i64::from(self.years))
             .and_then(|s| s.try_months(i64::from(self.months)))
@@ -118,10 +129,17 @@ impl CalendarDuration {
             .hours()
             .minutes(i64::from(self.minutes))
             .seconds(i64::from(self.seconds));
+        (calendar, exact)
+    }
+
+    /// `instant + self`, the calendar parts on the civil date in `tz`, then the exact parts;
+    /// saturates at the latest instant jiff can represent.
+    pub fn after(&self, instant: Timestamp, tz: &TimeZone) -> Timestamp {
+        let (calendar, exact) = self.spans();
         calendar
-            .and_then(|span| instant.to_zoned(tz.clone()).checked_sub(span))
-            .and_then(|zoned| zoned.timestamp().checked_sub(exact))
-            .unwrap_or(Timestamp::MIN)
+            .and_then(|span| instant.to_zoned(tz.clone()).checked_add(span))
+            .and_then(|zoned| zoned.timestamp().checked_add(exact))
+            .unwrap_or(Timestamp::MAX)
     }
 }
 

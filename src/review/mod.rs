@@ -3,3 +3,5 @@
 //! policies, zones and clocks come in as arguments; the CLI reads files and git.
 
 pub mod diff;
+pub mod simulate;
+pub mod svg;

@@ -1,0 +1,346 @@
+//! A self-contained SVG timeline of what a plan or a simulation keeps: x is time in the
+//! policy's zone, one row per group, a mark per backup coloured by the rule that kept it,
+//! deleted ones faded, a legend and an axis. No script, no external font or style sheet, so it
+//! opens in a browser and renders on git forges. Each mark has a class (`keep daily`,
+//! `delete`, `ignore`) and a `<title>` (the backup and why).
+
+use crate::plan::PolicyPlan;
+use crate::review::simulate::Simulation;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use std::fmt::Write;
+
+/// What became of one backup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Kept, for these reasons (the first colours the mark).
+    Kept(Vec<String>),
+    Deleted,
+    Ignored,
+}
+
+#[derive(Clone, Debug)]
+pub struct Mark {
+    pub at: Timestamp,
+    pub label: String,
+    pub fate: Fate,
+}
+
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub label: String,
+    pub marks: Vec<Mark>,
+}
+
+/// One policy's rows, under a title; a simulation adds the count held over time.
+#[derive(Clone, Debug)]
+pub struct Section {
+    pub title: String,
+    pub rows: Vec<Row>,
+    pub counts: Vec<(Timestamp, usize)>,
+}
+
+/// The sections of a plan: one per policy, a row per group.
+pub fn plan_sections(plans: &[&PolicyPlan]) -> Vec<Section> {
+    plans
+        .iter()
+        .map(|plan| {
+            let mut rows: Vec<Row> = Vec::new();
+            for d in &plan.decisions {
+                if rows.last().is_none_or(|r| r.label != d.backup.group) {
+                    rows.push(Row {
+                        label: d.backup.group.clone(),
+                        marks: Vec::new(),
+                    });
+                }
+                let fate = match d.action {
+                    crate::plan::Action::Keep => {
+                        Fate::Kept(d.reasons.iter().map(ToString::to_string).collect())
+                    }
+                    crate::plan::Action::Delete => Fate::Deleted,
+                    crate::plan::Action::Ignore => Fate::Ignored,
+                };
+                let name = d.backup.name.as_deref().unwrap_or(&d.backup.id);
+                rows.last_mut().expect("pushed above").marks.push(Mark {
+                    at: d.backup.created_at,
+                    label: format!("{name}: {} {}", d.action.as_str(), d.explain()),
+                    fate,
+                });
+            }
+            Section {
+                title: format!(
+                    "policy {} — keep {}, delete {}, ignore {}",
+                    plan.name, plan.summary.keep, plan.summary.delete, plan.summary.ignore
+                ),
+                rows,
+                counts: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// The section of a simulation: a row per group, and the count held after each run.
+pub fn simulation_section(s: &Simulation) -> Section {
+    let mut rows: Vec<Row> = Vec::new();
+    for fate in &s.timeline {
+        let b = &fate.backup;
+        if rows.last().is_none_or(|r| r.label != b.group) {
+            rows.push(Row {
+                label: b.group.clone(),
+                marks: Vec::new(),
+            });
+        }
+        let (fate, why) = match fate.deleted_at {
+            Some(at) => (Fate::Deleted, format!("deleted at {at}")),
+            None => (
+                Fate::Kept(fate.reasons.clone()),
+                format!("held: {}", fate.reasons.join(", ")),
+            ),
+        };
+        rows.last_mut().expect("pushed above").marks.push(Mark {
+            at: b.created_at,
+            label: format!("{}: {why}", b.name.as_deref().unwrap_or(&b.id)),
+            fate,
+        });
+    }
+    Section {
+        title: format!(
+            "simulate {} — backups `{}`, runs `{}`: held at most {}, {} at the end",
+            s.policy, s.cadence, s.runs_on, s.max_held, s.held_at_end
+        ),
+        rows,
+        counts: s.counts.clone(),
+    }
+}
+
+/// The colour of a rule (the first reason of a kept backup).
+fn colour(reason: &str) -> (&'static str, &'static str) {
+    let rule = reason.split_whitespace().next().unwrap_or("");
+    match rule {
+        "last" => ("#1f77b4", "last"),
+        "hourly" => ("#17becf", "hourly"),
+        "daily" => ("#2ca02c", "daily"),
+        "weekly" => ("#8c8c00", "weekly"),
+        "monthly" => ("#ff7f0e", "monthly"),
+        "yearly" => ("#d62728", "yearly"),
+        "within" => ("#9467bd", "within"),
+        "tag" => ("#8c564b", "tag"),
+        "protected" => ("#e377c2", "protected"),
+        "oldest" => ("#ff7f0e", "monthly"),
+        _ => ("#555555", "guard"),
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const WIDTH: f64 = 1000.0;
+const LEFT: f64 = 170.0;
+const RIGHT: f64 = 20.0;
+const ROW: f64 = 26.0;
+const COUNTS: f64 = 70.0;
+
+/// Axis ticks between `from` and `until` in `zone`: days, weeks, months or years, whichever
+/// gives a readable number of labels.
+fn ticks(from: Timestamp, until: Timestamp, zone: &TimeZone) -> Vec<(Timestamp, String)> {
+    let days = until.duration_since(from).as_secs_f64() / 86_400.0;
+    let start = from.to_zoned(zone.clone()).date();
+    let (first, step, format) = if days > 4.0 * 365.0 {
+        (jiff::civil::date(start.year(), 1, 1), 1.year(), "%Y")
+    } else if days > 120.0 {
+        let months = ((days / 30.0) / 10.0).ceil().max(1.0) as i64;
+        (start.first_of_month(), months.months(), "%Y-%m")
+    } else if days > 20.0 {
+        (start, 7.days(), "%b %d")
+    } else {
+        (start, 1.day(), "%b %d")
+    };
+    let mut out = Vec::new();
+    let mut date = first;
+    while let Ok(at) = date.to_zoned(zone.clone()).map(|z| z.timestamp()) {
+        if at > until {
+            break;
+        }
+        if at >= from {
+            out.push((at, date.strftime(format).to_string()));
+        }
+        match date.checked_add(step) {
+            Ok(next) => date = next,
+            Err(_) => break,
+        }
+        if out.len() > 60 {
+            break;
+        }
+    }
+    out
+}
+
+/// The whole picture.
+pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
+    let all = sections
+        .iter()
+        .flat_map(|s| s.rows.iter().flat_map(|r| r.marks.iter().map(|m| m.at)))
+        .chain(sections.iter().flat_map(|s| s.counts.iter().map(|c| c.0)));
+    let (mut from, mut until) = (Timestamp::MAX, Timestamp::MIN);
+    for at in all {
+        from = from.min(at);
+        until = until.max(at);
+    }
+    if from > until {
+        (from, until) = (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH);
+    }
+    // A little room on both sides, and at least a day.
+    let span = until.duration_since(from).as_secs_f64().max(86_400.0);
+    let pad = jiff::SignedDuration::from_secs_f64(span * 0.02);
+    let (from, until) = (
+        from.checked_sub(pad).unwrap_or(from),
+        until.checked_add(pad).unwrap_or(until),
+    );
+    let span = until.duration_since(from).as_secs_f64();
+    let x = |at: Timestamp| {
+        LEFT + (WIDTH - LEFT - RIGHT) * (at.duration_since(from).as_secs_f64() / span)
+    };
+    let mut body = String::new();
+    let mut y = 40.0;
+    let mut used: Vec<(&'static str, &'static str)> = Vec::new();
+    let ticks = ticks(from, until, zone);
+    for section in sections {
+        let _ = writeln!(
+            body,
+            r#"<text x="10" y="{:.1}" font-size="14" font-weight="bold">{}</text>"#,
+            y + 4.0,
+            escape(&section.title)
+        );
+        y += 16.0;
+        if !section.counts.is_empty() {
+            let max = section.counts.iter().map(|c| c.1).max().unwrap_or(1).max(1) as f64;
+            let top = y + 8.0;
+            let points: Vec<String> = section
+                .counts
+                .iter()
+                .map(|(at, n)| {
+                    format!(
+                        "{:.1},{:.1}",
+                        x(*at),
+                        top + COUNTS - COUNTS * (*n as f64 / max)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                body,
+                r##"<text x="10" y="{:.1}" font-size="12">held after each run (max {max})</text><line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ccc"/><polyline class="held" fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##,
+                top + COUNTS / 2.0,
+                top + COUNTS,
+                WIDTH - RIGHT,
+                top + COUNTS,
+                points.join(" ")
+            );
+            y += COUNTS + 16.0;
+        }
+        for row in &section.rows {
+            let mid = y + ROW / 2.0;
+            let label: String = row.label.chars().take(26).collect();
+            let _ = writeln!(
+                body,
+                r##"<g class="row"><text x="10" y="{:.1}" font-size="12">{}</text><line x1="{LEFT}" y1="{mid:.1}" x2="{:.1}" y2="{mid:.1}" stroke="#eee"/>"##,
+                mid + 4.0,
+                escape(&label),
+                WIDTH - RIGHT
+            );
+            // Deleted and ignored first, so kept marks are drawn on top.
+            let mut marks: Vec<&Mark> = row.marks.iter().collect();
+            marks.sort_by_key(|m| matches!(m.fate, Fate::Kept(_)));
+            for m in marks {
+                let (class, circle) = match &m.fate {
+                    Fate::Kept(reasons) => {
+                        let (fill, name) = colour(reasons.first().map_or("", String::as_str));
+                        if !used.contains(&(fill, name)) {
+                            used.push((fill, name));
+                        }
+                        (format!("keep {name}"), format!(r#"r="4.5" fill="{fill}""#))
+                    }
+                    Fate::Deleted => (
+                        "delete".to_string(),
+                        r##"r="3" fill="#999" fill-opacity="0.35""##.to_string(),
+                    ),
+                    Fate::Ignored => (
+                        "ignore".to_string(),
+                        r##"r="3.5" fill="none" stroke="#999""##.to_string(),
+                    ),
+                };
+                let _ = writeln!(
+                    body,
+                    r#"<circle class="{class}" cx="{:.1}" cy="{mid:.1}" {circle}><title>{}</title></circle>"#,
+                    x(m.at),
+                    escape(&m.label)
+                );
+            }
+            body.push_str("</g>\n");
+            y += ROW;
+        }
+        y += 14.0;
+    }
+    // The axis.
+    let _ = writeln!(
+        body,
+        r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#333"/>"##,
+        WIDTH - RIGHT
+    );
+    for (at, label) in &ticks {
+        let _ = writeln!(
+            body,
+            r##"<line x1="{0:.1}" y1="{y:.1}" x2="{0:.1}" y2="{1:.1}" stroke="#333"/><text x="{0:.1}" y="{2:.1}" font-size="11" text-anchor="middle">{3}</text>"##,
+            x(*at),
+            y + 5.0,
+            y + 18.0,
+            escape(label)
+        );
+    }
+    y += 36.0;
+    // The legend.
+    let mut lx = 10.0;
+    used.sort_by_key(|(_, name)| *name);
+    let legend = used
+        .iter()
+        .map(|(fill, name)| (format!(r#"r="4.5" fill="{fill}""#), format!("kept: {name}")))
+        .chain([
+            (
+                r##"r="3" fill="#999" fill-opacity="0.35""##.to_string(),
+                "deleted".to_string(),
+            ),
+            (
+                r##"r="3.5" fill="none" stroke="#999""##.to_string(),
+                "ignored".to_string(),
+            ),
+        ]);
+    for (circle, name) in legend {
+        let _ = writeln!(
+            body,
+            r#"<g class="legend"><circle cx="{:.1}" cy="{:.1}" {circle}/><text x="{:.1}" y="{:.1}" font-size="12">{}</text></g>"#,
+            lx + 5.0,
+            y - 4.0,
+            lx + 14.0,
+            y,
+            escape(&name)
+        );
+        lx += 24.0 + 7.0 * name.len() as f64;
+    }
+    let height = y + 16.0;
+    let zone_name = zone.iana_name().unwrap_or("UTC");
+    format!(
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" font-family="Helvetica, Arial, sans-serif">
+<title>{}</title>
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="20" font-size="16">{} <tspan font-size="12" fill="#555">(times in {})</tspan></text>
+{body}</svg>
+"##,
+        escape(title),
+        escape(title),
+        escape(zone_name)
+    )
+}
