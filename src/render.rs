@@ -10,6 +10,40 @@ use serde::ser::{SerializeMap, Serializer};
 use std::collections::HashMap;
 use std::io::{self, Write};
 
+/// Whether text output gets colour (ANSI SGR codes); the command line decides once.
+static COLOUR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns colour in text output on or off (off by default).
+pub fn set_colour(on: bool) {
+    COLOUR.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `text` in colour `code` (`31` red, `32` green, `33` yellow, `1;31` bold red, `2` dim)
+/// when colour is on.
+fn paint(text: &str, code: &str) -> String {
+    match COLOUR.load(std::sync::atomic::Ordering::Relaxed) {
+        true => format!("\x1b[{code}m{text}\x1b[0m"),
+        false => text.to_string(),
+    }
+}
+
+fn action_colour(action: &str) -> &'static str {
+    match action {
+        "delete" | "deleted" => "31",
+        "keep" => "32",
+        _ => "2",
+    }
+}
+
+fn outcome_colour(outcome: &str) -> &'static str {
+    match outcome {
+        "ok" => "32",
+        "dry-run" => "36",
+        "unfinished" => "33",
+        _ => "1;31",
+    }
+}
+
 /// What one policy came to in a `plan`, `run` or `apply`.
 #[derive(Default)]
 pub struct PolicyReport<'a> {
@@ -174,7 +208,7 @@ fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
             writeln!(out, "  ERROR: {error}; nothing was deleted")?;
         }
         if !report.refused.is_empty() {
-            writeln!(out, "  REFUSED, nothing deleted:")?;
+            writeln!(out, "  {}", paint("REFUSED, nothing deleted:", "1;31"))?;
             for change in &report.refused {
                 writeln!(out, "    - {change}")?;
             }
@@ -213,12 +247,14 @@ fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
         )?;
     }
     if let Some(blocked) = &plan.blocked {
-        writeln!(out, "  BLOCKED, nothing will be deleted: {blocked}")?;
+        let label = paint("BLOCKED, nothing will be deleted:", "1;31");
+        writeln!(out, "  {label} {blocked}")?;
     }
     if !report.refused.is_empty() {
         writeln!(
             out,
-            "  REFUSED, nothing deleted: the reviewed plan no longer holds; make and review a new plan:"
+            "  {} the reviewed plan no longer holds; make and review a new plan:",
+            paint("REFUSED, nothing deleted:", "1;31")
         )?;
         for change in &report.refused {
             writeln!(out, "    - {change}")?;
@@ -228,7 +264,7 @@ fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
         writeln!(out, "  JOURNAL ERROR: {error}")?;
     }
     for warning in &plan.warnings {
-        writeln!(out, "  WARNING: {warning}")?;
+        writeln!(out, "  {} {warning}", paint("WARNING:", "33"))?;
     }
     Ok(())
 }
@@ -333,11 +369,12 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
             if summary {
                 continue;
             }
+            let action = d.action.as_str();
             writeln!(
                 out,
-                "    {:<22}  {name:<width$}  {:<6}  {}",
+                "    {:<22}  {name:<width$}  {}  {}",
                 local_time(plan, d.backup),
-                d.action.as_str(),
+                paint(&format!("{action:<6}"), action_colour(action)),
                 d.explain()
             )?;
         }
@@ -410,7 +447,9 @@ pub fn settled_line(id: &str, outcome: &Settled, resumed: bool) -> String {
     match (outcome, resumed) {
         (Settled::Deleted, false) => format!("  deleted {id}"),
         (Settled::Pending(detail), false) => format!("  pending {id}: {detail}"),
-        (Settled::Failed(error), false) => format!("  FAILED to delete {id}: {error}"),
+        (Settled::Failed(error), false) => {
+            format!("  {} {id}: {error}", paint("FAILED to delete", "31"))
+        }
         (Settled::Deleted, true) => {
             format!("  resumed: deleted {id} (pending from an earlier run)")
         }
@@ -429,11 +468,12 @@ pub fn run_tail(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
         writeln!(out, "  JOURNAL ERROR: {error}")?;
     }
     if let Some(halted) = &execution.halted {
-        writeln!(out, "  HALTED: {halted}")?;
+        writeln!(out, "  {} {halted}", paint("HALTED:", "1;31"))?;
     } else if !execution.not_sent.is_empty() {
         writeln!(
             out,
-            "  STOPPED: interrupted; {} of {} deletions were not sent (the next run plans them again)",
+            "  {} interrupted; {} of {} deletions were not sent (the next run plans them again)",
+            paint("STOPPED:", "33"),
             execution.not_sent.len(),
             plan.summary.delete
         )?;
@@ -521,12 +561,13 @@ pub fn history_text(
             .unwrap_or_default();
         writeln!(
             out,
-            "run #{} {} ({}, {}) {}{took}: {outcome}{summary}",
+            "run #{} {} ({}, {}) {}{took}: {}{summary}",
             run.id,
             run.policy,
             run.command,
             run.mode,
-            seconds(run.started_at)
+            seconds(run.started_at),
+            paint(outcome, outcome_colour(outcome))
         )?;
         let commit = run
             .git_commit
@@ -555,8 +596,11 @@ pub fn history_text(
             };
             writeln!(
                 out,
-                "  {:<11} {} (group {}) at {at}{reconciled}{error}",
-                outcome.replace('_', " "),
+                "  {} {} (group {}) at {at}{reconciled}{error}",
+                paint(
+                    &format!("{:<11}", outcome.replace('_', " ")),
+                    action_colour(outcome)
+                ),
                 d.id,
                 d.group
             )?;

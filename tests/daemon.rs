@@ -522,6 +522,8 @@ fn metrics_after_a_restart_come_from_the_journal_with_freshness_and_the_next_run
     let now = jiff::Timestamp::now().as_second() as f64;
     let last_success = value("retentiond_policy_last_success_timestamp_seconds").unwrap();
     assert!(now - last_success < 120.0, "{metrics}");
+    let interval = value("retentiond_policy_schedule_interval_seconds").unwrap();
+    assert!((interval - 7.0 * 86400.0).abs() <= 3600.0, "{metrics}");
     let next = value("retentiond_policy_next_run_timestamp_seconds").unwrap();
     assert!(next > now && next <= now + 7.0 * 86400.0, "{metrics}");
     // The newest dump is from 8 November 2026, 03:00 UTC.

@@ -6,6 +6,7 @@ mod apply;
 mod approve;
 mod daemon;
 mod diff;
+mod docs;
 mod docspace;
 mod history;
 mod journal;
@@ -15,6 +16,7 @@ mod run;
 mod schema;
 mod shared;
 mod simulate;
+mod terminal;
 mod validate;
 
 use crate::journal::HistoryFilter;
@@ -31,6 +33,7 @@ use shared::{Outcome, write_failure};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use terminal::ColorChoice;
 use validate::validate;
 
 const EXIT_CODES: &str = "Exit codes:
@@ -59,6 +62,21 @@ struct Cli {
     /// Daemon config [default: /etc/retentiond/retentiond.yaml]
     #[arg(long, global = true, env = "RETENTIOND_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
+    /// No progress line and no notes on stderr (warnings and errors still)
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Also a line on stderr for every provider request, with its result and time
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    /// Colour in text plans and history
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -235,6 +253,17 @@ enum Command {
     },
     /// Print the JSON Schema of policy files
     Schema,
+    /// Print the man page, or write every page (one per command) into a folder
+    Man {
+        /// Write retentiond.1 and retentiond-COMMAND.1 for every command here
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Operator commands for ONLYOFFICE DocSpace portals (never used by policies)
     Docspace {
         #[command(subcommand)]
@@ -325,6 +354,13 @@ pub fn main() -> ExitCode {
 }
 
 fn dispatch(cli: &Cli) -> Outcome {
+    let progress = terminal::progress_allowed(cli.quiet);
+    shared::set_terminal(shared::Terminal {
+        quiet: cli.quiet,
+        progress,
+        requests: std::sync::Arc::new(terminal::Requests::new(progress, cli.verbose)),
+    });
+    crate::render::set_colour(terminal::colour(cli.color));
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let code = match &cli.command {
@@ -431,6 +467,8 @@ fn dispatch(cli: &Cli) -> Outcome {
         } => compact_journal(cli, keep.as_deref(), &mut out),
         Command::Daemon { log_format } => daemon::daemon(cli, *log_format),
         Command::Schema => schema::schema(&mut out),
+        Command::Man { dir } => docs::man(dir.as_deref(), &mut out),
+        Command::Completions { shell } => docs::completions(*shell, &mut out),
     }?;
     out.flush().map_err(write_failure)?;
     Ok(code)

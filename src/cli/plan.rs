@@ -2,7 +2,7 @@
 
 use super::shared::{
     DEFAULT_CONFIG, Failure, Outcome, config_path, config_policies, finish, list_policies,
-    open_providers, require_config, select_policies, write_failure,
+    open_providers, require_config, select_policies, terminal, write_failure,
 };
 use super::simulate::write_svg;
 use super::{Cli, Format};
@@ -146,7 +146,7 @@ pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Ou
                     &runner::zone(policy, config.as_ref()),
                     &checks,
                 );
-                if config.is_none() && policy.timezone.is_none() {
+                if config.is_none() && policy.timezone.is_none() && !terminal().quiet {
                     eprintln!(
                         "note: policy {} has no `timezone` and no config was found (--config, $RETENTIOND_CONFIG, {DEFAULT_CONFIG}) for a default: its days, weeks, months and years are computed in UTC",
                         policy.name

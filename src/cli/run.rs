@@ -3,8 +3,9 @@
 
 use super::shared::{
     Outcome, block_on, config_policies, finish, list_policies, lock_policies, open_journal,
-    open_providers, require_config, runtime, select_policies, write_failure,
+    open_providers, require_config, runtime, select_policies, terminal, write_failure,
 };
+use super::terminal::Progress;
 use super::{Cli, Format, RunArgs};
 use crate::executor;
 use crate::exit;
@@ -61,6 +62,7 @@ pub(super) fn run_policies(
     let stop = executor::Stop::default();
     stop_on_interrupt(&stop);
     let text = settings.format == Format::Text;
+    let progress = terminal().progress;
     if text {
         render::run_text(out, &reports, settings.summary).map_err(write_failure)?;
     }
@@ -92,9 +94,10 @@ pub(super) fn run_policies(
             started_at,
             now: Timestamp::now(),
             stop: stop.clone(),
-            watch: text.then(|| {
+            watch: (text || progress).then(|| {
                 Arc::new(LivePrinter {
                     sender,
+                    text,
                     summary: settings.summary,
                     state: Mutex::default(),
                 }) as Arc<dyn runner::Watch>
@@ -112,10 +115,29 @@ pub(super) fn run_policies(
             };
             let print = async {
                 let mut result = Ok(());
-                while let Some(text) = printed_live.recv().await {
-                    if result.is_ok() {
-                        result = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+                let mut bar: Option<Progress> = None;
+                while let Some(event) = printed_live.recv().await {
+                    match event {
+                        Live::Text(text) if result.is_ok() => {
+                            if let Some(bar) = &mut bar {
+                                bar.clear();
+                            }
+                            result = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+                        }
+                        Live::Text(_) => {}
+                        Live::Deleting(total) if progress && total > 0 => {
+                            bar = Some(Progress::new("deleting", Some(total)));
+                        }
+                        Live::Deleting(_) => {}
+                        Live::Done => {
+                            if let Some(bar) = &mut bar {
+                                bar.step();
+                            }
+                        }
                     }
+                }
+                if let Some(bar) = &mut bar {
+                    bar.clear();
                 }
                 result
             };
@@ -141,11 +163,23 @@ pub(super) fn run_policies(
     })
 }
 
-/// `run`'s text output as it happens: each policy's head once its plan is made, then every
+/// What a run tells the printer as it happens.
+enum Live {
+    /// Text for standard output.
+    Text(String),
+    /// The plan is made: this many deletions to send.
+    Deleting(usize),
+    /// One more deletion ended (deleted or failed).
+    Done,
+}
+
+/// `run`'s output as it happens: in text, each policy's head once its plan is made, then every
 /// deletion when it is recorded (deletions resumed from an earlier run, which settle before
-/// the plan, right after the head).
+/// the plan, right after the head); on a terminal, a progress line of the deletions.
 pub(super) struct LivePrinter {
-    sender: tokio::sync::mpsc::UnboundedSender<String>,
+    sender: tokio::sync::mpsc::UnboundedSender<Live>,
+    /// Text output (else JSON at the end: only progress now).
+    text: bool,
     /// `--summary`: the head only.
     summary: bool,
     /// Whether the head is out, and the resumed lines waiting for it.
@@ -154,27 +188,40 @@ pub(super) struct LivePrinter {
 
 impl runner::Watch for LivePrinter {
     fn planned(&self, report: &PolicyReport) {
-        let mut head = Vec::new();
-        // Writing into a Vec cannot fail.
-        let _ = render::run_head(&mut head, report);
-        let mut text = String::from_utf8_lossy(&head).into_owned();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.0 = true;
-        for line in state.1.drain(..) {
-            text.push_str(&line);
+        if self.text {
+            let mut head = Vec::new();
+            // Writing into a Vec cannot fail.
+            let _ = render::run_head(&mut head, report);
+            let mut text = String::from_utf8_lossy(&head).into_owned();
+            for line in state.1.drain(..) {
+                text.push_str(&line);
+            }
+            let _ = self.sender.send(Live::Text(text));
         }
-        let _ = self.sender.send(text);
+        let deleting = report
+            .plan
+            .as_ref()
+            .filter(|p| {
+                p.blocked.is_none() && report.dry_run.is_none() && report.refused.is_empty()
+            })
+            .map_or(0, |p| p.summary.delete);
+        let _ = self.sender.send(Live::Deleting(deleting));
     }
 
     fn settled(&self, backup: &Backup, outcome: &executor::Settled) {
-        if self.summary {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.0 && !matches!(outcome, executor::Settled::Pending(_)) {
+            let _ = self.sender.send(Live::Done);
+        }
+        if self.summary || !self.text {
             return;
         }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let line = render::settled_line(&backup.id, outcome, !state.0) + "\n";
         match state.0 {
             true => {
-                let _ = self.sender.send(line);
+                let _ = self.sender.send(Live::Text(line));
             }
             false => state.1.push(line),
         }

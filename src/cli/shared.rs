@@ -3,6 +3,7 @@
 //! (failures on stderr, the exit code).
 
 use super::Cli;
+use super::terminal::Requests;
 use crate::exit;
 use crate::journal::{Journal, JournalError, PolicyLock};
 use crate::model::Backup;
@@ -133,8 +134,33 @@ pub(super) fn runtime() -> &'static tokio::runtime::Runtime {
 pub(super) type Opened = Result<Arc<dyn Provider>, ProviderError>;
 
 /// A provider per policy; policies of one account share its HTTP client and cap.
+/// How this process talks on the terminal: set once by the dispatch from `--quiet`,
+/// `--verbose` and whether standard error is a terminal.
+pub(super) struct Terminal {
+    pub(super) quiet: bool,
+    /// A progress line may be drawn on standard error.
+    pub(super) progress: bool,
+    /// The provider requests of the listings (progress, `--verbose`).
+    pub(super) requests: Arc<Requests>,
+}
+
+static TERMINAL: OnceLock<Terminal> = OnceLock::new();
+
+pub(super) fn set_terminal(terminal: Terminal) {
+    let _ = TERMINAL.set(terminal);
+}
+
+/// The terminal settings (quiet and without progress until the dispatch sets them).
+pub(super) fn terminal() -> &'static Terminal {
+    TERMINAL.get_or_init(|| Terminal {
+        quiet: true,
+        progress: false,
+        requests: Arc::new(Requests::new(false, false)),
+    })
+}
+
 pub(super) fn open_providers(policies: &[Policy], config: &Config) -> Vec<Opened> {
-    let mut registry = Registry::new();
+    let mut registry = Registry::observed(terminal().requests.clone());
     policies
         .iter()
         .map(|policy| {
@@ -149,7 +175,9 @@ pub(super) fn open_providers(policies: &[Policy], config: &Config) -> Vec<Opened
 
 /// Every policy's listing, fetched concurrently.
 pub(super) fn list_policies(providers: &[Opened]) -> Vec<Result<Vec<Backup>, ProviderError>> {
-    block_on(provider::list_all(providers))
+    let listings = block_on(provider::list_all(providers));
+    terminal().requests.done();
+    listings
 }
 
 pub(super) fn journal_failure(e: JournalError) -> Failure {

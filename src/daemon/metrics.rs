@@ -489,6 +489,20 @@ impl Metrics {
 fn render_freshness(state: &State, now: Timestamp, out: &mut Exposition) {
     let policies = &state.policies;
     out.family(
+        "retentiond_policy_schedule_interval_seconds",
+        "gauge",
+        "The time between two fires of the policy's schedule (alerts compare the last success with it).",
+    );
+    for (name, p) in policies {
+        if let Some(interval) = p.loaded.interval {
+            out.sample(
+                "retentiond_policy_schedule_interval_seconds",
+                &[("policy", name)],
+                interval.as_secs_f64(),
+            );
+        }
+    }
+    out.family(
         "retentiond_policy_next_run_timestamp_seconds",
         "gauge",
         "When the daemon runs the policy next (its schedule and jitter).",
