@@ -829,3 +829,13 @@ fn history_prints_times_in_the_policy_zone_and_list_newest_first() {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(dates, sorted, "newest first");
 }
+
+#[test]
+fn validate_of_a_folder_holding_the_config_checks_the_config_and_its_policies() {
+    let out = retentiond(&["validate", "examples/local"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "ok: 2 policies valid, accounts checked against examples/local/retentiond.yaml\n"
+    );
+}

@@ -2,14 +2,15 @@
 //! `git ls-tree`/`git show` without touching the work tree, or another folder) and the current
 //! one, evaluated on the same listing at the same time; what changes in what they delete.
 
-use super::shared::{Failure, Outcome, config_path, list_policies, open_providers, write_failure};
+use super::shared::{
+    Failure, Outcome, config_path, instant, list_policies, open_providers, write_failure,
+};
 use super::{Cli, DiffFormat};
 use crate::exit;
 use crate::model::{Backup, Listing};
 use crate::policy::{self, Config, Policy};
 use crate::review::diff::{self, Set};
 use crate::runner;
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,15 +26,7 @@ pub(super) struct DiffArgs<'a> {
 }
 
 pub(super) fn diff(cli: &Cli, args: DiffArgs, out: &mut dyn Write) -> Outcome {
-    let now = match args.now {
-        Some(text) => text.parse::<Timestamp>().map_err(|e| {
-            Failure::new(
-                exit::USAGE,
-                format!("--now {text}: {e}; write RFC 3339 such as 2026-11-23T03:30:00Z"),
-            )
-        })?,
-        None => Timestamp::now(),
-    };
+    let now = instant("--now", args.now)?;
     // Offline (a saved listing and --policies) the config is optional: its default zone.
     let config = match config_path(cli) {
         Some((path, _)) => Some(policy::load_config(&path).map_err(Failure::invalid)?),

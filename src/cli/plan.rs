@@ -1,7 +1,7 @@
 //! `retentiond plan`: what each policy keeps and deletes, live or from a saved listing.
 
 use super::shared::{
-    DEFAULT_CONFIG, Failure, Outcome, config_path, config_policies, finish, list_policies,
+    DEFAULT_CONFIG, Failure, Outcome, config_path, config_policies, finish, instant, list_policies,
     open_providers, require_config, select_policies, terminal, write_failure,
 };
 use super::simulate::write_svg;
@@ -14,7 +14,6 @@ use crate::provider::ProviderError;
 use crate::render::{self, PolicyReport};
 use crate::review::svg;
 use crate::runner;
-use jiff::Timestamp;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -33,15 +32,7 @@ pub(super) struct PlanArgs<'a> {
 }
 
 pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Outcome {
-    let now = match args.now {
-        Some(text) => text.parse::<Timestamp>().map_err(|e| {
-            Failure::new(
-                exit::USAGE,
-                format!("--now {text}: {e}; write RFC 3339 such as 2026-11-23T03:30:00Z"),
-            )
-        })?,
-        None => Timestamp::now(),
-    };
+    let now = instant("--now", args.now)?;
     let offline = args.policies.is_some() && args.listing.is_some();
     // Offline, the config is still used when there is one (its default zone), but not
     // required.

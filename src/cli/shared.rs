@@ -11,6 +11,7 @@ use crate::policy::{self, Config, Diagnostic, Policy};
 use crate::provider::{self, Provider, ProviderError, Registry};
 use crate::render::PolicyReport;
 use crate::runner;
+use jiff::Timestamp;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -178,6 +179,19 @@ pub(super) fn list_policies(providers: &[Opened]) -> Vec<Result<Vec<Backup>, Pro
     let listings = block_on(provider::list_all(providers));
     terminal().requests.done();
     listings
+}
+
+/// A time given on the command line (RFC 3339), or now.
+pub(super) fn instant(flag: &str, text: Option<&str>) -> Result<Timestamp, Failure> {
+    match text {
+        Some(text) => text.parse::<Timestamp>().map_err(|e| {
+            Failure::new(
+                exit::USAGE,
+                format!("{flag} {text}: {e}; write RFC 3339 such as 2026-11-23T03:30:00Z"),
+            )
+        }),
+        None => Ok(Timestamp::now()),
+    }
 }
 
 pub(super) fn journal_failure(e: JournalError) -> Failure {

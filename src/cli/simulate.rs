@@ -1,14 +1,13 @@
 //! `retentiond simulate`: a policy over time, on generated backups, as the daemon would run
 //! it; the steady state it reaches, and optionally its picture.
 
-use super::shared::{Failure, Outcome, config_path, write_failure};
+use super::shared::{Failure, Outcome, config_path, instant, write_failure};
 use super::{Cli, Format};
 use crate::exit;
 use crate::policy::{self, Schedule};
 use crate::retention::CalendarDuration;
 use crate::review::{simulate, svg};
 use crate::runner;
-use jiff::Timestamp;
 use std::io::Write;
 use std::path::Path;
 
@@ -66,14 +65,7 @@ pub(super) fn simulate(cli: &Cli, args: SimulateArgs, out: &mut dyn Write) -> Ou
         (None, None) => Schedule::parse(DEFAULT_CADENCE).expect("a valid cron line"),
     };
     let runs = policy.schedule.clone().unwrap_or_else(|| cadence.clone());
-    let from = match args.from {
-        Some(text) => text.parse::<Timestamp>().map_err(|e| {
-            usage(format!(
-                "--from {text}: {e}; write RFC 3339 such as 2026-01-01T00:00:00Z"
-            ))
-        })?,
-        None => Timestamp::now(),
-    };
+    let from = instant("--from", args.from)?;
     let period = CalendarDuration::parse(args.period)
         .map_err(|e| usage(format!("--for {}: {e}", args.period)))?;
     if args.groups == 0 {

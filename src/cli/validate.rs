@@ -13,10 +13,32 @@ pub(super) fn validate(
     skip_secrets: bool,
     out: &mut dyn Write,
 ) -> Outcome {
-    let (configs, policy_paths): (Vec<PathBuf>, Vec<PathBuf>) = paths
-        .iter()
-        .cloned()
-        .partition(|p| p.is_file() && policy::file_is_config(p));
+    // A config file given, or a folder holding one at its top (`validate /etc/retentiond`):
+    // the config, with its policies.
+    let config_in = |dir: &PathBuf| -> Option<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && p.extension().is_some_and(|x| x == "yaml" || x == "yml")
+                    && policy::file_is_config(p)
+            })
+            .collect();
+        files.sort();
+        files.into_iter().next()
+    };
+    let mut configs = Vec::new();
+    let mut policy_paths = Vec::new();
+    for path in paths {
+        if path.is_file() && policy::file_is_config(path) {
+            configs.push(path.clone());
+        } else if let Some(config) = path.is_dir().then(|| config_in(path)).flatten() {
+            configs.push(config);
+        } else {
+            policy_paths.push(path.clone());
+        }
+    }
     let config_file = configs
         .first()
         .cloned()
