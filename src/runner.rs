@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 pub trait Watch: Send + Sync {
     /// The plan is made and recorded (`report.plan` is set); none of its deletions is sent yet.
     fn planned(&self, report: &PolicyReport);
-    /// A deletion's outcome was recorded: this run's, or one an earlier run left pending
-    /// (those settle before the plan is made).
+    /// A deletion ended (its outcome just went to the journal): this run's, or one an
+    /// earlier run left pending (those settle before the plan is made).
     fn settled(&self, backup: &Backup, outcome: &Settled);
 }
 
@@ -414,16 +414,20 @@ impl Ledger for JournalLedger {
             .get(&(backup.group.clone(), backup.id.clone()))
             .copied()
             .ok_or_else(|| format!("no intent recorded for {}", backup.id))?;
-        if let Some(watch) = &self.watch {
-            watch.settled(backup, &outcome);
-        }
-        let (outcome, error) = match outcome {
+        let (recorded, error) = match outcome {
             Settled::Deleted => (journal::Outcome::Deleted, None),
             Settled::Failed(e) => (journal::Outcome::Failed, Some(e)),
             Settled::Pending(detail) => (journal::Outcome::Pending, Some(detail)),
         };
-        self.journal
-            .outcome(row, outcome, error)
-            .map_err(|e| e.to_string())
+        let result = self
+            .journal
+            .outcome(row, recorded, error)
+            .map_err(|e| e.to_string());
+        // Told whether or not the journal took it: the deletion happened either way (a
+        // journal error is reported with the run).
+        if let Some(watch) = &self.watch {
+            watch.settled(backup, &outcome);
+        }
+        result
     }
 }
