@@ -2,7 +2,8 @@
 //! policy's zone, one row per group, a mark per backup coloured by the rule that kept it,
 //! deleted ones faded, a legend and an axis. No script, no external font or style sheet, so it
 //! opens in a browser and renders on git forges. Each mark has a class (`keep daily`,
-//! `delete`, `ignore`) and a `<title>` (the backup and why).
+//! `delete`, `ignore`) and a `<title>` (the backup and why). A row of more than 5,000 marks
+//! keeps every kept mark but only one deleted and one ignored mark per pixel column.
 
 use crate::plan::PolicyPlan;
 use crate::review::simulate::Simulation;
@@ -143,6 +144,8 @@ const LEFT: f64 = 170.0;
 const RIGHT: f64 = 20.0;
 const ROW: f64 = 26.0;
 const COUNTS: f64 = 70.0;
+/// Marks in a row beyond which deleted and ignored ones are thinned to one per pixel column.
+pub const DENSE_ROW: usize = 5_000;
 
 /// Axis ticks between `from` and `until` in `zone`: days, weeks, months or years, whichever
 /// gives a readable number of labels.
@@ -254,6 +257,16 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
             // Deleted and ignored first, so kept marks are drawn on top.
             let mut marks: Vec<&Mark> = row.marks.iter().collect();
             marks.sort_by_key(|m| matches!(m.fate, Fate::Kept(_)));
+            // A row of many thousands: one faded mark per pixel column is all the eye can
+            // see (kept marks are always drawn, each with its title).
+            let dense = marks.len() > DENSE_ROW;
+            let mut columns = std::collections::HashSet::new();
+            if dense {
+                marks.retain(|m| {
+                    matches!(m.fate, Fate::Kept(_))
+                        || columns.insert((x(m.at) as i64, matches!(m.fate, Fate::Deleted)))
+                });
+            }
             for m in marks {
                 let (class, circle) = match &m.fate {
                     Fate::Kept(reasons) => {
