@@ -190,7 +190,7 @@ fn http_settings_and_provider_selections_are_checked_where_written() {
         "retentiond.yaml:8:25: unknown key `concurency` in `accounts.media.http`; did you mean `concurrency`?",
         "retentiond.yaml:8:49: `accounts.media.http.backoff: 1m` is not a duration of ms, s, min or h",
         "retentiond.yaml:10:37: unknown key `http` in `accounts.dumps`",
-        "retentiond.yaml:11:122: `accounts.db.delete_timeout` is a huaweicloud-csbs setting (TaurusDB deletes at once); remove it",
+        "retentiond.yaml:11:122: `accounts.db.delete_timeout` is a setting of huaweicloud-csbs and huaweicloud-cbr, whose deletions run on their own (TaurusDB deletes at once); remove it",
         "retentiond.yaml:12:118: `accounts.vms.poll_interval` must be longer than 0",
     ] {
         assert!(out.stderr.contains(expected), "{expected}\n{}", out.stderr);

@@ -376,6 +376,7 @@ fn a_listing_that_is_not_utf8_deletes_nothing() {
             Kind::Docspace => br#"{"response": [{"id": "ab"#.to_vec(),
             Kind::Cloudinary => br#"{"resources": [{"asset_id": "ab"#.to_vec(),
             Kind::Csbs => br#"{"checkpoint_items": [{"id": "ab"#.to_vec(),
+            Kind::Cbr => br#"{"count": 1, "backups": [{"id": "ab"#.to_vec(),
             Kind::Taurusdb => br#"{"total_count": 1, "backups": [{"id": "ab"#.to_vec(),
         };
         body.extend_from_slice(&[0xff, 0xfe, b'"', b'}', b']', b'}']);

@@ -1,4 +1,4 @@
-//! The real binary against the Huawei Cloud fakes (IAM, CSBS, TaurusDB): signed and token
+//! The real binary against the Huawei Cloud fakes (IAM, CSBS, CBR, TaurusDB): signed and token
 //! requests, paging, asynchronous CSBS deletions under the 5-task limit and never without
 //! `checkpoint_items`, TaurusDB batch deletions of manual backups only, token renewal, a wrong
 //! secret key, failing pages, backups in progress, and CSBS deletions an interrupted run left
@@ -487,5 +487,161 @@ fn csbs_asks_for_the_count_while_paging_and_lists_servers_at_once() {
         (3..=4).contains(&t.server().max_in_flight()),
         "{} in flight at most",
         t.server().max_in_flight()
+    );
+}
+
+fn cbr(backups: Vec<huawei::CbrBackup>, keep: &str) -> Target {
+    Target::with(
+        Kind::Cbr,
+        Fake::Huawei(Huawei::start_cbr(backups)),
+        keep,
+        "",
+    )
+}
+
+#[test]
+fn cbr_deletes_exactly_the_plan_waits_for_each_deletion_and_leaves_replicas_and_busy_ones() {
+    let mut backups = huawei::cbr_backups("srv-a", 12);
+    backups.extend(huawei::cbr_backups("srv-b", 6));
+    // A replica of srv-a's backups, a backup being made now, one the vault refuses to delete.
+    let mut replica = huawei::cbr_backups("srv-a", 1).remove(0);
+    replica.id = "srv-a-replica".into();
+    replica.image_type = "replication".into();
+    backups.push(replica);
+    backups[11].status = "protecting".into();
+    let t = cbr(backups, "{last: 3}");
+    t.huawei()
+        .state
+        .lock()
+        .unwrap()
+        .cbr_undeletable
+        .push("srv-b-bk-005".into());
+
+    let planned = t.plan();
+    // srv-a: 11 complete (the protecting one is ignored), 3 kept; srv-b: 6, 3 kept.
+    assert_eq!(planned.keep.len(), 6, "{:?}", planned.keep);
+    assert_eq!(planned.delete.len(), 8 + 3);
+    assert!(!planned.delete.contains("srv-a-replica") && !planned.keep.contains("srv-a-replica"));
+    let times: BTreeMap<String, String> = planned.json["policies"][0]["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap().into(),
+                b["created_at"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // Both of CBR's time forms, read as UTC.
+    assert_eq!(times["srv-a-bk-000"], "2026-11-20T02:00:00.209782Z");
+    assert_eq!(times["srv-a-bk-001"], "2026-11-19T02:00:00.209Z");
+
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("FAILED to delete srv-b-bk-005: DELETE /v3/{project_id}/backups/srv-b-bk-005: HTTP 400: BackupService.6201: The backup cannot be deleted."),
+        "{}",
+        out.stderr
+    );
+    let mut expected = planned.survivors();
+    expected.insert("srv-b-bk-005".into());
+    expected.insert("srv-a-replica".into());
+    expected.insert("srv-a-bk-011".into());
+    assert_eq!(t.held(), expected);
+    // Each DELETE once, signed, none for the busy backup or the replica.
+    let sent = t.delete_requests();
+    assert_eq!(sent.len(), 11);
+    assert!(sent.values().all(|n| *n == 1));
+    assert!(!sent.contains_key("srv-a-bk-011") && !sent.contains_key("srv-a-replica"));
+    for r in t
+        .server()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+    {
+        assert!(
+            r.header("authorization")
+                .is_some_and(|a| a.starts_with("SDK-HMAC-SHA256 Access="))
+        );
+    }
+    // Listing: offset pages of the fake's 4, only backups (no replicas) asked for.
+    let lists: Vec<String> = t
+        .server()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/backups"))
+        .map(|r| r.query.clone())
+        .collect();
+    assert!(
+        lists.iter().all(|q| q.contains("image_type=backup")),
+        "{lists:?}"
+    );
+    assert!(lists.iter().any(|q| q.contains("offset=16")), "{lists:?}");
+    // The journal: every accepted deletion went pending, then deleted once gone.
+    let runs = t.history();
+    let outcomes: BTreeMap<String, String> = runs[0]["deletions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap().into(),
+                d["outcome"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(outcomes.values().filter(|o| *o == "deleted").count(), 10);
+    assert_eq!(outcomes["srv-b-bk-005"], "failed");
+}
+
+#[test]
+fn cbr_select_keys_choose_vaults_replicas_and_automatic_backups() {
+    let mut backups = huawei::cbr_backups("srv-a", 6);
+    for b in backups.iter_mut().take(3) {
+        b.auto = true;
+    }
+    let mut other_vault = huawei::cbr_backups("srv-c", 4);
+    for b in &mut other_vault {
+        b.vault_id = "vault-2".into();
+    }
+    backups.extend(other_vault);
+    let t = cbr(backups, "{last: 1}");
+    write_policy(&t, "select: {vault_ids: [vault-1], automatic: false}\n");
+    let planned = t.plan();
+    let all: BTreeSet<String> = planned.keep.union(&planned.delete).cloned().collect();
+    assert_eq!(
+        all,
+        ["srv-a-bk-003", "srv-a-bk-004", "srv-a-bk-005"]
+            .map(String::from)
+            .into(),
+        "vault-1's manual backups only"
+    );
+    let vaults: Vec<String> = t
+        .server()
+        .requests()
+        .iter()
+        .filter_map(|r| r.param("vault_id"))
+        .collect();
+    assert!(vaults.iter().all(|v| v == "vault-1") && !vaults.is_empty());
+
+    // A bad image_type is a located validate error.
+    write_policy(&t, "select: {image_type: replica}\n");
+    let out = t.run(&["validate"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "unknown `select.image_type: replica`; write `backup` (the default) or `replication`"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+fn write_policy(t: &Target, select: &str) {
+    common::write(
+        t.dir.path(),
+        "policies/p.yaml",
+        &format!("name: p\naccount: portal\nmode: enforce\n{select}keep: {{last: 1}}\n"),
     );
 }

@@ -358,7 +358,7 @@ fn account_keys(kind: ProviderKind) -> &'static [&'static str] {
             "http",
         ],
         // `delete_timeout` and `poll_interval` are CSBS settings; parse_account says so.
-        ProviderKind::Csbs | ProviderKind::Taurusdb => &[
+        ProviderKind::Csbs | ProviderKind::Cbr | ProviderKind::Taurusdb => &[
             "provider",
             "region",
             "project_id",
@@ -465,7 +465,7 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
                 api_secret: api_secret?,
             }
         }
-        ProviderKind::Csbs | ProviderKind::Taurusdb => {
+        ProviderKind::Csbs | ProviderKind::Cbr | ProviderKind::Taurusdb => {
             let region = required("region", d);
             let project_id = required("project_id", d);
             let auth = match fields.get("auth") {
@@ -479,8 +479,8 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
                 let Some(node) = fields.get(key) else {
                     return default;
                 };
-                if kind != ProviderKind::Csbs {
-                    d.error(node.pos, format!("`{path}.{key}` is a huaweicloud-csbs setting (TaurusDB deletes at once); remove it"));
+                if kind == ProviderKind::Taurusdb {
+                    d.error(node.pos, format!("`{path}.{key}` is a setting of huaweicloud-csbs and huaweicloud-cbr, whose deletions run on their own (TaurusDB deletes at once); remove it"));
                     return default;
                 }
                 match read::exact_duration(node, &format!("{path}.{key}"), d) {

@@ -78,7 +78,13 @@ fn select() -> Value {
                 json!({"type": "boolean", "description": "onlyoffice-docspace: list dump backups."})
             }
             "resource_type" => {
-                json!({"enum": CLOUDINARY_RESOURCE_TYPES, "default": "image", "description": "cloudinary: the assets' resource type."})
+                json!({"type": "string", "examples": CLOUDINARY_RESOURCE_TYPES, "description": "cloudinary: the assets' resource type, image (default), video or raw; huaweicloud-cbr: the resources' type, e.g. OS::Nova::Server."})
+            }
+            "image_type" => {
+                json!({"enum": ["backup", "replication"], "default": "backup", "description": "huaweicloud-cbr: backups, or copies replicated from another region."})
+            }
+            "automatic" => {
+                json!({"type": "boolean", "default": true, "description": "huaweicloud-cbr: whether backups a vault's own policy made are candidates."})
             }
             "type" => string(
                 "cloudinary: the assets' delivery type, e.g. `upload`, `private`; needed by `prefix`.",
@@ -92,7 +98,7 @@ fn select() -> Value {
             "backup_type" => {
                 json!({"const": "manual", "description": "huaweicloud-taurusdb: only manual backups are managed."})
             }
-            "tags" | "asset_ids" | "resource_ids" | "instance_ids" => strings(key),
+            "tags" | "asset_ids" | "resource_ids" | "vault_ids" | "instance_ids" => strings(key),
             other => string(other),
         };
         p.insert(key.to_string(), value);

@@ -7,22 +7,24 @@ use super::yaml::{Node, Pos};
 use regex::Regex;
 use std::fmt;
 
-/// The five provider kinds an account can have.
+/// The provider kinds an account can have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ProviderKind {
     Local,
     Cloudinary,
     Docspace,
     Csbs,
+    Cbr,
     Taurusdb,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 5] = [
+    pub const ALL: [ProviderKind; 6] = [
         ProviderKind::Local,
         ProviderKind::Cloudinary,
         ProviderKind::Docspace,
         ProviderKind::Csbs,
+        ProviderKind::Cbr,
         ProviderKind::Taurusdb,
     ];
 
@@ -32,6 +34,7 @@ impl ProviderKind {
             ProviderKind::Cloudinary => "cloudinary",
             ProviderKind::Docspace => "onlyoffice-docspace",
             ProviderKind::Csbs => "huaweicloud-csbs",
+            ProviderKind::Cbr => "huaweicloud-cbr",
             ProviderKind::Taurusdb => "huaweicloud-taurusdb",
         }
     }
@@ -53,6 +56,13 @@ impl ProviderKind {
             ProviderKind::Cloudinary => &["resource_type", "type", "prefix", "tags", "asset_ids"],
             ProviderKind::Docspace => &["storage_type", "dump"],
             ProviderKind::Csbs => &["resource_ids"],
+            ProviderKind::Cbr => &[
+                "resource_ids",
+                "vault_ids",
+                "resource_type",
+                "image_type",
+                "automatic",
+            ],
             ProviderKind::Taurusdb => &["instance_ids", "backup_type"],
         }
     }
@@ -108,6 +118,13 @@ pub struct Select {
     pub storage_type: Option<String>,
     pub dump: Option<bool>,
     pub resource_ids: Vec<String>,
+    /// CBR: the vaults whose backups are listed (empty: every vault).
+    pub vault_ids: Vec<String>,
+    /// CBR: `backup` (the default) or `replication`.
+    pub image_type: Option<String>,
+    /// CBR: whether backups a vault's policy made (`auto_trigger`) are candidates (default
+    /// yes).
+    pub automatic: Option<bool>,
     pub instance_ids: Vec<String>,
     pub backup_type: Option<String>,
     /// The keys written, with their positions, to check them against the account's provider.
@@ -160,6 +177,8 @@ impl Select {
         resource(self) != resource(other)
             || differ(&self.asset_type, &other.asset_type)
             || differ(&self.backup_type, &other.backup_type)
+            || self.image_type.as_deref().unwrap_or("backup")
+                != other.image_type.as_deref().unwrap_or("backup")
             || self.dump.unwrap_or(false) != other.dump.unwrap_or(false)
             || (!self.tags.is_empty()
                 && !other.tags.is_empty()
@@ -230,6 +249,7 @@ impl Select {
         match kind {
             ProviderKind::Cloudinary => self.check_cloudinary(d),
             ProviderKind::Docspace => self.check_docspace(d),
+            ProviderKind::Cbr => self.check_cbr(d),
             _ => {}
         }
         if kind == ProviderKind::Local && self.local.pattern.is_none() && self.local.glob.is_none()
@@ -280,6 +300,11 @@ pub fn parse_select(node: &Node, d: &mut Diagnostics) -> Select {
         .get("dump")
         .and_then(|n| read::boolean(n, "select.dump", d));
     select.resource_ids = list("resource_ids", d);
+    select.vault_ids = list("vault_ids", d);
+    select.image_type = text("image_type", d);
+    select.automatic = fields
+        .get("automatic")
+        .and_then(|n| read::boolean(n, "select.automatic", d));
     select.instance_ids = list("instance_ids", d);
     select.backup_type = text("backup_type", d);
     if let (Some(kind), Some(node)) = (&select.backup_type, fields.get("backup_type"))
@@ -303,6 +328,26 @@ impl Select {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, pos)| *pos)
+    }
+
+    fn check_cbr(&self, d: &mut Diagnostics) {
+        if let (Some(kind), Some(pos)) = (&self.image_type, self.key_pos("image_type"))
+            && kind != "backup"
+            && kind != "replication"
+        {
+            d.error(
+                pos,
+                format!("unknown `select.image_type: {kind}`; write `backup` (the default) or `replication` (copies replicated from another region)"),
+            );
+        }
+        if let (Some(kind), Some(pos)) = (&self.resource_type, self.key_pos("resource_type"))
+            && !kind.starts_with("OS::")
+        {
+            d.error(
+                pos,
+                format!("unknown `select.resource_type: {kind}`; CBR resource types are written like `OS::Nova::Server`, `OS::Cinder::Volume` or `OS::Sfs::Turbo`"),
+            );
+        }
     }
 
     fn check_cloudinary(&self, d: &mut Diagnostics) {

@@ -13,6 +13,7 @@
 //! `BackupService.4008` stops every further deletion: the project must use CBR.
 
 use super::HttpFailure;
+use super::huawei::{Poll, wait_until_gone};
 use super::{
     BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete, parse_time,
 };
@@ -282,7 +283,7 @@ impl CsbsProvider {
     fn stop(&self, error: &ProviderError) -> ProviderError {
         let stopped = ProviderError {
             message: format!(
-                "{}; this project may not use CSBS (BackupService.4008): new projects must use CBR (Cloud Backup and Recovery), which retentiond does not manage yet. No further CSBS deletion is tried",
+                "{}; this project may not use CSBS (BackupService.4008): new projects must use CBR (Cloud Backup and Recovery): manage these backups with an account of `provider: huaweicloud-cbr`. No further CSBS deletion is tried",
                 error.message
             ),
             ..error.clone()
@@ -367,38 +368,26 @@ impl CsbsProvider {
     }
 
     async fn wait(&self, backup: &Backup) -> DeleteOutcome {
-        let deadline = Instant::now() + self.delete_timeout;
-        let mut last_error = None;
-        loop {
-            match self.look(&backup.id).await {
-                Ok(Look::Gone) => return DeleteOutcome::Deleted,
-                Ok(Look::Item(item)) => {
-                    if item.info().fail_op.as_str() == Some("delete") {
-                        let reason = item
-                            .info()
-                            .fail_reason
-                            .as_str()
-                            .unwrap_or("no reason given");
-                        return DeleteOutcome::Failed(self.http.fail(
-                            &format!("GET /v1/{{project_id}}/checkpoint_items/{}", backup.id),
-                            ErrorKind::Other,
-                            format!("CSBS's deletion task failed: {reason}"),
-                        ));
-                    }
+        let times = (self.delete_timeout, self.poll_interval);
+        wait_until_gone("CSBS", times, || async {
+            Ok(match self.look(&backup.id).await? {
+                Look::Gone => Poll::Gone,
+                Look::Item(item) if item.info().fail_op.as_str() == Some("delete") => {
+                    let reason = item
+                        .info()
+                        .fail_reason
+                        .as_str()
+                        .unwrap_or("no reason given");
+                    Poll::Failed(self.http.fail(
+                        &format!("GET /v1/{{project_id}}/checkpoint_items/{}", backup.id),
+                        ErrorKind::Other,
+                        format!("CSBS's deletion task failed: {reason}"),
+                    ))
                 }
-                Err(e) => last_error = Some(e),
-            }
-            if Instant::now() + self.poll_interval > deadline {
-                let note = last_error
-                    .map(|e| format!(" (last poll: {})", e.message))
-                    .unwrap_or_default();
-                return DeleteOutcome::Pending(format!(
-                    "still being deleted by CSBS after {}s{note}; the next run waits for it",
-                    self.delete_timeout.as_secs()
-                ));
-            }
-            tokio::time::sleep(self.poll_interval).await;
-        }
+                Look::Item(_) => Poll::Running,
+            })
+        })
+        .await
     }
 }
 

@@ -373,6 +373,49 @@ impl IamLogin {
     }
 }
 
+/// One look at a backup whose deletion a service (CSBS, CBR) is carrying out.
+pub enum Poll {
+    Gone,
+    /// The deletion ended without deleting.
+    Failed(ProviderError),
+    Running,
+}
+
+/// Looks every `interval` until the backup is gone or its deletion failed; when the next look
+/// would pass `timeout`, it is still `Pending` (a later run waits for it). A look that fails
+/// is tried again; the last such error is named.
+pub async fn wait_until_gone<F, Fut>(
+    service: &str,
+    (timeout, interval): (Duration, Duration),
+    look: F,
+) -> crate::provider::DeleteOutcome
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Poll, ProviderError>>,
+{
+    use crate::provider::DeleteOutcome;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match look().await {
+            Ok(Poll::Gone) => return DeleteOutcome::Deleted,
+            Ok(Poll::Failed(e)) => return DeleteOutcome::Failed(e),
+            Ok(Poll::Running) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if std::time::Instant::now() + interval > deadline {
+            let note = last_error
+                .map(|e| format!(" (last poll: {})", e.message))
+                .unwrap_or_default();
+            return DeleteOutcome::Pending(format!(
+                "still being deleted by {service} after {}s{note}; the next run waits for it",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
 /// `https://{service}.{region}.myhuaweicloud.com`, or the account's override.
 pub fn endpoint(service: &str, region: &str, configured: Option<&str>) -> String {
     match configured {

@@ -2,6 +2,7 @@
 //! (a call may carry a batch). One module per provider; each owns its HTTP details, auth,
 //! paging and error mapping, and converts to the one [`Backup`] model.
 
+pub mod cbr;
 pub mod cloudinary;
 pub mod csbs;
 pub mod docspace;
@@ -228,7 +229,15 @@ impl Registry {
                 ..
             } => {
                 let http = self.huawei_http(account)?;
-                if account.kind == crate::policy::ProviderKind::Csbs {
+                if account.kind == crate::policy::ProviderKind::Cbr {
+                    Arc::new(cbr::CbrProvider::new(
+                        http,
+                        &huawei::endpoint("cbr", region, endpoint.as_deref()),
+                        project_id,
+                        &policy.select,
+                        (*delete_timeout, *poll_interval),
+                    ))
+                } else if account.kind == crate::policy::ProviderKind::Csbs {
                     let slots = self
                         .slots
                         .entry(account.name.clone())

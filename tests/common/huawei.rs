@@ -1,7 +1,8 @@
 //! A stateful fake of Huawei Cloud (PROVIDERS.md §3–5) on one server: IAM password login
 //! (`POST /v3/auth/tokens`, token in `X-Subject-Token`), CSBS checkpoint items (marker paging,
 //! count, item lookup, asynchronous deletion tasks) and TaurusDB backups (offset paging, batch
-//! deletion). Every request is authenticated as the API gateway would: an AK/SK signature is
+//! deletion); or, started with `start_cbr`, IAM and CBR backups (offset paging with a count,
+//! both of CBR's time forms, replicas, vaults, asynchronous deletions, `BackupService.6201`). Every request is authenticated as the API gateway would: an AK/SK signature is
 //! recomputed here from what arrived (this file's own canonicalisation, not retentiond's) and
 //! compared, or the `X-Auth-Token` must be one IAM issued and not revoked.
 
@@ -42,9 +43,33 @@ pub struct TaurusBackup {
     pub begin_time: String,
 }
 
+/// A CBR backup (`GET /v3/{project_id}/backups`).
+#[derive(Clone, Debug)]
+pub struct CbrBackup {
+    pub id: String,
+    pub resource_id: String,
+    pub vault_id: String,
+    pub name: String,
+    pub status: String,
+    /// As CBR writes it: zone-less microseconds, or milliseconds with `+00:00`.
+    pub created_at: String,
+    /// `backup` or `replication`.
+    pub image_type: String,
+    /// Made by a vault's policy.
+    pub auto: bool,
+    /// While deleting: when the deletion ends.
+    pub done_at: Option<Instant>,
+}
+
 #[derive(Default)]
 pub struct State {
     pub items: Vec<Item>,
+    /// The fake is CBR (its `/v3/{project_id}/backups` are CBR's, not TaurusDB's).
+    pub cbr_mode: bool,
+    pub cbr: Vec<CbrBackup>,
+    pub cbr_page: usize,
+    /// Ids of CBR backups that refuse deletion (`BackupService.6201`).
+    pub cbr_undeletable: Vec<String>,
     pub backups: Vec<TaurusBackup>,
     /// How long a CSBS deletion task runs.
     pub task_time: Duration,
@@ -219,6 +244,27 @@ impl Fake {
         Fake { server, state }
     }
 
+    /// A CBR fake: IAM and CBR backups, deletions taking `task_time`, pages of 4.
+    pub fn start_cbr(backups: Vec<CbrBackup>) -> Fake {
+        let state = Arc::new(Mutex::new(State {
+            cbr_mode: true,
+            cbr: backups,
+            task_time: Duration::from_millis(300),
+            cbr_page: 4,
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let server = Server::start(Arc::new(move |r: &Request| handle(&shared, r)));
+        Fake { server, state }
+    }
+
+    /// Ids of the CBR backups still there (deleting or not).
+    pub fn cbr_ids(&self) -> Vec<String> {
+        let mut state = self.state.lock().unwrap();
+        finish_tasks(&mut state);
+        state.cbr.iter().map(|b| b.id.clone()).collect()
+    }
+
     /// Ids of the CSBS items still there (deleting or not).
     pub fn item_ids(&self) -> Vec<String> {
         let mut state = self.state.lock().unwrap();
@@ -263,6 +309,34 @@ pub fn items(server: &str, n: usize) -> Vec<Item> {
         .collect()
 }
 
+/// `n` daily CBR backups of `server` in vault `vault-1`, the newest on 2026-11-20 at 02:00
+/// UTC; times alternate between CBR's two forms. Ids `{server}-bk-{i}`.
+pub fn cbr_backups(server: &str, n: usize) -> Vec<CbrBackup> {
+    let newest: jiff::civil::DateTime = "2026-11-20T02:00:00.209782".parse().unwrap();
+    (0..n)
+        .map(|i| {
+            let at = newest
+                .checked_sub(jiff::Span::new().days(i as i64))
+                .unwrap();
+            let created_at = match i % 2 {
+                0 => at.strftime("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+                _ => format!("{}+00:00", at.strftime("%Y-%m-%dT%H:%M:%S%.3f")),
+            };
+            CbrBackup {
+                id: format!("{server}-bk-{i:03}"),
+                resource_id: server.into(),
+                vault_id: "vault-1".into(),
+                name: format!("manualbk_{i:04}"),
+                status: "available".into(),
+                created_at,
+                image_type: "backup".into(),
+                auto: false,
+                done_at: None,
+            }
+        })
+        .collect()
+}
+
 /// `n` daily manual TaurusDB backups of `instance` at 10:41 +08:00, newest 2026-11-20.
 pub fn backups(instance: &str, n: usize) -> Vec<TaurusBackup> {
     let newest: jiff::civil::DateTime = "2026-11-20T10:41:14".parse().unwrap();
@@ -288,6 +362,9 @@ fn finish_tasks(state: &mut State) {
     state
         .items
         .retain(|i| !(i.status == "deleting" && i.done_at.is_some_and(|t| t <= now)));
+    state
+        .cbr
+        .retain(|b| !(b.status == "deleting" && b.done_at.is_some_and(|t| t <= now)));
 }
 
 fn authenticate(state: &mut State, r: &Request) -> Result<(), Reply> {
@@ -332,6 +409,26 @@ fn handle(state: &Mutex<State>, r: &Request) -> Reply {
         .map(|s| percent_decode(s, false))
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if state.cbr_mode {
+        return match (r.method.as_str(), segments.as_slice()) {
+            ("GET", ["v3", PROJECT, "backups"]) => cbr_list(&state, r),
+            ("GET", ["v3", PROJECT, "backups", id]) => match state.cbr.iter().find(|b| b.id == *id)
+            {
+                Some(b) => Reply::json(200, &json!({"backup": cbr_json(b)})),
+                None => gateway_error(
+                    404,
+                    "CSBS.3001",
+                    &format!("The backup ({id}) does not exist."),
+                ),
+            },
+            ("DELETE", ["v3", PROJECT, "backups", id]) => cbr_delete(&mut state, id),
+            _ => gateway_error(
+                404,
+                "APIGW.0101",
+                "The API does not exist or has not been published",
+            ),
+        };
+    }
     match (r.method.as_str(), segments.as_slice()) {
         ("GET", ["v1", PROJECT, "checkpoint_items"]) => csbs_list(&state, r),
         ("GET", ["v1", PROJECT, "checkpoint_items", "count"]) => {
@@ -472,6 +569,97 @@ fn csbs_delete(state: &mut State, r: &Request, checkpoint: &str) -> Reply {
         .count();
     state.max_tasks = state.max_tasks.max(running);
     Reply::json(200, &json!({}))
+}
+
+fn cbr_json(b: &CbrBackup) -> Value {
+    json!({
+        "id": b.id, "checkpoint_id": format!("cp-{}", b.id), "name": b.name,
+        "resource_id": b.resource_id, "resource_name": format!("ecs-{}", b.resource_id),
+        "resource_type": "OS::Nova::Server", "resource_size": "40", "resource_az": "az1",
+        "vault_id": b.vault_id, "image_type": b.image_type, "status": b.status,
+        "created_at": b.created_at, "updated_at": b.created_at, "expired_at": null,
+        "project_id": PROJECT, "protected_at": b.created_at, "description": "",
+        "extend_info": {"auto_trigger": b.auto, "bootable": true, "encrypted": false},
+    })
+}
+
+fn cbr_list(state: &State, r: &Request) -> Reply {
+    let limit: usize = r
+        .param("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(1000);
+    if !(1..=1000).contains(&limit) {
+        return gateway_error(400, "BackupService.0001", "limit must be 1-1000");
+    }
+    let offset: usize = r.param("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+    let (vault, resource, image) = (
+        r.param("vault_id"),
+        r.param("resource_id"),
+        r.param("image_type"),
+    );
+    if r.param("resource_type")
+        .is_some_and(|t| t != "OS::Nova::Server")
+    {
+        return Reply::json(
+            200,
+            &json!({"backups": [], "count": 0, "offset": offset, "limit": limit}),
+        );
+    }
+    let mut matching: Vec<&CbrBackup> = state
+        .cbr
+        .iter()
+        .filter(|b| vault.as_ref().is_none_or(|v| &b.vault_id == v))
+        .filter(|b| resource.as_ref().is_none_or(|id| &b.resource_id == id))
+        .filter(|b| image.as_ref().is_none_or(|t| &b.image_type == t))
+        .collect();
+    // `sort=created_at:asc` on the instants (the two time forms do not sort as text).
+    let instant = |b: &CbrBackup| {
+        b.created_at
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .or_else(|| {
+                b.created_at
+                    .parse::<jiff::civil::DateTime>()
+                    .ok()
+                    .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                    .map(|z| z.timestamp())
+            })
+            .unwrap()
+    };
+    matching.sort_by(|a, b| instant(a).cmp(&instant(b)).then(a.id.cmp(&b.id)));
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit.min(state.cbr_page))
+        .map(|b| cbr_json(b))
+        .collect();
+    Reply::json(
+        200,
+        &json!({"backups": page, "count": matching.len(), "offset": offset, "limit": limit}),
+    )
+}
+
+fn cbr_delete(state: &mut State, id: &str) -> Reply {
+    let task_time = state.task_time;
+    let undeletable = state.cbr_undeletable.iter().any(|u| u == id);
+    let Some(backup) = state.cbr.iter_mut().find(|b| b.id == id) else {
+        return gateway_error(
+            404,
+            "CSBS.3001",
+            &format!("The backup ({id}) does not exist."),
+        );
+    };
+    if undeletable {
+        return gateway_error(400, "BackupService.6201", "The backup cannot be deleted.");
+    }
+    if backup.status != "available" && backup.status != "error" {
+        return gateway_error(400, "CSBS.2003", "The backup is in executing state.");
+    }
+    backup.status = "deleting".into();
+    backup.done_at = Some(Instant::now() + task_time);
+    let running = state.cbr.iter().filter(|b| b.status == "deleting").count();
+    state.max_tasks = state.max_tasks.max(running);
+    Reply::raw(204, "application/json", Vec::new())
 }
 
 fn taurus_list(state: &State, r: &Request) -> Reply {

@@ -13,15 +13,22 @@ pub enum Kind {
     Docspace,
     Cloudinary,
     Csbs,
+    Cbr,
     Taurusdb,
 }
 
-pub const KINDS: [Kind; 4] = [Kind::Docspace, Kind::Cloudinary, Kind::Csbs, Kind::Taurusdb];
+pub const KINDS: [Kind; 5] = [
+    Kind::Docspace,
+    Kind::Cloudinary,
+    Kind::Csbs,
+    Kind::Cbr,
+    Kind::Taurusdb,
+];
 
 pub enum Fake {
     Docspace(docspace::Fake),
     Cloudinary(cloudinary::Fake),
-    /// IAM, CSBS and TaurusDB on one server.
+    /// IAM, CSBS and TaurusDB on one server (or IAM and CBR).
     Huawei(huawei::Fake),
 }
 
@@ -75,6 +82,11 @@ impl Target {
                 items.extend(huawei::items("srv-b", 8));
                 Fake::Huawei(huawei::Fake::start(items, Vec::new()))
             }
+            Kind::Cbr => {
+                let mut backups = huawei::cbr_backups("srv-a", 10);
+                backups.extend(huawei::cbr_backups("srv-b", 8));
+                Fake::Huawei(huawei::Fake::start_cbr(backups))
+            }
             Kind::Taurusdb => {
                 let mut backups = huawei::backups("i1in07", 10);
                 backups.extend(huawei::backups("i2in07", 7));
@@ -111,6 +123,10 @@ impl Target {
                 "  portal:\n    provider: huaweicloud-csbs\n    region: ap-southeast-1\n    project_id: {}\n    endpoint: {base}\n    auth: {{access_key: \"${{env:TEST_HW_AK}}\", secret_key: \"${{env:TEST_HW_SK}}\"}}\n    poll_interval: 20ms\n    delete_timeout: 20s\n",
                 huawei::PROJECT
             ),
+            Kind::Cbr => format!(
+                "  portal:\n    provider: huaweicloud-cbr\n    region: ap-southeast-1\n    project_id: {}\n    endpoint: {base}\n    auth: {{access_key: \"${{env:TEST_HW_AK}}\", secret_key: \"${{env:TEST_HW_SK}}\"}}\n    poll_interval: 20ms\n    delete_timeout: 20s\n",
+                huawei::PROJECT
+            ),
             Kind::Taurusdb => format!(
                 "  portal:\n    provider: huaweicloud-taurusdb\n    region: ap-southeast-1\n    project_id: {}\n    endpoint: {base}\n    iam_endpoint: {base}\n    auth: {{username: {}, password: \"${{env:TEST_HW_PASSWORD}}\", domain: {}}}\n",
                 huawei::PROJECT,
@@ -126,7 +142,7 @@ impl Target {
             ),
         );
         let select = match self.kind {
-            Kind::Docspace | Kind::Csbs => "",
+            Kind::Docspace | Kind::Csbs | Kind::Cbr => "",
             Kind::Cloudinary => "select: {resource_type: image, type: upload}\n",
             Kind::Taurusdb => "select: {backup_type: manual}\n",
         };
@@ -158,7 +174,7 @@ impl Target {
             Kind::Docspace => "/getbackuphistory",
             Kind::Cloudinary => "/resources/image",
             Kind::Csbs => "/checkpoint_items",
-            Kind::Taurusdb => "/backups",
+            Kind::Cbr | Kind::Taurusdb => "/backups",
         }
     }
 
@@ -168,6 +184,7 @@ impl Target {
             Kind::Docspace => "/deletebackup/",
             Kind::Cloudinary => "/resources/backup/",
             Kind::Csbs => "/checkpoints/",
+            Kind::Cbr => "/backups/",
             Kind::Taurusdb => "/backups",
         }
     }
@@ -191,6 +208,7 @@ impl Target {
                 let item = state.items.iter().find(|i| i.id == id).expect("an item");
                 format!("/checkpoints/{}", item.checkpoint_id)
             }
+            Fake::Huawei(_) if self.kind == Kind::Cbr => format!("/backups/{id}"),
             // One batch call deletes them all.
             Fake::Huawei(_) => "/backups".to_string(),
         }
@@ -202,6 +220,7 @@ impl Target {
             Fake::Docspace(f) => f.ids().into_iter().collect(),
             Fake::Cloudinary(f) => f.versions().into_iter().map(|(_, v)| v).collect(),
             Fake::Huawei(f) if self.kind == Kind::Csbs => f.item_ids().into_iter().collect(),
+            Fake::Huawei(f) if self.kind == Kind::Cbr => f.cbr_ids().into_iter().collect(),
             Fake::Huawei(f) => f.backup_ids().into_iter().collect(),
         }
     }
@@ -233,6 +252,10 @@ impl Target {
                         .collect()
                 }
                 Kind::Csbs => request.param("checkpoint_items").into_iter().collect(),
+                Kind::Cbr => {
+                    let id = request.path.rsplit_once("/backups/").unwrap().1;
+                    vec![super::fake::decode(id)]
+                }
             };
             for id in ids {
                 *sent.entry(id).or_insert(0) += 1;
@@ -259,6 +282,8 @@ impl Target {
                 state.items.truncate(4);
                 state.backups.retain(|b| b.instance_id == "i1in07");
                 state.backups.truncate(4);
+                state.cbr.retain(|b| b.resource_id == "srv-a");
+                state.cbr.truncate(4);
             }
         }
     }
