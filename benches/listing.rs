@@ -3,7 +3,8 @@
 //! (HTTP client, account cap, signing, parsing, the completeness checks) as `list` and `run`
 //! do. Paging as the issue sets it: DocSpace one page; Cloudinary 200 assets of N/200
 //! versions, the asset list in cursor pages of 500, then one versions call per asset; CSBS
-//! marker pages of 1000 (and the count); TaurusDB offset pages of 100.
+//! marker pages of 1000 (and the count); CBR offset pages of 1000; TaurusDB offset pages of
+//! 100.
 //!
 //!     cargo bench --bench listing -- [N] [CAP] [LATENCY_MS...]
 //!
@@ -295,6 +296,23 @@ fn cases(n: usize, cap: usize, secret: &dyn Fn(&str, &str) -> String) -> Vec<Cas
         fake: Fake::Huawei(fake),
         select: "",
         requests: pages + 1,
+        rounds: pages,
+    });
+
+    // CBR: 100 servers of n/100 daily backups; offset pages of 1000 one after another, until
+    // they add up to the count.
+    let backups = (0..servers)
+        .flat_map(|s| huawei::cbr_backups(&format!("srv-{s:03}"), n / servers))
+        .collect();
+    let fake = huawei::Fake::start_cbr(backups);
+    fake.state.lock().unwrap().cbr_page = 1000;
+    let pages = n.div_ceil(1000);
+    cases.push(Case {
+        name: "cbr",
+        account: huawei_account("cbr", &fake.server.base),
+        fake: Fake::Huawei(fake),
+        select: "",
+        requests: pages,
         rounds: pages,
     });
 

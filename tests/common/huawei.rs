@@ -245,7 +245,9 @@ impl Fake {
     }
 
     /// A CBR fake: IAM and CBR backups, deletions taking `task_time`, pages of 4.
-    pub fn start_cbr(backups: Vec<CbrBackup>) -> Fake {
+    pub fn start_cbr(mut backups: Vec<CbrBackup>) -> Fake {
+        // Held in `sort=created_at:asc` order, so that a page is a slice of it.
+        backups.sort_by(|a, b| cbr_instant(a).cmp(&cbr_instant(b)).then(a.id.cmp(&b.id)));
         let state = Arc::new(Mutex::new(State {
             cbr_mode: true,
             cbr: backups,
@@ -583,6 +585,21 @@ fn cbr_json(b: &CbrBackup) -> Value {
     })
 }
 
+/// The instant of a CBR time (the two forms do not sort as text).
+fn cbr_instant(b: &CbrBackup) -> jiff::Timestamp {
+    b.created_at
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .or_else(|| {
+            b.created_at
+                .parse::<jiff::civil::DateTime>()
+                .ok()
+                .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                .map(|z| z.timestamp())
+        })
+        .expect("a CBR time")
+}
+
 fn cbr_list(state: &State, r: &Request) -> Reply {
     let limit: usize = r
         .param("limit")
@@ -605,28 +622,14 @@ fn cbr_list(state: &State, r: &Request) -> Reply {
             &json!({"backups": [], "count": 0, "offset": offset, "limit": limit}),
         );
     }
-    let mut matching: Vec<&CbrBackup> = state
+    // Held sorted by time (see `start_cbr`): `sort=created_at:asc` is their order.
+    let matching: Vec<&CbrBackup> = state
         .cbr
         .iter()
         .filter(|b| vault.as_ref().is_none_or(|v| &b.vault_id == v))
         .filter(|b| resource.as_ref().is_none_or(|id| &b.resource_id == id))
         .filter(|b| image.as_ref().is_none_or(|t| &b.image_type == t))
         .collect();
-    // `sort=created_at:asc` on the instants (the two time forms do not sort as text).
-    let instant = |b: &CbrBackup| {
-        b.created_at
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .or_else(|| {
-                b.created_at
-                    .parse::<jiff::civil::DateTime>()
-                    .ok()
-                    .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
-                    .map(|z| z.timestamp())
-            })
-            .unwrap()
-    };
-    matching.sort_by(|a, b| instant(a).cmp(&instant(b)).then(a.id.cmp(&b.id)));
     let page: Vec<Value> = matching
         .iter()
         .skip(offset)
