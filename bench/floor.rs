@@ -1,16 +1,69 @@
-//! The floor for `plan --listing`: read the same listing file, parse it into the same
-//! `Backup` values and sort them by group and time, nothing else. `bench/run.sh` compares the
-//! whole `retentiond plan` process with this.
+//! The floor for `plan --listing` (issue "planning a million backups"): what any program must
+//! do to answer the same question from the same file, and nothing more. Read the file whole,
+//! parse it from the slice into borrowed records, parse each timestamp, sort by group and time
+//! (newest first), and write the plan JSON's shape — one object per backup with its action
+//! and reasons — through one buffered writer. No retention rules, no guards.
 //!
-//!     cargo build --release --example floor && target/release/examples/floor LISTING.json
+//!     cargo build --release --example floor && target/release/examples/floor LISTING.json >PLAN
 
-use retentiond::model::Listing;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+#[derive(Deserialize)]
+struct File<'a> {
+    #[serde(borrow)]
+    backups: Vec<Record<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Record<'a> {
+    id: &'a str,
+    group: &'a str,
+    created_at: &'a str,
+    status: &'a str,
+    #[serde(default)]
+    name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Decision<'a> {
+    id: &'a str,
+    group: &'a str,
+    created_at: jiff::Timestamp,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    action: &'static str,
+    reasons: [&'static str; 0],
+}
 
 fn main() {
     let path = std::env::args().nth(1).expect("usage: floor LISTING.json");
-    let mut listing = Listing::read(std::path::Path::new(&path)).expect("a listing file");
-    listing
+    let text = std::fs::read(&path).expect("a listing file");
+    let file: File = serde_json::from_slice(&text).expect("a listing");
+    let mut records: Vec<(jiff::Timestamp, &Record)> = file
         .backups
-        .sort_by(|a, b| (&a.group, a.created_at).cmp(&(&b.group, b.created_at)));
-    println!("{} backups", listing.backups.len());
+        .iter()
+        .map(|r| (r.created_at.parse().expect("RFC 3339"), r))
+        .collect();
+    records.sort_by(|a, b| (a.1.group, std::cmp::Reverse(a.0)).cmp(&(b.1.group, std::cmp::Reverse(b.0))));
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    writeln!(out, "{{\"policies\": [{{\"backups\": [").unwrap();
+    for (i, (at, r)) in records.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let decision = Decision {
+            id: r.id,
+            group: r.group,
+            created_at: *at,
+            status: r.status,
+            name: r.name,
+            action: "delete",
+            reasons: [],
+        };
+        write!(out, "{comma}").unwrap();
+        serde_json::to_writer(&mut out, &decision).unwrap();
+        writeln!(out).unwrap();
+    }
+    writeln!(out, "]}}]}}").unwrap();
 }
