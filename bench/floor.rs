@@ -46,7 +46,9 @@ fn main() {
         .iter()
         .map(|r| (r.created_at.parse().expect("RFC 3339"), r))
         .collect();
-    records.sort_by(|a, b| (a.1.group, std::cmp::Reverse(a.0)).cmp(&(b.1.group, std::cmp::Reverse(b.0))));
+    records.sort_by(|a, b| {
+        (a.1.group, std::cmp::Reverse(a.0)).cmp(&(b.1.group, std::cmp::Reverse(b.0)))
+    });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     writeln!(out, "{{\"policies\": [{{\"backups\": [").unwrap();
