@@ -1,7 +1,8 @@
 //! Huawei Cloud CBR (Cloud Backup and Recovery), CSBS's successor: server, disk and SFS Turbo
 //! backups in vaults. Listing: `GET /v3/{project_id}/backups` with `image_type` (`backup`
 //! unless the policy asks for replicas), the policy's vaults, resources and resource type,
-//! offset paging of up to 1000, complete only when the pages add up to the answer's `count`.
+//! offset paging of up to 1000 (the first page alone, then the others at once within the
+//! account's cap), complete only when every page holds its share of the answer's `count`.
 //! Times come zone-less (UTC) or with an offset; group = the resource (`resource_id`).
 //!
 //! Deletion is asynchronous: a fresh look at the backup (`GET /v3/{project_id}/backups/{id}`),
@@ -59,6 +60,12 @@ struct Item {
     extend_info: Option<ExtendInfo>,
 }
 
+impl super::Keyed for Item {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct ExtendInfo {
     #[serde(default)]
@@ -113,76 +120,60 @@ impl CbrProvider {
         self.http.fail(call, ErrorKind::BadResponse, message)
     }
 
-    /// Every backup of one vault and resource (either may be all), complete or an error.
+    fn page_call(offset: u64) -> String {
+        format!("GET /v3/{{project_id}}/backups (offset {offset})")
+    }
+
+    /// One page: its backups and the `count` it reports.
+    async fn page(
+        &self,
+        vault: Option<&str>,
+        resource: Option<&str>,
+        offset: u64,
+    ) -> Result<(Vec<Item>, u64), ProviderError> {
+        let call = Self::page_call(offset);
+        let mut url = self.url(&["backups"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("limit", &PAGE.to_string());
+            query.append_pair("offset", &offset.to_string());
+            query.append_pair("image_type", &self.image_type);
+            query.append_pair("sort", "created_at:asc");
+            if let Some(vault) = vault {
+                query.append_pair("vault_id", vault);
+            }
+            if let Some(resource) = resource {
+                query.append_pair("resource_id", resource);
+            }
+            if let Some(kind) = &self.resource_type {
+                query.append_pair("resource_type", kind);
+            }
+        }
+        let response = self.http.send(&call, || Request::get(url.clone())).await?;
+        let page: Page = self.http.parse_json(&call, &response)?;
+        match (page.backups, page.count.as_ref().and_then(lenient_u64)) {
+            (Some(backups), Some(count)) => Ok((backups, count)),
+            _ => Err(self.bad(&call, "the answer has no `backups` list and `count`")),
+        }
+    }
+
+    /// Every backup of one vault and resource (either may be all), complete or an error: the
+    /// first page tells the count and the server's page size, the others come concurrently.
     async fn list_one(
         &self,
         vault: Option<&str>,
         resource: Option<&str>,
     ) -> Result<Vec<Item>, ProviderError> {
-        let mut items: Vec<Item> = Vec::new();
-        let mut expected: Option<u64> = None;
-        for number in 1.. {
-            let call = format!("GET /v3/{{project_id}}/backups (page {number})");
-            let mut url = self.url(&["backups"])?;
-            {
-                let mut query = url.query_pairs_mut();
-                query.append_pair("limit", &PAGE.to_string());
-                query.append_pair("offset", &items.len().to_string());
-                query.append_pair("image_type", &self.image_type);
-                query.append_pair("sort", "created_at:asc");
-                if let Some(vault) = vault {
-                    query.append_pair("vault_id", vault);
-                }
-                if let Some(resource) = resource {
-                    query.append_pair("resource_id", resource);
-                }
-                if let Some(kind) = &self.resource_type {
-                    query.append_pair("resource_type", kind);
-                }
-            }
-            let response = self.http.send(&call, || Request::get(url.clone())).await?;
-            let page: Page = self.http.parse_json(&call, &response)?;
-            let (Some(backups), Some(count)) =
-                (page.backups, page.count.as_ref().and_then(lenient_u64))
-            else {
-                return Err(self.bad(&call, "the answer has no `backups` list and `count`"));
-            };
-            if expected.is_some_and(|e| e != count) {
-                return Err(self.bad(
-                    &call,
-                    format!(
-                        "the count changed while paging ({} then {count}): backups were made or deleted meanwhile; the listing is not complete (run again)",
-                        expected.unwrap_or_default()
-                    ),
-                ));
-            }
-            expected = Some(count);
-            let empty = backups.is_empty();
-            items.extend(backups);
-            if items.len() as u64 >= count {
-                break;
-            }
-            if empty {
-                return Err(self.bad(
-                    &call,
-                    format!(
-                        "CBR counts {count} backups but the pages ended after {}; the listing is not complete",
-                        items.len()
-                    ),
-                ));
-            }
-        }
-        if items.len() as u64 != expected.unwrap_or(0) {
-            return Err(self.bad(
-                "GET /v3/{project_id}/backups",
-                format!(
-                    "CBR counts {} backups but the pages listed {}; the listing is not complete (run again)",
-                    expected.unwrap_or(0),
-                    items.len()
-                ),
-            ));
-        }
-        Ok(items)
+        let first = self.page(vault, resource, 0).await?;
+        super::offset_pages(
+            "count",
+            first,
+            self.http.settings().concurrency,
+            |offset| self.page(vault, resource, offset),
+            Self::page_call,
+            |call, message| self.bad(call, message),
+        )
+        .await
     }
 
     fn backup(&self, item: Item) -> Option<Backup> {

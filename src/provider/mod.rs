@@ -376,6 +376,83 @@ pub fn failed_delete(error: ProviderError) -> DeleteOutcome {
     }
 }
 
+/// A record of an offset-paged listing: what tells two records apart.
+pub trait Keyed {
+    fn key(&self) -> &str;
+}
+
+/// Every record of an offset-paged listing (TaurusDB, CBR) after its first page (`first`,
+/// which tells the total and the server's page size). The other pages do not depend on each
+/// other and are fetched `concurrency` at a time by `page(offset)`. Each must report the same
+/// total and hold a full page (the last: the rest), and no record may come twice: otherwise
+/// the list changed while paging and the listing is not complete. `total_field` is the
+/// answer's name for the total, `call` names a page's call in errors, `bad` makes the error.
+pub async fn offset_pages<T, F, Fut>(
+    total_field: &str,
+    (mut records, total): (Vec<T>, u64),
+    concurrency: usize,
+    page: F,
+    call: impl Fn(u64) -> String,
+    bad: impl Fn(&str, String) -> ProviderError,
+) -> Result<Vec<T>, ProviderError>
+where
+    T: Keyed,
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, u64), ProviderError>>,
+{
+    use futures_util::StreamExt;
+    let stride = records.len() as u64;
+    if stride >= total {
+        return Ok(records);
+    }
+    if stride == 0 {
+        return Err(bad(
+            &call(0),
+            format!("an empty first page of {total} backups: the listing is not complete"),
+        ));
+    }
+    let offsets = (1..).map(|k| k * stride).take_while(|o| *o < total);
+    let mut pages = futures_util::stream::iter(offsets)
+        .map(|offset| {
+            let fetched = page(offset);
+            async move { (offset, fetched.await) }
+        })
+        .buffered(concurrency.max(1));
+    while let Some((offset, fetched)) = pages.next().await {
+        let (fetched, count) = fetched?;
+        if count != total {
+            return Err(bad(
+                &call(offset),
+                format!(
+                    "{total_field} changed from {total} to {count} while paging; the listing is not complete (run again)"
+                ),
+            ));
+        }
+        let due = stride.min(total - offset);
+        if fetched.len() as u64 != due {
+            return Err(bad(
+                &call(offset),
+                format!(
+                    "the page held {} backups where {due} were due (of {total}, {stride} a page); the listing is not complete (run again)",
+                    fetched.len()
+                ),
+            ));
+        }
+        records.extend(fetched);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(records.len());
+    if let Some(twice) = records.iter().find(|r| !seen.insert(r.key())) {
+        return Err(bad(
+            &call(0),
+            format!(
+                "backup {} came on two pages: the list changed while paging; the listing is not complete (run again)",
+                twice.key()
+            ),
+        ));
+    }
+    Ok(records)
+}
+
 /// A provider time stamp: RFC 3339 with `Z` or an offset, or without a zone (then UTC, as
 /// DocSpace and CSBS send it), with or without fractional seconds.
 pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {

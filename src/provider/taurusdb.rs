@@ -12,14 +12,12 @@ use super::HttpFailure;
 use super::{BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete};
 use crate::http::{self, Http, Request};
 use crate::model::{Backup, Status};
-use futures_util::StreamExt;
 use futures_util::future::try_join_all;
 use jiff::Timestamp;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use std::collections::HashSet;
 use std::sync::Arc;
 
 const PAGE: u64 = 100;
@@ -52,6 +50,12 @@ struct Record {
     kind: Option<String>,
     size: Option<Value>,
     instance_id: Option<String>,
+}
+
+impl super::Keyed for Record {
+    fn key(&self) -> &str {
+        &self.id
+    }
 }
 
 /// TaurusDB's `2020-07-06T10:41:14+0800` (or RFC 3339).
@@ -130,55 +134,16 @@ impl TaurusdbProvider {
     /// same total and hold a full page (the last: the rest), and no backup may come twice:
     /// otherwise the list changed while paging and the listing is not complete.
     async fn list_instance(&self, instance: Option<&str>) -> Result<Vec<Record>, ProviderError> {
-        let (mut records, total) = self.page(instance, 0).await?;
-        let stride = records.len() as u64;
-        if stride >= total {
-            return Ok(records);
-        }
-        if stride == 0 {
-            return Err(self.bad(
-                &Self::page_call(0),
-                format!("an empty first page of {total} backups: the listing is not complete"),
-            ));
-        }
-        let offsets = (1..).map(|k| k * stride).take_while(|o| *o < total);
-        let mut pages = futures_util::stream::iter(offsets)
-            .map(|offset| async move { (offset, self.page(instance, offset).await) })
-            .buffered(self.http.settings().concurrency.max(1));
-        while let Some((offset, page)) = pages.next().await {
-            let (page, count) = page?;
-            let call = Self::page_call(offset);
-            if count != total {
-                return Err(self.bad(
-                    &call,
-                    format!(
-                        "total_count changed from {total} to {count} while paging; the listing is not complete (run again)"
-                    ),
-                ));
-            }
-            let due = stride.min(total - offset);
-            if page.len() as u64 != due {
-                return Err(self.bad(
-                    &call,
-                    format!(
-                        "the page held {} backups where {due} were due (of {total}, {stride} a page); the listing is not complete (run again)",
-                        page.len()
-                    ),
-                ));
-            }
-            records.extend(page);
-        }
-        let mut seen = HashSet::with_capacity(records.len());
-        if let Some(twice) = records.iter().find(|r| !seen.insert(r.id.as_str())) {
-            return Err(self.bad(
-                "GET /v3/{project_id}/backups",
-                format!(
-                    "backup {} came on two pages: the list changed while paging; the listing is not complete (run again)",
-                    twice.id
-                ),
-            ));
-        }
-        Ok(records)
+        let first = self.page(instance, 0).await?;
+        super::offset_pages(
+            "total_count",
+            first,
+            self.http.settings().concurrency,
+            |offset| self.page(instance, offset),
+            Self::page_call,
+            |call, message| self.bad(call, message),
+        )
+        .await
     }
 
     fn backup(record: Record) -> Option<Backup> {
