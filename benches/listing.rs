@@ -299,8 +299,8 @@ fn cases(n: usize, cap: usize, secret: &dyn Fn(&str, &str) -> String) -> Vec<Cas
         rounds: pages,
     });
 
-    // CBR: 100 servers of n/100 daily backups; offset pages of 1000 one after another, until
-    // they add up to the count.
+    // CBR: 100 servers of n/100 daily backups; offset pages of 1000, the first alone (it tells
+    // the count), the rest `cap` at a time.
     let backups = (0..servers)
         .flat_map(|s| huawei::cbr_backups(&format!("srv-{s:03}"), n / servers))
         .collect();
@@ -313,7 +313,7 @@ fn cases(n: usize, cap: usize, secret: &dyn Fn(&str, &str) -> String) -> Vec<Cas
         fake: Fake::Huawei(fake),
         select: "",
         requests: pages,
-        rounds: pages,
+        rounds: 1 + (pages - 1).div_ceil(cap),
     });
 
     // TaurusDB: 100 instances of n/100 manual backups; offset pages of 100, the first alone
