@@ -471,3 +471,48 @@ fn plan_svg_has_a_row_per_group_and_a_mark_per_kept_backup() {
         "{legend:?}"
     );
 }
+
+#[test]
+fn a_live_diff_lists_each_selection_once_for_both_sides() {
+    let fake = common::docspace::Fake::start(common::docspace::daily(10));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        &format!(
+            "policies: policies\naccounts:\n  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
+            fake.server.base
+        ),
+    );
+    write(
+        d,
+        "base/p.yaml",
+        "name: p\naccount: portal\nkeep: {last: 5}\n",
+    );
+    write(
+        d,
+        "policies/p.yaml",
+        "name: p\naccount: portal\nkeep: {last: 3}\n",
+    );
+    let out = retentiond_in(
+        d,
+        &[
+            "--config",
+            "retentiond.yaml",
+            "diff",
+            "--base-policies",
+            "base",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.code, 8, "{}{}", out.stdout, out.stderr);
+    let report = json(&out.stdout);
+    assert_eq!(report["policies"][0]["after"]["delete"], 7);
+    assert_eq!(
+        fake.server.lines("GET").len(),
+        1,
+        "base and current select the same backups: one listing"
+    );
+}

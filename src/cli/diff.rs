@@ -69,23 +69,47 @@ pub(super) fn diff(cli: &Cli, args: DiffArgs, out: &mut dyn Write) -> Outcome {
         Some(path) => Some(Listing::read(path).map_err(|e| Failure::new(exit::INVALID, e))?),
         None => None,
     };
-    let listings = |policies: &[Policy]| -> Result<Vec<Vec<Backup>>, Failure> {
-        match (&saved, &config) {
-            (Some(saved), _) => Ok(policies.iter().map(|_| saved.backups.clone()).collect()),
-            (None, Some(config)) => live(policies, config),
-            (None, None) => unreachable!("a config is loaded unless --listing is given"),
-        }
+    let zone = |p: &Policy| runner::zone(p, config.as_ref());
+    // Live, each distinct selection (account, `select`, zone) is listed once for both sides:
+    // a policy the change leaves alone is not listed twice.
+    let key = |p: &Policy| {
+        (
+            p.account.clone(),
+            p.as_written.get("select").map(ToString::to_string),
+            zone(p).iana_name().map(String::from),
+        )
     };
-    let (base_listings, current_listings) = (listings(&base)?, listings(&current)?);
-    let zones = |policies: &[Policy]| -> Vec<TimeZone> {
+    let live_listings = match (&saved, &config) {
+        (None, Some(config)) => {
+            let mut distinct: Vec<Policy> = Vec::new();
+            for p in base.iter().chain(&current) {
+                if !distinct.iter().any(|d| key(d) == key(p)) {
+                    distinct.push(p.clone());
+                }
+            }
+            let listed = live(&distinct, config)?;
+            distinct.iter().map(key).zip(listed).collect()
+        }
+        _ => Vec::new(),
+    };
+    let slices = |policies: &[Policy]| -> Vec<&[Backup]> {
         policies
             .iter()
-            .map(|p| runner::zone(p, config.as_ref()))
+            .map(|p| match &saved {
+                Some(saved) => saved.backups.as_slice(),
+                None => live_listings
+                    .iter()
+                    .find(|(k, _)| *k == key(p))
+                    .map(|(_, b): &(_, Vec<Backup>)| b.as_slice())
+                    .expect("every selection was listed above"),
+            })
             .collect()
     };
-    let (base_zones, current_zones) = (zones(&base), zones(&current));
-    let base_slices: Vec<&[Backup]> = base_listings.iter().map(Vec::as_slice).collect();
-    let current_slices: Vec<&[Backup]> = current_listings.iter().map(Vec::as_slice).collect();
+    let (base_slices, current_slices) = (slices(&base), slices(&current));
+    let (base_zones, current_zones): (Vec<TimeZone>, Vec<TimeZone>) = (
+        base.iter().map(zone).collect(),
+        current.iter().map(zone).collect(),
+    );
     let result = diff::diff(
         &Set {
             policies: &base,

@@ -65,7 +65,8 @@ struct Cli {
     /// No progress line and no notes on stderr (warnings and errors still)
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     quiet: bool,
-    /// Also a line on stderr for every provider request, with its result and time
+    /// Also a line on stderr for every provider request, with its result and time (list,
+    /// plan, diff, run, apply; the daemon follows RUST_LOG)
     #[arg(long, short, global = true)]
     verbose: bool,
     /// Colour in text plans and history
