@@ -92,10 +92,11 @@ impl Runner for Arc<Jobs> {
                 jobs.metrics.run_started();
                 (jobs.on_change)();
                 let context = jobs.context();
-                let figures = run_once(&jobs, &context, &entry, fire, (started, timer))
-                    .await
-                    .unwrap_or_else(|figures| figures);
-                jobs.metrics.run_finished(&entry.policy.name, figures);
+                if let Err(figures) =
+                    run_once(&jobs, &context, &entry, fire, (started, timer)).await
+                {
+                    jobs.metrics.run_finished(&entry.policy.name, figures);
+                }
                 (jobs.on_change)();
             }
             .instrument(span),
@@ -116,15 +117,15 @@ impl Runner for Arc<Jobs> {
     }
 }
 
-/// The run itself, logged; `Err` when it could not start (no journal, or another process
-/// runs the policy).
+/// The run itself, logged and recorded in the metrics; `Err` with the figures to record when
+/// it could not start (no journal, or another process runs the policy).
 async fn run_once(
     jobs: &Jobs,
     context: &Context,
     entry: &Entry,
     fire: Fire,
     (started, timer): (Timestamp, Instant),
-) -> Result<RunFigures, RunFigures> {
+) -> Result<(), RunFigures> {
     let policy = &entry.policy;
     let catch_up = if fire.catch_up {
         " (catching up a fire missed while the daemon was down)"
@@ -184,8 +185,12 @@ async fn run_once(
     let report =
         runner::run_policy(&journal, policy, &entry.tz, &provider, &listing, &options).await;
     tracing::Span::current().record("run_id", report.run_id);
+    // Recorded before the run's last log line, so that whoever reads that line finds /metrics
+    // already saying so.
+    let figures = RunFigures::of(&report, started, timer.elapsed());
+    jobs.metrics.run_finished(&policy.name, figures);
     log_report(&report);
-    Ok(RunFigures::of(&report, started, timer.elapsed()))
+    Ok(())
 }
 
 /// What a run did, in the log: each deletion, each failure, blocks, and a summary line.

@@ -394,11 +394,11 @@ impl Daemon {
                 for e in &errors {
                     error!("{e}");
                 }
-                error!(
-                    "reload failed with {}; the previous policies keep running",
-                    count(errors.len(), "error")
-                );
+                let summary = count(errors.len(), "error");
+                // Recorded before the summary line, so that whoever reads that line finds
+                // /healthz and /metrics already saying so.
                 self.metrics.reloaded(now, Err(errors));
+                error!("reload failed with {summary}; the previous policies keep running");
             }
         }
         send(
