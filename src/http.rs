@@ -192,6 +192,8 @@ pub struct Request<'a> {
     pub method: Method,
     pub url: Url,
     pub json: Option<&'a serde_json::Value>,
+    /// A body that is not JSON, with its content type (S3's XML).
+    pub raw: Option<(&'a [u8], &'static str)>,
     /// Headers besides authentication (`X-Language`).
     pub headers: Vec<(&'static str, &'static str)>,
 }
@@ -202,6 +204,7 @@ impl<'a> Request<'a> {
             method: Method::GET,
             url,
             json: None,
+            raw: None,
             headers: Vec::new(),
         }
     }
@@ -222,6 +225,11 @@ impl<'a> Request<'a> {
 
     pub fn json(mut self, body: &'a serde_json::Value) -> Request<'a> {
         self.json = Some(body);
+        self
+    }
+
+    pub fn body(mut self, bytes: &'a [u8], content_type: &'static str) -> Request<'a> {
+        self.raw = Some((bytes, content_type));
         self
     }
 
@@ -413,10 +421,14 @@ impl Http {
     }
 
     async fn attempt(&self, call: &str, request: Request<'_>) -> Attempt {
-        let body = request
-            .json
-            .map(|json| serde_json::to_vec(json).expect("a JSON value serialises"))
-            .unwrap_or_default();
+        let (body, content_type) = match (request.json, request.raw) {
+            (Some(json), _) => (
+                serde_json::to_vec(json).expect("a JSON value serialises"),
+                Some("application/json"),
+            ),
+            (None, Some((bytes, content_type))) => (bytes.to_vec(), Some(content_type)),
+            (None, None) => (Vec::new(), None),
+        };
         let signed = match &self.signer {
             Some(signer) => match signer.sign(&request.method, &request.url, &body).await {
                 Ok(headers) => headers,
@@ -432,9 +444,9 @@ impl Http {
             value.set_sensitive(true);
             builder = builder.header(name, value);
         }
-        if request.json.is_some() {
+        if let Some(content_type) = content_type {
             builder = builder
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(body);
         }
         let response = match builder.send().await {
@@ -569,8 +581,12 @@ fn error_chain(e: &reqwest::Error) -> String {
 
 /// The provider's own message from an error body: `error.message` (Cloudinary, DocSpace),
 /// `error_code` + `error_msg` (Huawei), `message`; else the start of the body on one line.
-/// The provider's own error code in an error body (`{"error_code": "CSBS.2003", ...}`).
+/// The provider's own error code in an error body (`{"error_code": "CSBS.2003", ...}`, S3's
+/// `<Error><Code>NoSuchBucket</Code>…`).
 pub fn error_code(body: &[u8]) -> Option<String> {
+    if let Some(code) = xml_error(body).map(|(code, _)| code) {
+        return Some(code);
+    }
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     value["error_code"]
         .as_str()
@@ -579,6 +595,9 @@ pub fn error_code(body: &[u8]) -> Option<String> {
 }
 
 pub fn provider_message(body: &[u8]) -> String {
+    if let Some((code, message)) = xml_error(body) {
+        return format!("{code}: {message}");
+    }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
         let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
         let error = &value["error"];
@@ -620,6 +639,30 @@ pub fn provider_message(body: &[u8]) -> String {
         .take(200)
         .collect();
     one_line
+}
+
+/// S3's error document: `<Error><Code>…</Code><Message>…</Message>…</Error>` as (code,
+/// message). Found by its tags; the two are plain text in every S3 implementation.
+fn xml_error(body: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Error>")?;
+    let element = |tag: &str| {
+        let rest = &text[start..];
+        let open = format!("<{tag}>");
+        let from = rest.find(&open)? + open.len();
+        let to = rest[from..].find('<')? + from;
+        Some(xml_unescape(rest[from..to].trim()))
+    };
+    Some((element("Code")?, element("Message").unwrap_or_default()))
+}
+
+/// XML's five predefined entities, replaced.
+fn xml_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 /// How long a 429/420 asks to wait: `Retry-After`, else Cloudinary's

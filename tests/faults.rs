@@ -1,5 +1,6 @@
 //! The fault-injection suite: every fault against the fake of every HTTP provider (DocSpace,
-//! Cloudinary, Huawei Cloud CSBS and TaurusDB), through the real binary. For each fault it asserts what a user relies on:
+//! Cloudinary, Huawei Cloud CSBS, CBR and TaurusDB) and against a real S3 server (moto,
+//! behind a fault-injecting proxy), through the real binary. For each fault it asserts what a user relies on:
 //! nothing outside the plan's delete set was deleted, the journal has an intent and an outcome
 //! for every delete the fake received (matching what the fake still holds), and the exit code
 //! and message say what happened.
@@ -29,21 +30,33 @@ fn assert_listing_failed(t: &Target, out: &common::Output, says: &str) {
         out.stderr
     );
     assert!(out.stderr.contains(says), "{:?}: {}", t.kind, out.stderr);
-    assert!(t.server().lines("DELETE").is_empty(), "{:?}", t.kind);
+    assert!(
+        t.server().lines(t.delete_method()).is_empty(),
+        "{:?}",
+        t.kind
+    );
     let runs = t.history();
     assert_eq!(runs[0]["outcome"], "listing-failed", "{:?}", t.kind);
     assert!(runs[0]["message"].as_str().unwrap().contains(says));
     assert!(runs[0]["deletions"].as_array().unwrap().is_empty());
 }
 
-fn listing_fault(fault: Fault, says: &str) {
+/// What a run says of a listing answer that is not the JSON (S3: XML) expected.
+fn not_expected(kind: Kind) -> &'static str {
+    match kind {
+        Kind::S3 => "the response is not the XML expected",
+        _ => "the response is not the JSON expected",
+    }
+}
+
+fn listing_fault(fault: Fault, says: impl Fn(Kind) -> &'static str) {
     for kind in KINDS {
         let t = target(kind);
         let planned = t.plan();
         t.server()
             .fault("GET", t.listing_path(), None, fault.clone());
         let out = t.run(&["run"]);
-        assert_listing_failed(&t, &out, says);
+        assert_listing_failed(&t, &out, says(kind));
         t.check_invariants(&planned);
         assert_eq!(t.held(), planned.all());
     }
@@ -55,12 +68,12 @@ fn a_failing_page_deletes_nothing() {
         503,
         &serde_json::json!({"error": {"message": "maintenance"}}),
     );
-    listing_fault(Fault::Reply(error), "(gave up after 3 attempts)");
+    listing_fault(Fault::Reply(error), |_| "(gave up after 3 attempts)");
 }
 
 #[test]
 fn truncated_json_deletes_nothing() {
-    listing_fault(Fault::Truncate(30), "truncated");
+    listing_fault(Fault::Truncate(30), |_| "truncated");
 }
 
 #[test]
@@ -68,7 +81,7 @@ fn malformed_json_deletes_nothing() {
     let body = br#"{"response": [{"id": }], "count": 1, "resources": [}"#.to_vec();
     listing_fault(
         Fault::Reply(Reply::raw(200, "application/json", body)),
-        "the response is not the JSON expected",
+        not_expected,
     );
 }
 
@@ -77,7 +90,7 @@ fn an_html_page_with_200_deletes_nothing() {
     let page = b"<!DOCTYPE html><html><body>Sign in</body></html>".to_vec();
     listing_fault(
         Fault::Reply(Reply::raw(200, "text/html; charset=utf-8", page)),
-        "HTML",
+        |_| "HTML",
     );
 }
 
@@ -123,7 +136,7 @@ fn a_429_storm_on_deletions_fails_each_one_and_deletes_nothing_else() {
         let busy = Reply::json(429, &serde_json::json!({"error": {"message": "slow down"}}))
             .with_header("Retry-After", "0");
         t.server()
-            .fault("DELETE", t.delete_path(), None, Fault::Reply(busy));
+            .fault(t.delete_method(), t.delete_path(), None, Fault::Reply(busy));
         let out = t.run(&["run"]);
         assert_eq!(out.code, 4, "{kind:?}: {}{}", out.stdout, out.stderr);
         for id in &planned.delete {
@@ -166,7 +179,7 @@ fn a_5xx_during_deletions_fails_that_backup_only() {
             &serde_json::json!({"error": {"message": "storage backend unavailable"}}),
         );
         t.server().fault(
-            "DELETE",
+            t.delete_method(),
             &t.delete_path_of(&victim),
             None,
             Fault::Reply(error),
@@ -208,7 +221,7 @@ fn a_transient_5xx_reset_or_timeout_during_deletions_is_retried() {
             t.configure(KEEP, ", timeout: 400ms");
             let planned = t.plan();
             t.server()
-                .fault("DELETE", t.delete_path(), Some(1), fault.clone());
+                .fault(t.delete_method(), t.delete_path(), Some(1), fault.clone());
             let out = t.run(&["run"]);
             assert_eq!(
                 out.code, 0,
@@ -229,8 +242,12 @@ fn a_delete_that_succeeded_but_whose_answer_was_lost_counts_as_done() {
         let t = target(kind);
         let planned = t.plan();
         let lost = Reply::raw(502, "text/html", b"<html>Bad Gateway</html>".to_vec());
-        t.server()
-            .fault("DELETE", t.delete_path(), Some(1), Fault::Swallow(lost));
+        t.server().fault(
+            t.delete_method(),
+            t.delete_path(),
+            Some(1),
+            Fault::Swallow(lost),
+        );
         let out = t.run(&["run"]);
         assert_eq!(out.code, 0, "{kind:?}: {}{}", out.stdout, out.stderr);
         assert_eq!(t.held(), planned.survivors(), "{kind:?}");
@@ -270,7 +287,7 @@ fn a_listing_that_fell_sharply_since_the_last_run_blocks_until_accepted() {
             "{}",
             out.stdout
         );
-        assert!(t.server().lines("DELETE").is_empty());
+        assert!(t.server().lines(t.delete_method()).is_empty());
         assert_eq!(t.history()[0]["outcome"], "blocked");
         // Still blocked on the next run: a blocked listing never becomes the baseline.
         assert_eq!(t.run(&["run"]).code, 5);
@@ -378,6 +395,7 @@ fn a_listing_that_is_not_utf8_deletes_nothing() {
             Kind::Csbs => br#"{"checkpoint_items": [{"id": "ab"#.to_vec(),
             Kind::Cbr => br#"{"count": 1, "backups": [{"id": "ab"#.to_vec(),
             Kind::Taurusdb => br#"{"total_count": 1, "backups": [{"id": "ab"#.to_vec(),
+            Kind::S3 => b"<ListBucketResult><Contents><Key>db/ab".to_vec(),
         };
         body.extend_from_slice(&[0xff, 0xfe, b'"', b'}', b']', b'}']);
         t.server().fault(
@@ -387,7 +405,7 @@ fn a_listing_that_is_not_utf8_deletes_nothing() {
             Fault::Reply(Reply::raw(200, "application/json", body)),
         );
         let out = t.run(&["run"]);
-        assert_listing_failed(&t, &out, "the response is not the JSON expected");
+        assert_listing_failed(&t, &out, not_expected(kind));
         t.check_invariants(&planned);
     }
 }

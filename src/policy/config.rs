@@ -84,6 +84,36 @@ pub enum AccountSettings {
         delete_timeout: Duration,
         poll_interval: Duration,
     },
+    S3 {
+        /// `None`: AWS, `https://s3.{region}.amazonaws.com`.
+        endpoint: Option<String>,
+        region: String,
+        bucket: String,
+        /// `https://endpoint/bucket/…` instead of `https://bucket.endpoint/…` (MinIO, Ceph).
+        path_style: bool,
+        credentials: S3Credentials,
+        versions: S3Versions,
+    },
+}
+
+/// An S3 account's keys; when the config names none, `${env:AWS_ACCESS_KEY_ID}`,
+/// `${env:AWS_SECRET_ACCESS_KEY}` and (if set) `${env:AWS_SESSION_TOKEN}`.
+#[derive(Clone, Debug)]
+pub struct S3Credentials {
+    pub access_key_id: SecretRef,
+    pub secret_access_key: SecretRef,
+    pub session_token: Option<SecretRef>,
+}
+
+/// What deleting a backup means in a versioned bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum S3Versions {
+    /// Delete the key: a versioned bucket adds a delete marker and keeps the older versions
+    /// (S3's own rule; lifecycle rules reclaim them).
+    #[default]
+    Marker,
+    /// Delete every version of the key by its version id.
+    Delete,
 }
 
 impl AccountSettings {
@@ -111,6 +141,14 @@ impl AccountSettings {
                 HuaweiAuth::Token(r) => vec![r],
                 HuaweiAuth::Password { password, .. } => vec![password],
             },
+            AccountSettings::S3 { credentials, .. } => [
+                Some(&credentials.access_key_id),
+                Some(&credentials.secret_access_key),
+                credentials.session_token.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }
     }
 }
@@ -369,6 +407,18 @@ fn account_keys(kind: ProviderKind) -> &'static [&'static str] {
             "delete_timeout",
             "poll_interval",
         ],
+        ProviderKind::S3 => &[
+            "provider",
+            "endpoint",
+            "region",
+            "bucket",
+            "path_style",
+            "access_key_id",
+            "secret_access_key",
+            "session_token",
+            "versions",
+            "http",
+        ],
     }
 }
 
@@ -502,6 +552,7 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
                 auth: auth?,
             }
         }
+        ProviderKind::S3 => parse_s3(&path, &fields, d, required, secret, url)?,
     };
     let http = fields
         .get("http")
@@ -513,6 +564,89 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
         http,
         pos: node.pos,
     })
+}
+
+/// An `s3` account's settings (the caller reads `http`).
+fn parse_s3(
+    path: &str,
+    fields: &read::Fields,
+    d: &mut Diagnostics,
+    required: impl Fn(&str, &mut Diagnostics) -> Option<String>,
+    secret: impl Fn(&str, &mut Diagnostics) -> Option<SecretRef>,
+    url: impl Fn(&str, &mut Diagnostics) -> Option<String>,
+) -> Option<AccountSettings> {
+    let region = required("region", d);
+    let bucket = required("bucket", d);
+    if let (Some(name), Some(node)) = (&bucket, fields.get("bucket"))
+        && !valid_bucket(name)
+    {
+        d.error(node.pos, format!("`{path}.bucket: {name}` is not an S3 bucket name: 3 to 63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit"));
+    }
+    let endpoint = url("endpoint", d);
+    let path_style = fields
+        .get("path_style")
+        .and_then(|n| read::boolean(n, &format!("{path}.path_style"), d))
+        .unwrap_or(false);
+    let versions = match fields.get("versions") {
+        None => S3Versions::Marker,
+        Some(node) => match read::string(node, &format!("{path}.versions"), d) {
+            Some("marker") => S3Versions::Marker,
+            Some("delete") => S3Versions::Delete,
+            Some(other) => {
+                d.error(node.pos, format!("unknown `{path}.versions: {other}`; write `marker` (the default: in a versioned bucket a deletion adds a delete marker and the older versions stay) or `delete` (every version of a deleted backup is deleted by its version id)"));
+                S3Versions::Marker
+            }
+            None => S3Versions::Marker,
+        },
+    };
+    let credentials = match (
+        fields.get("access_key_id").is_some(),
+        fields.get("secret_access_key").is_some(),
+    ) {
+        (true, true) => S3Credentials {
+            access_key_id: secret("access_key_id", d)?,
+            secret_access_key: secret("secret_access_key", d)?,
+            session_token: match fields.get("session_token") {
+                Some(_) => Some(secret("session_token", d)?),
+                None => None,
+            },
+        },
+        (false, false) => {
+            if let Some(node) = fields.get("session_token") {
+                d.error(node.pos, format!("`{path}.session_token` goes with `access_key_id` and `secret_access_key`; write all three, or none to use AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from the environment"));
+            }
+            S3Credentials {
+                access_key_id: SecretRef::Env("AWS_ACCESS_KEY_ID".into()),
+                secret_access_key: SecretRef::Env("AWS_SECRET_ACCESS_KEY".into()),
+                session_token: std::env::var_os("AWS_SESSION_TOKEN")
+                    .map(|_| SecretRef::Env("AWS_SESSION_TOKEN".into())),
+            }
+        }
+        _ => {
+            d.error(fields.pos, format!("`{path}` needs both `access_key_id` and `secret_access_key` (or neither, to use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment)"));
+            return None;
+        }
+    };
+    Some(AccountSettings::S3 {
+        endpoint,
+        region: region?,
+        bucket: bucket?,
+        path_style,
+        credentials,
+        versions,
+    })
+}
+
+/// S3's bucket naming rules (the DNS-compatible ones every implementation accepts).
+fn valid_bucket(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-'))
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
 }
 
 pub const HTTP_KEYS: &[&str] = &[

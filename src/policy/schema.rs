@@ -60,19 +60,19 @@ fn select() -> Value {
         let value = match key {
             "name" => string("Regex on the backup name (all providers)."),
             "pattern" => string(
-                "local: regex on file names with a named group `ts` (timestamp) and optional `group`.",
+                "local, s3: regex on file names (s3: on the key below `prefix`) with a named group `ts` (timestamp) and optional `group`.",
             ),
             "timestamp_format" => string(
-                "local: strftime format of the `ts` group, e.g. `%Y%m%dT%H%M%S`; zone-less times are read in `timestamp_zone`.",
+                "local, s3: strftime format of the `ts` group, e.g. `%Y%m%dT%H%M%S`; zone-less times are read in `timestamp_zone`.",
             ),
             "timestamp_zone" => string(
-                "local: the zone of `ts` times written without an offset: `UTC` (default), `policy` (the policy's zone) or an IANA name.",
+                "local, s3: the zone of `ts` times written without an offset: `UTC` (default), `policy` (the policy's zone) or an IANA name.",
             ),
-            "glob" => {
-                string("local: shell glob on file names; timestamps from the modification time.")
-            }
+            "glob" => string(
+                "local, s3: shell glob on file names (s3: on the key below `prefix`; `*` stops at `/`); timestamps from the modification time (s3: LastModified).",
+            ),
             "mtime" => {
-                json!({"type": "boolean", "description": "local: take timestamps from the modification time."})
+                json!({"type": "boolean", "description": "local, s3: take timestamps from the modification time (s3: LastModified)."})
             }
             "dump" => {
                 json!({"type": "boolean", "description": "onlyoffice-docspace: list dump backups."})
@@ -90,7 +90,7 @@ fn select() -> Value {
                 "cloudinary: the assets' delivery type, e.g. `upload`, `private`; needed by `prefix`.",
             ),
             "prefix" => string(
-                "cloudinary: public-id prefix of the assets, e.g. `products/`; needs `type`.",
+                "cloudinary: public-id prefix of the assets, e.g. `products/`; needs `type`. s3: the key prefix listed, e.g. `db/`.",
             ),
             "storage_type" => {
                 json!({"enum": DOCSPACE_STORAGE_TYPES, "description": "onlyoffice-docspace: only backups kept in this storage."})

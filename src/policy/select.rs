@@ -16,16 +16,18 @@ pub enum ProviderKind {
     Csbs,
     Cbr,
     Taurusdb,
+    S3,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 6] = [
+    pub const ALL: [ProviderKind; 7] = [
         ProviderKind::Local,
         ProviderKind::Cloudinary,
         ProviderKind::Docspace,
         ProviderKind::Csbs,
         ProviderKind::Cbr,
         ProviderKind::Taurusdb,
+        ProviderKind::S3,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl ProviderKind {
             ProviderKind::Csbs => "huaweicloud-csbs",
             ProviderKind::Cbr => "huaweicloud-cbr",
             ProviderKind::Taurusdb => "huaweicloud-taurusdb",
+            ProviderKind::S3 => "s3",
         }
     }
 
@@ -64,6 +67,14 @@ impl ProviderKind {
                 "automatic",
             ],
             ProviderKind::Taurusdb => &["instance_ids", "backup_type"],
+            ProviderKind::S3 => &[
+                "prefix",
+                "pattern",
+                "timestamp_format",
+                "timestamp_zone",
+                "glob",
+                "mtime",
+            ],
         }
     }
 }
@@ -93,6 +104,26 @@ pub struct LocalSelect {
     pub timestamp_zone: TimestampZone,
     pub glob: Option<glob::Pattern>,
     pub mtime: bool,
+}
+
+impl LocalSelect {
+    /// Whether `name` (a file name, or an S3 key below the prefix) passes `pattern` or `glob`.
+    /// A glob's `*` and `?` do not cross `/`.
+    pub fn matches(&self, name: &str) -> bool {
+        self.pattern.as_ref().is_none_or(|re| re.is_match(name))
+            && self.glob.as_ref().is_none_or(|g| glob_matches(g, name))
+    }
+}
+
+/// A glob match in which `*`, `?` and `[…]` never match `/` (`**/` crosses folders).
+pub fn glob_matches(glob: &glob::Pattern, name: &str) -> bool {
+    glob.matches_with(
+        name,
+        glob::MatchOptions {
+            require_literal_separator: true,
+            ..glob::MatchOptions::new()
+        },
+    )
 }
 
 /// `select.timestamp_zone`: the zone of file-name times written without an offset.
@@ -140,16 +171,18 @@ impl Select {
             .chain(&self.instance_ids)
     }
 
-    /// Whether a backup name passes the name filters: `name`, and the local provider's
-    /// `pattern` or `glob` (which also narrow a saved listing).
+    /// Whether a backup name passes the name filters: `name` on the whole name, and the local
+    /// and S3 providers' `pattern` or `glob` (which also narrow a saved listing) on the name
+    /// below `prefix` (an S3 key below the prefix; a local file name as it is).
     pub fn matches_name(&self, name: &str) -> bool {
-        self.name.as_ref().is_none_or(|re| re.is_match(name))
-            && self
-                .local
-                .pattern
-                .as_ref()
-                .is_none_or(|re| re.is_match(name))
-            && self.local.glob.as_ref().is_none_or(|g| g.matches(name))
+        let below = match &self.prefix {
+            Some(prefix) => match name.strip_prefix(prefix.as_str()) {
+                Some(rest) => rest,
+                None => return false,
+            },
+            None => name,
+        };
+        self.name.as_ref().is_none_or(|re| re.is_match(name)) && self.local.matches(below)
     }
 
     /// Whether this selection takes a listed backup (its name, group and tags), as far as the
@@ -252,12 +285,32 @@ impl Select {
             ProviderKind::Cbr => self.check_cbr(d),
             _ => {}
         }
-        if kind == ProviderKind::Local && self.local.pattern.is_none() && self.local.glob.is_none()
-        {
+        if self.local.pattern.is_none() && self.local.glob.is_none() {
+            let what = match kind {
+                ProviderKind::Local => "a local folder",
+                ProviderKind::S3 => "an S3 bucket",
+                _ => return,
+            };
+            let items = match kind {
+                ProviderKind::S3 => "backup objects",
+                _ => "backup files",
+            };
             d.error(
                 account_pos,
                 format!(
-                    "account `{account}` is a local folder: `select` needs `pattern` (a regex with a named group `ts`) or `glob`, so that only backup files are ever deleted"
+                    "account `{account}` is {what}: `select` needs `pattern` (a regex with a named group `ts`) or `glob`, so that only {items} are ever deleted"
+                ),
+            );
+        }
+        if kind == ProviderKind::S3
+            && let (Some(prefix), Some(pos)) = (&self.prefix, self.key_pos("prefix"))
+            && prefix.starts_with('/')
+        {
+            d.error(
+                pos,
+                format!(
+                    "`select.prefix: {prefix}`: S3 keys do not start with `/`; write `{}`",
+                    prefix.trim_start_matches('/')
                 ),
             );
         }

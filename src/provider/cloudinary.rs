@@ -33,30 +33,13 @@ const PAGE: &str = "500";
 pub fn authorization(key: &SecretRef, secret: &SecretRef) -> Result<Credentials, String> {
     let (key_value, secret_value) = (key.resolve()?, secret.resolve()?);
     let pair = format!("{}:{}", key_value.expose(), secret_value.expose());
-    let authorization = HeaderValue::from_str(&format!("Basic {}", base64(pair.as_bytes())))
-        .map_err(|_| format!("secrets {key} and {secret} do not make a valid HTTP header"))?;
+    let authorization =
+        HeaderValue::from_str(&format!("Basic {}", crate::hash::base64(pair.as_bytes())))
+            .map_err(|_| format!("secrets {key} and {secret} do not make a valid HTTP header"))?;
     Ok(Credentials {
         authorization,
         secrets: vec![key_value, secret_value],
     })
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 pub struct CloudinaryProvider {
@@ -431,19 +414,5 @@ impl Provider for CloudinaryProvider {
 
     fn delete_concurrency(&self) -> usize {
         self.http.settings().concurrency
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_as_rfc_4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"key:secret"), "a2V5OnNlY3JldA==");
     }
 }

@@ -3,6 +3,7 @@
 //! renewed before it expires and renewed once more on a 401; and the endpoints each service
 //! has per region.
 
+use crate::hash::sha256_hex;
 use crate::http::{self, Http, Request, Signer};
 use crate::policy::Secret;
 use crate::policy::config::HuaweiAuth;
@@ -10,7 +11,7 @@ use crate::provider::{BoxFuture, ErrorKind, ProviderError};
 use jiff::Timestamp;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
-use ring::{digest, hmac};
+use ring::hmac;
 use std::time::Duration;
 
 /// What to check when Huawei Cloud answers 401, per auth form.
@@ -38,7 +39,8 @@ pub fn encode(text: &str) -> String {
     out
 }
 
-fn decode(segment: &str) -> String {
+/// Percent-decoding (no `+` rule: signed paths and queries encode spaces as `%20`).
+pub fn decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -59,12 +61,8 @@ fn decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, bytes).as_ref())
 }
 
 /// The canonical request of PROVIDERS.md §3.2: method, the path with every segment encoded and
@@ -121,7 +119,7 @@ pub fn authorization(
 }
 
 /// `host[:port]` as the client sends it (default ports left out).
-fn host(url: &Url) -> String {
+pub fn host(url: &Url) -> String {
     let name = url.host_str().unwrap_or_default();
     match url.port() {
         Some(port) => format!("{name}:{port}"),
@@ -129,7 +127,7 @@ fn host(url: &Url) -> String {
     }
 }
 
-fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+pub fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
     HeaderValue::from_str(value)
         .map(|v| (HeaderName::from_static(name), v))
         .map_err(|_| format!("the value of {name} is not a valid header value"))

@@ -17,8 +17,55 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
-const FAILED_MARKER: &str = ".failed";
-const PARTIAL_MARKER: &str = ".partial";
+pub const FAILED_MARKER: &str = ".failed";
+pub const PARTIAL_MARKER: &str = ".partial";
+
+/// What a selected name tells (a file name, or an S3 key below the prefix).
+pub struct NameParts<'n> {
+    /// The time in the name (`pattern`'s `ts`); `None`: the modification time decides.
+    pub created_at: Option<Timestamp>,
+    /// `pattern`'s `group`, if it has one.
+    pub group: Option<&'n str>,
+}
+
+/// Reads a name under the local and S3 providers' `pattern` or `glob` (`zone`: for times
+/// without an offset); `None` when the selection does not take it. An error names the name.
+pub fn name_parts<'n>(
+    select: &LocalSelect,
+    zone: &TimeZone,
+    name: &'n str,
+) -> Result<Option<NameParts<'n>>, String> {
+    if let Some(glob) = &select.glob {
+        let taken = crate::policy::select::glob_matches(glob, name);
+        return Ok(taken.then_some(NameParts {
+            created_at: None,
+            group: None,
+        }));
+    }
+    let Some(captures) = select.pattern.as_ref().and_then(|p| p.captures(name)) else {
+        return Ok(None);
+    };
+    let created_at = match (select.mtime, captures.name("ts")) {
+        (false, Some(ts)) => Some(
+            timestamp::parse(ts.as_str(), select.timestamp_format.as_deref(), zone)
+                .map_err(|e| format!("{name}: {e}"))?,
+        ),
+        _ => None,
+    };
+    Ok(Some(NameParts {
+        created_at,
+        group: captures.name("group").map(|g| g.as_str()),
+    }))
+}
+
+/// The zone in which `select.timestamp_zone` reads times without an offset.
+pub fn name_zone(select: &LocalSelect, policy_zone: &TimeZone) -> TimeZone {
+    match &select.timestamp_zone {
+        TimestampZone::Utc => TimeZone::UTC,
+        TimestampZone::Policy => policy_zone.clone(),
+        TimestampZone::Named(tz) => tz.clone(),
+    }
+}
 
 pub struct LocalProvider {
     account: String,
@@ -41,11 +88,7 @@ impl LocalProvider {
         let root = std::fs::canonicalize(root)
             .or_else(|_| std::path::absolute(root))
             .unwrap_or_else(|_| root.to_path_buf());
-        let zone = match &select.timestamp_zone {
-            TimestampZone::Utc => TimeZone::UTC,
-            TimestampZone::Policy => policy_zone.clone(),
-            TimestampZone::Named(tz) => tz.clone(),
-        };
+        let zone = name_zone(&select, policy_zone);
         LocalProvider {
             account: account.to_string(),
             root,
@@ -68,31 +111,16 @@ impl LocalProvider {
         name: &str,
         path: &Path,
     ) -> Result<Option<(Timestamp, String)>, ProviderError> {
-        let folder = self.root.display().to_string();
-        if let Some(glob) = &self.select.glob {
-            return match glob.matches(name) {
-                true => Ok(Some((self.mtime(path)?, folder))),
-                false => Ok(None),
-            };
-        }
-        let Some(pattern) = &self.select.pattern else {
+        let parts = name_parts(&self.select, &self.zone, name)
+            .map_err(|e| self.error(&self.list_call(), e))?;
+        let Some(NameParts { created_at, group }) = parts else {
             return Ok(None);
         };
-        let Some(captures) = pattern.captures(name) else {
-            return Ok(None);
+        let created_at = match created_at {
+            Some(ts) => ts,
+            None => self.mtime(path)?,
         };
-        let group = captures
-            .name("group")
-            .map_or(folder, |g| g.as_str().to_string());
-        let created_at = match (self.select.mtime, captures.name("ts")) {
-            (false, Some(ts)) => timestamp::parse(
-                ts.as_str(),
-                self.select.timestamp_format.as_deref(),
-                &self.zone,
-            )
-            .map_err(|e| self.error(&self.list_call(), format!("{name}: {e}")))?,
-            _ => self.mtime(path)?,
-        };
+        let group = group.map_or_else(|| self.root.display().to_string(), str::to_string);
         Ok(Some((created_at, group)))
     }
 

@@ -9,6 +9,7 @@ pub mod docspace;
 pub mod huawei;
 pub mod local;
 pub mod memory;
+pub mod s3;
 pub mod taurusdb;
 
 pub use crate::http::{BoxFuture, ErrorKind};
@@ -264,7 +265,52 @@ impl Registry {
                     ))
                 }
             }
+            AccountSettings::S3 {
+                endpoint,
+                region,
+                bucket,
+                path_style,
+                versions,
+                ..
+            } => Arc::new(s3::S3Provider::new(
+                self.s3_http(account)?,
+                (
+                    s3::bucket_url(endpoint.as_deref(), region, bucket, *path_style),
+                    bucket,
+                ),
+                &policy.select,
+                zone,
+                *versions,
+            )),
         })
+    }
+
+    /// An S3 account's client: every request signed with its access key (SigV4).
+    fn s3_http(&mut self, account: &Account) -> Result<Arc<Http>, ProviderError> {
+        if let Some(http) = self.http.get(&account.name) {
+            return Ok(http.clone());
+        }
+        let AccountSettings::S3 {
+            region,
+            credentials,
+            ..
+        } = &account.settings
+        else {
+            unreachable!("an S3 account");
+        };
+        let (signer, secrets) = s3::sign::S3Signer::new(&account.name, credentials, region)?;
+        let http = Http::new(
+            &account.name,
+            http_settings(account.http.as_ref()),
+            None,
+            s3::HINT,
+        )
+        .map_err(ProviderError::from)?
+        .with_signer(Arc::new(signer), secrets)
+        .observed(self.observer.clone(), account.kind.name());
+        let http = Arc::new(http);
+        self.http.insert(account.name.clone(), http.clone());
+        Ok(http)
     }
 
     /// A Huawei Cloud account's client: requests signed with AK/SK, or carrying a token

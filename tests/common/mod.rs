@@ -6,6 +6,7 @@ pub mod cloudinary;
 pub mod docspace;
 pub mod fake;
 pub mod huawei;
+pub mod s3;
 pub mod target;
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! journal as `history --format json` shows it.
 
 use super::fake::Server;
-use super::{Output, cloudinary, docspace, huawei, json, write};
+use super::{Output, cloudinary, docspace, huawei, json, s3, write};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,14 +15,16 @@ pub enum Kind {
     Csbs,
     Cbr,
     Taurusdb,
+    S3,
 }
 
-pub const KINDS: [Kind; 5] = [
+pub const KINDS: [Kind; 6] = [
     Kind::Docspace,
     Kind::Cloudinary,
     Kind::Csbs,
     Kind::Cbr,
     Kind::Taurusdb,
+    Kind::S3,
 ];
 
 pub enum Fake {
@@ -30,6 +32,8 @@ pub enum Fake {
     Cloudinary(cloudinary::Fake),
     /// IAM, CSBS and TaurusDB on one server (or IAM and CBR).
     Huawei(huawei::Fake),
+    /// moto's S3 server behind a forwarding proxy.
+    S3(s3::Fake),
 }
 
 pub struct Target {
@@ -66,7 +70,8 @@ pub const POLICY: &str = "p";
 impl Target {
     /// The standard data: DocSpace 20 daily backups; Cloudinary 3 assets of 8 daily versions
     /// (the newest live), served two assets a page; CSBS two servers of 10 and 8 daily
-    /// backups; TaurusDB two instances of 10 and 7 manual backups and an automated one.
+    /// backups; TaurusDB two instances of 10 and 7 manual backups and an automated one; S3
+    /// two databases of 10 and 8 daily dumps under `db/`, and a key the pattern leaves out.
     /// `keep` is the policy's keep rule.
     pub fn new(kind: Kind, keep: &str) -> Target {
         let fake = match kind {
@@ -95,6 +100,12 @@ impl Target {
                 auto.kind = "auto".into();
                 backups.push(auto);
                 Fake::Huawei(huawei::Fake::start(Vec::new(), backups))
+            }
+            Kind::S3 => {
+                let mut objects = s3::daily_in("db/alpha/", 10);
+                objects.extend(s3::daily_in("db/beta/", 8));
+                objects.push(s3::Object::new("db/README.txt"));
+                Fake::S3(s3::Fake::start(&objects, false, false))
             }
         };
         Target::with(kind, fake, keep, "")
@@ -133,6 +144,16 @@ impl Target {
                 huawei::USER,
                 huawei::DOMAIN
             ),
+            Kind::S3 => {
+                let Fake::S3(f) = &self.fake else {
+                    unreachable!()
+                };
+                format!(
+                    "  portal:\n    provider: s3\n    endpoint: {base}\n    region: eu-west-1\n    bucket: {}\n    path_style: true\n{}",
+                    s3::BUCKET,
+                    f.credentials(self.dir.path())
+                )
+            }
         };
         write(
             self.dir.path(),
@@ -145,6 +166,9 @@ impl Target {
             Kind::Docspace | Kind::Csbs | Kind::Cbr => "",
             Kind::Cloudinary => "select: {resource_type: image, type: upload}\n",
             Kind::Taurusdb => "select: {backup_type: manual}\n",
+            Kind::S3 => {
+                "select: {prefix: db/, pattern: '^(?P<group>[a-z]+)/(?P<ts>\\d{8}T\\d{6}Z)\\.sql\\.gz$'}\n"
+            }
         };
         write(
             self.dir.path(),
@@ -158,6 +182,15 @@ impl Target {
             Fake::Docspace(f) => &f.server,
             Fake::Cloudinary(f) => &f.server,
             Fake::Huawei(f) => &f.server,
+            Fake::S3(f) => &f.server,
+        }
+    }
+
+    /// The method of a delete call: DELETE, or POST for S3's DeleteObjects.
+    pub fn delete_method(&self) -> &'static str {
+        match self.kind {
+            Kind::S3 => "POST",
+            _ => "DELETE",
         }
     }
 
@@ -175,6 +208,7 @@ impl Target {
             Kind::Cloudinary => "/resources/image",
             Kind::Csbs => "/checkpoint_items",
             Kind::Cbr | Kind::Taurusdb => "/backups",
+            Kind::S3 => "/backups",
         }
     }
 
@@ -185,7 +219,7 @@ impl Target {
             Kind::Cloudinary => "/resources/backup/",
             Kind::Csbs => "/checkpoints/",
             Kind::Cbr => "/backups/",
-            Kind::Taurusdb => "/backups",
+            Kind::Taurusdb | Kind::S3 => "/backups",
         }
     }
 
@@ -210,7 +244,7 @@ impl Target {
             }
             Fake::Huawei(_) if self.kind == Kind::Cbr => format!("/backups/{id}"),
             // One batch call deletes them all.
-            Fake::Huawei(_) => "/backups".to_string(),
+            Fake::Huawei(_) | Fake::S3(_) => "/backups".to_string(),
         }
     }
 
@@ -222,6 +256,7 @@ impl Target {
             Fake::Huawei(f) if self.kind == Kind::Csbs => f.item_ids().into_iter().collect(),
             Fake::Huawei(f) if self.kind == Kind::Cbr => f.cbr_ids().into_iter().collect(),
             Fake::Huawei(f) => f.backup_ids().into_iter().collect(),
+            Fake::S3(f) => f.keys().into_iter().collect(),
         }
     }
 
@@ -229,7 +264,7 @@ impl Target {
     pub fn delete_requests(&self) -> BTreeMap<String, usize> {
         let mut sent = BTreeMap::new();
         for request in self.server().requests() {
-            if request.method != "DELETE" {
+            if request.method != self.delete_method() {
                 continue;
             }
             let ids: Vec<String> = match self.kind {
@@ -256,6 +291,7 @@ impl Target {
                     let id = request.path.rsplit_once("/backups/").unwrap().1;
                     vec![super::fake::decode(id)]
                 }
+                Kind::S3 => s3::delete_request_keys(&request.body),
             };
             for id in ids {
                 *sent.entry(id).or_insert(0) += 1;
@@ -284,6 +320,16 @@ impl Target {
                 state.backups.truncate(4);
                 state.cbr.retain(|b| b.resource_id == "srv-a");
                 state.cbr.truncate(4);
+            }
+            Fake::S3(f) => {
+                let keys = f.keys();
+                let gone: Vec<String> = keys
+                    .iter()
+                    .filter(|k| k.starts_with("db/beta/"))
+                    .chain(keys.iter().filter(|k| k.starts_with("db/alpha/")).skip(4))
+                    .cloned()
+                    .collect();
+                f.moto.delete(s3::BUCKET, &gone);
             }
         }
     }

@@ -1,0 +1,697 @@
+//! S3-compatible object storage (`s3`): AWS S3, MinIO, Ceph RGW, Huawei OBS. Backups are the
+//! objects under the policy's `select.prefix` whose key below the prefix matches its
+//! `pattern` (time from the `ts` group, or `LastModified` with `mtime: true`) or `glob` (time
+//! from `LastModified`); `<key>.failed` and `<key>.partial` objects mark a backup failed or in
+//! progress, like the local provider's files.
+//!
+//! Listing: ListObjectsV2 (`versions: delete`: ListObjectVersions), a thousand keys a page,
+//! page after page by continuation token; the listing is complete or it is an error. Deletion:
+//! DeleteObjects, at most a thousand objects a call, each key's answer read on its own.
+//! Requests are signed with AWS Signature Version 4 (`sign`).
+
+pub mod sign;
+
+use super::local::{FAILED_MARKER, NameParts, PARTIAL_MARKER, name_parts, name_zone};
+use super::{
+    BoxFuture, DeleteOutcome, ErrorKind, HttpFailure, Provider, ProviderError, failed_delete,
+};
+use crate::http::{Http, Request, Response};
+use crate::model::{Backup, Status};
+use crate::policy::config::S3Versions;
+use crate::policy::select::LocalSelect;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+pub const HINT: &str =
+    "access_key_id and secret_access_key (and session_token for temporary credentials)";
+
+/// Keys a listing page asks for, and objects a DeleteObjects call carries: S3's maximum.
+pub const PAGE: usize = 1000;
+
+/// Error codes that mean the keys themselves were refused (S3 answers 403 for them).
+const CREDENTIAL_CODES: [&str; 5] = [
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "InvalidToken",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+];
+
+/// The bucket's URL without a trailing slash: `https://{bucket}.{host}` (virtual-hosted), or
+/// `{endpoint}/{bucket}` (path-style). `endpoint` `None` is AWS's regional endpoint.
+pub fn bucket_url(endpoint: Option<&str>, region: &str, bucket: &str, path_style: bool) -> String {
+    let endpoint = endpoint
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    if path_style {
+        return format!("{endpoint}/{bucket}");
+    }
+    match endpoint.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{bucket}.{rest}"),
+        None => format!("https://{bucket}.{endpoint}"),
+    }
+}
+
+/// One object (or, with versions, one key) under the prefix.
+struct Object {
+    key: String,
+    last_modified: Timestamp,
+    size: u64,
+    storage_class: Option<String>,
+    /// Every version id of the key, newest first (`versions: delete` only).
+    versions: Vec<String>,
+}
+
+pub struct S3Provider {
+    http: Arc<Http>,
+    bucket_url: String,
+    bucket: String,
+    prefix: String,
+    select: LocalSelect,
+    /// The zone of key times without an offset.
+    zone: TimeZone,
+    versions: S3Versions,
+    /// The version ids of each key as the last listing saw them (`versions: delete`).
+    listed_versions: Mutex<HashMap<String, Vec<String>>>,
+    /// Objects under the prefix that the last listing did not select.
+    unmatched: Mutex<Option<usize>>,
+}
+
+impl S3Provider {
+    pub fn new(
+        http: Arc<Http>,
+        (bucket_url, bucket): (String, &str),
+        select: &crate::policy::Select,
+        policy_zone: &TimeZone,
+        versions: S3Versions,
+    ) -> S3Provider {
+        S3Provider {
+            http,
+            bucket_url,
+            bucket: bucket.to_string(),
+            prefix: select.prefix.clone().unwrap_or_default(),
+            zone: name_zone(&select.local, policy_zone),
+            select: select.local.clone(),
+            versions,
+            listed_versions: Mutex::new(HashMap::new()),
+            unmatched: Mutex::new(None),
+        }
+    }
+
+    fn list_call(&self) -> String {
+        let what = match self.versions {
+            S3Versions::Marker => "ListObjectsV2",
+            S3Versions::Delete => "ListObjectVersions",
+        };
+        format!("{what} s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    fn bad(&self, call: &str, message: impl Into<String>) -> ProviderError {
+        self.http.fail(call, ErrorKind::BadResponse, message)
+    }
+
+    /// An HTTP failure, with S3's refusal of the keys themselves (a 403) named as such.
+    fn failure(&self, error: crate::http::Error) -> ProviderError {
+        let mut error = ProviderError::from(error);
+        if error
+            .code
+            .as_deref()
+            .is_some_and(|c| CREDENTIAL_CODES.contains(&c))
+        {
+            error.kind = ErrorKind::Auth;
+            let detail = error
+                .message
+                .strip_prefix("permission denied ")
+                .unwrap_or(&error.message)
+                .to_string();
+            error.message =
+                format!("the credentials were rejected {detail}; check the account's {HINT}");
+        }
+        error
+    }
+
+    async fn get(&self, call: &str, query: &str) -> Result<Response, ProviderError> {
+        let url = reqwest::Url::parse(&format!("{}/?{query}", self.bucket_url)).map_err(|e| {
+            self.http
+                .fail(call, ErrorKind::Other, format!("bad URL: {e}"))
+        })?;
+        self.http
+            .send(call, || Request::get(url.clone()))
+            .await
+            .map_err(|e| self.failure(e))
+    }
+
+    /// Every object under the prefix, page after page.
+    async fn objects(&self) -> Result<Vec<Object>, ProviderError> {
+        match self.versions {
+            S3Versions::Marker => self.current_objects().await,
+            S3Versions::Delete => self.versioned_objects().await,
+        }
+    }
+
+    async fn current_objects(&self) -> Result<Vec<Object>, ProviderError> {
+        let call = self.list_call();
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        let mut seen_tokens = HashSet::new();
+        for page in 1.. {
+            let mut query = format!(
+                "list-type=2&max-keys={PAGE}&prefix={}",
+                query_value(&self.prefix)
+            );
+            if let Some(token) = &token {
+                query.push_str(&format!("&continuation-token={}", query_value(token)));
+            }
+            let page_call = format!("{call} (page {page})");
+            let response = self.get(&page_call, &query).await?;
+            let text = self.xml_text(&page_call, &response)?;
+            let doc = roxmltree::Document::parse(text).map_err(|e| {
+                self.bad(
+                    &page_call,
+                    format!("the response is not the XML expected (truncated or malformed): {e}"),
+                )
+            })?;
+            let root = doc.root_element();
+            if root.tag_name().name() != "ListBucketResult" {
+                return Err(self.bad(
+                    &page_call,
+                    format!(
+                        "expected a ListBucketResult, got <{}>",
+                        root.tag_name().name()
+                    ),
+                ));
+            }
+            let mut count = 0usize;
+            for contents in children(root, "Contents") {
+                count += 1;
+                let key = required(contents, "Key").map_err(|e| self.bad(&page_call, e))?;
+                let modified =
+                    required(contents, "LastModified").map_err(|e| self.bad(&page_call, e))?;
+                objects.push(Object {
+                    last_modified: parse_time(&modified)
+                        .map_err(|e| self.bad(&page_call, format!("{key}: {e}")))?,
+                    size: child(contents, "Size")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0),
+                    storage_class: child(contents, "StorageClass"),
+                    versions: Vec::new(),
+                    key,
+                });
+            }
+            count += children(root, "CommonPrefixes").count();
+            if let Some(declared) = child(root, "KeyCount").and_then(|k| k.parse::<usize>().ok())
+                && declared != count
+            {
+                return Err(self.bad(
+                    &page_call,
+                    format!("the page declares {declared} keys but holds {count}; the listing is not complete (run again)"),
+                ));
+            }
+            if child(root, "IsTruncated").as_deref() != Some("true") {
+                break;
+            }
+            let Some(next) = child(root, "NextContinuationToken").filter(|t| !t.is_empty()) else {
+                return Err(self.bad(
+                    &page_call,
+                    "the page says more keys follow but gives no NextContinuationToken; the listing is not complete",
+                ));
+            };
+            if !seen_tokens.insert(next.clone()) {
+                return Err(self.bad(
+                    &page_call,
+                    "the same continuation token came twice: the listing would never end; it is not complete",
+                ));
+            }
+            token = Some(next);
+        }
+        Ok(objects)
+    }
+
+    /// ListObjectVersions: a key is a backup when its newest entry is a version (not a delete
+    /// marker); its versions and delete markers are all deleted with it.
+    async fn versioned_objects(&self) -> Result<Vec<Object>, ProviderError> {
+        let call = self.list_call();
+        // Per key: whether its newest entry is a version (not a delete marker), and the key
+        // with that version's time, every version's size and every version id.
+        let mut keys: BTreeMap<String, (bool, Object)> = BTreeMap::new();
+        let mut marker: Option<(String, String)> = None;
+        let mut seen = HashSet::new();
+        for page in 1.. {
+            let mut query = format!(
+                "versions=&max-keys={PAGE}&prefix={}",
+                query_value(&self.prefix)
+            );
+            if let Some((key, version)) = &marker {
+                query.push_str(&format!(
+                    "&key-marker={}&version-id-marker={}",
+                    query_value(key),
+                    query_value(version)
+                ));
+            }
+            let page_call = format!("{call} (page {page})");
+            let response = self.get(&page_call, &query).await?;
+            let text = self.xml_text(&page_call, &response)?;
+            let doc = roxmltree::Document::parse(text).map_err(|e| {
+                self.bad(
+                    &page_call,
+                    format!("the response is not the XML expected (truncated or malformed): {e}"),
+                )
+            })?;
+            let root = doc.root_element();
+            if root.tag_name().name() != "ListVersionsResult" {
+                return Err(self.bad(
+                    &page_call,
+                    format!(
+                        "expected a ListVersionsResult, got <{}>",
+                        root.tag_name().name()
+                    ),
+                ));
+            }
+            for entry in root.children().filter(|n| n.is_element()) {
+                let is_version = match entry.tag_name().name() {
+                    "Version" => true,
+                    "DeleteMarker" => false,
+                    _ => continue,
+                };
+                let key = required(entry, "Key").map_err(|e| self.bad(&page_call, e))?;
+                let version = required(entry, "VersionId").map_err(|e| self.bad(&page_call, e))?;
+                if !seen.insert((key.clone(), version.clone())) {
+                    return Err(self.bad(
+                        &page_call,
+                        format!("version {version} of {key} came twice: the list changed while paging; the listing is not complete (run again)"),
+                    ));
+                }
+                let latest = child(entry, "IsLatest").as_deref() == Some("true");
+                let modified =
+                    required(entry, "LastModified").map_err(|e| self.bad(&page_call, e))?;
+                let modified = parse_time(&modified)
+                    .map_err(|e| self.bad(&page_call, format!("{key}: {e}")))?;
+                let size: u64 = child(entry, "Size")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let (current, object) = keys.entry(key.clone()).or_insert_with(|| {
+                    (
+                        false,
+                        Object {
+                            key,
+                            last_modified: Timestamp::UNIX_EPOCH,
+                            size: 0,
+                            storage_class: None,
+                            versions: Vec::new(),
+                        },
+                    )
+                });
+                if latest {
+                    *current = is_version;
+                    object.last_modified = modified;
+                    object.storage_class = child(entry, "StorageClass");
+                }
+                object.size += size;
+                object.versions.push(version);
+            }
+            if child(root, "IsTruncated").as_deref() != Some("true") {
+                break;
+            }
+            let next_key = child(root, "NextKeyMarker").filter(|k| !k.is_empty());
+            let next_version = child(root, "NextVersionIdMarker").unwrap_or_default();
+            let Some(next_key) = next_key else {
+                return Err(self.bad(
+                    &page_call,
+                    "the page says more versions follow but gives no NextKeyMarker; the listing is not complete",
+                ));
+            };
+            let next = (next_key, next_version);
+            if marker.as_ref() == Some(&next) {
+                return Err(self.bad(
+                    &page_call,
+                    "the same key marker came twice: the listing would never end; it is not complete",
+                ));
+            }
+            marker = Some(next);
+        }
+        Ok(keys
+            .into_values()
+            .filter(|(current, _)| *current)
+            .map(|(_, object)| object)
+            .collect())
+    }
+
+    /// The body as UTF-8 XML; an HTML page (a proxy's or a login page) is named as such.
+    fn xml_text<'r>(&self, call: &str, response: &'r Response) -> Result<&'r str, ProviderError> {
+        let text = std::str::from_utf8(&response.body).map_err(|_| {
+            self.bad(
+                call,
+                "the response is not the XML expected: it is not UTF-8 text",
+            )
+        })?;
+        let start = text
+            .trim_start()
+            .get(..15)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if start.starts_with("<!doctype html") || start.starts_with("<html") {
+            return Err(self.bad(
+                call,
+                format!(
+                    "HTTP {} with an HTML page instead of S3's XML (a proxy or login page?): {}",
+                    response.status.as_u16(),
+                    crate::http::provider_message(&response.body)
+                ),
+            ));
+        }
+        Ok(text)
+    }
+
+    /// The selected objects as backups.
+    fn backups(&self, objects: Vec<Object>) -> Result<Vec<Backup>, ProviderError> {
+        let call = self.list_call();
+        let keys: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+        let default_group = format!("s3://{}/{}", self.bucket, self.prefix);
+        let mut backups = Vec::new();
+        let mut unmatched = 0;
+        let mut versions = HashMap::new();
+        for object in &objects {
+            let Some(below) = object.key.strip_prefix(self.prefix.as_str()) else {
+                continue;
+            };
+            if below.ends_with(FAILED_MARKER) || below.ends_with(PARTIAL_MARKER) {
+                continue;
+            }
+            let parts = name_parts(&self.select, &self.zone, below)
+                .map_err(|e| self.http.fail(&call, ErrorKind::Other, e))?;
+            let Some(NameParts { created_at, group }) = parts else {
+                unmatched += 1;
+                continue;
+            };
+            let status = if keys.contains(format!("{}{FAILED_MARKER}", object.key).as_str()) {
+                Status::Failed
+            } else if keys.contains(format!("{}{PARTIAL_MARKER}", object.key).as_str()) {
+                Status::InProgress
+            } else {
+                Status::Complete
+            };
+            if self.versions == S3Versions::Delete {
+                versions.insert(object.key.clone(), object.versions.clone());
+            }
+            backups.push(Backup {
+                id: object.key.clone(),
+                group: group.map_or_else(|| default_group.clone(), str::to_string),
+                created_at: created_at.unwrap_or(object.last_modified),
+                status,
+                name: Some(object.key.clone()),
+                size: Some(object.size),
+                tags: Vec::new(),
+                kind: object.storage_class.clone(),
+                live: false,
+            });
+        }
+        *self.unmatched.lock().unwrap_or_else(|e| e.into_inner()) = Some(unmatched);
+        *self
+            .listed_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = versions;
+        Ok(backups)
+    }
+
+    /// What one backup's deletion names: the key, or each of its versions.
+    fn targets(&self, backup: &Backup) -> Vec<(String, Option<String>)> {
+        match self.versions {
+            S3Versions::Marker => vec![(backup.id.clone(), None)],
+            S3Versions::Delete => {
+                let listed = self
+                    .listed_versions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                match listed.get(&backup.id) {
+                    Some(versions) if !versions.is_empty() => versions
+                        .iter()
+                        .map(|v| (backup.id.clone(), Some(v.clone())))
+                        .collect(),
+                    // Not listed by this process: the key itself (a delete marker at worst).
+                    _ => vec![(backup.id.clone(), None)],
+                }
+            }
+        }
+    }
+
+    /// One DeleteObjects call; the answer per (key, version).
+    async fn delete_objects(
+        &self,
+        objects: &[(String, Option<String>)],
+    ) -> Result<DeleteAnswer, ProviderError> {
+        let call = format!(
+            "DeleteObjects s3://{} ({} objects)",
+            self.bucket,
+            objects.len()
+        );
+        let body = delete_body(objects).map_err(|e| self.http.fail(&call, ErrorKind::Other, e))?;
+        let url = reqwest::Url::parse(&format!("{}/?delete", self.bucket_url)).map_err(|e| {
+            self.http
+                .fail(&call, ErrorKind::Other, format!("bad URL: {e}"))
+        })?;
+        let response = self
+            .http
+            .send(&call, || {
+                Request::post(url.clone()).body(&body, "application/xml")
+            })
+            .await
+            .map_err(|e| self.failure(e))?;
+        let text = self.xml_text(&call, &response)?;
+        parse_delete_result(text).map_err(|e| self.bad(&call, e))
+    }
+
+    /// Each backup's outcome from the answers to its objects.
+    fn outcome(
+        &self,
+        backup: &Backup,
+        targets: &[(String, Option<String>)],
+        answer: &DeleteAnswer,
+    ) -> DeleteOutcome {
+        let call = format!("DeleteObjects {}", backup.id);
+        let mut missing = 0;
+        for target in targets {
+            match lookup(answer, target) {
+                Some(Ok(())) => {}
+                Some(Err((code, _))) if code == "NoSuchKey" || code == "NoSuchVersion" => {}
+                Some(Err((code, message))) => {
+                    let what = match &target.1 {
+                        Some(version) => format!("version {version}: "),
+                        None => String::new(),
+                    };
+                    let locked =
+                        message.to_ascii_lowercase().contains("lock") || code == "ObjectLocked";
+                    let (kind, text) = if locked {
+                        (
+                            ErrorKind::Forbidden,
+                            format!(
+                                "{what}under S3 Object Lock ({code}: {message}); it stays until its retention ends or its legal hold is lifted"
+                            ),
+                        )
+                    } else if code == "AccessDenied" {
+                        (ErrorKind::Forbidden, format!("{what}{code}: {message}"))
+                    } else {
+                        (ErrorKind::Rejected, format!("{what}{code}: {message}"))
+                    };
+                    let mut error = self.http.fail(&call, kind, text);
+                    error.code = Some(code.clone());
+                    return DeleteOutcome::Failed(error);
+                }
+                None => missing += 1,
+            }
+        }
+        if missing == 0 {
+            return DeleteOutcome::Deleted;
+        }
+        DeleteOutcome::Unconfirmed(self.bad(
+            &call,
+            format!(
+                "the answer named {missing} of its {} objects neither deleted nor failed",
+                targets.len()
+            ),
+        ))
+    }
+}
+
+/// What a DeleteObjects answer said of each (key, version): done, or (code, message).
+/// A `Deleted` entry without a version id (a delete marker's answer) stands for the key.
+type DeleteAnswer = HashMap<(String, Option<String>), Result<(), (String, String)>>;
+
+impl Provider for S3Provider {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
+        Box::pin(async move {
+            let objects = self.objects().await?;
+            self.backups(objects)
+        })
+    }
+
+    fn unmatched(&self) -> Option<usize> {
+        *self.unmatched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// At most a thousand objects a call: backups, or with `versions: delete` their versions
+    /// (a key with more versions goes alone, over several calls).
+    fn batches(&self, doomed: Vec<Backup>) -> Vec<Vec<Backup>> {
+        let mut batches: Vec<Vec<Backup>> = Vec::new();
+        let mut size = 0;
+        for backup in doomed {
+            let objects = self.targets(&backup).len();
+            if batches.is_empty() || size + objects > PAGE {
+                batches.push(Vec::new());
+                size = 0;
+            }
+            size += objects;
+            batches.last_mut().expect("a batch").push(backup);
+        }
+        batches
+    }
+
+    fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>> {
+        Box::pin(async move {
+            let targets: Vec<Vec<(String, Option<String>)>> =
+                batch.iter().map(|b| self.targets(b)).collect();
+            let all: Vec<(String, Option<String>)> = targets.iter().flatten().cloned().collect();
+            let mut answer = DeleteAnswer::new();
+            for chunk in all.chunks(PAGE) {
+                match self.delete_objects(chunk).await {
+                    Ok(part) => answer.extend(part),
+                    Err(error) => {
+                        return batch.iter().map(|_| failed_delete(error.clone())).collect();
+                    }
+                }
+            }
+            batch
+                .iter()
+                .zip(&targets)
+                .map(|(backup, targets)| self.outcome(backup, targets, &answer))
+                .collect()
+        })
+    }
+
+    fn delete_concurrency(&self) -> usize {
+        self.http.settings().concurrency
+    }
+}
+
+/// A query value: every byte but the unreserved ones percent-encoded (as SigV4 signs it).
+fn query_value(text: &str) -> String {
+    super::huawei::encode(text)
+}
+
+/// `<Delete>` with one `<Object>` per target, keys and versions escaped. A key holding
+/// characters XML 1.0 cannot carry is refused.
+fn delete_body(objects: &[(String, Option<String>)]) -> Result<Vec<u8>, String> {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>false</Quiet>",
+    );
+    for (key, version) in objects {
+        xml.push_str("<Object><Key>");
+        xml.push_str(&escape(key)?);
+        xml.push_str("</Key>");
+        if let Some(version) = version {
+            xml.push_str("<VersionId>");
+            xml.push_str(&escape(version)?);
+            xml.push_str("</VersionId>");
+        }
+        xml.push_str("</Object>");
+    }
+    xml.push_str("</Delete>");
+    Ok(xml.into_bytes())
+}
+
+fn escape(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push_str(&format!("&#{};", c as u32)),
+            c if c.is_control() => {
+                return Err(format!(
+                    "the key {text:?} holds a control character that a DeleteObjects request cannot carry"
+                ));
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// The answer to one target: its own entry; else, where one side names no version (servers
+/// leave the version out of some errors, and a delete marker's answer names the marker), an
+/// entry for the same key.
+fn lookup<'a>(
+    answer: &'a DeleteAnswer,
+    target: &(String, Option<String>),
+) -> Option<&'a Result<(), (String, String)>> {
+    if let Some(found) = answer.get(target) {
+        return Some(found);
+    }
+    match &target.1 {
+        Some(_) => answer.get(&(target.0.clone(), None)).filter(|a| a.is_err()),
+        None => answer
+            .iter()
+            .find(|((key, _), _)| *key == target.0)
+            .map(|(_, a)| a),
+    }
+}
+
+/// A `DeleteResult`: its `Deleted` and `Error` entries by (key, version).
+fn parse_delete_result(text: &str) -> Result<DeleteAnswer, String> {
+    let doc = roxmltree::Document::parse(text).map_err(|e| {
+        format!("the response is not the XML expected (truncated or malformed): {e}")
+    })?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "DeleteResult" {
+        return Err(format!(
+            "expected a DeleteResult, got <{}>",
+            root.tag_name().name()
+        ));
+    }
+    let mut answer = DeleteAnswer::new();
+    for node in children(root, "Deleted") {
+        let key = required(node, "Key")?;
+        answer.insert((key, child(node, "VersionId")), Ok(()));
+    }
+    for node in children(root, "Error") {
+        let key = required(node, "Key")?;
+        let code = child(node, "Code").unwrap_or_else(|| "Error".into());
+        let message = child(node, "Message").unwrap_or_default();
+        let version = child(node, "VersionId");
+        answer.insert((key, version), Err((code, message)));
+    }
+    Ok(answer)
+}
+
+fn children<'a, 'i>(
+    node: roxmltree::Node<'a, 'i>,
+    name: &'static str,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    node.children()
+        .filter(move |n| n.is_element() && n.tag_name().name() == name)
+}
+
+/// The text of the first child element `name`.
+fn child(node: roxmltree::Node, name: &str) -> Option<String> {
+    node.children()
+        .find(|n| n.is_element() && n.tag_name().name() == name)
+        .map(|n| n.text().unwrap_or("").to_string())
+}
+
+fn required(node: roxmltree::Node, name: &str) -> Result<String, String> {
+    child(node, name).ok_or_else(|| {
+        format!(
+            "a <{}> without <{name}>: not the answer S3 gives",
+            node.tag_name().name()
+        )
+    })
+}
+
+/// S3's `LastModified` (`2026-12-03T10:00:00.000Z`).
+fn parse_time(text: &str) -> Result<Timestamp, String> {
+    super::parse_time(text).ok_or_else(|| format!("LastModified {text:?} is not a time"))
+}
