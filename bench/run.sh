@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark run: builds release, measures, prints each figure beside its target and its
 # floor. About 8 minutes on 2 cores (most of it the deletion runs at cap 1, the listings and
-# the 60 s idle window). Needs cargo and python3; writes only to a temporary folder.
+# the 60 s idle window), and about 6 more for S3 against moto's server, whose own listing is
+# slow (the S3 rows need `pip install 'moto[server]'`; without it they are skipped). Needs
+# cargo and python3; writes only to a temporary folder.
 #
 #   bash bench/run.sh            # everything
 #   QUICK=1 bash bench/run.sh    # smaller sizes and windows, to check the script
@@ -51,7 +53,8 @@ for groups in 1000 10000; do
 done
 
 echo "== 2. listing: $listed backups through each provider's fake, 0 and 20 ms a request, cap 4"
-listing=$(cargo bench --locked --bench listing -- "$listed" 4 20 | grep '^listing ')
+listing_out=$(cargo bench --locked --bench listing -- "$listed" 4 20)
+listing=$(grep '^listing ' <<<"$listing_out")
 echo "$listing"
 field() { sed "s/.* $1=\([^ ]*\).*/\1/" <<<"$2"; }
 plural() { if [ "$1" = 1 ]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
@@ -71,6 +74,23 @@ while read -r line; do
         "floor ${floor}, ideal ${ideal}" \
         "${wall} = ${ratio}× ideal, ${above}× above floor (retentiond CPU ${ours}): $verdict"
 done <<<"$listing"
+
+# S3's deletion: DeleteObjects calls of 1000 keys against moto, `cap` at a time.
+while read -r line; do
+    [ -n "$line" ] || continue
+    requests=$(field requests "$line")
+    rounds=$(field rounds "$line")
+    ideal=$(field ideal "$line")
+    floor=$(field floor "$line")
+    wall=$(field wall "$line")
+    ratio=$(field ratio "$line")
+    above=$(field above_floor "$line")
+    verdict=$(awk -v a="$above" 'BEGIN { print (a <= 1.5) ? "met" : "NOT MET" }')
+    row "delete $listed, s3: $(plural "$requests" request), $(plural "$rounds" round)" \
+        "≤ 1.5× ideal above the floor" \
+        "floor ${floor}, ideal ${ideal}" \
+        "${wall} = ${ratio}× ideal, ${above}× above floor: $verdict"
+done <<<"$(grep '^deletion ' <<<"$listing_out" || true)"
 
 echo "== 3. deletion: $deletions deletions through the runner and the journal, 20 ms each"
 delete=$(cargo bench --locked --bench delete -- "$deletions" 20 1 5 16 | grep '^delete ')

@@ -4,7 +4,12 @@
 //! do. Paging as the issue sets it: DocSpace one page; Cloudinary 200 assets of N/200
 //! versions, the asset list in cursor pages of 500, then one versions call per asset; CSBS
 //! marker pages of 1000 (and the count); CBR offset pages of 1000; TaurusDB offset pages of
-//! 100.
+//! 100; S3 (moto's real server behind the fakes' proxy) ListObjectsV2 pages of 1000, one after
+//! another by continuation token. Then, for S3, the deletion of all N keys through the
+//! provider: DeleteObjects calls of 1000, `CAP` at a time, timed the same way:
+//!
+//!     deletion provider=s3 n=… cap=… requests=… rounds=… latency=…ms ideal=…s floor=…s
+//!     wall=…s ratio=… above_floor=…
 //!
 //!     cargo bench --bench listing -- [N] [CAP] [LATENCY_MS...]
 //!
@@ -25,7 +30,7 @@
 mod common;
 
 use common::fake::{Fault, Server};
-use common::{cloudinary, docspace, huawei};
+use common::{cloudinary, docspace, huawei, s3};
 use retentiond::policy::{self, policies_from_str};
 use retentiond::provider::Registry;
 use std::path::Path;
@@ -37,6 +42,7 @@ enum Fake {
     Docspace(docspace::Fake),
     Cloudinary(cloudinary::Fake),
     Huawei(huawei::Fake),
+    S3(s3::Fake),
 }
 
 struct Case {
@@ -46,6 +52,9 @@ struct Case {
     select: &'static str,
     requests: usize,
     rounds: usize,
+    /// Runs of each latency (the best counts): RUNS, or one where the server's own work
+    /// dominates (moto re-sorts the whole bucket for every page).
+    runs: usize,
 }
 
 fn main() {
@@ -102,7 +111,7 @@ fn main() {
         let server = case.server();
         let all_latencies: Vec<u64> = std::iter::once(0).chain(latencies.clone()).collect();
         let mut tallies: Vec<Tally> = all_latencies.iter().map(|_| Tally::default()).collect();
-        for _ in 0..RUNS {
+        for _ in 0..case.runs {
             for (latency_ms, tally) in all_latencies.iter().zip(&mut tallies) {
                 server.clear_faults();
                 if *latency_ms > 0 {
@@ -130,8 +139,8 @@ fn main() {
                     case.name
                 );
                 tally.best = tally.best.min(wall);
-                tally.ours += (after.ours - before.1.ours) / RUNS as f64;
-                tally.all += (after.all - before.1.all) / RUNS as f64;
+                tally.ours += (after.ours - before.1.ours) / case.runs as f64;
+                tally.all += (after.all - before.1.all) / case.runs as f64;
             }
         }
         let floor = &tallies[0];
@@ -151,6 +160,9 @@ fn main() {
                 floor.all - floor.ours,
             );
         }
+    }
+    if (only.is_empty() || only.split(',').any(|p| p == "s3")) && s3_available() {
+        s3_deletion(n, cap, &latencies, &runtime, dir.path());
     }
 }
 
@@ -177,6 +189,7 @@ impl Case {
             Fake::Docspace(f) => &f.server,
             Fake::Cloudinary(f) => &f.server,
             Fake::Huawei(f) => &f.server,
+            Fake::S3(f) => &f.server,
         }
     }
 }
@@ -217,7 +230,7 @@ fn cpu() -> Cpu {
     }
 }
 
-/// The four fakes, each holding `n` backups, and what listing them must take.
+/// The fakes (and moto's S3 server), each holding `n` backups, and what listing them must take.
 fn cases(n: usize, cap: usize, secret: &dyn Fn(&str, &str) -> String) -> Vec<Case> {
     let hw_auth = format!(
         "    auth: {{access_key: \"{}\", secret_key: \"{}\"}}\n",
@@ -253,6 +266,7 @@ fn cases(n: usize, cap: usize, secret: &dyn Fn(&str, &str) -> String) -> Vec<Cas
         select: "",
         requests: 1,
         rounds: 1,
+        runs: RUNS,
     });
 
     // Cloudinary: 200 assets; the list in pages of 500 (one page), then each asset's
@@ -277,6 +291,7 @@ fn cases(n: usize, cap: usize, secret: &dyn Fn(&str, &str) -> String) -> Vec<Cas
         select: "select: {resource_type: image, type: upload}\n",
         requests: 1 + assets,
         rounds: 1 + assets.div_ceil(cap),
+        runs: RUNS,
     });
 
     // CSBS: 100 servers of n/100 daily backups; marker pages of 1000 one after another (and
@@ -297,6 +312,7 @@ fn cases(n: usize, cap: usize, secret: &dyn Fn(&str, &str) -> String) -> Vec<Cas
         select: "",
         requests: pages + 1,
         rounds: pages,
+        runs: RUNS,
     });
 
     // CBR: 100 servers of n/100 daily backups; offset pages of 1000, the first alone (it tells
@@ -314,6 +330,7 @@ fn cases(n: usize, cap: usize, secret: &dyn Fn(&str, &str) -> String) -> Vec<Cas
         select: "",
         requests: pages,
         rounds: 1 + (pages - 1).div_ceil(cap),
+        runs: RUNS,
     });
 
     // TaurusDB: 100 instances of n/100 manual backups; offset pages of 100, the first alone
@@ -332,6 +349,138 @@ fn cases(n: usize, cap: usize, secret: &dyn Fn(&str, &str) -> String) -> Vec<Cas
         select: "select: {backup_type: manual}\n",
         requests: pages,
         rounds: 1 + (pages - 1).div_ceil(cap),
+        runs: RUNS,
+    });
+
+    // S3: n dumps under one prefix; ListObjectsV2 pages of 1000, each after the one before.
+    if !s3_available() {
+        eprintln!("moto's S3 server is not installed (pip install 'moto[server]'): S3 skipped");
+        return cases;
+    }
+    let fake = s3::Fake::start(&s3_dumps(n), false, false);
+    let pages = n.div_ceil(1000);
+    cases.push(Case {
+        name: "s3",
+        account: s3_account(&fake, secret),
+        fake: Fake::S3(fake),
+        select: S3_SELECT,
+        requests: pages,
+        rounds: pages,
+        runs: 1,
     });
     cases
+}
+
+/// Whether moto's server can start here.
+fn s3_available() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import moto.server, flask_cors"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+const S3_SELECT: &str = "select: {prefix: db/, glob: '*.sql.gz', mtime: true}\n";
+
+fn s3_dumps(n: usize) -> Vec<s3::Object> {
+    (0..n)
+        .map(|i| s3::Object::new(&format!("db/dump-{i:07}.sql.gz")))
+        .collect()
+}
+
+fn s3_account(fake: &s3::Fake, secret: &dyn Fn(&str, &str) -> String) -> String {
+    format!(
+        "  a:\n    provider: s3\n    endpoint: {}\n    region: eu-west-1\n    bucket: {}\n    path_style: true\n    access_key_id: \"{}\"\n    secret_access_key: \"{}\"\n",
+        fake.server.base,
+        s3::BUCKET,
+        secret("s3-id", &fake.moto.access_key_id),
+        secret("s3-secret", &fake.moto.secret_access_key)
+    )
+}
+
+/// Deletes n S3 keys through the provider (DeleteObjects calls of 1000, `cap` at a time, as
+/// the executor sends them), with no latency (the floor: moto's work and ours) and with each
+/// latency; the bucket is filled again before each run. One run each: a run takes moto's time.
+fn s3_deletion(
+    n: usize,
+    cap: usize,
+    latencies: &[u64],
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+) {
+    use futures_util::StreamExt;
+    let secret = |name: &str, value: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, value).unwrap();
+        format!("${{file:{}}}", path.display())
+    };
+    let fake = s3::Fake::start(&[], false, false);
+    let config_path = dir.join("s3-delete.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "policies: policies\nstate_dir: state\naccounts:\n{}    http: {{concurrency: {cap}}}\n",
+            s3_account(&fake, &secret)
+        ),
+    )
+    .unwrap();
+    let config = policy::load_config(&config_path).unwrap();
+    let (policies, errors) = policies_from_str(
+        Path::new("bench.yaml"),
+        &format!("name: bench\naccount: a\n{S3_SELECT}keep: {{last: 1}}\n"),
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let calls = n.div_ceil(1000);
+    let mut floor = 0.0;
+    for latency_ms in std::iter::once(0).chain(latencies.iter().copied()) {
+        fake.moto.put(s3::BUCKET, &s3_dumps(n));
+        let server = &fake.server;
+        server.clear_faults();
+        if latency_ms > 0 {
+            server.fault(
+                "",
+                "",
+                None,
+                Fault::Delay(Duration::from_millis(latency_ms)),
+            );
+        }
+        let provider = Registry::new()
+            .open(
+                &config.accounts["a"],
+                &policies[0],
+                &jiff::tz::TimeZone::UTC,
+            )
+            .unwrap();
+        let listed = runtime.block_on(provider.list()).unwrap();
+        assert_eq!(listed.len(), n);
+        let before = server.requests().len();
+        let start = Instant::now();
+        let batches = provider.batches(listed);
+        let outcomes: Vec<_> = runtime.block_on(
+            futures_util::stream::iter(batches.iter())
+                .map(|batch| provider.delete(batch))
+                .buffer_unordered(provider.delete_concurrency())
+                .collect(),
+        );
+        let wall = start.elapsed().as_secs_f64();
+        assert!(
+            outcomes
+                .iter()
+                .flatten()
+                .all(|o| *o == retentiond::provider::DeleteOutcome::Deleted)
+        );
+        assert_eq!(server.requests().len() - before, calls);
+        assert!(fake.keys().is_empty(), "every key deleted");
+        if latency_ms == 0 {
+            floor = wall;
+            continue;
+        }
+        let rounds = calls.div_ceil(cap);
+        let ideal = rounds as f64 * latency_ms as f64 / 1000.0;
+        println!(
+            "deletion provider=s3 n={n} cap={cap} requests={calls} rounds={rounds} latency={latency_ms}ms ideal={ideal:.3}s floor={floor:.3}s wall={wall:.3}s ratio={:.2} above_floor={:.2}",
+            wall / ideal,
+            (wall - floor) / ideal,
+        );
+    }
 }

@@ -272,6 +272,36 @@ fn versions_delete_removes_every_version_and_an_object_lock_is_a_named_failure()
 }
 
 #[test]
+fn a_failed_dump_goes_with_its_marker_and_one_in_progress_is_never_touched() {
+    let objects = [
+        Object::new("db/dump-1.sql.gz").modified("2026-11-01T03:00:00Z"),
+        Object::new("db/dump-1.sql.gz.failed"),
+        Object::new("db/dump-2.sql.gz").modified("2026-11-02T03:00:00Z"),
+        Object::new("db/dump-2.sql.gz.partial"),
+        Object::new("db/dump-3.sql.gz").modified("2026-11-03T03:00:00Z"),
+        Object::new("db/dump-4.sql.gz").modified("2026-11-04T03:00:00Z"),
+        Object::new("db/dump-5.sql.gz").modified("2026-11-05T03:00:00Z"),
+    ];
+    let fake = Fake::start(&objects, false, false);
+    let dir = setup(
+        &fake,
+        "",
+        &format!("{LAST_2}failed: {{delete_after: 1d}}\n"),
+    );
+    let out = run(&fake, &dir, &["run", "--approve"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        fake.keys(),
+        [
+            "db/dump-2.sql.gz",
+            "db/dump-2.sql.gz.partial",
+            "db/dump-4.sql.gz",
+            "db/dump-5.sql.gz"
+        ]
+    );
+}
+
+#[test]
 fn a_wrong_secret_key_fails_once_with_a_clear_message() {
     let fake = Fake::start(&daily_in("db/main-", 5), false, false);
     let dir = setup(&fake, "", LAST_2);

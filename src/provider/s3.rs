@@ -54,6 +54,9 @@ pub fn bucket_url(endpoint: Option<&str>, region: &str, bucket: &str, path_style
     }
 }
 
+/// What a DeleteObjects call names: a key, and a version of it or none (the key itself).
+type Target = (String, Option<String>);
+
 /// One object (or, with versions, one key) under the prefix.
 struct Object {
     key: String,
@@ -73,8 +76,11 @@ pub struct S3Provider {
     /// The zone of key times without an offset.
     zone: TimeZone,
     versions: S3Versions,
-    /// The version ids of each key as the last listing saw them (`versions: delete`).
+    /// The version ids of each key under the prefix as the last listing saw them (`versions:
+    /// delete`).
     listed_versions: Mutex<HashMap<String, Vec<String>>>,
+    /// The `.failed` marker of each failed backup the last listing saw: deleted with it.
+    failed_markers: Mutex<HashMap<String, String>>,
     /// Objects under the prefix that the last listing did not select.
     unmatched: Mutex<Option<usize>>,
 }
@@ -96,6 +102,7 @@ impl S3Provider {
             select: select.local.clone(),
             versions,
             listed_versions: Mutex::new(HashMap::new()),
+            failed_markers: Mutex::new(HashMap::new()),
             unmatched: Mutex::new(None),
         }
     }
@@ -372,7 +379,11 @@ impl S3Provider {
         let mut backups = Vec::new();
         let mut unmatched = 0;
         let mut versions = HashMap::new();
+        let mut markers = HashMap::new();
         for object in &objects {
+            if self.versions == S3Versions::Delete {
+                versions.insert(object.key.clone(), object.versions.clone());
+            }
             let Some(below) = object.key.strip_prefix(self.prefix.as_str()) else {
                 continue;
             };
@@ -385,16 +396,15 @@ impl S3Provider {
                 unmatched += 1;
                 continue;
             };
-            let status = if keys.contains(format!("{}{FAILED_MARKER}", object.key).as_str()) {
+            let failed = format!("{}{FAILED_MARKER}", object.key);
+            let status = if keys.contains(failed.as_str()) {
+                markers.insert(object.key.clone(), failed);
                 Status::Failed
             } else if keys.contains(format!("{}{PARTIAL_MARKER}", object.key).as_str()) {
                 Status::InProgress
             } else {
                 Status::Complete
             };
-            if self.versions == S3Versions::Delete {
-                versions.insert(object.key.clone(), object.versions.clone());
-            }
             backups.push(Backup {
                 id: object.key.clone(),
                 group: group.map_or_else(|| default_group.clone(), str::to_string),
@@ -412,35 +422,46 @@ impl S3Provider {
             .listed_versions
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = versions;
+        *self
+            .failed_markers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = markers;
         Ok(backups)
     }
 
-    /// What one backup's deletion names: the key, or each of its versions.
-    fn targets(&self, backup: &Backup) -> Vec<(String, Option<String>)> {
-        match self.versions {
-            S3Versions::Marker => vec![(backup.id.clone(), None)],
-            S3Versions::Delete => {
-                let listed = self
-                    .listed_versions
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                match listed.get(&backup.id) {
-                    Some(versions) if !versions.is_empty() => versions
-                        .iter()
-                        .map(|v| (backup.id.clone(), Some(v.clone())))
-                        .collect(),
-                    // Not listed by this process: the key itself (a delete marker at worst).
-                    _ => vec![(backup.id.clone(), None)],
-                }
+    /// What deleting a key names: the key, or each of its versions.
+    fn key_targets(&self, key: &str) -> Vec<Target> {
+        if self.versions == S3Versions::Delete {
+            let listed = self
+                .listed_versions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(versions) = listed.get(key).filter(|v| !v.is_empty()) {
+                return versions
+                    .iter()
+                    .map(|v| (key.to_string(), Some(v.clone())))
+                    .collect();
             }
         }
+        // Not listed by this process: the key itself (a delete marker at worst).
+        vec![(key.to_string(), None)]
+    }
+
+    /// What a backup's deletion names: its own targets, and its `.failed` marker's (whose
+    /// answer does not decide the backup's outcome).
+    fn targets(&self, backup: &Backup) -> (Vec<Target>, Vec<Target>) {
+        let marker = self
+            .failed_markers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&backup.id)
+            .cloned();
+        let marker = marker.map(|m| self.key_targets(&m)).unwrap_or_default();
+        (self.key_targets(&backup.id), marker)
     }
 
     /// One DeleteObjects call; the answer per (key, version).
-    async fn delete_objects(
-        &self,
-        objects: &[(String, Option<String>)],
-    ) -> Result<DeleteAnswer, ProviderError> {
+    async fn delete_objects(&self, objects: &[Target]) -> Result<DeleteAnswer, ProviderError> {
         let call = format!(
             "DeleteObjects s3://{} ({} objects)",
             self.bucket,
@@ -463,12 +484,7 @@ impl S3Provider {
     }
 
     /// Each backup's outcome from the answers to its objects.
-    fn outcome(
-        &self,
-        backup: &Backup,
-        targets: &[(String, Option<String>)],
-        answer: &DeleteAnswer,
-    ) -> DeleteOutcome {
+    fn outcome(&self, backup: &Backup, targets: &[Target], answer: &DeleteAnswer) -> DeleteOutcome {
         let call = format!("DeleteObjects {}", backup.id);
         let mut missing = 0;
         for target in targets {
@@ -516,7 +532,7 @@ impl S3Provider {
 
 /// What a DeleteObjects answer said of each (key, version): done, or (code, message).
 /// A `Deleted` entry without a version id (a delete marker's answer) stands for the key.
-type DeleteAnswer = HashMap<(String, Option<String>), Result<(), (String, String)>>;
+type DeleteAnswer = HashMap<Target, Result<(), (String, String)>>;
 
 impl Provider for S3Provider {
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
@@ -536,7 +552,8 @@ impl Provider for S3Provider {
         let mut batches: Vec<Vec<Backup>> = Vec::new();
         let mut size = 0;
         for backup in doomed {
-            let objects = self.targets(&backup).len();
+            let (own, marker) = self.targets(&backup);
+            let objects = own.len() + marker.len();
             if batches.is_empty() || size + objects > PAGE {
                 batches.push(Vec::new());
                 size = 0;
@@ -549,9 +566,12 @@ impl Provider for S3Provider {
 
     fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>> {
         Box::pin(async move {
-            let targets: Vec<Vec<(String, Option<String>)>> =
-                batch.iter().map(|b| self.targets(b)).collect();
-            let all: Vec<(String, Option<String>)> = targets.iter().flatten().cloned().collect();
+            let targets: Vec<_> = batch.iter().map(|b| self.targets(b)).collect();
+            let all: Vec<Target> = targets
+                .iter()
+                .flat_map(|(own, marker)| own.iter().chain(marker))
+                .cloned()
+                .collect();
             let mut answer = DeleteAnswer::new();
             for chunk in all.chunks(PAGE) {
                 match self.delete_objects(chunk).await {
@@ -564,7 +584,7 @@ impl Provider for S3Provider {
             batch
                 .iter()
                 .zip(&targets)
-                .map(|(backup, targets)| self.outcome(backup, targets, &answer))
+                .map(|(backup, (own, _))| self.outcome(backup, own, &answer))
                 .collect()
         })
     }
@@ -581,7 +601,7 @@ fn query_value(text: &str) -> String {
 
 /// `<Delete>` with one `<Object>` per target, keys and versions escaped. A key holding
 /// characters XML 1.0 cannot carry is refused.
-fn delete_body(objects: &[(String, Option<String>)]) -> Result<Vec<u8>, String> {
+fn delete_body(objects: &[Target]) -> Result<Vec<u8>, String> {
     let mut xml = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>false</Quiet>",
     );
@@ -626,7 +646,7 @@ fn escape(text: &str) -> Result<String, String> {
 /// entry for the same key.
 fn lookup<'a>(
     answer: &'a DeleteAnswer,
-    target: &(String, Option<String>),
+    target: &Target,
 ) -> Option<&'a Result<(), (String, String)>> {
     if let Some(found) = answer.get(target) {
         return Some(found);
@@ -694,4 +714,88 @@ fn required(node: roxmltree::Node, name: &str) -> Result<String, String> {
 /// S3's `LastModified` (`2026-12-03T10:00:00.000Z`).
 fn parse_time(text: &str) -> Result<Timestamp, String> {
     super::parse_time(text).ok_or_else(|| format!("LastModified {text:?} is not a time"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_urls_virtual_hosted_and_path_style() {
+        assert_eq!(
+            bucket_url(None, "eu-west-1", "dumps", false),
+            "https://dumps.s3.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            bucket_url(
+                Some("https://minio.internal:9000"),
+                "us-east-1",
+                "dumps",
+                true
+            ),
+            "https://minio.internal:9000/dumps"
+        );
+        assert_eq!(
+            bucket_url(
+                Some("https://obs.cn-north-4.myhuaweicloud.com"),
+                "cn-north-4",
+                "d",
+                false
+            ),
+            "https://d.obs.cn-north-4.myhuaweicloud.com"
+        );
+    }
+
+    #[test]
+    fn a_delete_body_escapes_keys_and_refuses_control_characters() {
+        let body = delete_body(&[
+            ("db/a&b<c>.sql".into(), None),
+            ("db/x".into(), Some("v\"1".into())),
+        ])
+        .unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.contains("<Object><Key>db/a&amp;b&lt;c&gt;.sql</Key></Object>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<Key>db/x</Key><VersionId>v&quot;1</VersionId>"),
+            "{text}"
+        );
+        assert!(roxmltree::Document::parse(&text).is_ok());
+        let refused = delete_body(&[("db/\u{1}".into(), None)]).unwrap_err();
+        assert!(refused.contains("control character"), "{refused}");
+    }
+
+    #[test]
+    fn each_key_is_answered_on_its_own() {
+        let answer = parse_delete_result(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Deleted><Key>db/a</Key></Deleted>
+  <Deleted><Key>db/m</Key><DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>dm1</DeleteMarkerVersionId></Deleted>
+  <Deleted><Key>db/v</Key><VersionId>v1</VersionId></Deleted>
+  <Error><Key>db/b</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>
+  <Error><Key>db/l</Key><Code>AccessDenied</Code><Message>Access Denied because object protected by object lock.</Message></Error>
+</DeleteResult>"#,
+        )
+        .unwrap();
+        let key = |k: &str, v: Option<&str>| (k.to_string(), v.map(str::to_string));
+        assert_eq!(lookup(&answer, &key("db/a", None)), Some(&Ok(())));
+        assert_eq!(lookup(&answer, &key("db/m", None)), Some(&Ok(())));
+        assert_eq!(lookup(&answer, &key("db/v", Some("v1"))), Some(&Ok(())));
+        // Another version of the same key is not answered by v1's success.
+        assert_eq!(lookup(&answer, &key("db/v", Some("v2"))), None);
+        assert!(
+            matches!(lookup(&answer, &key("db/b", None)), Some(Err((c, _))) if c == "AccessDenied")
+        );
+        // An error without a version id stands for every version of its key.
+        assert!(matches!(
+            lookup(&answer, &key("db/l", Some("v9"))),
+            Some(Err(_))
+        ));
+        assert_eq!(lookup(&answer, &key("db/absent", None)), None);
+        assert!(parse_delete_result("<Error><Code>InternalError</Code></Error>").is_err());
+        assert!(parse_delete_result("<DeleteResult><Deleted><Key>db/a</Key>").is_err());
+    }
 }

@@ -59,13 +59,15 @@ impl Moto {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 runs tests/s3/moto_server.py (pip install 'moto[server]')");
+            .expect("python3 runs tests/s3/moto_server.py");
         let stdin = child.stdin.take().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         let hello: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!("moto's server did not start ({e}): {line:?}; is `moto[server]` installed?")
+            panic!(
+                "moto's S3 server did not start ({e}): {line:?}; install it with `python3 -m pip install 'moto[server]==5.2.1'` (README, Quick start)"
+            )
         });
         let text = |k: &str| hello[k].as_str().unwrap().to_string();
         Moto {
