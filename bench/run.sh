@@ -75,9 +75,12 @@ while read -r line; do
         "${wall} = ${ratio}× ideal, ${above}× above floor (retentiond CPU ${ours}): $verdict"
 done <<<"$listing"
 
-# S3's deletion: DeleteObjects calls of 1000 keys against moto, `cap` at a time.
+# Deletions through CBR's fake (asynchronous: look, DELETE, poll until gone) and through moto's
+# S3 server (DeleteObjects calls of 1000 keys), `cap` at a time.
 while read -r line; do
     [ -n "$line" ] || continue
+    provider=$(field provider "$line")
+    n=$(field n "$line")
     requests=$(field requests "$line")
     rounds=$(field rounds "$line")
     ideal=$(field ideal "$line")
@@ -86,7 +89,7 @@ while read -r line; do
     ratio=$(field ratio "$line")
     above=$(field above_floor "$line")
     verdict=$(awk -v a="$above" 'BEGIN { print (a <= 1.5) ? "met" : "NOT MET" }')
-    row "delete $listed, s3: $(plural "$requests" request), $(plural "$rounds" round)" \
+    row "delete $n, $provider: $(plural "$requests" request), $(plural "$rounds" round)" \
         "≤ 1.5× ideal above the floor" \
         "floor ${floor}, ideal ${ideal}" \
         "${wall} = ${ratio}× ideal, ${above}× above floor: $verdict"

@@ -5,10 +5,11 @@
 //! versions, the asset list in cursor pages of 500, then one versions call per asset; CSBS
 //! marker pages of 1000 (and the count); CBR offset pages of 1000; TaurusDB offset pages of
 //! 100; S3 (moto's real server behind the fakes' proxy) ListObjectsV2 pages of 1000, one after
-//! another by continuation token. Then, for S3, the deletion of all N keys through the
-//! provider: DeleteObjects calls of 1000, `CAP` at a time, timed the same way:
+//! another by continuation token. Then deletions through the provider, timed the same way:
+//! CBR's asynchronous ones (N ÷ 100: a look, the DELETE, polls until gone, `CAP` at a time)
+//! and all N S3 keys (DeleteObjects calls of 1000, `CAP` at a time):
 //!
-//!     deletion provider=s3 n=… cap=… requests=… rounds=… latency=…ms ideal=…s floor=…s
+//!     deletion provider=… n=… cap=… requests=… rounds=… latency=…ms ideal=…s floor=…s
 //!     wall=…s ratio=… above_floor=…
 //!
 //!     cargo bench --bench listing -- [N] [CAP] [LATENCY_MS...]
@@ -160,6 +161,9 @@ fn main() {
                 floor.all - floor.ours,
             );
         }
+    }
+    if only.is_empty() || only.split(',').any(|p| p == "cbr") {
+        cbr_deletion(n / 100, cap, &latencies, &runtime, dir.path());
     }
     if (only.is_empty() || only.split(',').any(|p| p == "s3")) && s3_available() {
         s3_deletion(n, cap, &latencies, &runtime, dir.path());
@@ -396,6 +400,117 @@ fn s3_account(fake: &s3::Fake, secret: &dyn Fn(&str, &str) -> String) -> String 
         secret("s3-id", &fake.moto.access_key_id),
         secret("s3-secret", &fake.moto.secret_access_key)
     )
+}
+
+/// Deletes n CBR backups through the provider as the executor does — a look at the backup,
+/// the DELETE, then polls until it is gone — `cap` deletions at a time (CBR's
+/// `delete_concurrency`), with no latency (the floor: the fake's 100 ms tasks, the 50 ms
+/// `poll_interval` and the work) and with each latency. The ideal is the latency alone on the
+/// critical path: n ÷ cap deletions one after another, each its requests × latency.
+fn cbr_deletion(
+    n: usize,
+    cap: usize,
+    latencies: &[u64],
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+) {
+    use futures_util::StreamExt;
+    use retentiond::provider::DeleteOutcome;
+    let servers = 10;
+    let backups: Vec<huawei::CbrBackup> = (0..servers)
+        .flat_map(|s| huawei::cbr_backups(&format!("srv-{s:03}"), n / servers))
+        .collect();
+    let fake = huawei::Fake::start_cbr(backups.clone());
+    {
+        let mut state = fake.state.lock().unwrap();
+        state.cbr_page = 1000;
+        state.task_time = Duration::from_millis(100);
+    }
+    let ak = dir.join("cbr-ak");
+    let sk = dir.join("cbr-sk");
+    std::fs::write(&ak, huawei::AK).unwrap();
+    std::fs::write(&sk, huawei::SK).unwrap();
+    let config_path = dir.join("cbr-delete.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "policies: policies\nstate_dir: state\naccounts:\n  a:\n    provider: huaweicloud-cbr\n    region: ap-southeast-1\n    project_id: {}\n    endpoint: {}\n    auth: {{access_key: \"${{file:{}}}\", secret_key: \"${{file:{}}}\"}}\n    poll_interval: 50ms\n    http: {{concurrency: {cap}}}\n",
+            huawei::PROJECT,
+            fake.server.base,
+            ak.display(),
+            sk.display()
+        ),
+    )
+    .unwrap();
+    let config = policy::load_config(&config_path).unwrap();
+    let (policies, errors) = policies_from_str(
+        Path::new("bench.yaml"),
+        "name: bench\naccount: a\nkeep: {last: 1}\n",
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut floor = 0.0;
+    for latency_ms in std::iter::once(0).chain(latencies.iter().copied()) {
+        fake.state.lock().unwrap().cbr = backups.clone();
+        let server = &fake.server;
+        server.clear_faults();
+        if latency_ms > 0 {
+            server.fault(
+                "",
+                "",
+                None,
+                Fault::Delay(Duration::from_millis(latency_ms)),
+            );
+        }
+        let provider = Registry::new()
+            .open(
+                &config.accounts["a"],
+                &policies[0],
+                &jiff::tz::TimeZone::UTC,
+            )
+            .unwrap();
+        let listed = runtime.block_on(provider.list()).unwrap();
+        assert_eq!(listed.len(), n);
+        let before = server.requests().len();
+        let start = Instant::now();
+        let outcomes: Vec<DeleteOutcome> = runtime.block_on(
+            futures_util::stream::iter(listed.iter())
+                .map(|backup| {
+                    let provider = provider.clone();
+                    async move {
+                        match provider
+                            .delete(std::slice::from_ref(backup))
+                            .await
+                            .remove(0)
+                        {
+                            DeleteOutcome::Pending(_) => provider.settle(backup).await,
+                            done => done,
+                        }
+                    }
+                })
+                .buffer_unordered(provider.delete_concurrency())
+                .collect(),
+        );
+        let wall = start.elapsed().as_secs_f64();
+        assert!(
+            outcomes.iter().all(|o| *o == DeleteOutcome::Deleted),
+            "{outcomes:?}"
+        );
+        assert!(fake.cbr_ids().is_empty(), "every backup deleted");
+        let requests = server.requests().len() - before;
+        if latency_ms == 0 {
+            floor = wall;
+            continue;
+        }
+        let per_deletion = requests as f64 / n as f64;
+        let in_series = n.div_ceil(provider.delete_concurrency());
+        let ideal = in_series as f64 * per_deletion * latency_ms as f64 / 1000.0;
+        println!(
+            "deletion provider=cbr n={n} cap={cap} requests={requests} rounds={} latency={latency_ms}ms ideal={ideal:.3}s floor={floor:.3}s wall={wall:.3}s ratio={:.2} above_floor={:.2}",
+            (in_series as f64 * per_deletion).round(),
+            wall / ideal,
+            (wall - floor) / ideal,
+        );
+    }
 }
 
 /// Deletes n S3 keys through the provider (DeleteObjects calls of 1000, `cap` at a time, as
