@@ -15,18 +15,40 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Semaphore;
 
-/// Set when the daemon is stopping: deletions already sent finish and are recorded, no new
-/// delete call is sent. Clones share the flag.
+/// Set when the daemon is stopping, or when a run's lock was lost (its PostgreSQL session
+/// went away, so another host may take the policy): deletions already sent finish and are
+/// recorded, no new delete call is sent. Clones share the flags.
 #[derive(Clone, Debug, Default)]
-pub struct Stop(Arc<AtomicBool>);
+pub struct Stop {
+    stop: Arc<AtomicBool>,
+    lock_lost: Arc<AtomicBool>,
+}
 
 impl Stop {
     pub fn set(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
     }
 
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.stop.load(Ordering::SeqCst) || self.lock_lost()
+    }
+
+    /// Whether it was set because a run lock was lost.
+    pub fn lock_lost(&self) -> bool {
+        self.lock_lost.load(Ordering::SeqCst)
+    }
+
+    /// The flag a run lock sets when it is lost.
+    pub fn lock_flag(&self) -> Arc<AtomicBool> {
+        self.lock_lost.clone()
+    }
+
+    /// A stop for one run: set with this one, and by its own lock's loss.
+    pub fn for_run(&self) -> Stop {
+        Stop {
+            stop: self.stop.clone(),
+            lock_lost: Arc::default(),
+        }
     }
 }
 

@@ -574,9 +574,14 @@ pub fn history_text(
             .as_deref()
             .map(|c| format!(", git {}", &c[..c.len().min(12)]))
             .unwrap_or_default();
+        let host = run
+            .host
+            .as_deref()
+            .map(|h| format!("on {h}, "))
+            .unwrap_or_default();
         writeln!(
             out,
-            "  policy file {} (sha256 {}{commit})",
+            "  {host}policy file {} (sha256 {}{commit})",
             run.policy_file,
             &run.policy_sha256[..run.policy_sha256.len().min(12)]
         )?;

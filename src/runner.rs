@@ -289,6 +289,14 @@ pub async fn run_policy<'a>(
     } else {
         match &execution {
             Some(e) if e.halted.is_some() => ("deletions-failed", e.halted.clone()),
+            Some(e) if !e.not_sent.is_empty() && options.stop.lock_lost() => (
+                "stopped",
+                Some(format!(
+                    "the run lock's database session was lost (another host may take the policy): no deletion was sent after that, {} of {} were not sent; the next run settles what was in flight and plans the rest again",
+                    e.not_sent.len(),
+                    plan.summary.delete
+                )),
+            ),
             Some(e) if !e.not_sent.is_empty() => (
                 "stopped",
                 Some(format!(

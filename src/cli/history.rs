@@ -32,7 +32,7 @@ pub(super) fn history(
         }
     }
     let config = require_config(cli, "")?;
-    let journal = Journal::open_read_only(&config.state_dir).map_err(journal_failure)?;
+    let journal = Journal::open_config_read_only(&config).map_err(journal_failure)?;
     // A name is known when the config has the policy, or the journal has runs of it (a
     // policy removed since).
     let loaded = policy::load_policies(&config.policies).0;

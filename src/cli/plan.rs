@@ -82,7 +82,7 @@ pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Ou
         ));
     };
     let (journal, journal_read) = match (&saved, &config) {
-        (None, Some(config)) => match Journal::open_read_only(&config.state_dir) {
+        (None, Some(config)) => match Journal::open_config_read_only(config) {
             Ok(journal) => (journal, true),
             Err(e) => {
                 not_checked(e);

@@ -53,13 +53,14 @@ pub(super) fn run_policies(
         .into_iter()
         .map(|(policy, reviewed)| ((policy.name.clone(), reviewed), policy))
         .unzip();
-    let (policies, _locks, skipped) = lock_policies(&journal, policies);
+    // A run lock lost on the way (PostgreSQL) stops the deletions at once.
+    let stop = executor::Stop::default();
+    let (policies, _locks, skipped) = lock_policies(&journal, policies, &stop);
     reports.extend(skipped);
     let started_at = Timestamp::now();
     let providers = open_providers(&policies, config);
     let listings = list_policies(&providers);
     // From here on Ctrl-C lets the deletions in flight finish and sends no more.
-    let stop = executor::Stop::default();
     stop_on_interrupt(&stop);
     let text = settings.format == Format::Text;
     let progress = terminal().progress;
@@ -157,9 +158,13 @@ pub(super) fn run_policies(
         render::json(out, &reports).map_err(write_failure)?;
     }
     let code = finish(&reports);
-    Ok(match stop.is_set() && code != exit::JOURNAL {
-        true => exit::INTERRUPTED,
-        false => code,
+    Ok(if stop.lock_lost() {
+        // The journal's database went away mid-run.
+        exit::JOURNAL
+    } else if stop.is_set() && code != exit::JOURNAL {
+        exit::INTERRUPTED
+    } else {
+        code
     })
 }
 

@@ -200,20 +200,22 @@ pub(super) fn journal_failure(e: JournalError) -> Failure {
 
 /// The config's journal, created if needed: `run` and `apply` delete nothing without it.
 pub(super) fn open_journal(config: &Config) -> Result<Arc<Journal>, Failure> {
-    Journal::open(&config.state_dir)
+    Journal::open_config(config)
         .map(Arc::new)
         .map_err(journal_failure)
 }
 
 /// Takes each policy's run lock. Policies another process is running are reported and left
 /// out.
+/// A lock lost on the way (PostgreSQL) sets `stop`.
 pub(super) fn lock_policies<'a>(
     journal: &Journal,
     policies: Vec<Policy>,
+    stop: &crate::executor::Stop,
 ) -> (Vec<Policy>, Vec<PolicyLock>, Vec<PolicyReport<'a>>) {
     let (mut runnable, mut locks, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     for policy in policies {
-        match journal.lock(&policy.name) {
+        match journal.lock_watched(&policy.name, stop.lock_flag()) {
             Ok(lock) => {
                 locks.push(lock);
                 runnable.push(policy);

@@ -70,7 +70,7 @@ impl Jobs {
 impl Runner for Arc<Jobs> {
     fn last_fire(&self, policy: &str) -> Option<Timestamp> {
         let context = self.context();
-        Journal::open(&context.config.state_dir)
+        Journal::open_config(&context.config)
             .and_then(|journal| journal.last_fire(policy))
             .map_err(|e| warn!(policy, "cannot read the last scheduled fire: {e}"))
             .ok()
@@ -133,18 +133,37 @@ async fn run_once(
         ""
     };
     info!(scheduled = %fire.scheduled, "run started{catch_up}");
-    let journal = Journal::open(&context.config.state_dir).map_err(|e| {
+    let journal = Journal::open_config(&context.config).map_err(|e| {
         error!("{e}; nothing was deleted");
         RunFigures::not_started(started, "journal-failed")
     })?;
     let journal = Arc::new(journal);
+    match journal.claim_fire(&policy.name, fire.scheduled) {
+        Ok(None) => {}
+        Ok(Some(host)) => {
+            info!(
+                "fire of {} at {} ran on {host}; skipped here",
+                policy.name, fire.scheduled
+            );
+            let last = journal.last_run(&policy.name).ok().flatten();
+            jobs.metrics.ran_elsewhere(&policy.name, last.as_ref());
+            return Ok(());
+        }
+        Err(e) => {
+            error!("{e}; nothing was deleted");
+            return Err(RunFigures::not_started(started, "journal-failed"));
+        }
+    }
     if let Err(e) = journal.record_fire(&policy.name, fire.scheduled, started) {
         warn!("{e}");
     }
-    let _lock = journal.lock(&policy.name).map_err(|e| {
-        warn!("{e}");
-        RunFigures::not_started(started, "locked")
-    })?;
+    let stop = jobs.stop.for_run();
+    let _lock = journal
+        .lock_watched(&policy.name, stop.lock_flag())
+        .map_err(|e| {
+            warn!("{e}");
+            RunFigures::not_started(started, "locked")
+        })?;
     let account = context
         .config
         .accounts
@@ -178,7 +197,7 @@ async fn run_once(
         reviewed: None,
         started_at: started,
         now: jobs.clock.now(),
-        stop: jobs.stop.clone(),
+        stop,
         watch: None,
         journal_keep: context.config.journal_keep,
     };

@@ -133,6 +133,8 @@ struct PolicyState {
     deleted_total: u64,
     runs: BTreeMap<&'static str, u64>,
     skipped_fires: u64,
+    /// Fires another host of the fleet claimed first (a shared PostgreSQL journal).
+    fires_elsewhere: u64,
     /// When the scheduler runs it next (jitter included).
     next_run: Option<Timestamp>,
 }
@@ -204,6 +206,7 @@ impl Metrics {
                     deleted_total: 0,
                     runs: BTreeMap::new(),
                     skipped_fires: 0,
+                    fires_elsewhere: 0,
                     next_run: None,
                 },
             };
@@ -279,6 +282,20 @@ impl Metrics {
     pub fn skipped(&self, policy: &str) {
         if let Some(p) = self.state().policies.get_mut(policy) {
             p.skipped_fires += 1;
+        }
+    }
+
+    /// A fire another host of the fleet ran; `last` is the fleet's last finished run of the
+    /// policy in the shared journal, which this host's figures follow.
+    pub fn ran_elsewhere(&self, policy: &str, last: Option<&LastRun>) {
+        let mut state = self.state();
+        state.running = state.running.saturating_sub(1);
+        if let Some(p) = state.policies.get_mut(policy) {
+            p.fires_elsewhere += 1;
+            if let Some(last) = last {
+                p.last = Some(RunFigures::recorded(last));
+                p.last_success = p.last_success.max(last.last_success);
+            }
         }
     }
 
@@ -403,7 +420,7 @@ impl Metrics {
             out.sample("retentiond_policy_info", &labels, 1.0);
         }
         type Figure = fn(&PolicyState) -> Option<f64>;
-        let figures: [(&str, &str, &str, Figure); 9] = [
+        let figures: [(&str, &str, &str, Figure); 10] = [
             (
                 "retentiond_policy_last_run_timestamp_seconds",
                 "gauge",
@@ -457,6 +474,12 @@ impl Metrics {
                 "counter",
                 "Fires not started because the policy's previous run was still going.",
                 |p| Some(p.skipped_fires as f64),
+            ),
+            (
+                "retentiond_policy_fires_run_elsewhere_total",
+                "counter",
+                "Fires skipped because another host of the fleet claimed them first.",
+                |p| Some(p.fires_elsewhere as f64),
             ),
         ];
         for (name, kind, help, figure) in figures {

@@ -165,7 +165,7 @@ pub async fn run(
         }
     };
     // One daemon per journal: a second one would run every policy twice.
-    let _instance = match Journal::open(&set.config.state_dir).and_then(|j| j.lock_daemon()) {
+    let _instance = match crate::journal::lock_daemon(&set.config.state_dir) {
         Ok(lock) => lock,
         Err(e) => {
             error!("not started: {e}");
@@ -476,7 +476,7 @@ fn prepare(set: LoadedSet, metrics: &Metrics, now: jiff::Timestamp) -> (Vec<Entr
 /// Seeds the figures of policies the daemon has not run yet from the journal (their last run
 /// and last success survive a restart). A journal that cannot be read only loses the seeds.
 fn seed_metrics(metrics: &Metrics, config: &policy::Config, entries: &[Entry]) {
-    let journal = match Journal::open_read_only(&config.state_dir) {
+    let journal = match Journal::open_config_read_only(config) {
         Ok(Some(journal)) => journal,
         Ok(None) => return,
         Err(e) => {

@@ -9,18 +9,23 @@
 //! takes a file lock per policy under `state_dir/locks`.
 
 pub mod git;
+pub mod pg;
+pub mod store;
 
 use crate::model::{Backup, Status};
 use crate::plan::{Baseline, PolicyPlan};
+use crate::sql_params;
 use jiff::Timestamp;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use store::{Tx, Value};
 
 pub const FILE: &str = "journal.sqlite";
 
@@ -124,7 +129,23 @@ const MIGRATIONS: &[&str] = &[
                d.action, d.reasons, d.note
         FROM decisions d JOIN runs r ON r.id = d.run_id ORDER BY d.rowid;
     DROP TABLE decisions;",
+    // 5: the host each run ran on, and the fleet's claims of scheduled fires (a fleet shares
+    // one journal on PostgreSQL; SQLite has them too, so both stores run the same SQL).
+    "ALTER TABLE runs ADD COLUMN host TEXT;
+    CREATE TABLE fire_claims (
+        policy TEXT NOT NULL,
+        scheduled_at INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        claimed_at INTEGER NOT NULL,
+        PRIMARY KEY (policy, scheduled_at)
+    );",
 ];
+
+/// Schema version from which runs record their host.
+const HOSTS: i64 = 5;
+
+/// How often a PostgreSQL run lock's session is checked.
+const LOCK_CHECK: Duration = Duration::from_secs(1);
 
 /// Schema version from which decisions are stored as spans.
 const SPANS: i64 = 4;
@@ -244,6 +265,8 @@ pub struct RunRecord {
     /// `accept-listing-drop`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// The host the run ran on (journals before schema 5 did not record it).
+    pub host: Option<String>,
     /// Complete backups listed per group.
     pub listing: BTreeMap<String, u64>,
     pub deletions: Vec<DeletionRecord>,
@@ -300,16 +323,33 @@ pub struct LastRun {
     pub newest: BTreeMap<String, Timestamp>,
 }
 
-/// Held while a policy runs; dropping it releases the lock.
+/// Held while a policy runs; dropping it releases the lock: a file lock in `state_dir`, or
+/// with a PostgreSQL journal an advisory lock on a session of its own.
 #[derive(Debug)]
 pub struct PolicyLock {
-    _file: File,
+    _file: Option<File>,
+    pg: Option<pg::PgLock>,
+}
+
+impl PolicyLock {
+    /// Whether the lock's database session was lost (PostgreSQL only): another host may take
+    /// the lock.
+    pub fn lost(&self) -> bool {
+        self.pg.as_ref().is_some_and(pg::PgLock::lost)
+    }
 }
 
 pub struct Journal {
-    conn: Mutex<Connection>,
+    store: Store,
     dir: PathBuf,
+    /// What errors name: the SQLite file, or the PostgreSQL database.
     path: PathBuf,
+}
+
+/// The database behind the journal.
+enum Store {
+    Sqlite(Mutex<Connection>),
+    Postgres(Box<pg::Pg>),
 }
 
 fn sql_error(path: &Path, what: &str) -> impl Fn(rusqlite::Error) -> JournalError {
@@ -337,6 +377,46 @@ impl Journal {
         Ok(journal)
     }
 
+    /// Opens the journal the config names: PostgreSQL (`journal.postgres`), else SQLite in
+    /// `state_dir`.
+    pub fn open_config(config: &crate::policy::Config) -> Result<Journal> {
+        let Some(postgres) = &config.postgres else {
+            return Journal::open(&config.state_dir);
+        };
+        create_private_dir(&config.state_dir)?;
+        let url = postgres
+            .url
+            .resolve()
+            .map_err(|e| JournalError(format!("journal.postgres: {e}")))?;
+        let target = pg::Target::parse(url.expose(), postgres.ca_file.as_deref())
+            .map_err(|e| JournalError(format!("journal.postgres: {e}")))?;
+        let name = target.name.clone();
+        let pg = pg::Pg::open(target).map_err(|e| {
+            JournalError(format!(
+                "journal {name}: cannot open it: {e}; nothing was deleted"
+            ))
+        })?;
+        Ok(Journal {
+            store: Store::Postgres(Box::new(pg)),
+            dir: config.state_dir.clone(),
+            path: PathBuf::from(name),
+        })
+    }
+
+    /// Opens the config's journal for reading; `None` when there is none yet (SQLite only:
+    /// a PostgreSQL journal is opened as for writing).
+    pub fn open_config_read_only(config: &crate::policy::Config) -> Result<Option<Journal>> {
+        match &config.postgres {
+            None => Journal::open_read_only(&config.state_dir),
+            Some(_) => Journal::open_config(config).map(Some),
+        }
+    }
+
+    /// Whether the journal is shared by a fleet (PostgreSQL).
+    pub fn shared(&self) -> bool {
+        matches!(self.store, Store::Postgres(_))
+    }
+
     /// Opens an existing journal for reading; `None` when there is none yet.
     pub fn open_read_only(state_dir: &Path) -> Result<Option<Journal>> {
         let path = state_dir.join(FILE);
@@ -362,23 +442,18 @@ impl Journal {
     fn configure(conn: Connection, dir: &Path, path: PathBuf, writable: bool) -> Result<Journal> {
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(sql_error(&path, "set a busy timeout"))?;
-        if !writable {
-            return Ok(Journal {
-                conn: Mutex::new(conn),
-                dir: dir.to_path_buf(),
-                path,
-            });
+        if writable {
+            // WAL lets `history` read while a run writes; FULL syncs every commit, so an
+            // intent is on disk before its delete call is sent.
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(sql_error(&path, "switch to WAL"))?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(sql_error(&path, "set synchronous=FULL"))?;
+            conn.pragma_update(None, "foreign_keys", "ON")
+                .map_err(sql_error(&path, "enable foreign keys"))?;
         }
-        // WAL lets `history` read while a run writes; FULL syncs every commit, so an intent
-        // is on disk before its delete call is sent.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql_error(&path, "switch to WAL"))?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sql_error(&path, "set synchronous=FULL"))?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(sql_error(&path, "enable foreign keys"))?;
         Ok(Journal {
-            conn: Mutex::new(conn),
+            store: Store::Sqlite(Mutex::new(conn)),
             dir: dir.to_path_buf(),
             path,
         })
@@ -388,19 +463,46 @@ impl Journal {
         &self.path
     }
 
+    /// The SQLite connection, for tests that look inside or rewind the schema.
+    #[cfg(test)]
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        let Store::Sqlite(conn) = &self.store else {
+            panic!("a SQLite journal");
+        };
+        conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn err(&self, what: &str) -> impl Fn(rusqlite::Error) -> JournalError {
-        sql_error(&self.path, what)
+    /// Runs `work` in one transaction of the journal's store; an error says what it was
+    /// doing (`what`) and names the journal.
+    fn tx<T: Send>(
+        &self,
+        what: &str,
+        work: impl FnOnce(&mut dyn Tx) -> std::result::Result<T, String> + Send,
+    ) -> Result<T> {
+        let name = self.path.display().to_string();
+        match &self.store {
+            Store::Sqlite(conn) => {
+                // A panic while holding the lock leaves SQLite consistent (transactions roll
+                // back).
+                let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                store::sqlite_transaction(&mut conn, work).map_err(store::error(&name, what))
+            }
+            Store::Postgres(pg) => pg
+                .transaction(|tx| work(tx))
+                .map_err(store::error(&name, what)),
+        }
     }
 
+    /// The schema version of the journal (PostgreSQL's is always the latest).
     fn version(&self) -> Result<i64> {
-        self.conn()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(self.err("read its schema version"))
+        match &self.store {
+            Store::Sqlite(conn) => conn
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(sql_error(&self.path, "read its schema version")),
+            Store::Postgres(_) => Ok(MIGRATIONS.len() as i64),
+        }
     }
 
     fn too_new(&self, version: i64) -> JournalError {
@@ -416,19 +518,60 @@ impl Journal {
         if version > MIGRATIONS.len() as i64 {
             return Err(self.too_new(version));
         }
-        let mut conn = self.conn();
+        let Store::Sqlite(conn) = &self.store else {
+            return Ok(());
+        };
+        let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction().map_err(self.err("migrate"))?;
+            let tx = conn
+                .transaction()
+                .map_err(sql_error(&self.path, "migrate"))?;
             tx.execute_batch(sql)
                 .and_then(|_| tx.pragma_update(None, "user_version", i as i64 + 1))
                 .and_then(|_| tx.commit())
-                .map_err(self.err(&format!("migrate to schema version {}", i + 1)))?;
+                .map_err(sql_error(
+                    &self.path,
+                    &format!("migrate to schema version {}", i + 1),
+                ))?;
         }
         Ok(())
     }
 
     /// Takes the policy's run lock, or says which process holds it.
     pub fn lock(&self, policy: &str) -> Result<PolicyLock> {
+        self.lock_watched(policy, Arc::default())
+    }
+
+    /// Takes the policy's run lock; with PostgreSQL, `lost` is set the moment the lock's
+    /// session is found gone (the run must send no more deletions).
+    pub fn lock_watched(&self, policy: &str, lost: Arc<AtomicBool>) -> Result<PolicyLock> {
+        if let Store::Postgres(pg) = &self.store {
+            let taken = pg
+                .try_lock(pg::policy_key(policy), LOCK_CHECK, lost)
+                .map_err(|e| {
+                    JournalError(format!(
+                        "journal {}: cannot take the run lock of policy {policy}: {e}",
+                        self.path.display()
+                    ))
+                })?;
+            return match taken {
+                Some(lock) => Ok(PolicyLock {
+                    _file: None,
+                    pg: Some(lock),
+                }),
+                None => {
+                    let holder = self.running(policy).ok().flatten();
+                    let holder = holder.map(|(run, host)| match host {
+                        Some(host) => format!(" (run #{run} on {host})"),
+                        None => format!(" (run #{run})"),
+                    });
+                    Err(JournalError(format!(
+                        "policy {policy} is being run by another retentiond process{}; skipped",
+                        holder.unwrap_or_default()
+                    )))
+                }
+            };
+        }
         let locks = self.dir.join("locks");
         create_private_dir(&locks)?;
         // Policy names are letters, digits, `.`, `_` and `-`, never `.` or `..` alone.
@@ -438,41 +581,71 @@ impl Journal {
         })
     }
 
-    /// Takes the daemon's lock on this state folder: one daemon per journal.
-    pub fn lock_daemon(&self) -> Result<PolicyLock> {
-        take_lock(&self.dir.join("daemon.lock"), |pid| {
-            format!(
-                "another retentiond daemon{pid} uses the journal in {}; one daemon per state_dir",
-                self.dir.display()
-            )
+    /// The newest unfinished run of `policy`: (id, host).
+    fn running(&self, policy: &str) -> Result<Option<(i64, Option<String>)>> {
+        self.tx("read the running run", |tx| {
+            Ok(tx
+                .query_one(
+                    "SELECT id, host FROM runs WHERE policy = $1 AND ended_at IS NULL
+                     ORDER BY id DESC LIMIT 1",
+                    sql_params![policy],
+                )?
+                .map(|r| (r.int(0), r.opt_text(1))))
+        })
+    }
+
+    /// Claims a scheduled fire of `policy` for this host: `Ok(None)` when the claim is this
+    /// host's, `Ok(Some(host))` when another host of the fleet claimed the same tick first.
+    /// Ticks are the schedule's times, not the hosts' clocks: hosts a few seconds apart claim
+    /// the same tick.
+    pub fn claim_fire(&self, policy: &str, scheduled: Timestamp) -> Result<Option<String>> {
+        let host = host_name().unwrap_or_else(|| "unknown".into());
+        self.tx("claim a scheduled fire", |tx| {
+            let claimed = tx.query_one(
+                "INSERT INTO fire_claims (policy, scheduled_at, host, claimed_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING host",
+                sql_params![policy, ms(scheduled), &host, ms(Timestamp::now())],
+            )?;
+            if claimed.is_some() {
+                return Ok(None);
+            }
+            Ok(tx
+                .query_one(
+                    "SELECT host FROM fire_claims WHERE policy = $1 AND scheduled_at = $2",
+                    sql_params![policy, ms(scheduled)],
+                )?
+                .map(|r| r.text(0)))
         })
     }
 
     pub fn begin_run(&self, run: &RunStart) -> Result<i64> {
         let policy = run.policy;
         let commit = git::head_commit(&policy.file);
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO runs (policy, account, command, mode, dry_run, policy_file, policy_sha256,
-                               fingerprint, git_commit, pid, started_at, overrides)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                policy.name,
-                policy.account,
-                run.command,
-                policy.mode.as_str(),
-                run.dry_run,
-                absolute(&policy.file),
-                policy.file_sha256,
-                policy.fingerprint,
-                commit,
-                std::process::id(),
-                ms(run.started_at),
-                (!run.overrides.is_empty()).then(|| run.overrides.join(",")),
-            ],
-        )
-        .map_err(self.err("record the start of a run"))?;
-        Ok(conn.last_insert_rowid())
+        let host = host_name();
+        self.tx("record the start of a run", |tx| {
+            let row = tx.query_one(
+                "INSERT INTO runs (policy, account, command, mode, dry_run, policy_file,
+                                   policy_sha256, fingerprint, git_commit, pid, started_at,
+                                   overrides, host)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                sql_params![
+                    &policy.name,
+                    &policy.account,
+                    run.command,
+                    policy.mode.as_str(),
+                    run.dry_run,
+                    absolute(&policy.file),
+                    &policy.file_sha256,
+                    &policy.fingerprint,
+                    commit,
+                    std::process::id() as i64,
+                    ms(run.started_at),
+                    (!run.overrides.is_empty()).then(|| run.overrides.join(",")),
+                    host,
+                ],
+            )?;
+            Ok(row.map_or(0, |r| r.int(0)))
+        })
     }
 
     /// Records what a run's plan decided and how many complete backups each group listed, in
@@ -484,81 +657,73 @@ impl Journal {
         counts: &BTreeMap<String, u64>,
         listing_drop_blocked: bool,
     ) -> Result<()> {
-        let mut conn = self.conn();
-        let write = |conn: &mut Connection| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            {
-                let mut count = tx.prepare(
-                    "INSERT INTO listing_counts (run_id, grp, complete) VALUES (?1, ?2, ?3)",
+        self.tx("record the plan", |tx| {
+            for (group, n) in counts {
+                tx.execute(
+                    "INSERT INTO listing_counts (run_id, grp, complete) VALUES ($1, $2, $3)",
+                    sql_params![run, group, *n],
                 )?;
-                for (group, n) in counts {
-                    count.execute(params![run, group, *n as i64])?;
-                }
-                // A decision the policy's previous listed run made the same way extends that
-                // run's span to this run; any other starts a span.
-                let previous: Option<i64> = tx.query_row(
-                    "SELECT max(id) FROM runs WHERE policy = ?1 AND listed = 1 AND id < ?2",
-                    params![plan.name, run],
-                    |r| r.get(0),
-                )?;
-                let mut extend = tx.prepare(
-                    "UPDATE decision_spans SET last_run = ?1 WHERE rowid = (
-                        SELECT rowid FROM decision_spans
-                        WHERE policy = ?2 AND last_run = ?3 AND grp = ?4 AND backup_id = ?5
-                          AND created_at = ?6 AND status = ?7 AND action = ?8 AND reasons = ?9
-                          AND note IS ?10
-                        LIMIT 1)",
-                )?;
-                let mut start = tx.prepare(
-                    "INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp,
-                                                 created_at, status, action, reasons, note)
-                     VALUES (?2, ?1, ?1, ?5, ?4, ?6, ?7, ?8, ?9, ?10)",
-                )?;
-                for d in &plan.decisions {
-                    let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
-                    let values = params![
-                        run,
-                        plan.name,
-                        previous.unwrap_or(-1),
-                        d.backup.group,
-                        d.backup.id,
-                        d.backup.created_at.to_string(),
-                        d.backup.status.as_str(),
-                        d.action.as_str(),
-                        serde_json::to_string(&reasons).unwrap_or_default(),
-                        d.note,
-                    ];
-                    if previous.is_none() || extend.execute(values)? == 0 {
-                        start.execute(values)?;
-                    }
+            }
+            // A decision the policy's previous listed run made the same way extends that
+            // run's span to this run; any other starts a span.
+            let previous = tx
+                .query_one(
+                    "SELECT max(id) FROM runs WHERE policy = $1 AND listed = 1 AND id < $2",
+                    sql_params![&plan.name, run],
+                )?
+                .and_then(|r| r.opt_int(0));
+            for d in &plan.decisions {
+                let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+                let values = sql_params![
+                    run,
+                    &plan.name,
+                    previous.unwrap_or(-1),
+                    &d.backup.group,
+                    &d.backup.id,
+                    d.backup.created_at.to_string(),
+                    d.backup.status.as_str(),
+                    d.action.as_str(),
+                    serde_json::to_string(&reasons).unwrap_or_default(),
+                    d.note.as_deref(),
+                ];
+                let extended = previous.is_some()
+                    && tx.execute(
+                        "UPDATE decision_spans SET last_run = $1 WHERE rowid = (
+                            SELECT rowid FROM decision_spans
+                            WHERE policy = $2 AND last_run = $3 AND grp = $4 AND backup_id = $5
+                              AND created_at = $6 AND status = $7 AND action = $8
+                              AND reasons = $9 AND note IS NOT DISTINCT FROM $10
+                            LIMIT 1)",
+                        values,
+                    )? > 0;
+                if !extended {
+                    tx.execute(
+                        "INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp,
+                                                     created_at, status, action, reasons, note)
+                         VALUES ($2, $1, $1, $5, $4, $6, $7, $8, $9, $10)",
+                        values,
+                    )?;
                 }
             }
             let s = plan.summary;
             tx.execute(
-                "UPDATE runs SET listed = 1, listing_drop_blocked = ?2, keep = ?3, delete_count = ?4,
-                                 ignore = ?5
-                 WHERE id = ?1",
-                params![
-                    run,
-                    listing_drop_blocked,
-                    s.keep as i64,
-                    s.delete as i64,
-                    s.ignore as i64
-                ],
+                "UPDATE runs SET listed = 1, listing_drop_blocked = $2, keep = $3,
+                                 delete_count = $4, ignore = $5
+                 WHERE id = $1",
+                sql_params![run, listing_drop_blocked, s.keep, s.delete, s.ignore],
             )?;
-            tx.commit()
-        };
-        write(&mut conn).map_err(self.err("record the plan"))
+            Ok(())
+        })
     }
 
     pub fn finish_run(&self, run: i64, end: &RunEnd) -> Result<()> {
-        self.conn()
-            .execute(
-                "UPDATE runs SET ended_at = ?2, outcome = ?3, message = ?4 WHERE id = ?1",
-                params![run, ms(Timestamp::now()), end.outcome, end.message],
+        self.tx("record the end of a run", |tx| {
+            tx.execute(
+                "UPDATE runs SET ended_at = $2, outcome = $3, message = $4 WHERE id = $1",
+                sql_params![run, ms(Timestamp::now()), end.outcome, end.message],
             )
             .map(drop)
-            .map_err(self.err("record the end of a run"))
+        })
     }
 
     /// Records the intent to delete `batch`, committed before the call is sent. Returns the
@@ -570,43 +735,38 @@ impl Journal {
         account: &str,
         batch: &[Backup],
     ) -> Result<Vec<i64>> {
-        let mut conn = self.conn();
-        let write = |conn: &mut Connection| -> rusqlite::Result<Vec<i64>> {
-            let tx = conn.transaction()?;
+        let now = ms(Timestamp::now());
+        self.tx("record a deletion intent", |tx| {
             let mut rows = Vec::with_capacity(batch.len());
-            {
-                let mut insert = tx.prepare(
-                    "INSERT INTO deletions (run_id, policy, account, backup_id, grp, created_at, intent_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                let now = ms(Timestamp::now());
-                for b in batch {
-                    insert.execute(params![
+            for b in batch {
+                let row = tx.query_one(
+                    "INSERT INTO deletions (run_id, policy, account, backup_id, grp, created_at,
+                                            intent_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    sql_params![
                         run,
                         policy,
                         account,
-                        b.id,
-                        b.group,
+                        &b.id,
+                        &b.group,
                         b.created_at.to_string(),
                         now
-                    ])?;
-                    rows.push(tx.last_insert_rowid());
-                }
+                    ],
+                )?;
+                rows.push(row.map_or(0, |r| r.int(0)));
             }
-            tx.commit()?;
             Ok(rows)
-        };
-        write(&mut conn).map_err(self.err("record a deletion intent"))
+        })
     }
 
     pub fn outcome(&self, deletion: i64, outcome: Outcome, error: Option<&str>) -> Result<()> {
-        self.conn()
-            .execute(
-                "UPDATE deletions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1",
-                params![deletion, outcome.as_str(), ms(Timestamp::now()), error],
+        self.tx("record a deletion outcome", |tx| {
+            tx.execute(
+                "UPDATE deletions SET outcome = $2, outcome_at = $3, error = $4 WHERE id = $1",
+                sql_params![deletion, outcome.as_str(), ms(Timestamp::now()), error],
             )
             .map(drop)
-            .map_err(self.err("record a deletion outcome"))
+        })
     }
 
     /// Settles what interrupted runs of `policy` left open, against a fresh listing of the
@@ -620,104 +780,87 @@ impl Journal {
         current_run: i64,
         listed: &HashMap<(&str, &str), Status>,
     ) -> Result<Vec<Reconciled>> {
-        let mut conn = self.conn();
-        let work = |conn: &mut Connection| -> rusqlite::Result<Vec<Reconciled>> {
-            let tx = conn.transaction()?;
+        let now = ms(Timestamp::now());
+        self.tx("reconcile interrupted deletions", |tx| {
+            let open = tx.query(
+                "SELECT id, run_id, backup_id, grp FROM deletions
+                 WHERE policy = $1 AND outcome IS NULL AND run_id != $2 ORDER BY id",
+                sql_params![policy, current_run],
+            )?;
             let mut settled = Vec::new();
-            {
-                let mut open = tx.prepare(
-                    "SELECT id, run_id, backup_id, grp FROM deletions
-                     WHERE policy = ?1 AND outcome IS NULL AND run_id != ?2 ORDER BY id",
+            for row in open {
+                let (deletion, run, id, group) = (row.int(0), row.int(1), row.text(2), row.text(3));
+                let interrupted = format!(
+                    "run #{run} was interrupted before recording this outcome; run #{current_run}'s fresh listing"
+                );
+                let (outcome, note) = match listed.get(&(group.as_str(), id.as_str())) {
+                    None => (
+                        Outcome::Deleted,
+                        format!("{interrupted} no longer shows the backup"),
+                    ),
+                    // The provider is deleting it (a CSBS task): wait for it, never resend.
+                    Some(Status::InProgress) => (
+                        Outcome::Pending,
+                        format!("{interrupted} shows it being deleted"),
+                    ),
+                    Some(_) => (
+                        Outcome::NotDeleted,
+                        format!("{interrupted} still shows the backup"),
+                    ),
+                };
+                tx.execute(
+                    "UPDATE deletions SET outcome = $2, outcome_at = $3, error = $4, reconciled = 1
+                     WHERE id = $1",
+                    sql_params![deletion, outcome.as_str(), now, note],
                 )?;
-                let rows = open
-                    .query_map(params![policy, current_run], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })?
-                    .collect::<rusqlite::Result<Vec<(i64, i64, String, String)>>>()?;
-                let mut update = tx.prepare(
-                    "UPDATE deletions SET outcome = ?2, outcome_at = ?3, error = ?4, reconciled = 1
-                     WHERE id = ?1",
-                )?;
-                let now = ms(Timestamp::now());
-                for (row, run, id, group) in rows {
-                    let interrupted = format!(
-                        "run #{run} was interrupted before recording this outcome; run #{current_run}'s fresh listing"
-                    );
-                    let (outcome, note) = match listed.get(&(group.as_str(), id.as_str())) {
-                        None => (
-                            Outcome::Deleted,
-                            format!("{interrupted} no longer shows the backup"),
-                        ),
-                        // The provider is deleting it (a CSBS task): wait for it, never resend.
-                        Some(Status::InProgress) => (
-                            Outcome::Pending,
-                            format!("{interrupted} shows it being deleted"),
-                        ),
-                        Some(_) => (
-                            Outcome::NotDeleted,
-                            format!("{interrupted} still shows the backup"),
-                        ),
-                    };
-                    update.execute(params![row, outcome.as_str(), now, note])?;
-                    settled.push(Reconciled {
-                        id,
-                        group,
-                        run,
-                        outcome: outcome.as_str(),
-                    });
-                }
+                settled.push(Reconciled {
+                    id,
+                    group,
+                    run,
+                    outcome: outcome.as_str(),
+                });
             }
             tx.execute(
                 "UPDATE runs SET outcome = 'interrupted',
-                     message = 'the process stopped before the run ended; settled by run #' || ?2
-                 WHERE policy = ?1 AND ended_at IS NULL AND id != ?2",
-                params![policy, current_run],
+                     message = 'the process stopped before the run ended; settled by run #' || $3
+                 WHERE policy = $1 AND ended_at IS NULL AND id != $2",
+                sql_params![policy, current_run, current_run.to_string()],
             )?;
-            tx.commit()?;
             Ok(settled)
-        };
-        work(&mut conn).map_err(self.err("reconcile interrupted deletions"))
+        })
     }
 
     /// The complete-backup count per group that the policy's last accepted listing left
     /// behind (what it listed, minus what that run deleted), for the listing-drop guard.
     /// Listings that the guard itself blocked never become the baseline.
     pub fn baseline(&self, policy: &str, before_run: Option<i64>) -> Result<Option<Baseline>> {
-        let conn = self.conn();
-        let query = |conn: &Connection| -> rusqlite::Result<Option<Baseline>> {
-            let run: Option<(i64, i64)> = conn
-                .query_row(
-                    "SELECT id, started_at FROM runs
-                     WHERE policy = ?1 AND listed = 1 AND listing_drop_blocked = 0 AND id < ?2
-                     ORDER BY id DESC LIMIT 1",
-                    params![policy, before_run.unwrap_or(i64::MAX)],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((run, started)) = run else {
+        self.tx("read the last listing counts", |tx| {
+            let run = tx.query_one(
+                "SELECT id, started_at FROM runs
+                 WHERE policy = $1 AND listed = 1 AND listing_drop_blocked = 0 AND id < $2
+                 ORDER BY id DESC LIMIT 1",
+                sql_params![policy, before_run.unwrap_or(i64::MAX)],
+            )?;
+            let Some(run) = run else {
                 return Ok(None);
             };
+            let (run, started) = (run.int(0), run.int(1));
             let mut counts = BTreeMap::new();
-            let mut listed = conn.prepare(
+            for row in tx.query(
                 "SELECT grp, complete - (SELECT count(*) FROM deletions d
                                          WHERE d.run_id = c.run_id AND d.grp = c.grp
                                            AND d.outcome IN ('deleted', 'pending'))
-                 FROM listing_counts c WHERE run_id = ?1",
-            )?;
-            let rows = listed.query_map(params![run], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            for row in rows {
-                let (group, n) = row?;
-                counts.insert(group, n.max(0) as u64);
+                 FROM listing_counts c WHERE run_id = $1",
+                sql_params![run],
+            )? {
+                counts.insert(row.text(0), row.int(1).max(0) as u64);
             }
             Ok(Some(Baseline {
                 run,
                 at: from_ms(started),
                 counts,
             }))
-        };
-        query(&conn).map_err(self.err("read the last listing counts"))
+        })
     }
 
     /// Whether this version of the policy (its fingerprint) may delete beyond the bound for
@@ -725,44 +868,44 @@ impl Journal {
     /// was allowed to delete before (an enforce run that was not blocked or refused).
     pub fn approved(&self, policy: &str, fingerprint: &str) -> Result<bool> {
         let has_approvals = self.version()? >= 3;
-        let conn = self.conn();
-        let query = |conn: &Connection| -> rusqlite::Result<bool> {
-            let ran: bool = conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM runs WHERE policy = ?1 AND fingerprint = ?2
-                    AND mode = 'enforce' AND dry_run IS NULL
-                    AND outcome IN ('ok', 'deletions-failed', 'stopped'))",
-                params![policy, fingerprint],
-                |r| r.get(0),
-            )?;
+        self.tx("read the policy's approvals", |tx| {
+            let ran = tx
+                .query_one(
+                    "SELECT count(*) FROM runs WHERE policy = $1 AND fingerprint = $2
+                        AND mode = 'enforce' AND dry_run IS NULL
+                        AND outcome IN ('ok', 'deletions-failed', 'stopped')",
+                    sql_params![policy, fingerprint],
+                )?
+                .is_some_and(|r| r.int(0) > 0);
             if ran || !has_approvals {
                 return Ok(ran);
             }
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM approvals WHERE policy = ?1 AND fingerprint = ?2)",
-                params![policy, fingerprint],
-                |r| r.get(0),
-            )
-        };
-        query(&conn).map_err(self.err("read the policy's approvals"))
+            Ok(tx
+                .query_one(
+                    "SELECT count(*) FROM approvals WHERE policy = $1 AND fingerprint = $2",
+                    sql_params![policy, fingerprint],
+                )?
+                .is_some_and(|r| r.int(0) > 0))
+        })
     }
 
     /// Records a person's approval of this version of the policy: its runs may delete beyond
     /// the bound for new and changed policies. Returns false when it was approved already.
     pub fn approve(&self, policy: &crate::policy::Policy, by: Option<&str>) -> Result<bool> {
-        self.conn()
-            .execute(
+        self.tx("record the approval", |tx| {
+            tx.execute(
                 "INSERT INTO approvals (policy, fingerprint, approved_at, approved_by, policy_file)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                params![
-                    policy.name,
-                    policy.fingerprint,
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                sql_params![
+                    &policy.name,
+                    &policy.fingerprint,
                     ms(Timestamp::now()),
                     by,
                     absolute(&policy.file)
                 ],
             )
             .map(|n| n > 0)
-            .map_err(self.err("record the approval"))
+        })
     }
 
     /// Records that the daemon started `policy` for its fire scheduled at `scheduled`.
@@ -772,14 +915,14 @@ impl Journal {
         scheduled: Timestamp,
         started: Timestamp,
     ) -> Result<()> {
-        self.conn()
-            .execute(
-                "INSERT INTO fires (policy, scheduled_at, started_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (policy) DO UPDATE SET scheduled_at = ?2, started_at = ?3",
-                params![policy, ms(scheduled), ms(started)],
+        self.tx("record a scheduled fire", |tx| {
+            tx.execute(
+                "INSERT INTO fires (policy, scheduled_at, started_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (policy) DO UPDATE SET scheduled_at = $2, started_at = $3",
+                sql_params![policy, ms(scheduled), ms(started)],
             )
             .map(drop)
-            .map_err(self.err("record a scheduled fire"))
+        })
     }
 
     /// The last scheduled fire the daemon started for `policy`.
@@ -787,195 +930,185 @@ impl Journal {
         if self.version()? < 2 {
             return Ok(None);
         }
-        self.conn()
-            .query_row(
-                "SELECT scheduled_at FROM fires WHERE policy = ?1",
-                params![policy],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|at| at.map(from_ms))
-            .map_err(self.err("read the last scheduled fire"))
+        self.tx("read the last scheduled fire", |tx| {
+            Ok(tx
+                .query_one(
+                    "SELECT scheduled_at FROM fires WHERE policy = $1",
+                    sql_params![policy],
+                )?
+                .and_then(|r| r.opt_int(0))
+                .map(from_ms))
+        })
     }
 
     /// Deletions of `policy` that a provider accepted and may still be carrying out: `(row,
     /// group, id)`, oldest first.
     pub fn pending(&self, policy: &str) -> Result<Vec<(i64, String, String)>> {
-        let conn = self.conn();
-        let query = |conn: &Connection| -> rusqlite::Result<Vec<(i64, String, String)>> {
-            let mut statement = conn.prepare(
-                "SELECT id, grp, backup_id FROM deletions
-                 WHERE policy = ?1 AND outcome = 'pending' ORDER BY id",
-            )?;
-            statement
-                .query_map(params![policy], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        };
-        query(&conn).map_err(self.err("read pending deletions"))
+        self.tx("read pending deletions", |tx| {
+            Ok(tx
+                .query(
+                    "SELECT id, grp, backup_id FROM deletions
+                     WHERE policy = $1 AND outcome = 'pending' ORDER BY id",
+                    sql_params![policy],
+                )?
+                .into_iter()
+                .map(|r| (r.int(0), r.text(1), r.text(2)))
+                .collect())
+        })
     }
 
     /// Runs, newest first, with their listing counts and deletions.
     pub fn history(&self, filter: &HistoryFilter) -> Result<Vec<RunRecord>> {
-        // Journals before schema 3 (read as they are) have no overrides.
-        let overrides = if self.version()? >= 3 {
-            "overrides"
-        } else {
-            "NULL"
-        };
-        let conn = self.conn();
-        let query = |conn: &Connection| -> rusqlite::Result<Vec<RunRecord>> {
+        let version = self.version()?;
+        // Journals before schema 3 (read as they are) have no overrides, before 5 no host.
+        let overrides = if version >= 3 { "overrides" } else { "NULL" };
+        let host = if version >= HOSTS { "host" } else { "NULL" };
+        self.tx("read the history", |tx| {
             let mut sql = format!(
                 "SELECT id, policy, account, command, mode, dry_run, started_at, ended_at, outcome,
                         message, policy_file, policy_sha256, git_commit, listed, keep, delete_count,
-                        ignore, {overrides}
+                        ignore, {overrides}, {host}
                  FROM runs WHERE 1 = 1"
             );
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            let mut any_of = |sql: &mut String, column: &str, values: &[String]| {
-                if values.is_empty() {
-                    return;
-                }
-                let marks = vec!["?"; values.len()].join(", ");
-                sql.push_str(&format!(" AND {column} IN ({marks})"));
-                args.extend(values.iter().cloned().map(rusqlite::types::Value::Text));
+            let mut args: Vec<Value> = Vec::new();
+            let mark = |args: &mut Vec<Value>, value: Value| {
+                args.push(value);
+                format!("${}", args.len())
             };
-            any_of(&mut sql, "policy", &filter.policies);
-            any_of(
-                &mut sql,
-                "coalesce(outcome, 'unfinished')",
-                &filter.outcomes,
-            );
+            for (column, values) in [
+                ("policy", &filter.policies),
+                ("coalesce(outcome, 'unfinished')", &filter.outcomes),
+            ] {
+                if values.is_empty() {
+                    continue;
+                }
+                let marks: Vec<String> = values.iter().map(|v| mark(&mut args, v.into())).collect();
+                sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+            }
             if let Some(since) = filter.since {
-                sql.push_str(" AND started_at >= ?");
-                args.push(ms(since).into());
+                sql.push_str(&format!(
+                    " AND started_at >= {}",
+                    mark(&mut args, ms(since).into())
+                ));
             }
             if let Some(until) = filter.until {
-                sql.push_str(" AND started_at <= ?");
-                args.push(ms(until).into());
+                sql.push_str(&format!(
+                    " AND started_at <= {}",
+                    mark(&mut args, ms(until).into())
+                ));
             }
             if let Some(run) = filter.run {
-                sql.push_str(" AND id = ?");
-                args.push(run.into());
+                sql.push_str(&format!(" AND id = {}", mark(&mut args, run.into())));
             }
-            sql.push_str(" ORDER BY id DESC LIMIT ?");
-            args.push((filter.limit.min(i64::MAX as usize) as i64).into());
-            let mut statement = conn.prepare(&sql)?;
-            let runs = statement
-                .query_map(rusqlite::params_from_iter(args), |r| {
-                    let listed: bool = r.get(13)?;
-                    let summary = listed.then(|| -> rusqlite::Result<RunSummary> {
-                        Ok(RunSummary {
-                            keep: r.get::<_, Option<i64>>(14)?.unwrap_or(0) as u64,
-                            delete: r.get::<_, Option<i64>>(15)?.unwrap_or(0) as u64,
-                            ignore: r.get::<_, Option<i64>>(16)?.unwrap_or(0) as u64,
-                        })
-                    });
-                    Ok(RunRecord {
-                        id: r.get(0)?,
-                        policy: r.get(1)?,
-                        account: r.get(2)?,
-                        command: r.get(3)?,
-                        mode: r.get(4)?,
-                        dry_run: r.get(5)?,
-                        started_at: from_ms(r.get(6)?),
-                        ended_at: r.get::<_, Option<i64>>(7)?.map(from_ms),
-                        outcome: r.get(8)?,
-                        message: r.get(9)?,
-                        policy_file: r.get(10)?,
-                        policy_sha256: r.get(11)?,
-                        git_commit: r.get(12)?,
-                        summary: summary.transpose()?,
-                        overrides: r
-                            .get::<_, Option<String>>(17)?
-                            .map(|o| o.split(',').map(str::to_string).collect())
-                            .unwrap_or_default(),
-                        listing: BTreeMap::new(),
-                        deletions: Vec::new(),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<RunRecord>>>()?;
-            let mut counts = conn.prepare(
-                "SELECT grp, complete FROM listing_counts WHERE run_id = ?1 ORDER BY grp",
-            )?;
-            let mut deletions = conn.prepare(
-                "SELECT backup_id, grp, policy, account, created_at, intent_at, outcome, outcome_at,
-                        error, reconciled
-                 FROM deletions WHERE run_id = ?1 ORDER BY id",
-            )?;
-            let mut out = Vec::with_capacity(runs.len());
-            for mut run in runs {
-                for row in counts.query_map(params![run.id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })? {
-                    let (group, n) = row?;
-                    run.listing.insert(group, n.max(0) as u64);
+            let limit = (filter.limit.min(i64::MAX as usize) as i64).into();
+            sql.push_str(&format!(
+                " ORDER BY id DESC LIMIT {}",
+                mark(&mut args, limit)
+            ));
+            let mut runs = Vec::new();
+            for r in tx.query(&sql, &args)? {
+                let summary = r.flag(13).then(|| RunSummary {
+                    keep: r.int(14).max(0) as u64,
+                    delete: r.int(15).max(0) as u64,
+                    ignore: r.int(16).max(0) as u64,
+                });
+                runs.push(RunRecord {
+                    id: r.int(0),
+                    policy: r.text(1),
+                    account: r.text(2),
+                    command: r.text(3),
+                    mode: r.text(4),
+                    dry_run: r.opt_text(5),
+                    started_at: from_ms(r.int(6)),
+                    ended_at: r.opt_int(7).map(from_ms),
+                    outcome: r.opt_text(8),
+                    message: r.opt_text(9),
+                    policy_file: r.text(10),
+                    policy_sha256: r.text(11),
+                    git_commit: r.opt_text(12),
+                    summary,
+                    overrides: r
+                        .opt_text(17)
+                        .map(|o| o.split(',').map(str::to_string).collect())
+                        .unwrap_or_default(),
+                    host: r.opt_text(18),
+                    listing: BTreeMap::new(),
+                    deletions: Vec::new(),
+                });
+            }
+            for run in &mut runs {
+                for row in tx.query(
+                    "SELECT grp, complete FROM listing_counts WHERE run_id = $1 ORDER BY grp",
+                    sql_params![run.id],
+                )? {
+                    run.listing.insert(row.text(0), row.int(1).max(0) as u64);
                 }
-                run.deletions = deletions
-                    .query_map(params![run.id], |r| {
-                        Ok(DeletionRecord {
-                            id: r.get(0)?,
-                            group: r.get(1)?,
-                            policy: r.get(2)?,
-                            account: r.get(3)?,
-                            created_at: r.get(4)?,
-                            intent_at: from_ms(r.get(5)?),
-                            outcome: r.get(6)?,
-                            outcome_at: r.get::<_, Option<i64>>(7)?.map(from_ms),
-                            error: r.get(8)?,
-                            reconciled: r.get(9)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                out.push(run);
+                run.deletions = tx
+                    .query(
+                        "SELECT backup_id, grp, policy, account, created_at, intent_at, outcome,
+                                outcome_at, error, reconciled
+                         FROM deletions WHERE run_id = $1 ORDER BY id",
+                        sql_params![run.id],
+                    )?
+                    .into_iter()
+                    .map(|r| DeletionRecord {
+                        id: r.text(0),
+                        group: r.text(1),
+                        policy: r.text(2),
+                        account: r.text(3),
+                        created_at: r.text(4),
+                        intent_at: from_ms(r.int(5)),
+                        outcome: r.opt_text(6),
+                        outcome_at: r.opt_int(7).map(from_ms),
+                        error: r.opt_text(8),
+                        reconciled: r.flag(9),
+                    })
+                    .collect();
             }
-            Ok(out)
-        };
-        query(&conn).map_err(self.err("read the history"))
+            Ok(runs)
+        })
     }
 
     /// The names of the policies the journal has runs of, in name order.
     pub fn policies(&self) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let query = |conn: &Connection| -> rusqlite::Result<Vec<String>> {
-            let mut statement = conn.prepare("SELECT DISTINCT policy FROM runs ORDER BY policy")?;
-            statement.query_map([], |r| r.get(0))?.collect()
-        };
-        query(&conn).map_err(self.err("read the policy names"))
+        self.tx("read the policy names", |tx| {
+            Ok(tx
+                .query("SELECT DISTINCT policy FROM runs ORDER BY policy", &[])?
+                .into_iter()
+                .map(|r| r.text(0))
+                .collect())
+        })
     }
 
     /// Every decision a run recorded, in plan order (groups in name order, newest first); none
     /// for a run that listed nothing, or whose decisions `journal_keep` pruned.
     pub fn decisions(&self, run: i64) -> Result<Vec<DecisionRecord>> {
         let spans = self.version()? >= SPANS;
-        let conn = self.conn();
-        let query = |conn: &Connection| -> rusqlite::Result<Vec<DecisionRecord>> {
+        self.tx("read a run's decisions", |tx| {
             let sql = if spans {
                 "SELECT backup_id, grp, created_at, status, action, reasons, note
                  FROM decision_spans
-                 WHERE policy = (SELECT policy FROM runs WHERE id = ?1 AND listed = 1)
-                   AND first_run <= ?1 AND last_run >= ?1
+                 WHERE policy = (SELECT policy FROM runs WHERE id = $1 AND listed = 1)
+                   AND first_run <= $1 AND last_run >= $1
                  ORDER BY grp, created_at DESC, rowid"
             } else {
                 "SELECT backup_id, grp, created_at, status, action, reasons, note
-                 FROM decisions WHERE run_id = ?1 ORDER BY rowid"
+                 FROM decisions WHERE run_id = $1 ORDER BY rowid"
             };
-            let mut statement = conn.prepare(sql)?;
-            statement
-                .query_map(params![run], |r| {
-                    let reasons: String = r.get(5)?;
-                    Ok(DecisionRecord {
-                        id: r.get(0)?,
-                        group: r.get(1)?,
-                        created_at: r.get(2)?,
-                        status: r.get(3)?,
-                        action: r.get(4)?,
-                        reasons: serde_json::from_str(&reasons).unwrap_or_default(),
-                        note: r.get(6)?,
-                    })
-                })?
-                .collect()
-        };
-        query(&conn).map_err(self.err("read a run's decisions"))
+            Ok(tx
+                .query(sql, sql_params![run])?
+                .into_iter()
+                .map(|r| DecisionRecord {
+                    id: r.text(0),
+                    group: r.text(1),
+                    created_at: r.text(2),
+                    status: r.text(3),
+                    action: r.text(4),
+                    reasons: serde_json::from_str(&r.text(5)).unwrap_or_default(),
+                    note: r.opt_text(6),
+                })
+                .collect())
+        })
     }
 
     /// `journal_keep`: forgets what runs of `policy` started before `cutoff` decided and
@@ -988,100 +1121,89 @@ impl Journal {
             return Ok(0);
         }
         let baseline = self.baseline(policy, None)?.map(|b| b.run);
-        let mut conn = self.conn();
-        let prune = |conn: &mut Connection| -> rusqlite::Result<usize> {
-            let tx = conn.transaction()?;
+        self.tx("prune old runs (journal_keep)", |tx| {
             // Runs before the horizon lose their decisions and listing counts.
-            let horizon: i64 = tx.query_row(
-                "SELECT coalesce(min(id), ?3) FROM runs WHERE policy = ?1 AND (started_at >= ?2 OR id = ?3)",
-                params![policy, ms(cutoff), baseline.unwrap_or(i64::MAX)],
-                |r| r.get(0),
-            )?;
+            let horizon = tx
+                .query_one(
+                    "SELECT coalesce(min(id), $3) FROM runs
+                     WHERE policy = $1 AND (started_at >= $2 OR id = $3)",
+                    sql_params![policy, ms(cutoff), baseline.unwrap_or(i64::MAX)],
+                )?
+                .map_or(i64::MAX, |r| r.int(0));
             tx.execute(
                 "INSERT INTO approvals (policy, fingerprint, approved_at, approved_by, policy_file)
-                 SELECT policy, fingerprint, max(started_at), 'its run #' || max(id) || ' in enforce mode', policy_file
-                 FROM runs WHERE policy = ?1 AND id < ?2 AND mode = 'enforce' AND dry_run IS NULL
+                 SELECT policy, fingerprint, max(started_at),
+                        'its run #' || max(id) || ' in enforce mode', max(policy_file)
+                 FROM runs WHERE policy = $1 AND id < $2 AND mode = 'enforce' AND dry_run IS NULL
                    AND outcome IN ('ok', 'deletions-failed', 'stopped')
-                 GROUP BY fingerprint
+                 GROUP BY policy, fingerprint
                  ON CONFLICT DO NOTHING",
-                params![policy, horizon],
+                sql_params![policy, horizon],
             )?;
             tx.execute(
-                "DELETE FROM decision_spans WHERE policy = ?1 AND last_run < ?2",
-                params![policy, horizon],
+                "DELETE FROM decision_spans WHERE policy = $1 AND last_run < $2",
+                sql_params![policy, horizon],
             )?;
             tx.execute(
-                "UPDATE decision_spans SET first_run = ?2 WHERE policy = ?1 AND first_run < ?2",
-                params![policy, horizon],
+                "UPDATE decision_spans SET first_run = $2 WHERE policy = $1 AND first_run < $2",
+                sql_params![policy, horizon],
             )?;
             tx.execute(
-                "DELETE FROM listing_counts WHERE run_id IN (SELECT id FROM runs WHERE policy = ?1 AND id < ?2)",
-                params![policy, horizon],
+                "DELETE FROM listing_counts
+                 WHERE run_id IN (SELECT id FROM runs WHERE policy = $1 AND id < $2)",
+                sql_params![policy, horizon],
             )?;
             let forgotten = tx.execute(
-                "DELETE FROM runs WHERE policy = ?1 AND id < ?2
+                "DELETE FROM runs WHERE policy = $1 AND id < $2
                    AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.run_id = runs.id)",
-                params![policy, horizon],
+                sql_params![policy, horizon],
             )?;
-            tx.commit()?;
-            Ok(forgotten)
-        };
-        prune(&mut conn).map_err(self.err("prune old runs (journal_keep)"))
+            Ok(forgotten as usize)
+        })
     }
 
     /// The policy's last finished run, for the daemon's metrics after a restart.
     pub fn last_run(&self, policy: &str) -> Result<Option<LastRun>> {
         let spans = self.version()? >= SPANS;
-        let conn = self.conn();
-        let query = |conn: &Connection| -> rusqlite::Result<Option<LastRun>> {
-            let last = conn
-                .query_row(
-                    "SELECT id, started_at, ended_at, outcome, coalesce(keep, 0),
-                            coalesce(delete_count, 0) - (SELECT count(*) FROM deletions d
-                                WHERE d.run_id = runs.id AND d.outcome IN ('deleted', 'pending', 'failed'))
-                     FROM runs WHERE policy = ?1 AND outcome IS NOT NULL
-                     ORDER BY id DESC LIMIT 1",
-                    params![policy],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, Option<i64>>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, i64>(4)?,
-                            r.get::<_, i64>(5)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            let Some((_, started, ended, outcome, keep, would_delete)) = last else {
+        self.tx("read the policy's last run", |tx| {
+            let last = tx.query_one(
+                "SELECT id, started_at, ended_at, outcome, coalesce(keep, 0),
+                        coalesce(delete_count, 0) - (SELECT count(*) FROM deletions d
+                            WHERE d.run_id = runs.id
+                              AND d.outcome IN ('deleted', 'pending', 'failed'))
+                 FROM runs WHERE policy = $1 AND outcome IS NOT NULL
+                 ORDER BY id DESC LIMIT 1",
+                sql_params![policy],
+            )?;
+            let Some(last) = last else {
                 return Ok(None);
             };
-            let last_success: Option<i64> = conn.query_row(
-                "SELECT max(started_at) FROM runs WHERE policy = ?1 AND outcome IN ('ok', 'dry-run')",
-                params![policy],
-                |r| r.get(0),
-            )?;
+            let (started, ended, outcome) = (last.int(1), last.opt_int(2), last.text(3));
+            let (keep, would_delete) = (last.int(4), last.int(5));
+            let last_success = tx
+                .query_one(
+                    "SELECT max(started_at) FROM runs
+                     WHERE policy = $1 AND outcome IN ('ok', 'dry-run')",
+                    sql_params![policy],
+                )?
+                .and_then(|r| r.opt_int(0));
             let mut newest = BTreeMap::new();
             if spans {
-                let mut statement = conn.prepare(
+                let listed = tx
+                    .query_one(
+                        "SELECT max(id) FROM runs WHERE policy = $1 AND listed = 1",
+                        sql_params![policy],
+                    )?
+                    .and_then(|r| r.opt_int(0));
+                for row in tx.query(
                     "SELECT grp, max(created_at) FROM decision_spans
-                     WHERE policy = ?1 AND status = 'complete' AND action != 'ignore'
-                       AND first_run <= ?2 AND last_run >= ?2
+                     WHERE policy = $1 AND status = 'complete' AND action != 'ignore'
+                       AND first_run <= $2 AND last_run >= $2
                      GROUP BY grp",
-                )?;
-                let listed: Option<i64> = conn.query_row(
-                    "SELECT max(id) FROM runs WHERE policy = ?1 AND listed = 1",
-                    params![policy],
-                    |r| r.get(0),
-                )?;
-                let rows = statement.query_map(params![policy, listed.unwrap_or(-1)], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?;
-                for row in rows {
-                    let (group, at) = row?;
-                    if let Ok(at) = at.parse::<Timestamp>() {
-                        newest.insert(group, at);
+                    sql_params![policy, listed.unwrap_or(-1)],
+                )? {
+                    if let Ok(at) = row.text(1).parse::<Timestamp>() {
+                        newest.insert(row.text(0), at);
                     }
                 }
             }
@@ -1099,8 +1221,7 @@ impl Journal {
                 last_success: last_success.map(from_ms),
                 newest,
             }))
-        };
-        query(&conn).map_err(self.err("read the policy's last run"))
+        })
     }
 
     /// Rewrites the journal file without the space that pruned runs left (SQLite `VACUUM`).
@@ -1112,12 +1233,50 @@ impl Journal {
             wal.push("-wal");
             file(&self.path) + file(Path::new(&wal))
         };
-        let before = size();
-        let conn = self.conn();
-        conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
-            .map_err(self.err("vacuum"))?;
-        Ok((before, size()))
+        match &self.store {
+            Store::Sqlite(conn) => {
+                let before = size();
+                conn.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+                    .map_err(sql_error(&self.path, "vacuum"))?;
+                Ok((before, size()))
+            }
+            // PostgreSQL's autovacuum reclaims the space; the sizes are the database's.
+            Store::Postgres(_) => {
+                let size = || {
+                    self.tx("read the database size", |tx| {
+                        Ok(tx
+                            .query_one("SELECT pg_database_size(current_database())", &[])?
+                            .map_or(0, |r| r.int(0).max(0) as u64))
+                    })
+                };
+                let before = size()?;
+                Ok((before, size()?))
+            }
+        }
     }
+}
+
+/// Takes the daemon's lock on a state folder (creating it): one daemon per host and journal.
+pub fn lock_daemon(state_dir: &Path) -> Result<PolicyLock> {
+    create_private_dir(state_dir)?;
+    take_lock(&state_dir.join("daemon.lock"), |pid| {
+        format!(
+            "another retentiond daemon{pid} uses the state folder {}; one daemon per state_dir",
+            state_dir.display()
+        )
+    })
+}
+
+/// This host's name, as runs record it (`/etc/hostname`, else `$HOSTNAME`).
+pub fn host_name() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 /// Takes an advisory lock on `path` (writing our pid into it), or says who holds it.
@@ -1135,7 +1294,10 @@ fn take_lock(path: &Path, held: impl Fn(&str) -> String) -> Result<PolicyLock> {
             let _ = file.set_len(0);
             let _ = file.seek(std::io::SeekFrom::Start(0));
             let _ = writeln!(file, "{}", std::process::id());
-            Ok(PolicyLock { _file: file })
+            Ok(PolicyLock {
+                _file: Some(file),
+                pg: None,
+            })
         }
         Err(fs::TryLockError::WouldBlock) => {
             let holder = fs::read_to_string(path).unwrap_or_default();

@@ -19,6 +19,7 @@ use std::time::Duration;
 pub const CONFIG_KEYS: &[&str] = &[
     "policies",
     "state_dir",
+    "journal",
     "journal_keep",
     "dry_run",
     "metrics",
@@ -36,6 +37,9 @@ pub struct Config {
     /// Folders and files holding policies; relative paths are relative to the config file.
     pub policies: Vec<PathBuf>,
     pub state_dir: PathBuf,
+    /// Where the journal lives: SQLite in `state_dir` (`None`), or a PostgreSQL database
+    /// shared by a fleet of hosts.
+    pub postgres: Option<PostgresJournal>,
     /// How long the journal keeps what runs decided and listed (`journal_keep`, default
     /// 90d); `None`: forever. Deletions are kept forever.
     pub journal_keep: Option<CalendarDuration>,
@@ -47,6 +51,15 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub default_timezone: Option<TimeZone>,
     pub accounts: BTreeMap<String, Account>,
+}
+
+/// `journal: {postgres: URL, ca_file: PATH}`: the fleet's journal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PostgresJournal {
+    /// The connection URL, a secret reference (it may hold a password).
+    pub url: SecretRef,
+    /// Roots to verify the server's certificate with, instead of the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +172,16 @@ impl Config {
     /// reference that does not resolve, naming it and never a value.
     pub fn check_secrets(&self) -> Vec<super::Diagnostic> {
         let mut errors = Vec::new();
+        if let Some(pg) = &self.postgres
+            && let Err(e) = pg.url.resolve()
+        {
+            errors.push(super::Diagnostic {
+                file: self.file.clone(),
+                pos: Pos::default(),
+                message: format!("journal.postgres: {e}"),
+                source_line: None,
+            });
+        }
         for account in self.accounts.values() {
             for reference in account.settings.secret_refs() {
                 if let Err(e) = reference.resolve() {
@@ -321,6 +344,9 @@ pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Con
         file: d.file().to_path_buf(),
         policies,
         state_dir,
+        postgres: fields
+            .get("journal")
+            .and_then(|n| parse_journal(n, base, d)),
         journal_keep: match fields.get("journal_keep") {
             Some(Node {
                 value: Value::Str(text),
@@ -348,6 +374,23 @@ pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Con
             .unwrap_or_default(),
     };
     (d.list.len() == before).then_some(config)
+}
+
+fn parse_journal(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<PostgresJournal> {
+    let fields = read::mapping(node, "journal", &["postgres", "ca_file"], d)?;
+    let Some(url) = fields.get("postgres") else {
+        d.error(
+            fields.pos,
+            "`journal` needs `postgres`: a reference to the database URL, such as \"${env:RETENTIOND_PG_URL}\" (leave `journal` out for the SQLite journal in state_dir)",
+        );
+        return None;
+    };
+    let url = secret_ref(url, "journal.postgres", d)?;
+    let ca_file = fields
+        .get("ca_file")
+        .and_then(|n| read::string(n, "journal.ca_file", d))
+        .map(|p| base.join(p));
+    Some(PostgresJournal { url, ca_file })
 }
 
 fn parse_metrics(node: &Node, d: &mut Diagnostics) -> Option<SocketAddr> {
