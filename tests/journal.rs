@@ -1,12 +1,14 @@
 //! The journal through the real binary: a run killed between intent and outcome and run
 //! again, `plan --out` then `apply` (exactly the reviewed set, or a refusal that lists what
 //! changed), `history` in text and JSON with its filters, and the refusals that keep two
-//! processes or an unusable state folder from deleting.
+//! processes or an unusable state folder from deleting. The first five run on both journals:
+//! SQLite in `state_dir`, and PostgreSQL (a throwaway cluster, `tests/common/postgres.rs`).
 
 mod common;
 
 use common::docspace::{self, Record, daily, guid};
 use common::fake::Fault;
+use common::postgres::Postgres;
 use common::target::{Fake, Kind, Target, planned};
 use common::{json, spawn, wait_while_running};
 use serde_json::Value;
@@ -34,9 +36,13 @@ fn records_of(t: &Target) -> std::sync::MutexGuard<'_, Vec<Record>> {
     }
 }
 
-#[test]
-fn sigkill_between_intent_and_outcome_then_a_rerun_deletes_each_planned_backup_once() {
+fn sigkill_between_intent_and_outcome_then_a_rerun_deletes_each_planned_backup_once_on(
+    pg: Option<&Postgres>,
+) {
     let t = docspace_target(daily(210), "{last: 10}", "");
+    if let Some(pg) = pg {
+        t.use_postgres(pg);
+    }
     let planned = t.plan();
     assert_eq!(planned.delete.len(), 200);
     // 60 deletions go through briskly; the ones after hang, so the kill finds deletions
@@ -135,9 +141,11 @@ fn reviewed_plan(t: &Target) -> common::target::Planned {
     planned(json(&file))
 }
 
-#[test]
-fn apply_deletes_exactly_the_reviewed_set() {
+fn apply_deletes_exactly_the_reviewed_set_on(pg: Option<&Postgres>) {
     let t = docspace_target(daily(12), "{last: 5}", "");
+    if let Some(pg) = pg {
+        t.use_postgres(pg);
+    }
     let reviewed = reviewed_plan(&t);
     assert_eq!(reviewed.delete.len(), 7);
     // Two newer backups arrive: the policy would now delete two more, which nobody reviewed.
@@ -164,9 +172,11 @@ fn apply_deletes_exactly_the_reviewed_set() {
     assert_eq!(now.delete.len(), 2);
 }
 
-#[test]
-fn apply_of_a_stale_plan_refuses_with_a_list_of_what_changed() {
+fn apply_of_a_stale_plan_refuses_with_a_list_of_what_changed_on(pg: Option<&Postgres>) {
     let t = docspace_target(daily(12), "{last: 5}", "");
+    if let Some(pg) = pg {
+        t.use_postgres(pg);
+    }
     let reviewed = reviewed_plan(&t);
     let gone = guid(11); // the oldest: reviewed for deletion, now deleted by someone else
     let now_kept = guid(5); // reviewed for deletion, now among the last 5
@@ -268,9 +278,11 @@ fn deletions_of(run: &Value) -> Vec<&Value> {
     run["deletions"].as_array().unwrap().iter().collect()
 }
 
-#[test]
-fn history_lists_every_deletion_with_policy_time_and_outcome() {
+fn history_lists_every_deletion_with_policy_time_and_outcome_on(pg: Option<&Postgres>) {
     let t = docspace_target(daily(8), "{last: 5}", "");
+    if let Some(pg) = pg {
+        t.use_postgres(pg);
+    }
     let victim = guid(6);
     t.server().fault(
         "DELETE",
@@ -362,9 +374,11 @@ fn history_lists_every_deletion_with_policy_time_and_outcome() {
     assert!(bad.stderr.contains("--since yesterday"), "{}", bad.stderr);
 }
 
-#[test]
-fn a_policy_runs_in_one_process_at_a_time() {
+fn a_policy_runs_in_one_process_at_a_time_on(pg: Option<&Postgres>) {
     let t = docspace_target(daily(8), "{last: 5}", "");
+    if let Some(pg) = pg {
+        t.use_postgres(pg);
+    }
     t.server().fault(
         "GET",
         "/getbackuphistory",
@@ -378,7 +392,7 @@ fn a_policy_runs_in_one_process_at_a_time() {
     assert!(
         second
             .stderr
-            .contains("policy p is being run by another retentiond process (pid"),
+            .contains("policy p is being run by another retentiond process"),
         "{}",
         second.stderr
     );
@@ -429,4 +443,60 @@ fn a_journal_that_cannot_be_read_only_costs_plan_its_drop_guard() {
     let out = t.run(&["run"]);
     assert_eq!(out.code, 7, "{}{}", out.stdout, out.stderr);
     assert!(t.server().lines("DELETE").is_empty());
+}
+
+#[test]
+fn sigkill_between_intent_and_outcome_then_a_rerun_deletes_each_planned_backup_once() {
+    sigkill_between_intent_and_outcome_then_a_rerun_deletes_each_planned_backup_once_on(None);
+}
+
+#[test]
+fn sigkill_between_intent_and_outcome_then_a_rerun_deletes_each_planned_backup_once_on_postgresql()
+{
+    let pg = Postgres::start();
+    sigkill_between_intent_and_outcome_then_a_rerun_deletes_each_planned_backup_once_on(Some(&pg));
+}
+
+#[test]
+fn apply_deletes_exactly_the_reviewed_set() {
+    apply_deletes_exactly_the_reviewed_set_on(None);
+}
+
+#[test]
+fn apply_deletes_exactly_the_reviewed_set_on_postgresql() {
+    let pg = Postgres::start();
+    apply_deletes_exactly_the_reviewed_set_on(Some(&pg));
+}
+
+#[test]
+fn apply_of_a_stale_plan_refuses_with_a_list_of_what_changed() {
+    apply_of_a_stale_plan_refuses_with_a_list_of_what_changed_on(None);
+}
+
+#[test]
+fn apply_of_a_stale_plan_refuses_with_a_list_of_what_changed_on_postgresql() {
+    let pg = Postgres::start();
+    apply_of_a_stale_plan_refuses_with_a_list_of_what_changed_on(Some(&pg));
+}
+
+#[test]
+fn history_lists_every_deletion_with_policy_time_and_outcome() {
+    history_lists_every_deletion_with_policy_time_and_outcome_on(None);
+}
+
+#[test]
+fn history_lists_every_deletion_with_policy_time_and_outcome_on_postgresql() {
+    let pg = Postgres::start();
+    history_lists_every_deletion_with_policy_time_and_outcome_on(Some(&pg));
+}
+
+#[test]
+fn a_policy_runs_in_one_process_at_a_time() {
+    a_policy_runs_in_one_process_at_a_time_on(None);
+}
+
+#[test]
+fn a_policy_runs_in_one_process_at_a_time_on_postgresql() {
+    let pg = Postgres::start();
+    a_policy_runs_in_one_process_at_a_time_on(Some(&pg));
 }

@@ -697,11 +697,12 @@ impl Journal {
                         values,
                     )? > 0;
                 if !extended {
+                    // Every parameter used (PostgreSQL infers each one's type from its use).
                     tx.execute(
                         "INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp,
                                                      created_at, status, action, reasons, note)
-                         VALUES ($2, $1, $1, $5, $4, $6, $7, $8, $9, $10)",
-                        values,
+                         VALUES ($2, $1, $1, $4, $3, $5, $6, $7, $8, $9)",
+                        &[&values[..2], &values[3..]].concat(),
                     )?;
                 }
             }
@@ -1269,8 +1270,15 @@ pub fn lock_daemon(state_dir: &Path) -> Result<PolicyLock> {
     })
 }
 
-/// This host's name, as runs record it (`/etc/hostname`, else `$HOSTNAME`).
+/// This host's name, as runs and fire claims record it: `$RETENTIOND_HOST` (hosts that share
+/// a name, containers), else the kernel's host name, else `/etc/hostname`, else `$HOSTNAME`.
 pub fn host_name() -> Option<String> {
+    if let Some(name) = std::env::var("RETENTIOND_HOST")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+    {
+        return Some(name.trim().to_string());
+    }
     fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| fs::read_to_string("/etc/hostname"))
         .ok()

@@ -6,6 +6,7 @@ pub mod cloudinary;
 pub mod docspace;
 pub mod fake;
 pub mod huawei;
+pub mod postgres;
 pub mod s3;
 pub mod target;
 

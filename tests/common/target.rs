@@ -40,6 +40,8 @@ pub struct Target {
     pub kind: Kind,
     pub fake: Fake,
     pub dir: tempfile::TempDir,
+    /// The config's `journal:` line (PostgreSQL), or empty (SQLite in `state`).
+    pub journal: std::cell::RefCell<String>,
 }
 
 /// The ids a plan keeps and deletes.
@@ -114,7 +116,12 @@ impl Target {
     /// A target on a fake set up by the caller; `http` adds keys to the account's http block.
     pub fn with(kind: Kind, fake: Fake, keep: &str, http: &str) -> Target {
         let dir = tempfile::tempdir().unwrap();
-        let target = Target { kind, fake, dir };
+        let target = Target {
+            kind,
+            fake,
+            dir,
+            journal: Default::default(),
+        };
         target.configure(keep, http);
         target
     }
@@ -159,7 +166,8 @@ impl Target {
             self.dir.path(),
             "retentiond.yaml",
             &format!(
-                "policies: policies\nstate_dir: state\naccounts:\n{account}    http: {{retries: 2, backoff: 20ms{http}}}\n"
+                "policies: policies\nstate_dir: state\n{}accounts:\n{account}    http: {{retries: 2, backoff: 20ms{http}}}\n",
+                self.journal.borrow()
             ),
         );
         let select = match self.kind {
@@ -175,6 +183,20 @@ impl Target {
             "policies/p.yaml",
             &format!("name: {POLICY}\naccount: portal\nmode: enforce\n{select}keep: {keep}\n"),
         );
+    }
+
+    /// Keeps the journal in `pg` from now on (the config is rewritten with the same keys).
+    pub fn use_postgres(&self, pg: &super::postgres::Postgres) {
+        let line = pg.journal_line(self.dir.path());
+        let path = self.dir.path().join("retentiond.yaml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        let config = config.replacen(
+            "state_dir: state\n",
+            &format!("state_dir: state\n{line}"),
+            1,
+        );
+        std::fs::write(&path, config).unwrap();
+        *self.journal.borrow_mut() = line;
     }
 
     pub fn server(&self) -> &Server {
