@@ -221,6 +221,23 @@ pub struct Pg {
     client: Mutex<Option<postgres::Client>>,
 }
 
+/// Closes a client away from the caller's thread: closing blocks on the client's own
+/// runtime, which tokio forbids inside one of its workers.
+fn close(client: postgres::Client) {
+    std::thread::scope(|s| {
+        s.spawn(move || drop(client));
+    });
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let slot = self.client.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = slot.take() {
+            close(client);
+        }
+    }
+}
+
 impl Pg {
     /// Connects and brings the schema up to date.
     pub fn open(target: Target) -> Result<Pg, String> {
@@ -272,6 +289,9 @@ impl Pg {
     ) -> Result<T, String> {
         let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if slot.as_ref().is_none_or(postgres::Client::is_closed) {
+            if let Some(old) = slot.take() {
+                close(old);
+            }
             *slot = Some(self.target.connect()?);
         }
         let client = slot.as_mut().expect("connected");
@@ -285,8 +305,10 @@ impl Pg {
             .join()
             .unwrap_or_else(|_| Err("the PostgreSQL client panicked".into()))
         });
-        if slot.as_ref().is_some_and(postgres::Client::is_closed) {
-            *slot = None;
+        if slot.as_ref().is_some_and(postgres::Client::is_closed)
+            && let Some(old) = slot.take()
+        {
+            close(old);
         }
         result
     }
@@ -310,9 +332,17 @@ impl Pg {
             })
             .join()
             .unwrap_or_else(|_| Err("the PostgreSQL client panicked".into()))
-        })?;
-        if !taken {
-            return Ok(None);
+        });
+        match taken {
+            Ok(true) => {}
+            Ok(false) => {
+                close(client);
+                return Ok(None);
+            }
+            Err(e) => {
+                close(client);
+                return Err(e);
+            }
         }
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = {

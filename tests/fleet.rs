@@ -1,0 +1,336 @@
+//! A fleet: several `retentiond daemon`s (each with its own config folder and state, named by
+//! `RETENTIOND_HOST`) sharing one PostgreSQL journal — a throwaway cluster per test. Each
+//! scheduled tick runs once in the fleet; no backup is deleted twice; a host killed in the
+//! middle of a run is settled by another.
+
+mod common;
+
+use common::docspace;
+use common::fake::Fault;
+use common::postgres::Postgres;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One host of the fleet: its config folder and its daemon.
+struct Host {
+    name: String,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Host {
+    /// A config folder with the shared journal, `account` and the policy `policy`.
+    fn new(name: &str, pg: &Postgres, account: &str, policy: &str) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = pg.journal_line(dir.path());
+        common::write(
+            dir.path(),
+            "retentiond.yaml",
+            &format!(
+                "policies: policies\nstate_dir: state\n{journal}metrics: {{ listen: \"127.0.0.1:0\" }}\nshutdown_timeout: 5s\naccounts:\n{account}"
+            ),
+        );
+        common::write(dir.path(), "policies/p.yaml", policy);
+        Host {
+            name: name.into(),
+            dir,
+            child: None,
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn start(&mut self) {
+        let approve = self.retentiond(&["approve", "--all"]);
+        assert!(approve.status.success(), "{approve:?}");
+        let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+            .args(["--config", "retentiond.yaml", "daemon"])
+            .current_dir(self.dir.path())
+            .env("RETENTIOND_HOST", &self.name)
+            .envs(common::SECRET_ENV.iter().copied())
+            .env_remove("RETENTIOND_CONFIG")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.log_path()).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn retentiond(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_retentiond"))
+            .args(["--config", "retentiond.yaml"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("RETENTIOND_HOST", &self.name)
+            .envs(common::SECRET_ENV.iter().copied())
+            .env_remove("RETENTIOND_CONFIG")
+            .env_remove("STATE_DIRECTORY")
+            .output()
+            .unwrap()
+    }
+
+    /// SIGTERM, and the exit code.
+    fn stop(&mut self) -> i32 {
+        let Some(mut child) = self.child.take() else {
+            return 0;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().unwrap().code().unwrap_or(-1)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until `ready`; on a timeout the hosts' logs are shown.
+fn wait_for(what: &str, limit: Duration, hosts: &[&Host], ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        if Instant::now() > deadline {
+            let logs: Vec<String> = hosts
+                .iter()
+                .map(|h| format!("--- {}:\n{}", h.name, h.log()))
+                .collect();
+            panic!("never saw {what}\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const LOCAL_POLICY: &str = r#"name: p
+account: dumps
+schedule: "* * * * * *"
+mode: enforce
+select:
+  pattern: '^db-(?P<ts>\d{8}T\d{6}Z)\.sql$'
+  timestamp_format: "%Y%m%dT%H%M%SZ"
+keep:
+  last: 5
+"#;
+
+fn dump(folder: &Path, n: u32) {
+    let day = jiff::civil::date(2026, 1, 1)
+        .checked_add(jiff::Span::new().days(i64::from(n)))
+        .unwrap();
+    common::write(
+        folder,
+        &format!("db-{}T030000Z.sql", day.strftime("%Y%m%d")),
+        "",
+    );
+}
+
+fn files(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn three_daemons_on_one_database_run_each_tick_once_and_delete_each_backup_once() {
+    let pg = Postgres::start();
+    let shared = tempfile::tempdir().unwrap();
+    let folder = shared.path().join("backups");
+    for n in 0..40 {
+        dump(&folder, n);
+    }
+    let account = format!(
+        "  dumps: {{ provider: local, path: {} }}\n",
+        folder.display()
+    );
+    let mut hosts: Vec<Host> = ["host-a", "host-b", "host-c"]
+        .iter()
+        .map(|name| Host::new(name, &pg, &account, LOCAL_POLICY))
+        .collect();
+    for host in &mut hosts {
+        host.start();
+    }
+    // New dumps arrive while the fleet runs; each tick deletes what falls out of the last 5.
+    let all: Vec<&Host> = hosts.iter().collect();
+    wait_for("the first deletions", Duration::from_secs(20), &all, || {
+        files(&folder).len() == 5
+    });
+    for n in 40..46 {
+        dump(&folder, n);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let all: Vec<&Host> = hosts.iter().collect();
+    wait_for(
+        "the last dump's tick",
+        Duration::from_secs(10),
+        &all,
+        || files(&folder).len() == 5,
+    );
+    for host in &mut hosts {
+        assert_eq!(host.stop(), 0, "{}", host.log());
+    }
+
+    // The single-host result: the five newest.
+    let expected: Vec<String> = files(&folder).into_iter().collect();
+    assert_eq!(expected.len(), 5, "{expected:?}");
+    assert_eq!(expected[0], "db-20260211T030000Z.sql");
+
+    // One claim per tick, and one run per claim, on the host that claimed it.
+    let claims = pg.sql("SELECT scheduled_at, host FROM fire_claims WHERE policy = 'p' ORDER BY 1");
+    let runs =
+        pg.sql("SELECT host FROM runs WHERE policy = 'p' AND command = 'daemon' ORDER BY id");
+    assert!(claims.len() >= 4, "{claims:?}");
+    let skipped_on_lock = hosts
+        .iter()
+        .map(|h| {
+            h.log()
+                .matches("is being run by another retentiond process")
+                .count()
+        })
+        .sum::<usize>();
+    assert_eq!(
+        runs.len() + skipped_on_lock,
+        claims.len(),
+        "{claims:?} {runs:?}"
+    );
+    let mut claimed_by: BTreeMap<String, usize> = BTreeMap::new();
+    for claim in &claims {
+        *claimed_by
+            .entry(claim.split('|').nth(1).unwrap().to_string())
+            .or_default() += 1;
+    }
+    let mut ran_on: BTreeMap<String, usize> = BTreeMap::new();
+    for host in &runs {
+        *ran_on.entry(host.clone()).or_default() += 1;
+    }
+    for (host, n) in &ran_on {
+        assert!(
+            claimed_by.get(host).is_some_and(|c| c >= n),
+            "{host}: {claimed_by:?} {ran_on:?}"
+        );
+    }
+    // The other hosts saw each tick claimed and skipped it, saying where it ran.
+    let skips: usize = hosts
+        .iter()
+        .map(|h| h.log().matches("ran on host-").count())
+        .sum();
+    assert!(
+        skips >= claims.len(),
+        "{skips} skips for {} ticks",
+        claims.len()
+    );
+    let log = hosts[0].log() + &hosts[1].log() + &hosts[2].log();
+    assert!(log.contains("; skipped here"), "{log}");
+
+    // Every deletion once: 41 dumps deleted, each by one intent with outcome `deleted`.
+    let deletions = pg.sql(
+        "SELECT backup_id, count(*), min(outcome), max(outcome) FROM deletions GROUP BY backup_id",
+    );
+    assert_eq!(deletions.len(), 41, "{deletions:?}");
+    assert!(
+        deletions.iter().all(|d| d.ends_with("|1|deleted|deleted")),
+        "{deletions:?}"
+    );
+    // `history` on any host shows the fleet's runs with their hosts.
+    let out = hosts[2].retentiond(&["history", "--format", "json", "--limit", "1000"]);
+    assert!(out.status.success());
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts_seen: std::collections::BTreeSet<&str> = history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["host"].as_str())
+        .collect();
+    let ran_hosts: std::collections::BTreeSet<&str> = ran_on.keys().map(String::as_str).collect();
+    assert_eq!(hosts_seen, ran_hosts);
+}
+
+#[test]
+fn a_host_killed_mid_run_is_settled_by_another_with_no_delete_twice() {
+    let pg = Postgres::start();
+    let fake = docspace::Fake::start(docspace::daily(210));
+    // 40 deletions go through briskly, the rest hang: the kill finds intents without outcomes.
+    fake.server.fault(
+        "DELETE",
+        "/deletebackup/",
+        Some(40),
+        Fault::Delay(Duration::from_millis(10)),
+    );
+    fake.server.fault(
+        "DELETE",
+        "/deletebackup/",
+        Some(4),
+        Fault::Delay(Duration::from_secs(3)),
+    );
+    let account = format!(
+        "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
+        fake.server.base
+    );
+    let policy = "name: p\naccount: portal\nschedule: \"* * * * * *\"\nmode: enforce\nkeep:\n  last: 10\nguard:\n  max_delete_fraction: 1\n";
+    let mut a = Host::new("host-a", &pg, &account, policy);
+    let mut b = Host::new("host-b", &pg, &account, policy);
+    a.start();
+    wait_for(
+        "deletions in flight",
+        Duration::from_secs(20),
+        &[&a],
+        || fake.server.lines("DELETE").len() >= 42,
+    );
+    a.kill(); // SIGKILL: its lock's session dies with it
+    let open = pg.sql("SELECT count(*) FROM deletions WHERE outcome IS NULL");
+    assert_ne!(open, ["0"], "the kill left intents open");
+    // The calls the dead host had in flight reach the portal and are carried out.
+    std::thread::sleep(Duration::from_millis(3500));
+    fake.server.clear_faults();
+    b.start();
+    wait_for("the kept set", Duration::from_secs(30), &[&a, &b], || {
+        fake.records.lock().unwrap().len() == 10
+    });
+    wait_for(
+        "every intent settled",
+        Duration::from_secs(10),
+        &[&a, &b],
+        || pg.sql("SELECT count(*) FROM deletions WHERE outcome IS NULL") == ["0"],
+    );
+    assert_eq!(b.stop(), 0, "{}", b.log());
+    let kept: Vec<String> = fake
+        .records
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    let expected: Vec<String> = docspace::daily(10).into_iter().map(|r| r.id).collect();
+    assert_eq!(kept, expected);
+    // No backup received two DELETEs.
+    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+    for line in fake.server.lines("DELETE") {
+        *sent.entry(line).or_default() += 1;
+    }
+    assert!(sent.values().all(|n| *n == 1), "{sent:?}");
+    assert_eq!(sent.len(), 200);
+    // Host b's run settled host a's open intents.
+    let reconciled = pg.sql("SELECT count(*) FROM deletions WHERE reconciled = 1");
+    assert_ne!(reconciled, ["0"]);
+    let interrupted = pg.sql("SELECT host FROM runs WHERE outcome = 'interrupted'");
+    assert_eq!(interrupted, ["host-a"]);
+}
