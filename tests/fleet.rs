@@ -334,3 +334,137 @@ fn a_host_killed_mid_run_is_settled_by_another_with_no_delete_twice() {
     let interrupted = pg.sql("SELECT host FROM runs WHERE outcome = 'interrupted'");
     assert_eq!(interrupted, ["host-a"]);
 }
+
+/// `GET path` on the host's metrics endpoint: (status, body).
+fn get(host: &Host, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let log = host.log();
+    let start = log.find("metrics on http://").expect("the metrics line") + 18;
+    let address = &log[start..start + log[start..].find('/').unwrap()];
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response[response.find("\r\n\r\n").unwrap() + 4..].to_string();
+    (code, body)
+}
+
+#[test]
+fn postgresql_lost_mid_run_stops_the_deletions_and_the_next_fire_completes_once_it_is_back() {
+    let pg = Postgres::start();
+    let fake = docspace::Fake::start(docspace::daily(60));
+    // Each deletion takes a while: the database goes away in the middle of the run.
+    fake.server.fault(
+        "DELETE",
+        "/deletebackup/",
+        None,
+        Fault::Delay(Duration::from_millis(150)),
+    );
+    let account = format!(
+        "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
+        fake.server.base
+    );
+    let policy =
+        "name: p\naccount: portal\nschedule: \"* * * * * *\"\nmode: enforce\nkeep:\n  last: 10\n";
+    let mut a = Host::new("host-a", &pg, &account, policy);
+    a.start();
+    wait_for("deletions", Duration::from_secs(20), &[&a], || {
+        fake.server.lines("DELETE").len() >= 5
+    });
+    pg.stop_server();
+    let at_loss = fake.server.lines("DELETE").len();
+    std::thread::sleep(Duration::from_secs(3));
+    // At most the call in flight when the database went away; none after.
+    let after = fake.server.lines("DELETE").len();
+    assert!(after <= at_loss + 1, "{at_loss} at the loss, {after} after");
+    assert!(
+        a.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "the daemon stays up: {}",
+        a.log()
+    );
+    let (code, body) = get(&a, "/healthz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("the journal cannot be reached"), "{body}");
+    let (_, metrics) = get(&a, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("retentiond_journal_errors_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
+    pg.start_server();
+    fake.server.clear_faults();
+    wait_for("the kept set", Duration::from_secs(30), &[&a], || {
+        fake.records.lock().unwrap().len() == 10
+    });
+    wait_for("healthy again", Duration::from_secs(10), &[&a], || {
+        get(&a, "/healthz").0 == 200
+    });
+    assert_eq!(a.stop(), 0, "{}", a.log());
+    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+    for line in fake.server.lines("DELETE") {
+        *sent.entry(line).or_default() += 1;
+    }
+    assert!(sent.values().all(|n| *n == 1), "no DELETE twice: {sent:?}");
+    assert_eq!(sent.len(), 50);
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM deletions WHERE outcome IS NULL"),
+        ["0"]
+    );
+}
+
+#[test]
+fn two_run_commands_of_one_policy_on_two_hosts_one_runs_the_other_exits_7() {
+    let pg = Postgres::start();
+    let fake = docspace::Fake::start(docspace::daily(8));
+    fake.server.fault(
+        "GET",
+        "/getbackuphistory",
+        Some(1),
+        Fault::Delay(Duration::from_secs(2)),
+    );
+    let account = format!(
+        "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
+        fake.server.base
+    );
+    let policy = "name: p\naccount: portal\nmode: enforce\nkeep:\n  last: 5\n";
+    let a = Host::new("host-a", &pg, &account, policy);
+    let b = Host::new("host-b", &pg, &account, policy);
+    assert!(a.retentiond(&["approve", "--all"]).status.success());
+    let first = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["--config", "retentiond.yaml", "run"])
+        .current_dir(a.dir.path())
+        .env("RETENTIOND_HOST", "host-a")
+        .envs(common::SECRET_ENV.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = first;
+    wait_for(
+        "the first run's listing",
+        Duration::from_secs(10),
+        &[],
+        || !fake.server.requests().is_empty(),
+    );
+    let second = b.retentiond(&["run"]);
+    assert_eq!(second.status.code(), Some(7), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("policy p is being run by another retentiond process"),
+        "{stderr}"
+    );
+    assert!(first.wait().unwrap().success());
+    assert_eq!(fake.records.lock().unwrap().len(), 5);
+    assert_eq!(
+        fake.server.lines("DELETE").len(),
+        3,
+        "deleted once, by host-a"
+    );
+    assert_eq!(
+        pg.sql("SELECT host FROM runs WHERE outcome = 'ok'"),
+        ["host-a"]
+    );
+}

@@ -135,8 +135,10 @@ async fn run_once(
     info!(scheduled = %fire.scheduled, "run started{catch_up}");
     let journal = Journal::open_config(&context.config).map_err(|e| {
         error!("{e}; nothing was deleted");
+        jobs.metrics.journal_failed(&e.to_string());
         RunFigures::not_started(started, "journal-failed")
     })?;
+    jobs.metrics.journal_ok();
     let journal = Arc::new(journal);
     match journal.claim_fire(&policy.name, fire.scheduled) {
         Ok(None) => {}
@@ -151,6 +153,7 @@ async fn run_once(
         }
         Err(e) => {
             error!("{e}; nothing was deleted");
+            jobs.metrics.journal_failed(&e.to_string());
             return Err(RunFigures::not_started(started, "journal-failed"));
         }
     }
@@ -204,6 +207,15 @@ async fn run_once(
     let report =
         runner::run_policy(&journal, policy, &entry.tz, &provider, &listing, &options).await;
     tracing::Span::current().record("run_id", report.run_id);
+    if options.stop.lock_lost() {
+        error!(
+            "the run lock's database session was lost: no more deletions were sent; the next run settles what was in flight"
+        );
+        jobs.metrics.lock_lost();
+    }
+    if let Some(e) = &report.journal_error {
+        jobs.metrics.journal_failed(e);
+    }
     // Recorded before the run's last log line, so that whoever reads that line finds /metrics
     // already saying so.
     let figures = RunFigures::of(&report, started, timer.elapsed());

@@ -164,6 +164,12 @@ struct State {
     latency: BTreeMap<(String, &'static str), Histogram>,
     reload: Reload,
     running: usize,
+    /// Why the journal could not be reached at the last attempt (a shared PostgreSQL journal
+    /// that is down); `None` once it answers again.
+    journal_down: Option<String>,
+    journal_errors: u64,
+    /// Runs that lost their PostgreSQL run lock's session mid-run.
+    locks_lost: u64,
 }
 
 /// The daemon's figures, shared by the runner, the reloader and the HTTP endpoint.
@@ -301,9 +307,29 @@ impl Metrics {
 
     /// Unhealthy when the last reload failed, or a scheduled policy has not succeeded for
     /// longer than twice its interval (counted from when it was loaded if it never has).
+    /// A run could not open or write the journal.
+    pub fn journal_failed(&self, error: &str) {
+        let mut state = self.state();
+        state.journal_errors += 1;
+        state.journal_down = Some(error.to_string());
+    }
+
+    /// The journal answered.
+    pub fn journal_ok(&self) {
+        self.state().journal_down = None;
+    }
+
+    /// A run lost its run lock's database session and stopped sending deletions.
+    pub fn lock_lost(&self) {
+        self.state().locks_lost += 1;
+    }
+
     pub fn health(&self, now: Timestamp) -> Health {
         let state = self.state();
         let mut problems = Vec::new();
+        if let Some(error) = &state.journal_down {
+            problems.push(format!("the journal cannot be reached: {error}"));
+        }
         if !state.reload.errors.is_empty() {
             problems.push(format!(
                 "the last reload failed ({} error{}), the previous policies keep running: {}",
@@ -389,6 +415,26 @@ impl Metrics {
         }
         render_requests(&state, &mut out);
         render_reload(&state.reload, &mut out);
+        out.family(
+            "retentiond_journal_errors_total",
+            "counter",
+            "Runs that could not open or write the journal (a shared database that is down).",
+        );
+        out.sample(
+            "retentiond_journal_errors_total",
+            &[],
+            state.journal_errors as f64,
+        );
+        out.family(
+            "retentiond_run_locks_lost_total",
+            "counter",
+            "Runs that lost their run lock's database session and stopped sending deletions.",
+        );
+        out.sample(
+            "retentiond_run_locks_lost_total",
+            &[],
+            state.locks_lost as f64,
+        );
         out.gauge(
             "retentiond_healthy",
             "1 when /healthz reports healthy.",
