@@ -51,6 +51,11 @@ impl Host {
     fn start(&mut self) {
         let approve = self.retentiond(&["approve", "--all"]);
         assert!(approve.status.success(), "{approve:?}");
+        self.spawn();
+    }
+
+    /// The daemon alone, without the approval `start` records first.
+    fn spawn(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
             .args(["--config", "retentiond.yaml", "daemon"])
             .current_dir(self.dir.path())
@@ -467,4 +472,63 @@ fn two_run_commands_of_one_policy_on_two_hosts_one_runs_the_other_exits_7() {
         pg.sql("SELECT host FROM runs WHERE outcome = 'ok'"),
         ["host-a"]
     );
+}
+
+#[test]
+fn postgresql_down_at_start_the_daemon_stays_up_and_retries_and_a_run_exits_7() {
+    let pg = Postgres::start();
+    let folder = tempfile::tempdir().unwrap();
+    for n in 0..8 {
+        dump(folder.path(), n);
+    }
+    let account = format!(
+        "  dumps:\n    provider: local\n    path: {}\n",
+        folder.path().display()
+    );
+    let mut a = Host::new("host-a", &pg, &account, LOCAL_POLICY);
+    assert!(a.retentiond(&["approve", "--all"]).status.success());
+    pg.stop_server();
+
+    // A one-shot run: exit 7 with the reason, nothing deleted.
+    let run = a.retentiond(&["run"]);
+    assert_eq!(run.status.code(), Some(7), "{run:?}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("cannot open it: error connecting to server"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("; nothing was deleted\n"), "{stderr}");
+    assert_eq!(stderr.matches("nothing was deleted").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1"),
+        "the server is named: {stderr}"
+    );
+    assert_eq!(files(folder.path()).len(), 8);
+
+    // The daemon: up, unhealthy, trying again with a growing delay.
+    a.spawn();
+    wait_for("the retries", Duration::from_secs(20), &[&a], || {
+        a.log().matches("the journal cannot be reached").count() >= 3
+    });
+    assert!(a.log().contains("trying again in 1s"), "{}", a.log());
+    assert!(a.log().contains("trying again in 2s"), "{}", a.log());
+    assert!(
+        a.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "the daemon stays up: {}",
+        a.log()
+    );
+    let (code, body) = get(&a, "/healthz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("the journal cannot be reached"), "{body}");
+    assert_eq!(files(folder.path()).len(), 8, "nothing deleted meanwhile");
+
+    pg.start_server();
+    wait_for("the kept set", Duration::from_secs(30), &[&a], || {
+        files(folder.path()).len() == 5
+    });
+    wait_for("healthy", Duration::from_secs(30), &[&a], || {
+        get(&a, "/healthz").0 == 200
+    });
+    assert!(a.log().contains("the journal answers again"), "{}", a.log());
+    assert_eq!(a.stop(), 0, "{}", a.log());
 }

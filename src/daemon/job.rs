@@ -138,7 +138,9 @@ async fn run_once(
         jobs.metrics.journal_failed(&e.to_string());
         RunFigures::not_started(started, "journal-failed")
     })?;
-    jobs.metrics.journal_ok();
+    if jobs.metrics.journal_ok() {
+        info!("the journal answers again");
+    }
     let journal = Arc::new(journal);
     match journal.claim_fire(&policy.name, fire.scheduled) {
         Ok(None) => {}

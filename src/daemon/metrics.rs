@@ -314,9 +314,9 @@ impl Metrics {
         state.journal_down = Some(error.to_string());
     }
 
-    /// The journal answered.
-    pub fn journal_ok(&self) {
-        self.state().journal_down = None;
+    /// The journal answered; true when it had not before (it was down).
+    pub fn journal_ok(&self) -> bool {
+        self.state().journal_down.take().is_some()
     }
 
     /// A run lost its run lock's database session and stopped sending deletions.

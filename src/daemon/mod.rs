@@ -183,6 +183,7 @@ pub async fn run(
     };
     let (entries, context) = prepare(set, &metrics, clock.now());
     metrics.started(clock.now());
+    tokio::spawn(probe_journal(context.clone(), metrics.clone()));
     let jobs = Arc::new(Jobs::new(
         context,
         metrics.clone(),
@@ -229,6 +230,46 @@ pub async fn run(
     }
     info!("stopped");
     exit::OK
+}
+
+/// Opens the journal once at start, which applies its migrations. While it cannot be opened
+/// (a PostgreSQL server down or unreachable) the daemon stays up rather than exiting into a
+/// restart loop: the error is logged, `/healthz` says why, scheduled runs fail without deleting
+/// anything, and the opening is tried again after 1 s, doubling up to once a minute.
+async fn probe_journal(context: Arc<Context>, metrics: Arc<Metrics>) {
+    let mut delay = Duration::from_secs(1);
+    let mut failed = false;
+    loop {
+        let opening = context.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || Journal::open_config(&opening.config).map(drop))
+                .await;
+        match opened {
+            Ok(Ok(())) => {
+                if metrics.journal_ok() {
+                    info!("the journal answers again");
+                }
+                if failed {
+                    seed_metrics(&metrics, &context.config, &context.entries);
+                }
+                return;
+            }
+            Ok(Err(e)) => {
+                error!(
+                    "the journal cannot be reached: {e}; trying again in {}s (scheduled runs delete nothing until it answers)",
+                    delay.as_secs()
+                );
+                metrics.journal_failed(&e.to_string());
+                failed = true;
+            }
+            Err(e) => {
+                error!("the journal probe failed: {e}");
+                return;
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
 }
 
 /// Binds `metrics.listen` and serves it; `Err` is the exit code when it cannot be bound.

@@ -391,11 +391,8 @@ impl Journal {
         let target = pg::Target::parse(url.expose(), postgres.ca_file.as_deref())
             .map_err(|e| JournalError(format!("journal.postgres: {e}")))?;
         let name = target.name.clone();
-        let pg = pg::Pg::open(target).map_err(|e| {
-            JournalError(format!(
-                "journal {name}: cannot open it: {e}; nothing was deleted"
-            ))
-        })?;
+        let pg = pg::Pg::open(target)
+            .map_err(|e| JournalError(format!("journal {name}: cannot open it: {e}")))?;
         Ok(Journal {
             store: Store::Postgres(Box::new(pg)),
             dir: config.state_dir.clone(),
