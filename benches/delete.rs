@@ -7,7 +7,12 @@
 //!
 //! Prints one line per cap: `delete N=… latency=…ms cap=… wall=…s ideal=…s ratio=…
 //! max_in_flight=… overhead_per_deletion=…ms`. With latency 0 the wall time is retentiond's
-//! own cost alone (journal writes included).
+//! own cost alone (journal writes included). `DELETE_JOURNAL=postgres` keeps the journal in a
+//! throwaway PostgreSQL cluster (Debian's postgresql, `tests/common/postgres.rs`) instead.
+
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
 
 use jiff::{Timestamp, ToSpan};
 use retentiond::journal::Journal;
@@ -78,9 +83,30 @@ fn main() {
     );
     assert!(errors.is_empty());
     let policy = policies.remove(0);
+    // `DELETE_JOURNAL=postgres`: the journal in a throwaway PostgreSQL cluster on loopback
+    // (fsync on, as SQLite's FULL sync), instead of SQLite.
+    let pg = (std::env::var("DELETE_JOURNAL").as_deref() == Ok("postgres"))
+        .then(|| postgres::Postgres::start_with(true));
+    let store = if pg.is_some() { "postgres" } else { "sqlite" };
     for cap in caps {
         let state = tempfile::tempdir().unwrap();
-        let journal = Arc::new(Journal::open(state.path()).unwrap());
+        let journal = Arc::new(match &pg {
+            None => Journal::open(state.path()).unwrap(),
+            Some(pg) => {
+                let config = state.path().join("retentiond.yaml");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "policies: policies\nstate_dir: {}\n{}accounts: {{}}\n",
+                        state.path().display(),
+                        pg.journal_line(state.path())
+                    ),
+                )
+                .unwrap();
+                let config = retentiond::policy::load_config(&config).unwrap();
+                Journal::open_config(&config).unwrap()
+            }
+        });
         let now = Timestamp::now();
         let backups = Ok(listing(n, now));
         let slow = Arc::new(SlowProvider {
@@ -120,7 +146,7 @@ fn main() {
             "-".into()
         };
         println!(
-            "delete N={n} latency={latency_ms}ms cap={cap} wall={wall:.2}s ideal={ideal:.2}s ratio={ratio} max_in_flight={} overhead_per_deletion={:.3}ms",
+            "delete store={store} N={n} latency={latency_ms}ms cap={cap} wall={wall:.2}s ideal={ideal:.2}s ratio={ratio} max_in_flight={} overhead_per_deletion={:.3}ms",
             slow.max_in_flight.load(Ordering::SeqCst),
             (wall - ideal).max(0.0) * 1000.0 / n as f64
         );

@@ -87,6 +87,13 @@ pub trait Ledger: Send + Sync {
     fn intent(&self, batch: &[Backup]) -> Result<(), String>;
     /// The settled outcome of a backup whose intent was recorded.
     fn outcome(&self, backup: &Backup, outcome: Settled) -> Result<(), String>;
+    /// Several settled outcomes at once (one transaction where the ledger can); the errors.
+    fn outcomes(&self, settled: &[(&Backup, Settled)]) -> Vec<String> {
+        settled
+            .iter()
+            .filter_map(|(backup, outcome)| self.outcome(backup, *outcome).err())
+            .collect()
+    }
 }
 
 /// Records nothing.
@@ -267,28 +274,45 @@ pub async fn execute(
         }
     };
     while let Some(joined) = tasks.join_next().await {
-        let (batch, results, ledger_errors) = joined.expect("a deletion task never panics");
-        execution.ledger_errors.extend(ledger_errors);
-        let results = match results {
-            Ok(results) => results,
-            Err(e) => {
-                for backup in batch {
-                    unsent.insert((backup.group, backup.id), e.clone());
+        // The outcomes of every task finished by now are recorded together.
+        let mut finished = vec![joined];
+        while let Some(more) = tasks.try_join_next() {
+            finished.push(more);
+        }
+        let mut answered: Vec<(Backup, DeleteOutcome)> = Vec::new();
+        for joined in finished {
+            let (batch, results, ledger_errors) = joined.expect("a deletion task never panics");
+            execution.ledger_errors.extend(ledger_errors);
+            match results {
+                Ok(results) => answered.extend(batch.into_iter().zip(results)),
+                Err(e) => {
+                    for backup in batch {
+                        unsent.insert((backup.group, backup.id), e.clone());
+                    }
                 }
-                continue;
             }
-        };
-        for (backup, outcome) in batch.into_iter().zip(results) {
-            match &outcome {
-                DeleteOutcome::Deleted => record(&backup, Settled::Deleted, &mut execution),
-                DeleteOutcome::Failed(e) => {
-                    record(&backup, Settled::Failed(&describe(e)), &mut execution)
-                }
-                DeleteOutcome::Pending(detail) => {
-                    record(&backup, Settled::Pending(detail), &mut execution)
-                }
-                DeleteOutcome::Unconfirmed(_) => {}
-            }
+        }
+        let errors: Vec<String> = answered
+            .iter()
+            .map(|(_, outcome)| match outcome {
+                DeleteOutcome::Failed(e) => describe(e),
+                _ => String::new(),
+            })
+            .collect();
+        let settled: Vec<(&Backup, Settled)> = answered
+            .iter()
+            .zip(&errors)
+            .filter_map(|((backup, outcome), error)| match outcome {
+                DeleteOutcome::Deleted => Some((backup, Settled::Deleted)),
+                DeleteOutcome::Failed(_) => Some((backup, Settled::Failed(error))),
+                DeleteOutcome::Pending(detail) => Some((backup, Settled::Pending(detail))),
+                // Settled below, against a fresh listing.
+                DeleteOutcome::Unconfirmed(_) => None,
+            })
+            .collect();
+        execution.ledger_errors.extend(ledger.outcomes(&settled));
+        drop(settled);
+        for (backup, outcome) in answered {
             outcomes.insert((backup.group, backup.id), outcome);
         }
     }

@@ -415,27 +415,44 @@ impl Ledger for JournalLedger {
     }
 
     fn outcome(&self, backup: &Backup, outcome: Settled) -> Result<(), String> {
-        let row = self
-            .rows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(backup.group.clone(), backup.id.clone()))
-            .copied()
-            .ok_or_else(|| format!("no intent recorded for {}", backup.id))?;
-        let (recorded, error) = match outcome {
-            Settled::Deleted => (journal::Outcome::Deleted, None),
-            Settled::Failed(e) => (journal::Outcome::Failed, Some(e)),
-            Settled::Pending(detail) => (journal::Outcome::Pending, Some(detail)),
-        };
-        let result = self
-            .journal
-            .outcome(row, recorded, error)
-            .map_err(|e| e.to_string());
-        // Told whether or not the journal took it: the deletion happened either way (a
+        match self.outcomes(&[(backup, outcome)]).pop() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn outcomes(&self, settled: &[(&Backup, Settled)]) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut records = Vec::with_capacity(settled.len());
+        {
+            let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+            for (backup, outcome) in settled {
+                let Some(row) = rows.get(&(backup.group.clone(), backup.id.clone())) else {
+                    errors.push(format!("no intent recorded for {}", backup.id));
+                    continue;
+                };
+                let (recorded, error) = match outcome {
+                    Settled::Deleted => (journal::Outcome::Deleted, None),
+                    Settled::Failed(e) => (journal::Outcome::Failed, Some(*e)),
+                    Settled::Pending(detail) => (journal::Outcome::Pending, Some(*detail)),
+                };
+                records.push((*row, recorded, error));
+            }
+        }
+        if let Err(e) = self.journal.outcomes(&records) {
+            errors.push(if records.len() == 1 {
+                e.to_string()
+            } else {
+                format!("{e} (the outcomes of {} deletions)", records.len())
+            });
+        }
+        // Told whether or not the journal took them: the deletions happened either way (a
         // journal error is reported with the run).
         if let Some(watch) = &self.watch {
-            watch.settled(backup, &outcome);
+            for (backup, outcome) in settled {
+                watch.settled(backup, outcome);
+            }
         }
-        result
+        errors
     }
 }

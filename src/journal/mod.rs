@@ -758,12 +758,23 @@ impl Journal {
     }
 
     pub fn outcome(&self, deletion: i64, outcome: Outcome, error: Option<&str>) -> Result<()> {
+        self.outcomes(&[(deletion, outcome, error)])
+    }
+
+    /// Several deletions' outcomes in one transaction: `(deletion row, outcome, error)`.
+    pub fn outcomes(&self, settled: &[(i64, Outcome, Option<&str>)]) -> Result<()> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        let now = ms(Timestamp::now());
         self.tx("record a deletion outcome", |tx| {
-            tx.execute(
-                "UPDATE deletions SET outcome = $2, outcome_at = $3, error = $4 WHERE id = $1",
-                sql_params![deletion, outcome.as_str(), ms(Timestamp::now()), error],
-            )
-            .map(drop)
+            for (deletion, outcome, error) in settled {
+                tx.execute(
+                    "UPDATE deletions SET outcome = $2, outcome_at = $3, error = $4 WHERE id = $1",
+                    sql_params![*deletion, outcome.as_str(), now, *error],
+                )?;
+            }
+            Ok(())
         })
     }
 

@@ -215,10 +215,23 @@ fn describe_error(e: &postgres::Error) -> String {
     }
 }
 
-/// The journal's session: one connection, made again after it is lost.
+/// The most sessions one process keeps for the journal's transactions: concurrent deletions
+/// record their intents side by side, and their commits share the server's WAL flushes.
+const SESSIONS: usize = 4;
+
+/// A session and the statements prepared on it, by their SQL (one round trip fewer per
+/// statement after the first use).
+struct Session {
+    client: postgres::Client,
+    statements: std::collections::HashMap<String, postgres::Statement>,
+}
+
+/// The journal's sessions: up to [`SESSIONS`], made when needed, made again after one is lost.
 pub struct Pg {
     target: Target,
-    client: Mutex<Option<postgres::Client>>,
+    /// Idle sessions, and how many exist in all (idle or in use).
+    pool: Mutex<(Vec<Session>, usize)>,
+    freed: std::sync::Condvar,
 }
 
 /// Closes a client away from the caller's thread: closing blocks on the client's own
@@ -231,9 +244,9 @@ fn close(client: postgres::Client) {
 
 impl Drop for Pg {
     fn drop(&mut self) {
-        let slot = self.client.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = slot.take() {
-            close(client);
+        let pool = self.pool.get_mut().unwrap_or_else(|e| e.into_inner());
+        for session in pool.0.drain(..) {
+            close(session.client);
         }
     }
 }
@@ -241,8 +254,13 @@ impl Drop for Pg {
 impl Pg {
     /// Connects and brings the schema up to date.
     pub fn open(target: Target) -> Result<Pg, String> {
+        let first = Session {
+            client: target.connect()?,
+            statements: Default::default(),
+        };
         let pg = Pg {
-            client: Mutex::new(Some(target.connect()?)),
+            pool: Mutex::new((vec![first], 1)),
+            freed: std::sync::Condvar::new(),
             target,
         };
         pg.migrate()?;
@@ -257,10 +275,7 @@ impl Pg {
     fn migrate(&self) -> Result<(), String> {
         self.transaction(|tx| {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[MIGRATION_LOCK.into()])?;
-            tx.execute(
-                "CREATE TABLE IF NOT EXISTS retentiond_schema (version BIGINT NOT NULL)",
-                &[],
-            )?;
+            tx.batch("CREATE TABLE IF NOT EXISTS retentiond_schema (version BIGINT NOT NULL)")?;
             let version = tx
                 .query_one("SELECT max(version) FROM retentiond_schema", &[])?
                 .and_then(|r| r.opt_int(0))
@@ -282,34 +297,73 @@ impl Pg {
         })
     }
 
-    /// Runs `work` in one transaction; a lost connection is made again for the next call.
+    /// An idle session, or a new one while there are fewer than [`SESSIONS`]; else waits for
+    /// one to be given back.
+    fn take(&self) -> Result<Session, String> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(session) = pool.0.pop() {
+                if !session.client.is_closed() {
+                    return Ok(session);
+                }
+                pool.1 -= 1;
+                close(session.client);
+                continue;
+            }
+            if pool.1 < SESSIONS {
+                pool.1 += 1;
+                drop(pool);
+                return match self.target.connect() {
+                    Ok(client) => Ok(Session {
+                        client,
+                        statements: Default::default(),
+                    }),
+                    Err(e) => {
+                        self.pool.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            pool = self.freed.wait(pool).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Gives a session back; a lost one is closed and counted out.
+    fn give(&self, session: Session) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if session.client.is_closed() {
+            pool.1 -= 1;
+            drop(pool);
+            close(session.client);
+        } else {
+            pool.0.push(session);
+        }
+        self.freed.notify_one();
+    }
+
+    /// Runs `work` in one transaction on one of the sessions; a lost session is made again
+    /// for the next call.
     pub fn transaction<T: Send>(
         &self,
         work: impl FnOnce(&mut PgTx) -> Result<T, String> + Send,
     ) -> Result<T, String> {
-        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_none_or(postgres::Client::is_closed) {
-            if let Some(old) = slot.take() {
-                close(old);
-            }
-            *slot = Some(self.target.connect()?);
-        }
-        let client = slot.as_mut().expect("connected");
+        let mut session = self.take()?;
         let result = std::thread::scope(|s| {
-            s.spawn(move || {
-                let mut tx = PgTx(client.transaction().map_err(|e| describe_error(&e))?);
+            s.spawn(|| {
+                let Session { client, statements } = &mut session;
+                let mut tx = PgTx {
+                    tx: client.transaction().map_err(|e| describe_error(&e))?,
+                    statements,
+                };
                 let value = work(&mut tx)?;
-                tx.0.commit().map_err(|e| describe_error(&e))?;
+                tx.tx.commit().map_err(|e| describe_error(&e))?;
                 Ok(value)
             })
             .join()
             .unwrap_or_else(|_| Err("the PostgreSQL client panicked".into()))
         });
-        if slot.as_ref().is_some_and(postgres::Client::is_closed)
-            && let Some(old) = slot.take()
-        {
-            close(old);
-        }
+        self.give(session);
         result
     }
 
@@ -395,27 +449,47 @@ impl Drop for PgLock {
     }
 }
 
-/// A transaction on PostgreSQL.
-pub struct PgTx<'c>(postgres::Transaction<'c>);
+/// A transaction on PostgreSQL, with its session's prepared statements.
+pub struct PgTx<'c> {
+    tx: postgres::Transaction<'c>,
+    statements: &'c mut std::collections::HashMap<String, postgres::Statement>,
+}
 
 impl PgTx<'_> {
-    /// Runs several statements (a migration).
+    /// Runs several statements (a migration), unprepared.
     fn batch(&mut self, sql: &str) -> Result<(), String> {
-        self.0.batch_execute(sql).map_err(|e| describe_error(&e))
+        self.tx.batch_execute(sql).map_err(|e| describe_error(&e))
+    }
+
+    /// `sql` prepared on this session, once.
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, String> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql).map_err(|e| describe_error(&e))?;
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
     }
 }
 
 impl Tx for PgTx<'_> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, String> {
+        let statement = self.statement(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        self.0.execute(sql, &params).map_err(|e| describe_error(&e))
+        self.tx
+            .execute(&statement, &params)
+            .map_err(|e| describe_error(&e))
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
+        let statement = self.statement(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let rows = self.0.query(sql, &params).map_err(|e| describe_error(&e))?;
+        let rows = self
+            .tx
+            .query(&statement, &params)
+            .map_err(|e| describe_error(&e))?;
         rows.iter().map(row).collect()
     }
 }

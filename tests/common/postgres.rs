@@ -12,6 +12,7 @@ pub struct Postgres {
     bin: PathBuf,
     pub port: u16,
     as_postgres: bool,
+    fsync: bool,
 }
 
 /// The folder holding `initdb` and `pg_ctl`: `$PG_BIN`, else the newest
@@ -44,7 +45,13 @@ fn is_root() -> bool {
 }
 
 impl Postgres {
+    /// A cluster without fsync (the tests' data is thrown away).
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A cluster that syncs its commits when `fsync` (benchmarks of the journal's cost).
+    pub fn start_with(fsync: bool) -> Postgres {
         let dir = tempfile::tempdir().unwrap();
         let as_postgres = is_root();
         if as_postgres {
@@ -58,6 +65,7 @@ impl Postgres {
             bin: bin_dir(),
             port: free_port(),
             as_postgres,
+            fsync,
             dir,
         };
         let data = pg.data().display().to_string();
@@ -107,9 +115,10 @@ impl Postgres {
     pub fn start_server(&self) {
         let data = self.data().display().to_string();
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync={} -c max_connections=200",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            if self.fsync { "on" } else { "off" }
         );
         let log = self.dir.path().join("server.log").display().to_string();
         let out = self.tool(
