@@ -86,7 +86,7 @@ fn main() {
     // `DELETE_JOURNAL=postgres`: the journal in a throwaway PostgreSQL cluster on loopback
     // (fsync on, as SQLite's FULL sync), instead of SQLite.
     let pg = (std::env::var("DELETE_JOURNAL").as_deref() == Ok("postgres"))
-        .then(|| postgres::Postgres::start_with(true));
+        .then(|| postgres::Postgres::start_with(std::env::var("PG_FSYNC").as_deref() != Ok("off")));
     let store = if pg.is_some() { "postgres" } else { "sqlite" };
     for cap in caps {
         let state = tempfile::tempdir().unwrap();

@@ -767,14 +767,18 @@ impl Journal {
             return Ok(());
         }
         let now = ms(Timestamp::now());
+        let each: Vec<Vec<Value>> = settled
+            .iter()
+            .map(|(deletion, outcome, error)| {
+                sql_params![*deletion, outcome.as_str(), now, *error].to_vec()
+            })
+            .collect();
         self.tx("record a deletion outcome", |tx| {
-            for (deletion, outcome, error) in settled {
-                tx.execute(
-                    "UPDATE deletions SET outcome = $2, outcome_at = $3, error = $4 WHERE id = $1",
-                    sql_params![*deletion, outcome.as_str(), now, *error],
-                )?;
-            }
-            Ok(())
+            tx.execute_each(
+                "UPDATE deletions SET outcome = $2, outcome_at = $3, error = $4 WHERE id = $1",
+                &each,
+            )
+            .map(drop)
         })
     }
 

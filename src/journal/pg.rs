@@ -3,18 +3,22 @@
 //! the journal's shared SQL, and per-policy run locks as advisory locks held on a session of
 //! their own.
 //!
-//! The client is `postgres` (synchronous, with a small runtime of its own). Its calls run on a
-//! scoped thread each, so that they never block inside one of tokio's workers' runtime
-//! contexts; the journal's callers wait for them as they wait for SQLite's disk writes.
+//! The client is `tokio-postgres`. Its connections live on one runtime thread of their own
+//! for the whole process; the journal's synchronous calls hand each statement to that thread
+//! and wait for the answer, from any thread (a tokio worker included), as they wait for
+//! SQLite's disk writes. No thread is made per call.
 
 use super::store::{Row, Tx, Value};
 use bytes::BytesMut;
-use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use std::collections::HashMap;
 use std::error::Error;
+use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{Client, Statement};
 
 /// Each entry moves PostgreSQL's schema one version forward; never edit a released entry.
 /// Version 1 is SQLite's schema 5 (with `fire_claims`), in PostgreSQL's types.
@@ -109,7 +113,7 @@ const MIGRATION_LOCK: i64 = 0x7265_7465_6e74_0001;
 /// How to reach the database: the connection settings (from the URL) and TLS.
 #[derive(Clone)]
 pub struct Target {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// `postgresql://user@host:port/db`, never the password: what errors name.
     pub name: String,
@@ -125,7 +129,7 @@ impl Target {
         for strict in ["verify-full", "verify-ca"] {
             text = text.replace(&format!("sslmode={strict}"), "sslmode=require");
         }
-        let config: postgres::Config = text.parse().map_err(|e| {
+        let config: tokio_postgres::Config = text.parse().map_err(|e| {
             format!("the PostgreSQL URL is not valid ({e}); write postgresql://USER@HOST:PORT/DATABASE?sslmode=verify-full")
         })?;
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -164,26 +168,58 @@ impl Target {
         })
     }
 
-    /// A new session, with a connect timeout; made on a thread of its own.
-    fn connect(&self) -> Result<postgres::Client, String> {
+    /// A new session, with a connect timeout; its connection is driven by the runtime thread.
+    fn connect(&self) -> Result<Arc<Client>, String> {
         let mut config = self.config.clone();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         let tls = self.tls.clone();
-        std::thread::scope(|s| {
-            s.spawn(move || config.connect(tls).map_err(|e| describe_error(&e)))
-                .join()
-                .unwrap_or_else(|_| Err("the PostgreSQL client panicked".into()))
+        wait(async move {
+            let (client, connection) = config.connect(tls).await.map_err(|e| describe_error(&e))?;
+            // Ends when the session does (closed, or lost: the client then says `is_closed`).
+            tokio::spawn(connection);
+            Ok(Arc::new(client))
         })
     }
 }
 
+/// The runtime that drives every journal connection of the process, on a thread of its own
+/// that lives as long as the process.
+fn runtime() -> &'static tokio::runtime::Handle {
+    static HANDLE: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the PostgreSQL journal");
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("retentiond-pg".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("a thread for the PostgreSQL journal");
+        handle
+    })
+}
+
+/// Runs `work` on the journal's runtime and waits for its answer; callable from any thread.
+fn wait<T: Send + 'static>(
+    work: impl Future<Output = Result<T, String>> + Send + 'static,
+) -> Result<T, String> {
+    let (answer, answered) = std::sync::mpsc::sync_channel(1);
+    runtime().spawn(async move {
+        let _ = answer.send(work.await);
+    });
+    answered
+        .recv()
+        .unwrap_or_else(|_| Err("the PostgreSQL client stopped".into()))
+}
+
 /// `postgresql://user@host:port/db` from the settings, without the password.
-fn describe(config: &postgres::Config) -> String {
+fn describe(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
         None => "localhost".into(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
@@ -196,7 +232,7 @@ fn describe(config: &postgres::Config) -> String {
 }
 
 /// The database's own message (`db error: ...` says little), with its SQLSTATE.
-fn describe_error(e: &postgres::Error) -> String {
+fn describe_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => {
@@ -222,8 +258,8 @@ const SESSIONS: usize = 4;
 /// A session and the statements prepared on it, by their SQL (one round trip fewer per
 /// statement after the first use).
 struct Session {
-    client: postgres::Client,
-    statements: std::collections::HashMap<String, postgres::Statement>,
+    client: Arc<Client>,
+    statements: HashMap<String, Statement>,
 }
 
 /// The journal's sessions: up to [`SESSIONS`], made when needed, made again after one is lost.
@@ -231,24 +267,7 @@ pub struct Pg {
     target: Target,
     /// Idle sessions, and how many exist in all (idle or in use).
     pool: Mutex<(Vec<Session>, usize)>,
-    freed: std::sync::Condvar,
-}
-
-/// Closes a client away from the caller's thread: closing blocks on the client's own
-/// runtime, which tokio forbids inside one of its workers.
-fn close(client: postgres::Client) {
-    std::thread::scope(|s| {
-        s.spawn(move || drop(client));
-    });
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let pool = self.pool.get_mut().unwrap_or_else(|e| e.into_inner());
-        for session in pool.0.drain(..) {
-            close(session.client);
-        }
-    }
+    freed: Condvar,
 }
 
 impl Pg {
@@ -256,11 +275,11 @@ impl Pg {
     pub fn open(target: Target) -> Result<Pg, String> {
         let first = Session {
             client: target.connect()?,
-            statements: Default::default(),
+            statements: HashMap::new(),
         };
         let pg = Pg {
             pool: Mutex::new((vec![first], 1)),
-            freed: std::sync::Condvar::new(),
+            freed: Condvar::new(),
             target,
         };
         pg.migrate()?;
@@ -307,7 +326,6 @@ impl Pg {
                     return Ok(session);
                 }
                 pool.1 -= 1;
-                close(session.client);
                 continue;
             }
             if pool.1 < SESSIONS {
@@ -316,7 +334,7 @@ impl Pg {
                 return match self.target.connect() {
                     Ok(client) => Ok(Session {
                         client,
-                        statements: Default::default(),
+                        statements: HashMap::new(),
                     }),
                     Err(e) => {
                         self.pool.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
@@ -329,13 +347,11 @@ impl Pg {
         }
     }
 
-    /// Gives a session back; a lost one is closed and counted out.
+    /// Gives a session back; a lost one is counted out.
     fn give(&self, session: Session) {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         if session.client.is_closed() {
             pool.1 -= 1;
-            drop(pool);
-            close(session.client);
         } else {
             pool.0.push(session);
         }
@@ -343,26 +359,27 @@ impl Pg {
     }
 
     /// Runs `work` in one transaction on one of the sessions; a lost session is made again
-    /// for the next call.
-    pub fn transaction<T: Send>(
+    /// for the next call. `BEGIN` goes out with the first statement, in one round trip.
+    pub fn transaction<T>(
         &self,
-        work: impl FnOnce(&mut PgTx) -> Result<T, String> + Send,
+        work: impl FnOnce(&mut PgTx) -> Result<T, String>,
     ) -> Result<T, String> {
         let mut session = self.take()?;
-        let result = std::thread::scope(|s| {
-            s.spawn(|| {
-                let Session { client, statements } = &mut session;
-                let mut tx = PgTx {
-                    tx: client.transaction().map_err(|e| describe_error(&e))?,
-                    statements,
-                };
-                let value = work(&mut tx)?;
-                tx.tx.commit().map_err(|e| describe_error(&e))?;
-                Ok(value)
-            })
-            .join()
-            .unwrap_or_else(|_| Err("the PostgreSQL client panicked".into()))
+        let mut tx = PgTx {
+            client: session.client.clone(),
+            statements: &mut session.statements,
+            begun: false,
+        };
+        let result = work(&mut tx).and_then(|value| {
+            if tx.begun {
+                tx.simple("COMMIT")?;
+            }
+            Ok(value)
         });
+        if result.is_err() && tx.begun && !tx.client.is_closed() {
+            // A failed statement leaves the session's transaction aborted until it ends.
+            let _ = tx.simple("ROLLBACK");
+        }
         self.give(session);
         result
     }
@@ -376,27 +393,19 @@ impl Pg {
         check: Duration,
         lost: Arc<AtomicBool>,
     ) -> Result<Option<PgLock>, String> {
-        let mut client = self.target.connect()?;
-        let taken = std::thread::scope(|s| {
-            s.spawn(|| {
+        let client = self.target.connect()?;
+        let taken = {
+            let client = client.clone();
+            wait(async move {
                 client
                     .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                    .await
                     .map(|row| row.get::<_, bool>(0))
                     .map_err(|e| describe_error(&e))
-            })
-            .join()
-            .unwrap_or_else(|_| Err("the PostgreSQL client panicked".into()))
-        });
-        match taken {
-            Ok(true) => {}
-            Ok(false) => {
-                close(client);
-                return Ok(None);
-            }
-            Err(e) => {
-                close(client);
-                return Err(e);
-            }
+            })?
+        };
+        if !taken {
+            return Ok(None);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = {
@@ -407,7 +416,14 @@ impl Pg {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    if client.simple_query("SELECT 1").is_err() {
+                    let probe = client.clone();
+                    let alive = wait(async move {
+                        probe
+                            .simple_query("SELECT 1")
+                            .await
+                            .map_err(|e| describe_error(&e))
+                    });
+                    if alive.is_err() {
                         lost.store(true, Ordering::SeqCst);
                         break;
                     }
@@ -450,55 +466,131 @@ impl Drop for PgLock {
 }
 
 /// A transaction on PostgreSQL, with its session's prepared statements.
-pub struct PgTx<'c> {
-    tx: postgres::Transaction<'c>,
-    statements: &'c mut std::collections::HashMap<String, postgres::Statement>,
+pub struct PgTx<'s> {
+    client: Arc<Client>,
+    statements: &'s mut HashMap<String, Statement>,
+    /// Whether `BEGIN` was sent.
+    begun: bool,
 }
 
 impl PgTx<'_> {
-    /// Runs several statements (a migration), unprepared.
-    fn batch(&mut self, sql: &str) -> Result<(), String> {
-        self.tx.batch_execute(sql).map_err(|e| describe_error(&e))
+    /// Runs statements without parameters (a migration, `COMMIT`).
+    fn simple(&mut self, sql: &str) -> Result<(), String> {
+        let (client, sql) = (self.client.clone(), sql.to_string());
+        wait(async move {
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| describe_error(&e))
+        })
     }
 
-    /// `sql` prepared on this session, once.
-    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, String> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
+    /// Runs several statements (a migration), unprepared, in the transaction.
+    fn batch(&mut self, sql: &str) -> Result<(), String> {
+        self.begin()?;
+        self.simple(sql)
+    }
+
+    fn begin(&mut self) -> Result<(), String> {
+        if !self.begun {
+            self.begun = true;
+            self.simple("BEGIN")?;
         }
-        let statement = self.tx.prepare(sql).map_err(|e| describe_error(&e))?;
-        self.statements.insert(sql.to_string(), statement.clone());
-        Ok(statement)
+        Ok(())
+    }
+
+    /// Runs `sql` with `params` in the transaction: prepared once per session, and with
+    /// `BEGIN` in the same round trip when it is the first statement.
+    /// The rows when `rows`, else none and the count of rows changed.
+    fn run(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        rows: bool,
+    ) -> Result<(Vec<tokio_postgres::Row>, u64), String> {
+        let want_rows = rows;
+        let client = self.client.clone();
+        let cached = self.statements.get(sql).cloned();
+        let begin = !self.begun;
+        self.begun = true;
+        let (text, params) = (sql.to_string(), params.to_vec());
+        let (statement, rows) = wait(async move {
+            let statement = async {
+                match cached {
+                    Some(statement) => Ok(statement),
+                    None => client.prepare(&text).await,
+                }
+            };
+            // Sent together: the client pipelines them on the session, in this order.
+            let (begun, statement) = if begin {
+                let (begun, statement) = tokio::join!(client.batch_execute("BEGIN"), statement);
+                (begun, statement)
+            } else {
+                (Ok(()), statement.await)
+            };
+            begun.map_err(|e| describe_error(&e))?;
+            let statement = statement.map_err(|e| describe_error(&e))?;
+            let params: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            let answer = if want_rows {
+                client
+                    .query(&statement, &params)
+                    .await
+                    .map(|rows| (rows, 0))
+            } else {
+                client
+                    .execute(&statement, &params)
+                    .await
+                    .map(|count| (Vec::new(), count))
+            };
+            Ok((statement, answer.map_err(|e| describe_error(&e))?))
+        })?;
+        self.statements.entry(sql.to_string()).or_insert(statement);
+        Ok(rows)
     }
 }
 
 impl Tx for PgTx<'_> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, String> {
-        let statement = self.statement(sql)?;
-        let params: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        self.tx
-            .execute(&statement, &params)
-            .map_err(|e| describe_error(&e))
+        self.run(sql, params, false).map(|(_, count)| count)
+    }
+
+    fn execute_each(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<u64, String> {
+        let Some((first, rest)) = each.split_first() else {
+            return Ok(0);
+        };
+        // The first prepares the statement (and begins); the rest go out together.
+        let mut changed = self.execute(sql, first)?;
+        if rest.is_empty() {
+            return Ok(changed);
+        }
+        let statement = self.statements[sql].clone();
+        let (client, rest) = (self.client.clone(), rest.to_vec());
+        changed += wait(async move {
+            let calls = rest.iter().map(|params| {
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                let (client, statement) = (&client, &statement);
+                async move { client.execute(statement, &params).await }
+            });
+            let counts = futures_util::future::try_join_all(calls)
+                .await
+                .map_err(|e| describe_error(&e))?;
+            Ok(counts.iter().sum::<u64>())
+        })?;
+        Ok(changed)
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
-        let statement = self.statement(sql)?;
-        let params: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let rows = self
-            .tx
-            .query(&statement, &params)
-            .map_err(|e| describe_error(&e))?;
-        rows.iter().map(row).collect()
+        self.run(sql, params, true)?.0.iter().map(row).collect()
     }
 }
 
 /// A row's columns as [`Value`]s, by their types.
-fn row(r: &postgres::Row) -> Result<Row, String> {
+fn row(r: &tokio_postgres::Row) -> Result<Row, String> {
     let mut values = Vec::with_capacity(r.len());
     for (i, column) in r.columns().iter().enumerate() {
-        let get = |e: postgres::Error| format!("column {}: {e}", column.name());
+        let get = |e: tokio_postgres::Error| format!("column {}: {e}", column.name());
         let value = match *column.type_() {
             Type::INT8 => r.try_get::<_, Option<i64>>(i).map_err(get)?.into(),
             Type::INT4 => r

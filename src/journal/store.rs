@@ -116,6 +116,16 @@ pub trait Tx {
     /// Runs a query; every row.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String>;
 
+    /// Runs one statement once per parameter list (PostgreSQL sends them all in one round
+    /// trip); the rows changed in all.
+    fn execute_each(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<u64, String> {
+        let mut changed = 0;
+        for params in each {
+            changed += self.execute(sql, params)?;
+        }
+        Ok(changed)
+    }
+
     /// The first row, if any.
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, String> {
         Ok(self.query(sql, params)?.into_iter().next())
