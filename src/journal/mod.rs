@@ -1134,7 +1134,17 @@ impl Journal {
             return Ok(0);
         }
         let baseline = self.baseline(policy, None)?.map(|b| b.run);
+        let claims = self.version()? >= HOSTS;
         self.tx("prune old runs (journal_keep)", |tx| {
+            if claims {
+                // The fleet's claims of old ticks; the latest stays, whatever its age.
+                tx.execute(
+                    "DELETE FROM fire_claims WHERE policy = $1 AND scheduled_at < $2
+                       AND scheduled_at < (SELECT max(scheduled_at) FROM fire_claims
+                                           WHERE policy = $1)",
+                    sql_params![policy, ms(cutoff)],
+                )?;
+            }
             // Runs before the horizon lose their decisions and listing counts.
             let horizon = tx
                 .query_one(

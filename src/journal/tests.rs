@@ -412,3 +412,33 @@ fn pruning_forgets_old_decisions_but_keeps_deletions_the_baseline_and_approval()
     // Nothing older: nothing more to forget.
     assert_eq!(journal.prune("p", cutoff).unwrap(), 0);
 }
+
+#[test]
+fn pruning_forgets_old_fire_claims_but_keeps_each_policys_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let tick = |s: i64| Timestamp::from_second(1_700_000_000 + s).unwrap();
+    for s in [0, 60, 120] {
+        assert_eq!(journal.claim_fire("p", tick(s)).unwrap(), None);
+    }
+    assert_eq!(journal.claim_fire("q", tick(0)).unwrap(), None);
+    // Claimed already: the second claim of a tick names the claimer.
+    assert!(journal.claim_fire("p", tick(60)).unwrap().is_some());
+    let claims = |policy: &str| -> i64 {
+        journal
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM fire_claims WHERE policy = ?1",
+                [policy],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    journal.prune("p", tick(90)).unwrap();
+    assert_eq!(claims("p"), 1, "the tick at 120 s stays");
+    assert!(journal.claim_fire("p", tick(120)).unwrap().is_some());
+    // Everything older than the cutoff: the latest claim still stays.
+    journal.prune("p", tick(1_000)).unwrap();
+    assert_eq!(claims("p"), 1);
+    assert_eq!(claims("q"), 1, "another policy's claims are its own");
+}
