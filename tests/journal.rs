@@ -357,9 +357,21 @@ fn history_lists_every_deletion_with_policy_time_and_outcome_on(pg: Option<&Post
     assert_eq!(only(&["--since", "1h"]).len(), 2);
     assert_eq!(only(&["--until", "2020-01-01T00:00:00Z"]).len(), 0);
     assert_eq!(only(&["--limit", "1"]).len(), 1);
-    let run = enforced["id"].as_i64().unwrap().to_string();
-    let out = t.run(&["history", "--format", "json", "--run", &run]);
-    assert_eq!(json(&out.stdout)["decisions"].as_array().unwrap().len(), 8);
+    let decisions = |run: &Value| -> Vec<(String, String)> {
+        let id = run["id"].as_i64().unwrap().to_string();
+        let out = t.run(&["history", "--format", "json", "--run", &id]);
+        json(&out.stdout)["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["id"].to_string(), d["action"].to_string()))
+            .collect()
+    };
+    let decided = decisions(enforced);
+    assert_eq!(decided.len(), 8);
+    assert_eq!(decided.iter().filter(|(_, a)| a == "\"delete\"").count(), 3);
+    // The second run decided as the first: stored once, read back for both.
+    assert_eq!(decisions(dry), decided);
     let text = t.run(&["history"]).stdout;
     assert!(
         text.contains(": deletions-failed  keep 5 delete 3 ignore 0"),

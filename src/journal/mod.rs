@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::{Tx, Value};
+use store::{Row, Tx, Value};
 
 pub const FILE: &str = "journal.sqlite";
 
@@ -490,6 +490,16 @@ impl Journal {
         }
     }
 
+    /// One statement in a transaction of its own; its rows. On PostgreSQL one round trip.
+    fn statement(&self, what: &str, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        match &self.store {
+            Store::Sqlite(_) => self.tx(what, |tx| tx.query(sql, params)),
+            Store::Postgres(pg) => pg
+                .statement(sql, params)
+                .map_err(store::error(&self.path.display().to_string(), what)),
+        }
+    }
+
     /// The schema version of the journal (PostgreSQL's is always the latest).
     fn version(&self) -> Result<i64> {
         match &self.store {
@@ -655,12 +665,14 @@ impl Journal {
         listing_drop_blocked: bool,
     ) -> Result<()> {
         self.tx("record the plan", |tx| {
-            for (group, n) in counts {
-                tx.execute(
-                    "INSERT INTO listing_counts (run_id, grp, complete) VALUES ($1, $2, $3)",
-                    sql_params![run, group, *n],
-                )?;
-            }
+            let counted: Vec<Vec<Value>> = counts
+                .iter()
+                .map(|(group, n)| sql_params![run, group, *n].to_vec())
+                .collect();
+            tx.execute_each(
+                "INSERT INTO listing_counts (run_id, grp, complete) VALUES ($1, $2, $3)",
+                &counted,
+            )?;
             // A decision the policy's previous listed run made the same way extends that
             // run's span to this run; any other starts a span.
             let previous = tx
@@ -669,48 +681,59 @@ impl Journal {
                     sql_params![&plan.name, run],
                 )?
                 .and_then(|r| r.opt_int(0));
-            for d in &plan.decisions {
-                let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
-                let values = sql_params![
-                    run,
-                    &plan.name,
-                    previous.unwrap_or(-1),
-                    &d.backup.group,
-                    &d.backup.id,
-                    d.backup.created_at.to_string(),
-                    d.backup.status.as_str(),
-                    d.action.as_str(),
-                    serde_json::to_string(&reasons).unwrap_or_default(),
-                    d.note.as_deref(),
-                ];
-                let extended = previous.is_some()
-                    && tx.execute(
-                        "UPDATE decision_spans SET last_run = $1 WHERE rowid = (
-                            SELECT rowid FROM decision_spans
-                            WHERE policy = $2 AND last_run = $3 AND grp = $4 AND backup_id = $5
-                              AND created_at = $6 AND status = $7 AND action = $8
-                              AND reasons = $9 AND note IS NOT DISTINCT FROM $10
-                            LIMIT 1)",
-                        values,
-                    )? > 0;
-                if !extended {
-                    // Every parameter used (PostgreSQL infers each one's type from its use).
-                    tx.execute(
-                        "INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp,
-                                                     created_at, status, action, reasons, note)
-                         VALUES ($2, $1, $1, $4, $3, $5, $6, $7, $8, $9)",
-                        &[&values[..2], &values[3..]].concat(),
-                    )?;
-                }
-            }
+            let decided: Vec<Vec<Value>> = plan
+                .decisions
+                .iter()
+                .map(|d| {
+                    let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+                    sql_params![
+                        run,
+                        &plan.name,
+                        previous.unwrap_or(-1),
+                        &d.backup.group,
+                        &d.backup.id,
+                        d.backup.created_at.to_string(),
+                        d.backup.status.as_str(),
+                        d.action.as_str(),
+                        serde_json::to_string(&reasons).unwrap_or_default(),
+                        d.note.as_deref(),
+                    ]
+                    .to_vec()
+                })
+                .collect();
+            let extended = match previous {
+                Some(_) => tx.execute_all(
+                    "UPDATE decision_spans SET last_run = $1 WHERE rowid = (
+                        SELECT rowid FROM decision_spans
+                        WHERE policy = $2 AND last_run = $3 AND grp = $4 AND backup_id = $5
+                          AND created_at = $6 AND status = $7 AND action = $8
+                          AND reasons = $9 AND note IS NOT DISTINCT FROM $10
+                        LIMIT 1)",
+                    &decided,
+                )?,
+                None => vec![0; decided.len()],
+            };
+            // Every parameter used (PostgreSQL infers each one's type from its use).
+            let started: Vec<Vec<Value>> = decided
+                .iter()
+                .zip(&extended)
+                .filter(|(_, extended)| **extended == 0)
+                .map(|(values, _)| [&values[..2], &values[3..]].concat())
+                .collect();
+            tx.execute_each(
+                "INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp,
+                                             created_at, status, action, reasons, note)
+                 VALUES ($2, $1, $1, $4, $3, $5, $6, $7, $8, $9)",
+                &started,
+            )?;
             let s = plan.summary;
-            tx.execute(
+            // With the inserts and the commit, in one round trip on PostgreSQL.
+            tx.execute_each(
                 "UPDATE runs SET listed = 1, listing_drop_blocked = $2, keep = $3,
                                  delete_count = $4, ignore = $5
                  WHERE id = $1",
-                sql_params![run, listing_drop_blocked, s.keep, s.delete, s.ignore],
-            )?;
-            Ok(())
+                &[sql_params![run, listing_drop_blocked, s.keep, s.delete, s.ignore].to_vec()],
+            )
         })
     }
 
@@ -734,24 +757,31 @@ impl Journal {
         batch: &[Backup],
     ) -> Result<Vec<i64>> {
         let now = ms(Timestamp::now());
+        const INSERT: &str = "INSERT INTO deletions (run_id, policy, account, backup_id, grp,
+                                                    created_at, intent_at)
+                              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+        let params = |b: &Backup| {
+            sql_params![
+                run,
+                policy,
+                account,
+                &b.id,
+                &b.group,
+                b.created_at.to_string(),
+                now
+            ]
+            .to_vec()
+        };
+        let id = |row: Option<&Row>| row.map_or(0, |r| r.int(0));
+        if let [b] = batch {
+            // The common batch of one: a statement of its own, one round trip on PostgreSQL.
+            let rows = self.statement("record a deletion intent", INSERT, &params(b))?;
+            return Ok(vec![id(rows.first())]);
+        }
         self.tx("record a deletion intent", |tx| {
             let mut rows = Vec::with_capacity(batch.len());
             for b in batch {
-                let row = tx.query_one(
-                    "INSERT INTO deletions (run_id, policy, account, backup_id, grp, created_at,
-                                            intent_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    sql_params![
-                        run,
-                        policy,
-                        account,
-                        &b.id,
-                        &b.group,
-                        b.created_at.to_string(),
-                        now
-                    ],
-                )?;
-                rows.push(row.map_or(0, |r| r.int(0)));
+                rows.push(id(tx.query_one(INSERT, &params(b))?.as_ref()));
             }
             Ok(rows)
         })
@@ -778,7 +808,6 @@ impl Journal {
                 "UPDATE deletions SET outcome = $2, outcome_at = $3, error = $4 WHERE id = $1",
                 &each,
             )
-            .map(drop)
         })
     }
 

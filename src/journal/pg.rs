@@ -174,6 +174,15 @@ impl Target {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        // A server that went away without closing (a network cut, a host lost) fails the
+        // session's calls within about half a minute instead of TCP's quarter of an hour;
+        // the URL's own `tcp_user_timeout` and `keepalives_idle` win.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(30));
+        }
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(Duration::from_secs(30));
+        }
         let tls = self.tls.clone();
         wait(async move {
             let (client, connection) = config.connect(tls).await.map_err(|e| describe_error(&e))?;
@@ -369,17 +378,31 @@ impl Pg {
             client: session.client.clone(),
             statements: &mut session.statements,
             begun: false,
+            deferred: Vec::new(),
         };
         let result = work(&mut tx).and_then(|value| {
-            if tx.begun {
-                tx.simple("COMMIT")?;
-            }
+            tx.commit()?;
             Ok(value)
         });
         if result.is_err() && tx.begun && !tx.client.is_closed() {
             // A failed statement leaves the session's transaction aborted until it ends.
             let _ = tx.simple("ROLLBACK");
         }
+        self.give(session);
+        result
+    }
+
+    /// Runs one statement as a transaction of its own (no `BEGIN`/`COMMIT`: the server
+    /// commits it when it ends): one round trip. Its rows.
+    pub fn statement(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
+        let mut session = self.take()?;
+        let mut tx = PgTx {
+            client: session.client.clone(),
+            statements: &mut session.statements,
+            begun: true,
+            deferred: Vec::new(),
+        };
+        let result = tx.query(sql, params);
         self.give(session);
         result
     }
@@ -417,11 +440,15 @@ impl Pg {
                         break;
                     }
                     let probe = client.clone();
+                    // A session that does not answer in time (a network cut, where nothing
+                    // says the connection is gone) is as lost as a closed one.
                     let alive = wait(async move {
-                        probe
-                            .simple_query("SELECT 1")
+                        match tokio::time::timeout(PROBE_TIMEOUT, probe.simple_query("SELECT 1"))
                             .await
-                            .map_err(|e| describe_error(&e))
+                        {
+                            Ok(answer) => answer.map(drop).map_err(|e| describe_error(&e)),
+                            Err(_) => Err("no answer".into()),
+                        }
                     });
                     if alive.is_err() {
                         lost.store(true, Ordering::SeqCst);
@@ -439,6 +466,9 @@ impl Pg {
         }))
     }
 }
+
+/// How long a run lock's session may take to answer its check before it counts as lost.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An advisory lock on a session of its own; released when dropped (the session closes).
 #[derive(Debug)]
@@ -469,12 +499,26 @@ impl Drop for PgLock {
 pub struct PgTx<'s> {
     client: Arc<Client>,
     statements: &'s mut HashMap<String, Statement>,
-    /// Whether `BEGIN` was sent.
+    /// Whether `BEGIN` was sent (or is waiting in `deferred`'s round trip).
     begun: bool,
+    /// Statements whose answers are not needed, sent with the next statement or the commit.
+    deferred: Vec<(Statement, Vec<Value>)>,
 }
 
+/// What ends a round trip of [`PgTx::send`].
+enum Then {
+    Commit,
+    /// A prepared statement and its parameters; its rows wanted or not.
+    Statement(Statement, Vec<Value>, bool),
+    /// A prepared statement once per parameter list; the rows each changed.
+    Each(Statement, Vec<Vec<Value>>),
+}
+
+/// What a round trip of [`PgTx::send`] answers: `then`'s rows, or the rows it changed.
+type Answer = (Vec<tokio_postgres::Row>, Vec<u64>);
+
 impl PgTx<'_> {
-    /// Runs statements without parameters (a migration, `COMMIT`).
+    /// Runs statements without parameters (a migration, `ROLLBACK`).
     fn simple(&mut self, sql: &str) -> Result<(), String> {
         let (client, sql) = (self.client.clone(), sql.to_string());
         wait(async move {
@@ -487,98 +531,126 @@ impl PgTx<'_> {
 
     /// Runs several statements (a migration), unprepared, in the transaction.
     fn batch(&mut self, sql: &str) -> Result<(), String> {
-        self.begin()?;
+        self.send(None)?;
         self.simple(sql)
     }
 
-    fn begin(&mut self) -> Result<(), String> {
-        if !self.begun {
-            self.begun = true;
-            self.simple("BEGIN")?;
+    /// Commits what was sent, and whatever still waits, in one round trip.
+    fn commit(&mut self) -> Result<(), String> {
+        if self.begun || !self.deferred.is_empty() {
+            self.send(Some(Then::Commit))?;
         }
         Ok(())
     }
 
-    /// Runs `sql` with `params` in the transaction: prepared once per session, and with
-    /// `BEGIN` in the same round trip when it is the first statement.
-    /// The rows when `rows`, else none and the count of rows changed.
-    fn run(
-        &mut self,
-        sql: &str,
-        params: &[Value],
-        rows: bool,
-    ) -> Result<(Vec<tokio_postgres::Row>, u64), String> {
-        let want_rows = rows;
-        let client = self.client.clone();
-        let cached = self.statements.get(sql).cloned();
+    /// `sql`, prepared on this session once (one round trip the first time).
+    fn prepared(&mut self, sql: &str) -> Result<Statement, String> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let (client, text) = (self.client.clone(), sql.to_string());
+        let statement =
+            wait(async move { client.prepare(&text).await.map_err(|e| describe_error(&e)) })?;
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Sends, in one round trip and in this order, `BEGIN` if it is not sent yet, the
+    /// deferred statements, and `then`; the first error of them, else `then`'s answer: its
+    /// rows when it wants them, else the count of rows it changed.
+    fn send(&mut self, then: Option<Then>) -> Result<Answer, String> {
         let begin = !self.begun;
         self.begun = true;
-        let (text, params) = (sql.to_string(), params.to_vec());
-        let (statement, rows) = wait(async move {
-            let statement = async {
-                match cached {
-                    Some(statement) => Ok(statement),
-                    None => client.prepare(&text).await,
+        let deferred = std::mem::take(&mut self.deferred);
+        if !begin && deferred.is_empty() && then.is_none() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let client = self.client.clone();
+        wait(async move {
+            let client = &client;
+            let begun = async move {
+                if begin {
+                    client.batch_execute("BEGIN").await
+                } else {
+                    Ok(())
                 }
             };
-            // Sent together: the client pipelines them on the session, in this order.
-            let (begun, statement) = if begin {
-                let (begun, statement) = tokio::join!(client.batch_execute("BEGIN"), statement);
-                (begun, statement)
-            } else {
-                (Ok(()), statement.await)
+            let earlier = futures_util::future::join_all(deferred.iter().map(
+                |(statement, params)| async move { client.execute(statement, &refs(params)).await },
+            ));
+            let last = async move {
+                match then {
+                    None => Ok((Vec::new(), Vec::new())),
+                    Some(Then::Commit) => client
+                        .batch_execute("COMMIT")
+                        .await
+                        .map(|()| (Vec::new(), Vec::new())),
+                    Some(Then::Statement(statement, params, true)) => client
+                        .query(&statement, &refs(&params))
+                        .await
+                        .map(|rows| (rows, Vec::new())),
+                    Some(Then::Statement(statement, params, false)) => client
+                        .execute(&statement, &refs(&params))
+                        .await
+                        .map(|count| (Vec::new(), vec![count])),
+                    Some(Then::Each(statement, each)) => {
+                        let statement = &statement;
+                        futures_util::future::try_join_all(each.iter().map(|params| async move {
+                            client.execute(statement, &refs(params)).await
+                        }))
+                        .await
+                        .map(|counts| (Vec::new(), counts))
+                    }
+                }
             };
+            // Polled in this order, so sent in this order: the client pipelines them.
+            let (begun, earlier, last) = tokio::join!(begun, earlier, last);
             begun.map_err(|e| describe_error(&e))?;
-            let statement = statement.map_err(|e| describe_error(&e))?;
-            let params: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            let answer = if want_rows {
-                client
-                    .query(&statement, &params)
-                    .await
-                    .map(|rows| (rows, 0))
-            } else {
-                client
-                    .execute(&statement, &params)
-                    .await
-                    .map(|count| (Vec::new(), count))
-            };
-            Ok((statement, answer.map_err(|e| describe_error(&e))?))
-        })?;
-        self.statements.entry(sql.to_string()).or_insert(statement);
-        Ok(rows)
+            for answer in earlier {
+                answer.map_err(|e| describe_error(&e))?;
+            }
+            last.map_err(|e| describe_error(&e))
+        })
     }
+
+    /// Runs `sql` with `params` in the transaction, in one round trip with `BEGIN` and the
+    /// deferred statements. The rows when `rows`, else none and the count of rows changed.
+    fn run(&mut self, sql: &str, params: &[Value], rows: bool) -> Result<Answer, String> {
+        let statement = self.prepared(sql)?;
+        self.send(Some(Then::Statement(statement, params.to_vec(), rows)))
+    }
+}
+
+/// Parameters as the client takes them.
+fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
 impl Tx for PgTx<'_> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, String> {
-        self.run(sql, params, false).map(|(_, count)| count)
+        self.run(sql, params, false)
+            .map(|(_, counts)| counts.first().copied().unwrap_or(0))
     }
 
-    fn execute_each(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<u64, String> {
-        let Some((first, rest)) = each.split_first() else {
-            return Ok(0);
-        };
-        // The first prepares the statement (and begins); the rest go out together.
-        let mut changed = self.execute(sql, first)?;
-        if rest.is_empty() {
-            return Ok(changed);
+    fn execute_all(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<Vec<u64>, String> {
+        if each.is_empty() {
+            return Ok(Vec::new());
         }
-        let statement = self.statements[sql].clone();
-        let (client, rest) = (self.client.clone(), rest.to_vec());
-        changed += wait(async move {
-            let calls = rest.iter().map(|params| {
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                let (client, statement) = (&client, &statement);
-                async move { client.execute(statement, &params).await }
-            });
-            let counts = futures_util::future::try_join_all(calls)
-                .await
-                .map_err(|e| describe_error(&e))?;
-            Ok(counts.iter().sum::<u64>())
-        })?;
-        Ok(changed)
+        let statement = self.prepared(sql)?;
+        self.send(Some(Then::Each(statement, each.to_vec())))
+            .map(|(_, counts)| counts)
+    }
+
+    fn execute_each(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<(), String> {
+        if each.is_empty() {
+            return Ok(());
+        }
+        let statement = self.prepared(sql)?;
+        self.deferred.extend(
+            each.iter()
+                .map(|params| (statement.clone(), params.clone())),
+        );
+        Ok(())
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {

@@ -116,14 +116,22 @@ pub trait Tx {
     /// Runs a query; every row.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String>;
 
-    /// Runs one statement once per parameter list (PostgreSQL sends them all in one round
-    /// trip); the rows changed in all.
-    fn execute_each(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<u64, String> {
-        let mut changed = 0;
+    /// Runs one statement once per parameter list, where their counts are not needed.
+    /// PostgreSQL sends them with what follows — the next statement, or the commit — in one
+    /// round trip, so their error may be the transaction's next one.
+    fn execute_each(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<(), String> {
         for params in each {
-            changed += self.execute(sql, params)?;
+            self.execute(sql, params)?;
         }
-        Ok(changed)
+        Ok(())
+    }
+
+    /// Runs one statement once per parameter list, in order; the rows each changed.
+    /// PostgreSQL sends them all in one round trip.
+    fn execute_all(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<Vec<u64>, String> {
+        each.iter()
+            .map(|params| self.execute(sql, params))
+            .collect()
     }
 
     /// The first row, if any.
