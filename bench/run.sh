@@ -112,6 +112,22 @@ journal=$(cargo bench --locked --bench delete -- "$deletions" 0 16 | grep '^dele
 echo "$journal"
 cost=$(sed 's/.* overhead_per_deletion=\([0-9.]*\)ms.*/\1/' <<<"$journal")
 row "journal: intent + outcome per deletion" "(no target)" "0 (no latency)" "${cost} ms per deletion, 2 synced commits"
+# The same with the fleet's journal: a throwaway PostgreSQL cluster on loopback (fsync on).
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    pg=$(DELETE_JOURNAL=postgres cargo bench --locked --bench delete -- "$deletions" 20 16 | grep '^delete ')
+    echo "$pg"
+    wall=$(sed 's/.* wall=\([0-9.]*\)s.*/\1/' <<<"$pg")
+    ideal=$(sed 's/.* ideal=\([0-9.]*\)s.*/\1/' <<<"$pg")
+    ratio=$(sed 's/.* ratio=\([0-9.]*\).*/\1/' <<<"$pg")
+    verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 1.15) ? "met" : "NOT MET" }')
+    row "delete $deletions at cap 16, PostgreSQL journal" "≤ 1.15× ideal" "ideal ${ideal}s" "${wall}s = ${ratio}×: $verdict"
+    pg=$(DELETE_JOURNAL=postgres cargo bench --locked --bench delete -- "$deletions" 0 16 | grep '^delete ')
+    echo "$pg"
+    cost=$(sed 's/.* overhead_per_deletion=\([0-9.]*\)ms.*/\1/' <<<"$pg")
+    row "journal on PostgreSQL: intent + outcome" "(no target)" "0 (no latency)" "${cost} ms per deletion"
+else
+    echo "(PostgreSQL rows skipped: apt-get install postgresql)"
+fi
 
 echo "== 4. daemon idle: 100 policies, ${idle} s between fires"
 idle_out=$(python3 bench/daemon_idle.py target/release/retentiond 100 "$idle")
