@@ -155,6 +155,36 @@ fn a_literal_secret_is_rejected_and_never_echoed() {
 }
 
 #[test]
+fn the_postgresql_journal_url_is_a_secret_reference_that_must_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |journal: &str, expected: &[&str]| {
+        let config = write(
+            dir.path(),
+            "retentiond.yaml",
+            &format!("policies: []\njournal: {journal}\naccounts: {{}}\n"),
+        );
+        let out = retentiond(&["validate", config.to_str().unwrap()]);
+        assert_eq!(out.code, 1, "{journal}: {}", out.stderr);
+        for text in expected {
+            assert!(out.stderr.contains(text), "{journal}: {}", out.stderr);
+        }
+        assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    };
+    refused(
+        "{postgres: 'postgresql://rd:hunter2@db:5432/rd'}",
+        &["`journal.postgres` must be a secret reference"],
+    );
+    refused(
+        "{ca_file: ca.pem}",
+        &["`journal` needs `postgres`: a reference to the database URL"],
+    );
+    refused(
+        "{postgres: '${env:RETENTIOND_TEST_UNSET_PG_URL}'}",
+        &["journal.postgres: ", "RETENTIOND_TEST_UNSET_PG_URL"],
+    );
+}
+
+#[test]
 fn http_settings_and_provider_selections_are_checked_where_written() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

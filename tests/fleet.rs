@@ -340,6 +340,18 @@ fn a_host_killed_mid_run_is_settled_by_another_with_no_delete_twice() {
     assert_eq!(interrupted, ["host-a"]);
 }
 
+/// The daemon is still running, and its `/healthz` says the journal cannot be reached.
+fn assert_up_without_journal(host: &mut Host) {
+    assert!(
+        host.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "the daemon stays up: {}",
+        host.log()
+    );
+    let (code, body) = get(host, "/healthz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("the journal cannot be reached"), "{body}");
+}
+
 /// `GET path` on the host's metrics endpoint: (status, body).
 fn get(host: &Host, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
@@ -383,14 +395,7 @@ fn postgresql_lost_mid_run_stops_the_deletions_and_the_next_fire_completes_once_
     // At most the call in flight when the database went away; none after.
     let after = fake.server.lines("DELETE").len();
     assert!(after <= at_loss + 1, "{at_loss} at the loss, {after} after");
-    assert!(
-        a.child.as_mut().unwrap().try_wait().unwrap().is_none(),
-        "the daemon stays up: {}",
-        a.log()
-    );
-    let (code, body) = get(&a, "/healthz");
-    assert_eq!(code, 503, "{body}");
-    assert!(body.contains("the journal cannot be reached"), "{body}");
+    assert_up_without_journal(&mut a);
     let (_, metrics) = get(&a, "/metrics");
     assert!(
         metrics
@@ -512,14 +517,7 @@ fn postgresql_down_at_start_the_daemon_stays_up_and_retries_and_a_run_exits_7() 
     });
     assert!(a.log().contains("trying again in 1s"), "{}", a.log());
     assert!(a.log().contains("trying again in 2s"), "{}", a.log());
-    assert!(
-        a.child.as_mut().unwrap().try_wait().unwrap().is_none(),
-        "the daemon stays up: {}",
-        a.log()
-    );
-    let (code, body) = get(&a, "/healthz");
-    assert_eq!(code, 503, "{body}");
-    assert!(body.contains("the journal cannot be reached"), "{body}");
+    assert_up_without_journal(&mut a);
     assert_eq!(files(folder.path()).len(), 8, "nothing deleted meanwhile");
 
     pg.start_server();

@@ -374,12 +374,7 @@ impl Pg {
         work: impl FnOnce(&mut PgTx) -> Result<T, String>,
     ) -> Result<T, String> {
         let mut session = self.take()?;
-        let mut tx = PgTx {
-            client: session.client.clone(),
-            statements: &mut session.statements,
-            begun: false,
-            deferred: Vec::new(),
-        };
+        let mut tx = PgTx::on(&mut session, false);
         let result = work(&mut tx).and_then(|value| {
             tx.commit()?;
             Ok(value)
@@ -396,13 +391,8 @@ impl Pg {
     /// commits it when it ends): one round trip. Its rows.
     pub fn statement(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
         let mut session = self.take()?;
-        let mut tx = PgTx {
-            client: session.client.clone(),
-            statements: &mut session.statements,
-            begun: true,
-            deferred: Vec::new(),
-        };
-        let result = tx.query(sql, params);
+        // As if begun: no `BEGIN` is sent.
+        let result = PgTx::on(&mut session, true).query(sql, params);
         self.give(session);
         result
     }
@@ -517,7 +507,17 @@ enum Then {
 /// What a round trip of [`PgTx::send`] answers: `then`'s rows, or the rows it changed.
 type Answer = (Vec<tokio_postgres::Row>, Vec<u64>);
 
-impl PgTx<'_> {
+impl<'s> PgTx<'s> {
+    /// A transaction on `session`; `begun` when no `BEGIN` is to be sent.
+    fn on(session: &'s mut Session, begun: bool) -> PgTx<'s> {
+        PgTx {
+            client: session.client.clone(),
+            statements: &mut session.statements,
+            begun,
+            deferred: Vec::new(),
+        }
+    }
+
     /// Runs statements without parameters (a migration, `ROLLBACK`).
     fn simple(&mut self, sql: &str) -> Result<(), String> {
         let (client, sql) = (self.client.clone(), sql.to_string());
