@@ -266,45 +266,59 @@ fn a_delete_that_succeeded_but_whose_answer_was_lost_counts_as_done() {
 #[test]
 fn a_listing_that_fell_sharply_since_the_last_run_blocks_until_accepted() {
     for kind in KINDS {
-        let t = target(kind);
-        t.configure("{last: 100}", "");
-        let first = t.run(&["run"]);
-        assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
-        // Most backups vanish behind our back; the rest would now be pruned.
-        t.configure("{last: 2}", "");
-        let before = t.held().len();
-        t.shrink();
-        assert!(t.held().len() < before / 2);
-        let out = t.run(&["run"]);
-        assert_eq!(out.code, 5, "{kind:?}: {}{}", out.stdout, out.stderr);
-        assert!(
-            out.stdout.contains("BLOCKED") && out.stdout.contains("the listing is suspect"),
-            "{}",
-            out.stdout
-        );
-        assert!(
-            out.stdout.contains("--accept-listing-drop"),
-            "{}",
-            out.stdout
-        );
-        assert!(t.server().lines(t.delete_method()).is_empty());
-        assert_eq!(t.history()[0]["outcome"], "blocked");
-        // Still blocked on the next run: a blocked listing never becomes the baseline.
-        assert_eq!(t.run(&["run"]).code, 5);
-        let planned = t.with_outside(common::target::planned(common::json(
-            &t.run(&["plan", "--format", "json", "--accept-listing-drop"])
-                .stdout,
-        )));
-        let out = t.run(&["run", "--accept-listing-drop"]);
-        assert_eq!(out.code, 0, "{kind:?}: {}{}", out.stdout, out.stderr);
-        assert_eq!(t.held(), planned.survivors());
-        t.check_invariants(&planned);
-        assert_eq!(
-            t.run(&["run"]).code,
-            0,
-            "the accepted listing is the baseline"
-        );
+        listing_drop_blocks_until_accepted(kind, None);
     }
+}
+
+#[test]
+fn a_listing_that_fell_sharply_blocks_until_accepted_on_postgresql() {
+    let pg = common::postgres::Postgres::start();
+    listing_drop_blocks_until_accepted(Kind::Docspace, Some(&pg));
+}
+
+/// The journal (SQLite, or `pg`) keeps the baseline of the listing-drop guard.
+fn listing_drop_blocks_until_accepted(kind: Kind, pg: Option<&common::postgres::Postgres>) {
+    let t = target(kind);
+    if let Some(pg) = pg {
+        t.use_postgres(pg);
+    }
+    t.configure("{last: 100}", "");
+    let first = t.run(&["run"]);
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    // Most backups vanish behind our back; the rest would now be pruned.
+    t.configure("{last: 2}", "");
+    let before = t.held().len();
+    t.shrink();
+    assert!(t.held().len() < before / 2);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 5, "{kind:?}: {}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("BLOCKED") && out.stdout.contains("the listing is suspect"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("--accept-listing-drop"),
+        "{}",
+        out.stdout
+    );
+    assert!(t.server().lines(t.delete_method()).is_empty());
+    assert_eq!(t.history()[0]["outcome"], "blocked");
+    // Still blocked on the next run: a blocked listing never becomes the baseline.
+    assert_eq!(t.run(&["run"]).code, 5);
+    let planned = t.with_outside(common::target::planned(common::json(
+        &t.run(&["plan", "--format", "json", "--accept-listing-drop"])
+            .stdout,
+    )));
+    let out = t.run(&["run", "--accept-listing-drop"]);
+    assert_eq!(out.code, 0, "{kind:?}: {}{}", out.stdout, out.stderr);
+    assert_eq!(t.held(), planned.survivors());
+    t.check_invariants(&planned);
+    assert_eq!(
+        t.run(&["run"]).code,
+        0,
+        "the accepted listing is the baseline"
+    );
 }
 
 #[test]
