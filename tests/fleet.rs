@@ -233,18 +233,19 @@ fn three_daemons_on_one_database_run_each_tick_once_and_delete_each_backup_once(
             "{host}: {claimed_by:?} {ran_on:?}"
         );
     }
-    // The other hosts saw each tick claimed and skipped it, saying where it ran.
-    let skips: usize = hosts
-        .iter()
-        .map(|h| h.log().matches("ran on host-").count())
-        .sum();
-    assert!(
-        skips >= claims.len(),
-        "{skips} skips for {} ticks",
-        claims.len()
-    );
+    // The other hosts saw ticks claimed and skipped them, naming the host that claimed each.
+    // (How many depends on timing: a host stopped before it fired the last tick, or still
+    // busy, does not see it.)
     let log = hosts[0].log() + &hosts[1].log() + &hosts[2].log();
-    assert!(log.contains("; skipped here"), "{log}");
+    let skips = regex::Regex::new(r"fire of p at (\S+) ran on (\S+); skipped here").unwrap();
+    let mut seen = 0;
+    for skip in skips.captures_iter(&log) {
+        let tick: jiff::Timestamp = skip[1].parse().unwrap();
+        let claim = format!("{}|{}", tick.as_millisecond(), &skip[2]);
+        assert!(claims.contains(&claim), "{claim} not in {claims:?}");
+        seen += 1;
+    }
+    assert!(seen >= 1, "{log}");
 
     // Every deletion once: 41 dumps deleted, each by one intent with outcome `deleted`.
     let deletions = pg.sql(

@@ -387,12 +387,16 @@ impl Pg {
         result
     }
 
-    /// Runs one statement as a transaction of its own (no `BEGIN`/`COMMIT`: the server
-    /// commits it when it ends): one round trip. Its rows.
+    /// Runs one statement as a transaction of its own, `BEGIN`, the statement and `COMMIT` in
+    /// one round trip; its rows once the commit is acknowledged. (Not an autocommitted
+    /// statement: the client would take its rows as the answer, before the server's commit.)
     pub fn statement(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
         let mut session = self.take()?;
-        // As if begun: no `BEGIN` is sent.
-        let result = PgTx::on(&mut session, true).query(sql, params);
+        let mut tx = PgTx::on(&mut session, false);
+        let result = tx.prepared(sql).and_then(|statement| {
+            tx.send(Some(Then::Committed(statement, params.to_vec())))
+                .and_then(|(rows, _)| rows.iter().map(row).collect())
+        });
         self.give(session);
         result
     }
@@ -502,6 +506,8 @@ enum Then {
     Statement(Statement, Vec<Value>, bool),
     /// A prepared statement once per parameter list; the rows each changed.
     Each(Statement, Vec<Vec<Value>>),
+    /// A prepared statement, then `COMMIT`; its rows.
+    Committed(Statement, Vec<Value>),
 }
 
 /// What a round trip of [`PgTx::send`] answers: `then`'s rows, or the rows it changed.
@@ -565,14 +571,24 @@ impl<'s> PgTx<'s> {
         if !begin && deferred.is_empty() && then.is_none() {
             return Ok((Vec::new(), Vec::new()));
         }
+        // Prepared too: the server parses them once per session.
+        let begin = if begin {
+            Some(self.prepared("BEGIN")?)
+        } else {
+            None
+        };
+        let commit = match then {
+            Some(Then::Commit | Then::Committed(..)) => Some(self.prepared("COMMIT")?),
+            _ => None,
+        };
         let client = self.client.clone();
         wait(async move {
             let client = &client;
+            let commit = &commit;
             let begun = async move {
-                if begin {
-                    client.batch_execute("BEGIN").await
-                } else {
-                    Ok(())
+                match begin {
+                    Some(begin) => client.execute(&begin, &[]).await.map(drop),
+                    None => Ok(()),
                 }
             };
             let earlier = futures_util::future::join_all(deferred.iter().map(
@@ -582,9 +598,9 @@ impl<'s> PgTx<'s> {
                 match then {
                     None => Ok((Vec::new(), Vec::new())),
                     Some(Then::Commit) => client
-                        .batch_execute("COMMIT")
+                        .execute(commit.as_ref().expect("prepared"), &[])
                         .await
-                        .map(|()| (Vec::new(), Vec::new())),
+                        .map(|_| (Vec::new(), Vec::new())),
                     Some(Then::Statement(statement, params, true)) => client
                         .query(&statement, &refs(&params))
                         .await
@@ -593,6 +609,16 @@ impl<'s> PgTx<'s> {
                         .execute(&statement, &refs(&params))
                         .await
                         .map(|count| (Vec::new(), vec![count])),
+                    Some(Then::Committed(statement, params)) => {
+                        let params = refs(&params);
+                        let (rows, committed) = tokio::join!(
+                            client.query(&statement, &params),
+                            client.execute(commit.as_ref().expect("prepared"), &[])
+                        );
+                        // A failed statement's transaction ends in a rollback, not an error.
+                        let rows = rows?;
+                        committed.map(|_| (rows, Vec::new()))
+                    }
                     Some(Then::Each(statement, each)) => {
                         let statement = &statement;
                         futures_util::future::try_join_all(each.iter().map(|params| async move {
