@@ -192,8 +192,12 @@ pub fn json(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()> {
     struct Doc<'r, 'a> {
         policies: &'r [PolicyReport<'a>],
     }
-    serde_json::to_writer_pretty(&mut *out, &Doc { policies: reports })?;
-    writeln!(out)
+    // Through a buffer of its own type: serde_json's many small writes are then copies into
+    // it, not calls through `dyn Write`.
+    let mut buffered = io::BufWriter::with_capacity(1 << 16, &mut *out);
+    serde_json::to_writer_pretty(&mut buffered, &Doc { policies: reports })?;
+    writeln!(buffered)?;
+    buffered.flush()
 }
 
 fn local_time(plan: &PolicyPlan, backup: &Backup) -> String {
@@ -314,13 +318,27 @@ pub fn bytes(n: u64) -> String {
 /// one backup of that name (Cloudinary's versions of one asset all share the public id).
 fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<std::borrow::Cow<'p, str>> {
     let name = |d: &'p Decision| d.backup.name.as_deref().unwrap_or(&d.backup.id);
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for d in &plan.decisions {
-        *seen.entry(name(d)).or_default() += 1;
-    }
+    // Each name hashed once: a slot per distinct name, and each decision's slot.
+    let mut slots: HashMap<&str, usize> = HashMap::with_capacity(plan.decisions.len());
+    let mut counts: Vec<usize> = Vec::new();
+    let slot: Vec<usize> = plan
+        .decisions
+        .iter()
+        .map(|d| {
+            let next = slots.len();
+            let slot = *slots.entry(name(d)).or_insert(next);
+            if slot == counts.len() {
+                counts.push(0);
+            }
+            counts[slot] += 1;
+            slot
+        })
+        .collect();
+    drop(slots);
     plan.decisions
         .iter()
-        .map(|d| match seen[name(d)] {
+        .zip(slot)
+        .map(|(d, slot)| match counts[slot] {
             1 => std::borrow::Cow::Borrowed(name(d)),
             _ if name(d) == d.backup.id => std::borrow::Cow::Borrowed(name(d)),
             _ => std::borrow::Cow::Owned(format!("{} [id {}]", name(d), d.backup.id)),
@@ -331,6 +349,9 @@ fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<std::borrow::Cow<'p, str>> {
 /// The readable plan: a table per group (date, name, action, reasons), then a summary.
 /// `summary`: the group lines with their counts, without a line per backup.
 pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -> io::Result<()> {
+    // A line per backup: copies into a buffer of its own type, not calls through `dyn Write`.
+    let mut buffered = io::BufWriter::with_capacity(1 << 16, out);
+    let out = &mut buffered;
     for (i, report) in reports.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;
@@ -380,7 +401,7 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
         }
         summary_line(out, plan)?;
     }
-    Ok(())
+    out.flush()
 }
 
 /// What `run` did: per policy the summary and every deletion or failure (`summary`: the
