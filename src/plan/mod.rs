@@ -518,7 +518,9 @@ fn classify<'a>(
         return decision(Action::Ignore, Some(GROUP_NOT_SELECTED.into()));
     }
     let tolerance = policy.guard.future_tolerance;
-    if tolerance.before(backup.created_at, tz) > now {
+    // A duration is never negative, so `before` is never later than its instant: only a
+    // backup dated after `now` needs the zone arithmetic.
+    if backup.created_at > now && tolerance.before(backup.created_at, tz) > now {
         return decision(
             Action::Ignore,
             Some(format!(
