@@ -565,22 +565,21 @@ impl<'s> PgTx<'s> {
     /// deferred statements, and `then`; the first error of them, else `then`'s answer: its
     /// rows when it wants them, else the count of rows it changed.
     fn send(&mut self, then: Option<Then>) -> Result<Answer, String> {
-        let begin = !self.begun;
-        self.begun = true;
-        let deferred = std::mem::take(&mut self.deferred);
-        if !begin && deferred.is_empty() && then.is_none() {
+        if self.begun && self.deferred.is_empty() && then.is_none() {
             return Ok((Vec::new(), Vec::new()));
         }
         // Prepared too: the server parses them once per session.
-        let begin = if begin {
-            Some(self.prepared("BEGIN")?)
-        } else {
+        let begin = if self.begun {
             None
+        } else {
+            Some(self.prepared("BEGIN")?)
         };
         let commit = match then {
             Some(Then::Commit | Then::Committed(..)) => Some(self.prepared("COMMIT")?),
             _ => None,
         };
+        self.begun = true;
+        let deferred = std::mem::take(&mut self.deferred);
         let client = self.client.clone();
         wait(async move {
             let client = &client;
