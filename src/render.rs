@@ -391,13 +391,21 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
                 continue;
             }
             let action = d.action.as_str();
-            writeln!(
-                out,
-                "    {:<22}  {name:<width$}  {}  {}",
-                local_time(plan, d.backup),
-                paint(&format!("{action:<6}"), action_colour(action)),
-                d.explain()
-            )?;
+            let time = local_time(plan, d.backup);
+            // As `paint` would, without a `String` per line.
+            match COLOUR.load(std::sync::atomic::Ordering::Relaxed) {
+                true => writeln!(
+                    out,
+                    "    {time:<22}  {name:<width$}  \x1b[{}m{action:<6}\x1b[0m  {}",
+                    action_colour(action),
+                    d.explained()
+                )?,
+                false => writeln!(
+                    out,
+                    "    {time:<22}  {name:<width$}  {action:<6}  {}",
+                    d.explained()
+                )?,
+            }
         }
         summary_line(out, plan)?;
     }

@@ -41,16 +41,36 @@ pub struct Decision<'a> {
     pub note: Option<String>,
 }
 
-impl Decision<'_> {
+impl<'a> Decision<'a> {
     /// The reasons and the note, as the plan table and `apply`'s refusals show them.
     pub fn explain(&self) -> String {
-        let reasons: Vec<String> = self.reasons.iter().map(ToString::to_string).collect();
-        match (&self.note, reasons.is_empty()) {
-            (Some(note), true) => note.clone(),
-            (Some(note), false) => format!("{} ({note})", reasons.join(", ")),
-            (None, false) => reasons.join(", "),
-            (None, true) if self.action == Action::Delete => "no rule keeps it".to_string(),
-            (None, true) => String::new(),
+        self.explained().to_string()
+    }
+
+    /// [`Decision::explain`] written where it goes, without a `String` of its own.
+    pub fn explained(&self) -> Explained<'_, 'a> {
+        Explained(self)
+    }
+}
+
+/// A decision's reasons and note, as [`Decision::explain`] words them.
+pub struct Explained<'d, 'a>(&'d Decision<'a>);
+
+impl std::fmt::Display for Explained<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let d = self.0;
+        for (i, reason) in d.reasons.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{reason}")?;
+        }
+        match (&d.note, d.reasons.is_empty()) {
+            (Some(note), true) => f.write_str(note),
+            (Some(note), false) => write!(f, " ({note})"),
+            (None, false) => Ok(()),
+            (None, true) if d.action == Action::Delete => f.write_str("no rule keeps it"),
+            (None, true) => Ok(()),
         }
     }
 }
