@@ -341,6 +341,14 @@ fn a_host_killed_mid_run_is_settled_by_another_with_no_delete_twice() {
     assert_eq!(interrupted, ["host-a"]);
 }
 
+/// The command exited 7 and said `says` on stderr; its stderr.
+fn exits_7_saying(out: &std::process::Output, says: &str) -> String {
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains(says), "{stderr}");
+    stderr
+}
+
 /// The daemon is still running, and its `/healthz` says the journal cannot be reached.
 fn assert_up_without_journal(host: &mut Host) {
     assert!(
@@ -460,12 +468,9 @@ fn two_run_commands_of_one_policy_on_two_hosts_one_runs_the_other_exits_7() {
         &[],
         || !fake.server.requests().is_empty(),
     );
-    let second = b.retentiond(&["run"]);
-    assert_eq!(second.status.code(), Some(7), "{second:?}");
-    let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(
-        stderr.contains("policy p is being run by another retentiond process"),
-        "{stderr}"
+    exits_7_saying(
+        &b.retentiond(&["run"]),
+        "policy p is being run by another retentiond process",
     );
     assert!(first.wait().unwrap().success());
     assert_eq!(fake.records.lock().unwrap().len(), 5);
@@ -496,12 +501,9 @@ fn postgresql_down_at_start_the_daemon_stays_up_and_retries_and_a_run_exits_7() 
     pg.stop_server();
 
     // A one-shot run: exit 7 with the reason, nothing deleted.
-    let run = a.retentiond(&["run"]);
-    assert_eq!(run.status.code(), Some(7), "{run:?}");
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        stderr.contains("cannot open it: error connecting to server"),
-        "{stderr}"
+    let stderr = exits_7_saying(
+        &a.retentiond(&["run"]),
+        "cannot open it: error connecting to server",
     );
     assert!(stderr.contains("; nothing was deleted\n"), "{stderr}");
     assert_eq!(stderr.matches("nothing was deleted").count(), 1, "{stderr}");
