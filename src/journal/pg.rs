@@ -374,7 +374,7 @@ impl Pg {
         work: impl FnOnce(&mut PgTx) -> Result<T, String>,
     ) -> Result<T, String> {
         let mut session = self.take()?;
-        let mut tx = PgTx::on(&mut session, false);
+        let mut tx = PgTx::on(&mut session);
         let result = work(&mut tx).and_then(|value| {
             tx.commit()?;
             Ok(value)
@@ -392,7 +392,7 @@ impl Pg {
     /// statement: the client would take its rows as the answer, before the server's commit.)
     pub fn statement(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
         let mut session = self.take()?;
-        let mut tx = PgTx::on(&mut session, false);
+        let mut tx = PgTx::on(&mut session);
         let result = tx.prepared(sql).and_then(|statement| {
             tx.send(Some(Then::Committed(statement, params.to_vec())))
                 .and_then(|(rows, _)| rows.iter().map(row).collect())
@@ -514,12 +514,12 @@ enum Then {
 type Answer = (Vec<tokio_postgres::Row>, Vec<u64>);
 
 impl<'s> PgTx<'s> {
-    /// A transaction on `session`; `begun` when no `BEGIN` is to be sent.
-    fn on(session: &'s mut Session, begun: bool) -> PgTx<'s> {
+    /// A transaction on `session`, not begun yet.
+    fn on(session: &'s mut Session) -> PgTx<'s> {
         PgTx {
             client: session.client.clone(),
             statements: &mut session.statements,
-            begun,
+            begun: false,
             deferred: Vec::new(),
         }
     }
