@@ -195,9 +195,141 @@ pub fn json(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()> {
     // Through a buffer of its own type: serde_json's many small writes are then copies into
     // it, not calls through `dyn Write`.
     let mut buffered = io::BufWriter::with_capacity(1 << 16, &mut *out);
-    serde_json::to_writer_pretty(&mut buffered, &Doc { policies: reports })?;
+    let mut serializer = serde_json::Serializer::with_formatter(
+        &mut buffered,
+        LinePerEntry::below(LinePerEntry::PLAN_ENTRIES),
+    );
+    Doc { policies: reports }.serialize(&mut serializer)?;
     writeln!(buffered)?;
     buffered.flush()
+}
+
+/// The listing JSON (`list --format json`): one backup a line, the shape `plan --listing`
+/// reads fastest.
+pub fn listing_json(out: &mut dyn Write, backups: &[Backup]) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Doc<'b> {
+        backups: &'b [Backup],
+    }
+    let mut buffered = io::BufWriter::with_capacity(1 << 16, &mut *out);
+    let mut serializer = serde_json::Serializer::with_formatter(
+        &mut buffered,
+        LinePerEntry::below(LinePerEntry::LISTING_ENTRIES),
+    );
+    Doc { backups }.serialize(&mut serializer)?;
+    writeln!(buffered)?;
+    buffered.flush()
+}
+
+/// serde_json's pretty layout down to a given depth, and below it one line per entry: in a
+/// plan, each backup, group total and deletion is one compact object on a line of its own, so
+/// a million-backup plan is a million lines that `grep` finds a backup in (and a third less
+/// to write than indented objects).
+struct LinePerEntry {
+    /// Entries of arrays this deep or deeper are written on one line each.
+    entry_level: usize,
+    /// How deep the container being written is (the document is 1).
+    level: usize,
+    /// Whether the current container has a member yet (its end then goes on a line of its own).
+    has_value: bool,
+    /// The level of the array whose entry is being written on one line.
+    one_line: Option<usize>,
+}
+
+impl LinePerEntry {
+    /// The plan's `backups`, `group_totals`, `deleted`: in the document's `policies`.
+    const PLAN_ENTRIES: usize = 4;
+    /// The listing's `backups`.
+    const LISTING_ENTRIES: usize = 2;
+
+    fn below(entry_level: usize) -> LinePerEntry {
+        LinePerEntry {
+            entry_level,
+            level: 0,
+            has_value: false,
+            one_line: None,
+        }
+    }
+
+    fn compact(&self) -> bool {
+        self.one_line.is_some_and(|level| self.level > level)
+    }
+
+    fn new_line<W: ?Sized + Write>(&self, w: &mut W, first: bool) -> io::Result<()> {
+        if self.compact() {
+            return if first { Ok(()) } else { w.write_all(b",") };
+        }
+        w.write_all(if first { b"\n" } else { b",\n" })?;
+        for _ in 0..self.level {
+            w.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn begin<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(bracket)
+    }
+
+    fn end<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        let compact = self.compact();
+        self.level -= 1;
+        if self.has_value && !compact {
+            w.write_all(b"\n")?;
+            for _ in 0..self.level {
+                w.write_all(b"  ")?;
+            }
+        }
+        w.write_all(bracket)
+    }
+}
+
+impl serde_json::ser::Formatter for LinePerEntry {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.begin(w, b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.end(w, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.new_line(w, first)?;
+        if self.one_line.is_none() && self.level >= self.entry_level {
+            self.one_line = Some(self.level);
+        }
+        Ok(())
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        if self.one_line == Some(self.level) {
+            self.one_line = None;
+        }
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.begin(w, b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.end(w, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.new_line(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(if self.compact() { b":" } else { b": " })
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 fn local_time(plan: &PolicyPlan, backup: &Backup) -> String {
@@ -531,7 +663,7 @@ pub fn listing_text(out: &mut dyn Write, backups: &[Backup]) -> io::Result<()> {
     for b in backups {
         let id = match b.name.as_deref() {
             Some(name) if name != b.id => format!("{name}  id {}", b.id),
-            _ => b.id.clone(),
+            _ => b.id.to_string(),
         };
         writeln!(
             out,

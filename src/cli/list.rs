@@ -6,9 +6,9 @@ use super::shared::{
 };
 use super::{Cli, Format};
 use crate::exit;
-use crate::model::{Backup, Listing};
+use crate::model::Backup;
 use crate::render;
-use std::io::{self, Write};
+use std::io::Write;
 
 pub(super) fn list(cli: &Cli, names: &[String], format: Format, out: &mut dyn Write) -> Outcome {
     let config = require_config(cli, "")?;
@@ -42,10 +42,7 @@ pub(super) fn list(cli: &Cli, names: &[String], format: Format, out: &mut dyn Wr
         }
     }
     if let Format::Json = format {
-        serde_json::to_writer_pretty(&mut *out, &Listing { backups: union })
-            .map_err(io::Error::from)
-            .map_err(write_failure)?;
-        writeln!(out).map_err(write_failure)?;
+        render::listing_json(out, &union).map_err(write_failure)?;
     }
     Ok(code)
 }
