@@ -41,7 +41,7 @@ fn listing(n: usize, groups: usize) -> Vec<Backup> {
                 Status::Complete
             };
             let mut b = Backup::new(&format!("bk-{i:08}"), &format!("g{group:05}"), at, status);
-            b.name = Some(format!("nightly-{group:05}-{step:06}"));
+            b.name = Some(compact_str::format_compact!("nightly-{group:05}-{step:06}"));
             b
         })
         .collect()

@@ -6,7 +6,7 @@
 //! Every delete call goes through a [`Ledger`]: the intent is recorded before the call is sent
 //! (a call whose intent cannot be recorded is not sent) and each outcome once it is settled.
 
-use crate::model::Backup;
+use crate::model::{Backup, Text};
 use crate::plan::PolicyPlan;
 use crate::provider::{DeleteOutcome, ErrorKind, Provider, ProviderError};
 use serde::Serialize;
@@ -264,10 +264,10 @@ pub async fn execute(
             (batch, outcomes, ledger_errors)
         });
     }
-    let mut outcomes: HashMap<(String, String), DeleteOutcome> = HashMap::new();
+    let mut outcomes: HashMap<(Text, Text), DeleteOutcome> = HashMap::new();
     // Backups whose call was never sent: their intent could not be recorded, or the daemon
     // is stopping.
-    let mut unsent: HashMap<(String, String), Unsent> = HashMap::new();
+    let mut unsent: HashMap<(Text, Text), Unsent> = HashMap::new();
     let record = |backup: &Backup, outcome: Settled, execution: &mut Execution| {
         if let Err(e) = ledger.outcome(backup, outcome) {
             execution.ledger_errors.push(e);
@@ -320,7 +320,7 @@ pub async fn execute(
         .values()
         .any(|o| matches!(o, DeleteOutcome::Unconfirmed(_)));
     // One fresh listing settles every unconfirmed deletion.
-    let still_listed: Result<HashSet<(String, String)>, ProviderError> = if unsettled {
+    let still_listed: Result<HashSet<(Text, Text)>, ProviderError> = if unsettled {
         provider
             .list()
             .await
@@ -333,7 +333,7 @@ pub async fn execute(
         let failure = match outcomes.remove(&key) {
             Some(DeleteOutcome::Pending(detail)) => {
                 execution.pending.push(PendingDeletion {
-                    id: backup.id.clone(),
+                    id: backup.id.to_string(),
                     detail,
                 });
                 continue;
@@ -362,7 +362,7 @@ pub async fn execute(
             }
             None => match unsent.remove(&key) {
                 Some(Unsent::Stopping) | Some(Unsent::Halted) => {
-                    execution.not_sent.push(backup.id.clone());
+                    execution.not_sent.push(backup.id.to_string());
                     continue;
                 }
                 Some(Unsent::Ledger(e)) => Some((format!("not sent: {e}"), "journal")),
@@ -373,9 +373,9 @@ pub async fn execute(
             },
         };
         match failure {
-            None => execution.deleted.push(backup.id.clone()),
+            None => execution.deleted.push(backup.id.to_string()),
             Some((error, kind)) => execution.failed.push(FailedDeletion {
-                id: backup.id.clone(),
+                id: backup.id.to_string(),
                 error,
                 kind,
             }),
@@ -431,14 +431,14 @@ pub async fn resume(
             execution.ledger_errors.push(e);
         }
         match outcome {
-            DeleteOutcome::Deleted => execution.deleted.push(backup.id),
+            DeleteOutcome::Deleted => execution.deleted.push(backup.id.into()),
             DeleteOutcome::Pending(detail) => execution.pending.push(PendingDeletion {
-                id: backup.id,
+                id: backup.id.into(),
                 detail,
             }),
             DeleteOutcome::Failed(_) | DeleteOutcome::Unconfirmed(_) => {
                 execution.failed.push(FailedDeletion {
-                    id: backup.id,
+                    id: backup.id.into(),
                     error,
                     kind,
                 })

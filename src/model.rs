@@ -25,24 +25,29 @@ impl Status {
     }
 }
 
+/// A backup's id, group or name: up to 24 bytes inside the backup itself, no allocation of its
+/// own (a million backups are then a third smaller and read faster; BENCHMARKS.md).
+pub type Text = compact_str::CompactString;
+
 /// One backup as a provider lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backup {
     /// The provider's own id (a composite such as `asset_id/version_id` where needed).
-    pub id: String,
+    pub id: Text,
     /// The resource the backup belongs to (server, DB instance, asset, portal, folder).
-    pub group: String,
+    pub group: Text,
+    #[serde(deserialize_with = "crate::timestamp::rfc3339::deserialize")]
     pub created_at: Timestamp,
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
+    pub tags: Box<[String]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<Box<str>>,
     /// The provider's live copy (Cloudinary's current version of an asset): never deleted,
     /// whatever the policy says.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -53,13 +58,13 @@ impl Backup {
     /// A backup with only the required fields set.
     pub fn new(id: &str, group: &str, created_at: Timestamp, status: Status) -> Backup {
         Backup {
-            id: id.to_string(),
-            group: group.to_string(),
+            id: id.into(),
+            group: group.into(),
             created_at,
             status,
             name: None,
             size: None,
-            tags: Vec::new(),
+            tags: Box::default(),
             kind: None,
             live: false,
         }
@@ -76,10 +81,14 @@ pub struct Listing {
 impl Listing {
     /// Reads a listing file, naming the file and the position of the first error.
     pub fn read(path: &std::path::Path) -> Result<Listing, String> {
-        // Whole, then parsed from the slice: serde_json reads a slice several times faster
-        // than through a reader, byte by byte (BENCHMARKS.md).
-        let text = std::fs::read(path)
-            .map_err(|e| format!("{}: cannot read listing: {e}", path.display()))?;
+        let cannot = |e: std::io::Error| format!("{}: cannot read listing: {e}", path.display());
+        let file = std::fs::File::open(path).map_err(cannot)?;
+        if let Some(listing) = read_by_chunks(file, CHUNK).map_err(cannot)? {
+            return Ok(listing);
+        }
+        // Not the plain shape, or not valid: the whole file through serde, for its exact error
+        // (or whatever the plain reading did not expect).
+        let text = std::fs::read(path).map_err(cannot)?;
         serde_json::from_slice(&text).map_err(|e| {
             format!(
                 "{}:{}:{}: not a listing ({}); expected {{\"backups\": [{{\"id\", \"group\", \"created_at\", \"status\", ...}}]}}",
@@ -89,6 +98,134 @@ impl Listing {
                 strip_serde_position(&e.to_string())
             )
         })
+    }
+}
+
+/// How much of a listing file is read at a time.
+const CHUNK: usize = 1 << 20;
+
+/// A listing of the plain shape, `{"backups": [...]}`, read a chunk at a time and parsed
+/// backup by backup from the slice: the file is never held whole beside its backups (a million
+/// backups are 138 MB of JSON), and serde_json reads a slice several times faster than through
+/// a reader, byte by byte (BENCHMARKS.md). `None` when the file is not of that shape or not
+/// valid: the caller then reads it whole for serde's own answer and error position.
+fn read_by_chunks(mut file: impl std::io::Read, chunk: usize) -> std::io::Result<Option<Listing>> {
+    let mut chunks = Chunks {
+        buf: Vec::with_capacity(chunk),
+        chunk,
+        pos: 0,
+        end: false,
+    };
+    let mut backups = Vec::new();
+    for expected in [b'{', b'"'] {
+        if chunks.next_byte(&mut file)? != Some(expected) {
+            return Ok(None);
+        }
+        chunks.pos += 1;
+    }
+    for expected in *b"backups\"" {
+        if chunks.byte(&mut file)? != Some(expected) {
+            return Ok(None);
+        }
+        chunks.pos += 1;
+    }
+    for expected in [b':', b'['] {
+        if chunks.next_byte(&mut file)? != Some(expected) {
+            return Ok(None);
+        }
+        chunks.pos += 1;
+    }
+    if chunks.next_byte(&mut file)? == Some(b']') {
+        chunks.pos += 1;
+    } else {
+        loop {
+            let mut one = serde_json::Deserializer::from_slice(&chunks.buf[chunks.pos..])
+                .into_iter::<Backup>();
+            match one.next() {
+                Some(Ok(backup)) => {
+                    chunks.pos += one.byte_offset();
+                    backups.push(backup);
+                }
+                // The backup goes on in the next chunk (or the file ends inside it).
+                Some(Err(e)) if e.is_eof() && !chunks.end => {
+                    chunks.more(&mut file)?;
+                    continue;
+                }
+                None if !chunks.end => {
+                    chunks.more(&mut file)?;
+                    continue;
+                }
+                _ => return Ok(None),
+            }
+            match chunks.next_byte(&mut file)? {
+                Some(b',') => chunks.pos += 1,
+                Some(b']') => {
+                    chunks.pos += 1;
+                    break;
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+    if chunks.next_byte(&mut file)? != Some(b'}') {
+        return Ok(None);
+    }
+    chunks.pos += 1;
+    Ok((chunks.next_byte(&mut file)?.is_none()).then_some(Listing { backups }))
+}
+
+/// The part of a file not parsed yet: `buf[pos..]`, then the rest of the file unless `end`.
+struct Chunks {
+    buf: Vec<u8>,
+    /// How much is read at a time.
+    chunk: usize,
+    pos: usize,
+    end: bool,
+}
+
+impl Chunks {
+    /// Keeps what is not parsed yet and reads the next chunk after it.
+    fn more(&mut self, file: &mut impl std::io::Read) -> std::io::Result<()> {
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        let have = self.buf.len();
+        self.buf.resize(have + self.chunk, 0);
+        let mut filled = have;
+        while filled < self.buf.len() {
+            match file.read(&mut self.buf[filled..]) {
+                Ok(0) => {
+                    self.end = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.buf.truncate(filled);
+        Ok(())
+    }
+
+    /// The byte at `pos`, reading on when needed; `None` at the end of the file.
+    fn byte(&mut self, file: &mut impl std::io::Read) -> std::io::Result<Option<u8>> {
+        while self.pos >= self.buf.len() {
+            if self.end {
+                return Ok(None);
+            }
+            self.more(file)?;
+        }
+        Ok(Some(self.buf[self.pos]))
+    }
+
+    /// The first byte at or after `pos` that is not JSON whitespace (`pos` moves to it).
+    fn next_byte(&mut self, file: &mut impl std::io::Read) -> std::io::Result<Option<u8>> {
+        while let Some(b) = self.byte(file)? {
+            if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                return Ok(Some(b));
+            }
+            self.pos += 1;
+        }
+        Ok(None)
     }
 }
 
@@ -114,7 +251,49 @@ mod tests {
         let listing: Listing = serde_json::from_str(json).unwrap();
         assert_eq!(listing.backups[0].created_at, listing.backups[1].created_at);
         assert_eq!(listing.backups[1].status, Status::InProgress);
-        assert_eq!(listing.backups[1].tags, vec!["x".to_string()]);
+        assert_eq!(&*listing.backups[1].tags, ["x".to_string()]);
+    }
+
+    /// The chunked reading gives what serde gives for the whole file, wherever the chunks
+    /// end (inside a string, an escape, a multi-byte character, a number, between backups),
+    /// and leaves files of another shape or with errors to serde.
+    #[test]
+    fn chunked_reading_is_serde_reading_wherever_chunks_end() {
+        let plain = concat!(
+            "{\"backups\": [\n",
+            r#"{"id": "a\"1", "group": "g\\h", "created_at": "2024-03-01T10:00:00+02:00", "status": "complete", "name": "caf\u00e9 ünï", "size": 1234567},"#,
+            "\n  ",
+            r#"{"id": "b", "group": "", "created_at": "2024-03-01T08:00:00.5Z", "status": "failed", "tags": ["x", "y"], "kind": "manual", "live": true}"#,
+            "\r\n]\t}\n"
+        );
+        let tight = r#"{"backups":[{"id":"a","group":"g","created_at":"2024-03-01T10:00:00Z","status":"unknown"}]}"#;
+        for text in [plain, tight, "{\"backups\": []}", " { \"backups\" : [ ] } "] {
+            let whole: Listing = serde_json::from_str(text).unwrap();
+            for chunk in 1..=text.len() + 1 {
+                let read = read_by_chunks(text.as_bytes(), chunk).unwrap();
+                assert_eq!(read.as_ref(), Some(&whole), "chunks of {chunk}: {text}");
+            }
+        }
+        // Valid listings of another shape, and invalid ones: serde decides.
+        for text in [
+            r#"{"backups": [{"id": "a", "group": "g", "created_at": "2024-03-01T10:00:00Z", "status": "complete"}], "extra": 1}"#,
+            r#"{"backups": [{"id": "a", "group": "g", "created_at": "2024-03-01T10:00:00Z", "status": "done"}]}"#,
+            r#"{"backups": [{"id": "a", "group": "g", "created_at": "2024-03-01T10:00:00Z", "status": "complete"},]}"#,
+            r#"{"backups": [{"id": "a", "group": "g", "created_at": "2024-03-01T10:00:00Z", "status": "complete"}"#,
+            r#"{"backups": [{"id": "a", "group": "g", "created_at": "2024-03-01T10:00:00Z", "status": "complete"}]} {}"#,
+            r#"{"backups": [1]}"#,
+            r#"{"back\u0075ps": []}"#,
+            "[]",
+            "",
+        ] {
+            for chunk in [1, 7, 1 << 20] {
+                assert_eq!(
+                    read_by_chunks(text.as_bytes(), chunk).unwrap(),
+                    None,
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]

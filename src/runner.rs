@@ -6,7 +6,7 @@
 
 use crate::executor::{self, Ledger, Settled};
 use crate::journal::{self, Journal, JournalError, RunEnd, RunStart};
-use crate::model::{Backup, Status};
+use crate::model::{Backup, Status, Text};
 use crate::plan::{self, PolicyPlan};
 use crate::policy::{Config, Mode, Policy};
 use crate::provider::{Provider, ProviderError};
@@ -375,7 +375,7 @@ fn settle_pending(
                     .rows
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert((group, id), row);
+                    .insert((group.into(), id.into()), row);
                 waiting.push(b.clone());
             }
             Some(b) => journal.outcome(
@@ -397,7 +397,7 @@ struct JournalLedger {
     run: i64,
     policy: String,
     account: String,
-    rows: Mutex<HashMap<(String, String), i64>>,
+    rows: Mutex<HashMap<(Text, Text), i64>>,
     watch: Option<Arc<dyn Watch>>,
 }
 

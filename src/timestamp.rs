@@ -80,9 +80,150 @@ fn in_zone(dt: DateTime, zone: &TimeZone) -> Result<Timestamp, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The common form of RFC 3339, `2026-11-22T23:00:00Z` (what every provider and `list`
+/// write), read without the general parser: `None` for any other form, which the caller then
+/// gives to jiff. Agrees with jiff wherever it answers (a test compares them).
+pub fn utc_seconds(text: &[u8]) -> Option<Timestamp> {
+    let &[
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        i0,
+        i1,
+        b':',
+        s0,
+        s1,
+        b'Z',
+    ] = text
+    else {
+        return None;
+    };
+    let mut value = 0i64;
+    let mut number = |digits: &[u8]| {
+        value = 0;
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + i64::from(d - b'0');
+        }
+        Some(value)
+    };
+    let year = number(&[y0, y1, y2, y3])?;
+    let month = number(&[m0, m1])?;
+    let day = number(&[d0, d1])?;
+    let hour = number(&[h0, h1])?;
+    let minute = number(&[i0, i1])?;
+    // A leap second (`:60`) is jiff's to read.
+    let second = number(&[s0, s1])?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of the proleptic Gregorian calendar (H. Hinnant's
+    // `days_from_civil`), years counted from March so that leap days come last.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    // Outside jiff's range (the last hours of 9999): jiff says why.
+    Timestamp::from_second(days * 86_400 + hour * 3_600 + minute * 60 + second).ok()
+}
+
+/// Serde for a backup's `created_at`: RFC 3339 with any offset, as jiff reads it (and with
+/// jiff's errors), the common UTC form read by [`utc_seconds`] first.
+pub mod rfc3339 {
+    use jiff::Timestamp;
+    use serde::de;
+
+    pub fn deserialize<'de, D: de::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        struct Visitor;
+
+        impl de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a timestamp string")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                match super::utc_seconds(text.as_bytes()) {
+                    Some(t) => Ok(t),
+                    None => text.parse().map_err(E::custom),
+                }
+            }
+        }
+
+        d.deserialize_str(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fast reading of `YYYY-MM-DDTHH:MM:SSZ` answers exactly when jiff accepts the
+        /// text (leap seconds aside, which it leaves to jiff), and with jiff's instant.
+        #[test]
+        fn utc_seconds_agrees_with_jiff(
+            year in 0u32..=9999,
+            month in 0u32..=19,
+            day in 0u32..=39,
+            hour in 0u32..=29,
+            minute in 0u32..=69,
+            second in 0u32..=69,
+        ) {
+            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z");
+            let jiff = text.parse::<Timestamp>().ok();
+            match utc_seconds(text.as_bytes()) {
+                Some(fast) => prop_assert_eq!(Some(fast), jiff, "{}", text),
+                None => prop_assert!(jiff.is_none() || second == 60, "{}", text),
+            }
+        }
+    }
+
+    #[test]
+    fn utc_seconds_reads_only_the_common_form() {
+        for (text, want) in [
+            ("2024-02-29T23:59:59Z", Some("2024-02-29T23:59:59Z")),
+            ("0000-03-01T00:00:00Z", Some("0000-03-01T00:00:00Z")),
+            ("1969-12-31T23:59:59Z", Some("1969-12-31T23:59:59Z")),
+            ("2023-02-29T00:00:00Z", None),
+            ("1900-02-29T00:00:00Z", None),
+            ("9999-12-31T23:59:59Z", None),
+            ("2024-03-01T10:00:00+01:00", None),
+            ("2024-03-01T10:00:00.5Z", None),
+            ("2024-03-01t10:00:00z", None),
+            ("2024-03-01 10:00:00Z", None),
+            ("2024-03-01T10:00:60Z", None),
+            ("2024-03-0xT10:00:00Z", None),
+        ] {
+            let fast = utc_seconds(text.as_bytes()).map(|t| t.to_string());
+            assert_eq!(fast.as_deref(), want, "{text}");
+        }
+    }
 
     fn parse_timestamp(text: &str, format: Option<&str>) -> Result<Timestamp, String> {
         parse(text, format, &TimeZone::UTC)

@@ -113,7 +113,7 @@ fn newest(plan: &PolicyPlan) -> BTreeMap<String, Timestamp> {
         .filter(|d| d.backup.status == Status::Complete && d.action != Action::Ignore)
     {
         let at = newest
-            .entry(d.backup.group.clone())
+            .entry(d.backup.group.to_string())
             .or_insert(d.backup.created_at);
         *at = (*at).max(d.backup.created_at);
     }

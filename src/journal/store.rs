@@ -56,6 +56,12 @@ impl From<&String> for Value {
     }
 }
 
+impl From<&crate::model::Text> for Value {
+    fn from(v: &crate::model::Text) -> Value {
+        Value::Text(v.to_string())
+    }
+}
+
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(v: Option<T>) -> Value {
         v.map_or(Value::Null, Into::into)

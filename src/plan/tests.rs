@@ -46,7 +46,7 @@ fn run(policy: &Policy, backups: &[Backup]) -> Vec<(String, Action, Vec<String>)
         .iter()
         .map(|d| {
             (
-                d.backup.id.clone(),
+                d.backup.id.to_string(),
                 d.action,
                 d.reasons.iter().map(ToString::to_string).collect(),
             )
@@ -369,7 +369,7 @@ mod properties {
             for group in backups.iter().map(|b| &b.group) {
                 // Complete and managed (backups dated in the future are ignored).
                 let complete: Vec<&Decision> = result.decisions.iter()
-                    .filter(|d| &d.backup.group == group && d.backup.status == Status::Complete && d.action != Action::Ignore).collect();
+                    .filter(|d| d.backup.group == *group && d.backup.status == Status::Complete && d.action != Action::Ignore).collect();
                 // The newest complete backup of each group is kept.
                 if let Some(newest) = complete.iter().max_by_key(|d| d.backup.created_at) {
                     let newest_time = newest.backup.created_at;
@@ -380,7 +380,7 @@ mod properties {
                 prop_assert!(kept >= complete.len().min(p.guard.min_keep as usize));
             }
             for d in &result.decisions {
-                if p.protect.ids.contains(&d.backup.id) {
+                if p.protect.ids.iter().any(|id| *id == d.backup.id) {
                     prop_assert_ne!(d.action, Action::Delete);
                 }
                 if matches!(d.backup.status, Status::InProgress | Status::Unknown) {
@@ -467,7 +467,7 @@ fn restricting_to_a_reviewed_set_keeps_new_deletions_and_names_every_change() {
         .find(|d| d.backup.id == "g-2")
         .unwrap();
     assert_eq!(kept.action, Action::Keep);
-    assert_eq!(kept.reasons, [Reason::NotReviewed]);
+    assert_eq!(*kept.reasons, [Reason::NotReviewed]);
     assert_eq!(fresh.summary.delete, 2);
     assert_eq!(fresh.summary.keep, 4);
     assert!(

@@ -192,8 +192,8 @@ impl CbrProvider {
         };
         let created_at = item.created_at.as_deref().and_then(parse_time);
         Some(Backup {
-            id: item.id,
-            group: item.resource_id.unwrap_or_default(),
+            id: item.id.into(),
+            group: item.resource_id.unwrap_or_default().into(),
             // An unreadable time makes the backup unknown: never deleted, never counted.
             status: if created_at.is_some() {
                 status
@@ -201,10 +201,10 @@ impl CbrProvider {
                 Status::Unknown
             },
             created_at: created_at.unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-            name: item.name,
+            name: item.name.map(Into::into),
             size: None,
-            tags: Vec::new(),
-            kind: auto.map(|a| if a { "auto" } else { "manual" }.to_string()),
+            tags: Box::default(),
+            kind: auto.map(|a| if a { "auto" } else { "manual" }.into()),
             live: false,
         })
     }

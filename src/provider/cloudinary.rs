@@ -274,17 +274,17 @@ impl CloudinaryProvider {
                 })?;
                 Ok(Backup {
                     live: current.is_some() && number == current,
-                    id: v.version_id,
-                    group: group.clone(),
+                    id: v.version_id.into(),
+                    group: group.as_str().into(),
                     created_at,
                     status: match v.restorable {
                         Some(false) => Status::Failed,
                         _ => Status::Complete,
                     },
-                    name: asset.public_id.clone(),
+                    name: asset.public_id.as_deref().map(Into::into),
                     size: lenient_u64(&v.size),
-                    tags: Vec::new(),
-                    kind: number.map(|n| format!("version {n}")),
+                    tags: Box::default(),
+                    kind: number.map(|n| format!("version {n}").into()),
                 })
             })
             .collect()

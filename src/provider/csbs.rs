@@ -241,8 +241,8 @@ impl CsbsProvider {
         let auto = item.info().auto_trigger.as_bool();
         let size = item.info().size.as_u64();
         Some(Backup {
-            id: item.id,
-            group: item.resource_id.unwrap_or_default(),
+            id: item.id.into(),
+            group: item.resource_id.unwrap_or_default().into(),
             // An unreadable time makes the backup unknown: never deleted, never counted.
             status: if created_at.is_some() {
                 status
@@ -250,10 +250,10 @@ impl CsbsProvider {
                 Status::Unknown
             },
             created_at: created_at.unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-            name: item.name,
+            name: item.name.map(Into::into),
             size: size.map(|mb| mb.saturating_mul(1024 * 1024)),
-            tags: Vec::new(),
-            kind: auto.map(|a| if a { "auto" } else { "manual" }.to_string()),
+            tags: Box::default(),
+            kind: auto.map(|a| if a { "auto" } else { "manual" }.into()),
             live: false,
         })
     }

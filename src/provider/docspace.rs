@@ -204,14 +204,14 @@ impl DocspaceProvider {
             .map(|name| vec![format!("storage:{name}")])
             .unwrap_or_default();
         Ok(Backup {
-            id: record.id,
-            group: self.portal.clone(),
+            id: record.id.into(),
+            group: self.portal.as_str().into(),
             created_at,
             status: Status::Complete,
-            name: record.file_name,
+            name: record.file_name.map(Into::into),
             size: None,
-            tags,
-            kind,
+            tags: tags.into(),
+            kind: kind.map(Into::into),
             live: false,
         })
     }

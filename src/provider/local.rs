@@ -196,14 +196,14 @@ impl LocalProvider {
                 Status::Complete
             };
             backups.push(Backup {
-                id: name.clone(),
-                group,
+                id: name.as_str().into(),
+                group: group.into(),
                 created_at,
                 status,
-                name: Some(name.clone()),
+                name: Some(name.as_str().into()),
                 size: metadata.is_file().then_some(metadata.len()),
-                tags: Vec::new(),
-                kind: Some(if metadata.is_dir() { "folder" } else { "file" }.to_string()),
+                tags: Box::default(),
+                kind: Some(if metadata.is_dir() { "folder" } else { "file" }.into()),
                 live: false,
             });
         }
@@ -278,7 +278,14 @@ mod tests {
         let listed = p.list_now().unwrap();
         let summary: Vec<(String, String, Status, Option<u64>)> = listed
             .iter()
-            .map(|b| (b.group.clone(), b.created_at.to_string(), b.status, b.size))
+            .map(|b| {
+                (
+                    b.group.to_string(),
+                    b.created_at.to_string(),
+                    b.status,
+                    b.size,
+                )
+            })
             .collect();
         assert_eq!(
             summary,

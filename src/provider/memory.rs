@@ -28,15 +28,15 @@ impl MemoryProvider {
 
     pub fn ids(&self) -> Vec<String> {
         let backups = self.backups.lock().expect("memory provider lock");
-        backups.iter().map(|b| b.id.clone()).collect()
+        backups.iter().map(|b| b.id.to_string()).collect()
     }
 
     fn delete_one(&self, backup: &Backup) -> DeleteOutcome {
         let call = format!("delete {}", backup.id);
-        if self.failing.contains(&backup.id) {
+        if self.failing.iter().any(|id| *id == backup.id) {
             return DeleteOutcome::Failed(ProviderError::new("memory", &call, "injected failure"));
         }
-        if self.unconfirmed.contains(&backup.id) {
+        if self.unconfirmed.iter().any(|id| *id == backup.id) {
             return DeleteOutcome::Unconfirmed(ProviderError::new(
                 "memory",
                 &call,
@@ -50,7 +50,7 @@ impl MemoryProvider {
         self.deleted
             .lock()
             .expect("memory provider lock")
-            .push(backup.id.clone());
+            .push(backup.id.to_string());
         DeleteOutcome::Deleted
     }
 }

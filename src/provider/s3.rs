@@ -406,14 +406,14 @@ impl S3Provider {
                 Status::Complete
             };
             backups.push(Backup {
-                id: object.key.clone(),
-                group: group.map_or_else(|| default_group.clone(), str::to_string),
+                id: object.key.as_str().into(),
+                group: group.unwrap_or(&default_group).into(),
                 created_at: created_at.unwrap_or(object.last_modified),
                 status,
-                name: Some(object.key.clone()),
+                name: Some(object.key.as_str().into()),
                 size: Some(object.size),
-                tags: Vec::new(),
-                kind: object.storage_class.clone(),
+                tags: Box::default(),
+                kind: object.storage_class.as_deref().map(Into::into),
                 live: false,
             });
         }
@@ -454,7 +454,7 @@ impl S3Provider {
             .failed_markers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&backup.id)
+            .get(backup.id.as_str())
             .cloned();
         let marker = marker.map(|m| self.key_targets(&m)).unwrap_or_default();
         (self.key_targets(&backup.id), marker)

@@ -159,21 +159,21 @@ impl TaurusdbProvider {
         };
         let created_at = record.begin_time.as_deref().and_then(parse_time);
         Some(Backup {
-            id: record.id,
-            group: record.instance_id.unwrap_or_default(),
+            id: record.id.into(),
+            group: record.instance_id.unwrap_or_default().into(),
             status: if created_at.is_some() {
                 status
             } else {
                 Status::Unknown
             },
             created_at: created_at.unwrap_or(Timestamp::UNIX_EPOCH),
-            name: record.name,
+            name: record.name.map(Into::into),
             size: record
                 .size
                 .as_ref()
                 .and_then(super::lenient_u64)
                 .map(|mb| mb.saturating_mul(1024 * 1024)),
-            tags: Vec::new(),
+            tags: Box::default(),
             kind: Some("manual".into()),
             live: false,
         })

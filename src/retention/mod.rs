@@ -177,14 +177,49 @@ struct WindowBucket {
 /// that stopped never lets the window empty out; items in the future still count for the
 /// count rules, as in restic.
 pub fn evaluate(rules: &KeepRules, items: &[Item], now: Timestamp, tz: &TimeZone) -> Vec<Verdict> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(items[i].created_at));
+    let mut verdicts = Vec::with_capacity(items.len());
+    evaluate_each(
+        rules,
+        Group {
+            len: items.len(),
+            created_at: |i| items[i].created_at,
+            tags: |i| items[i].tags,
+        },
+        now,
+        tz,
+        |index, reasons| {
+            verdicts.push(Verdict {
+                index,
+                reasons: reasons.to_vec(),
+            })
+        },
+    );
+    verdicts
+}
 
-    let latest = items
-        .iter()
-        .map(|item| item.created_at)
-        .filter(|t| *t <= now)
-        .max();
+/// One group as the engine reads it, without a copy: `len` items, and each one's time and
+/// tags by index.
+pub struct Group<'t, A: Fn(usize) -> Timestamp, T: Fn(usize) -> &'t [String]> {
+    pub len: usize,
+    pub created_at: A,
+    pub tags: T,
+}
+
+/// [`evaluate`], handing each verdict to `verdict` (index, reasons) newest first instead of
+/// collecting them: a group of a million backups needs no copy of its items, no verdicts
+/// beside its decisions, and no vector of reasons per item.
+pub fn evaluate_each<'t>(
+    rules: &KeepRules,
+    group: Group<'t, impl Fn(usize) -> Timestamp, impl Fn(usize) -> &'t [String]>,
+    now: Timestamp,
+    tz: &TimeZone,
+    mut verdict: impl FnMut(usize, &[Reason]),
+) {
+    let at = &group.created_at;
+    let mut order: Vec<u32> = (0..as_u32(group.len)).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(at(i as usize)));
+
+    let latest = (0..group.len).map(at).filter(|t| *t <= now).max();
     // No anchor (every item is in the future): every window holds everything.
     let cutoff = |d: &CalendarDuration| latest.map(|l| d.before(l, tz));
     let within = rules
@@ -212,18 +247,20 @@ pub fn evaluate(rules: &KeepRules, items: &[Item], now: Timestamp, tz: &TimeZone
     let inside = |t: Timestamp, cut: Option<Timestamp>| cut.is_none_or(|c| t > c);
 
     let oldest_nr = order.len().saturating_sub(1);
-    let mut verdicts = Vec::with_capacity(order.len());
+    let mut reasons = Vec::new();
     for (nr, &index) in order.iter().enumerate() {
-        let item = &items[index];
+        let index = index as usize;
+        let created_at = at(index);
         let is_oldest = nr == oldest_nr;
-        let mut reasons = Vec::new();
+        reasons.clear();
         for set in &rules.tags {
-            if set.iter().all(|tag| item.tags.contains(tag)) {
+            let tags = (group.tags)(index);
+            if set.iter().all(|tag| tags.contains(tag)) {
                 reasons.push(Reason::Tags(set.clone()));
             }
         }
         if let Some((d, cut)) = within
-            && inside(item.created_at, cut)
+            && inside(created_at, cut)
         {
             reasons.push(Reason::Within(d));
         }
@@ -232,7 +269,7 @@ pub fn evaluate(rules: &KeepRules, items: &[Item], now: Timestamp, tz: &TimeZone
         {
             reasons.push(Reason::Last);
         }
-        let local = needs_local.then(|| LocalTime::new(item.created_at, tz));
+        let local = needs_local.then(|| LocalTime::new(created_at, tz));
         if let Some(local) = local {
             for (period, bucket) in &mut counts {
                 if let Some(oldest) = bucket.offer(local.key(*period), is_oldest) {
@@ -243,7 +280,7 @@ pub fn evaluate(rules: &KeepRules, items: &[Item], now: Timestamp, tz: &TimeZone
                 }
             }
             for window in &mut windows {
-                if !inside(item.created_at, window.cutoff) {
+                if !inside(created_at, window.cutoff) {
                     continue;
                 }
                 let key = local.key(window.period);
@@ -258,9 +295,14 @@ pub fn evaluate(rules: &KeepRules, items: &[Item], now: Timestamp, tz: &TimeZone
                 }
             }
         }
-        verdicts.push(Verdict { index, reasons });
+        verdict(index, &reasons);
     }
-    verdicts
+}
+
+/// A group's size as the engine's indices hold it (a listing of 4 billion backups would not
+/// fit in memory long before).
+fn as_u32(len: usize) -> u32 {
+    u32::try_from(len).expect("fewer than 2^32 backups in a group")
 }
 
 #[cfg(test)]

@@ -211,7 +211,7 @@ fn compare(
                 .iter()
                 .map(|d: &Decision| {
                     (
-                        (d.backup.group.clone(), d.backup.id.clone()),
+                        (d.backup.group.to_string(), d.backup.id.to_string()),
                         (d.action.as_str(), d.explain()),
                     )
                 })
@@ -225,7 +225,7 @@ fn compare(
         BTreeMap::new();
     for (_, plan) in before.iter().chain(after.iter()) {
         for d in &plan.decisions {
-            let key = (d.backup.group.clone(), d.backup.id.clone());
+            let key = (d.backup.group.to_string(), d.backup.id.to_string());
             let b = was.get(&key).unwrap_or(&none);
             let a = now.get(&key).unwrap_or(&none);
             // Ignored on one side and absent on the other is no change either.
@@ -244,10 +244,15 @@ fn compare(
                     key.1.clone(),
                 ))
                 .or_insert_with(|| Moved {
-                    id: d.backup.id.clone(),
-                    group: d.backup.group.clone(),
+                    id: d.backup.id.to_string(),
+                    group: d.backup.group.to_string(),
                     created_at: d.backup.created_at,
-                    name: d.backup.name.clone().filter(|n| *n != d.backup.id),
+                    name: d
+                        .backup
+                        .name
+                        .as_ref()
+                        .filter(|n| **n != d.backup.id)
+                        .map(|n| n.to_string()),
                     before: Side {
                         action: b.0,
                         why: b.1.clone(),

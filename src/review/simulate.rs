@@ -3,7 +3,7 @@
 //! its guards, as the daemon would; what is held is counted after every step. Pure: the start,
 //! the period and the zone come in as arguments.
 
-use crate::model::{Backup, Status};
+use crate::model::{Backup, Status, Text};
 use crate::plan::Action;
 use crate::policy::{Policy, Schedule};
 use crate::runner::{self, Checks};
@@ -127,7 +127,7 @@ pub fn simulate(setup: &Setup) -> Simulation {
                         at.to_zoned(tz.clone()).strftime("%Y%m%dT%H%M")
                     );
                     let mut backup = Backup::new(&id, &group, at, Status::Complete);
-                    backup.name = Some(id.clone());
+                    backup.name = Some(id.as_str().into());
                     held.push(backup);
                 }
                 made += setup.groups;
@@ -140,7 +140,7 @@ pub fn simulate(setup: &Setup) -> Simulation {
             (_, Some(at)) => {
                 runs += 1;
                 let (plan, _, _) = runner::guarded_plan(policy, &held, at, tz, &checks);
-                let doomed: HashSet<String> = match plan.blocked {
+                let doomed: HashSet<Text> = match plan.blocked {
                     Some(_) => {
                         blocked += 1;
                         HashSet::new()

@@ -50,7 +50,7 @@ pub fn plan_sections(plans: &[&PolicyPlan]) -> Vec<Section> {
             for d in &plan.decisions {
                 if rows.last().is_none_or(|r| r.label != d.backup.group) {
                     rows.push(Row {
-                        label: d.backup.group.clone(),
+                        label: d.backup.group.to_string(),
                         marks: Vec::new(),
                     });
                 }
@@ -87,7 +87,7 @@ pub fn simulation_section(s: &Simulation) -> Section {
         let b = &fate.backup;
         if rows.last().is_none_or(|r| r.label != b.group) {
             rows.push(Row {
-                label: b.group.clone(),
+                label: b.group.to_string(),
                 marks: Vec::new(),
             });
         }
