@@ -2,7 +2,8 @@
 //! do to answer the same question from the same file, and nothing more. Read the file whole,
 //! parse it from the slice into borrowed records, parse each timestamp, sort by group and time
 //! (newest first), and write the plan JSON's shape — one object per backup with its action
-//! and reasons — through one buffered writer. No retention rules, no guards.
+//! and reasons, one a line as the plan writes them — through one buffered writer. No
+//! retention rules, no guards.
 //!
 //!     cargo build --release --example floor && target/release/examples/floor LISTING.json >PLAN
 
@@ -51,9 +52,10 @@ fn main() {
     });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    writeln!(out, "{{\"policies\": [{{\"backups\": [").unwrap();
+    write!(out, "{{\n  \"policies\": [\n    {{\n      \"backups\": [").unwrap();
     for (i, (at, r)) in records.iter().enumerate() {
-        let comma = if i == 0 { "" } else { "," };
+        // The plan's layout: one backup a line, indented, commas ending the lines.
+        let comma = if i == 0 { "\n        " } else { ",\n        " };
         let decision = Decision {
             id: r.id,
             group: r.group,
@@ -63,9 +65,8 @@ fn main() {
             action: "delete",
             reasons: [],
         };
-        write!(out, "{comma}").unwrap();
+        out.write_all(comma.as_bytes()).unwrap();
         serde_json::to_writer(&mut out, &decision).unwrap();
-        writeln!(out).unwrap();
     }
-    writeln!(out, "]}}]}}").unwrap();
+    writeln!(out, "\n      ]\n    }}\n  ]\n}}").unwrap();
 }

@@ -120,8 +120,18 @@ impl Serialize for Decision<'_> {
     }
 }
 
-impl Serialize for PolicyReport<'_> {
+/// Everything of a report but its backups, which [`json`] writes after it by hand.
+struct Head<'r, 'a>(&'r PolicyReport<'a>);
+
+impl Serialize for Head<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Head(report) = self;
+        report.serialize_head(s)
+    }
+}
+
+impl PolicyReport<'_> {
+    fn serialize_head<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("name", &self.name)?;
         map.serialize_entry("account", &self.account)?;
@@ -151,7 +161,6 @@ impl Serialize for PolicyReport<'_> {
             };
             map.serialize_entry("summary", &totals)?;
             map.serialize_entry("group_totals", &plan.group_totals())?;
-            map.serialize_entry("backups", &plan.decisions)?;
         }
         if let Some(error) = &self.error {
             map.serialize_entry("error", error)?;
@@ -186,22 +195,125 @@ impl Serialize for PolicyReport<'_> {
     }
 }
 
-/// `{"policies": [...]}`.
+/// `{"policies": [...]}`: each report's head through serde, then its backups (last, one a
+/// line) by hand: a million backups' lines are most of the work, and serde_json escapes each
+/// key and formats each piece through its own calls.
 pub fn json(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()> {
-    #[derive(Serialize)]
-    struct Doc<'r, 'a> {
-        policies: &'r [PolicyReport<'a>],
-    }
-    // Through a buffer of its own type: serde_json's many small writes are then copies into
-    // it, not calls through `dyn Write`.
+    // Through a buffer of its own type: the many small writes are then copies into it, not
+    // calls through `dyn Write`.
     let mut buffered = io::BufWriter::with_capacity(1 << 16, &mut *out);
-    let mut serializer = serde_json::Serializer::with_formatter(
-        &mut buffered,
-        LinePerEntry::below(LinePerEntry::PLAN_ENTRIES),
-    );
-    Doc { policies: reports }.serialize(&mut serializer)?;
-    writeln!(buffered)?;
+    let out = &mut buffered;
+    out.write_all(b"{\n  \"policies\": [")?;
+    let mut head = Vec::new();
+    let mut line = DecisionLine::default();
+    for (i, report) in reports.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
+        head.clear();
+        let mut formatter = LinePerEntry::below(LinePerEntry::PLAN_ENTRIES);
+        // Inside the document and its `policies`.
+        formatter.level = 2;
+        Head(report).serialize(&mut serde_json::Serializer::with_formatter(
+            &mut head, formatter,
+        ))?;
+        let Some(plan) = &report.plan else {
+            out.write_all(&head)?;
+            continue;
+        };
+        // The head ends the report's object (`\n    }`): the backups go before that.
+        let open = head
+            .strip_suffix(b"\n    }")
+            .expect("a report's head has members and ends its object");
+        out.write_all(open)?;
+        out.write_all(b",\n      \"backups\": [")?;
+        for (i, d) in plan.decisions.iter().enumerate() {
+            out.write_all(if i == 0 {
+                b"\n        "
+            } else {
+                b",\n        "
+            })?;
+            line.write(out, d)?;
+        }
+        out.write_all(if plan.decisions.is_empty() {
+            b"]\n    }".as_slice()
+        } else {
+            b"\n      ]\n    }".as_slice()
+        })?;
+    }
+    out.write_all(if reports.is_empty() {
+        b"]\n}\n".as_slice()
+    } else {
+        b"\n  ]\n}\n".as_slice()
+    })?;
     buffered.flush()
+}
+
+/// Writes a decision as one line of compact JSON, byte for byte what serde_json writes for
+/// it (a test compares them), without serde's calls per key and piece.
+#[derive(Default)]
+struct DecisionLine {
+    /// A reason as its words, before they are quoted.
+    words: String,
+}
+
+impl DecisionLine {
+    fn write<W: Write>(&mut self, out: &mut W, d: &Decision) -> io::Result<()> {
+        let b = d.backup;
+        out.write_all(b"{\"id\":")?;
+        json_string(out, &b.id)?;
+        out.write_all(b",\"group\":")?;
+        json_string(out, &b.group)?;
+        out.write_all(b",\"created_at\":\"")?;
+        write_timestamp(out, b.created_at)?;
+        out.write_all(b"\",\"status\":\"")?;
+        out.write_all(b.status.as_str().as_bytes())?;
+        out.write_all(b"\"")?;
+        if let Some(name) = &b.name {
+            out.write_all(b",\"name\":")?;
+            json_string(out, name)?;
+        }
+        if let Some(size) = b.size {
+            write!(out, ",\"size\":{size}")?;
+        }
+        out.write_all(b",\"action\":\"")?;
+        out.write_all(d.action.as_str().as_bytes())?;
+        out.write_all(b"\",\"reasons\":[")?;
+        for (i, reason) in d.reasons.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            self.words.clear();
+            std::fmt::Write::write_fmt(&mut self.words, format_args!("{reason}"))
+                .expect("a String takes any text");
+            json_string(out, &self.words)?;
+        }
+        out.write_all(b"]")?;
+        if let Some(note) = &d.note {
+            out.write_all(b",\"note\":")?;
+            json_string(out, note)?;
+        }
+        out.write_all(b"}")
+    }
+}
+
+/// A JSON string: quoted as it is when nothing in it needs escaping (ids, groups and names
+/// almost never do), else as serde_json escapes it.
+fn json_string<W: Write>(out: &mut W, text: &str) -> io::Result<()> {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.write_all(b"\"")?;
+        out.write_all(text.as_bytes())?;
+        out.write_all(b"\"")
+    } else {
+        serde_json::to_writer(out, text).map_err(io::Error::from)
+    }
+}
+
+/// A timestamp as jiff writes it: whole seconds of years 0 to 9999 by hand
+/// (`2026-11-22T23:00:00Z`), anything else through jiff.
+fn write_timestamp<W: Write>(out: &mut W, at: jiff::Timestamp) -> io::Result<()> {
+    match crate::timestamp::utc_text(at) {
+        Some(text) => out.write_all(&text),
+        None => write!(out, "{at}"),
+    }
 }
 
 /// The listing JSON (`list --format json`): one backup a line, the shape `plan --listing`
@@ -791,4 +903,91 @@ pub fn history_text(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+    use crate::policy;
+    use jiff::tz::TimeZone;
+    use std::path::Path;
+
+    /// The plan JSON is serde's, one backup a line: each line byte for byte what serde_json
+    /// writes for the decision (names that need escaping, sizes, notes, tag reasons with
+    /// quotes, times with fractions and before year 0), and the whole a valid document.
+    #[test]
+    fn plan_json_lines_are_serdes_and_the_document_parses() {
+        let text = "name: t\naccount: a\nkeep: {last: 2, tags: [\"a\\\"b\"]}\nfailed: {delete_after: 1d}\n";
+        let (mut policies, errors) = policy::policies_from_str(Path::new("t.yaml"), text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let policy = policies.remove(0);
+        let mut backups = Vec::new();
+        for (i, (id, at, status)) in [
+            ("plain", "2026-11-22T23:00:00Z", Status::Complete),
+            (
+                "quote\"back\\slash",
+                "2026-11-22T22:00:00.25Z",
+                Status::Complete,
+            ),
+            ("tab\there ünï", "-000001-03-01T00:00:00Z", Status::Complete),
+            ("ctrl\u{1}", "2026-11-22T21:00:00Z", Status::Failed),
+            ("busy", "2026-11-22T20:00:00Z", Status::InProgress),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut b = Backup::new(id, "g\"1", at.parse().unwrap(), status);
+            b.name = (i % 2 == 0).then(|| format!("name {id}").into());
+            b.size = (i % 3 == 0).then_some(1 << 40);
+            if i == 1 {
+                b.tags = vec!["a\"b".to_string()].into();
+            }
+            backups.push(b);
+        }
+        let now = "2026-11-23T00:00:00Z".parse().unwrap();
+        let mut report = PolicyReport::new(&policy);
+        report.plan = Some(crate::plan::plan(&policy, &backups, now, &TimeZone::UTC));
+        let failed = PolicyReport {
+            error: Some("listing failed".into()),
+            ..PolicyReport::new(&policy)
+        };
+        let mut out = Vec::new();
+        json(&mut out, &[report, failed]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+
+        let plan = crate::plan::plan(&policy, &backups, now, &TimeZone::UTC);
+        assert!(
+            plan.decisions
+                .iter()
+                .any(|d| !d.reasons.is_empty() && d.note.is_none())
+        );
+        assert!(plan.decisions.iter().any(|d| d.note.is_some()));
+        let lines: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("        "))
+            .filter(|l| l.starts_with("{\"id\":"))
+            .map(|l| l.strip_suffix(',').unwrap_or(l))
+            .collect();
+        assert_eq!(lines.len(), backups.len(), "{text}");
+        for (line, d) in lines.iter().zip(&plan.decisions) {
+            assert_eq!(*line, serde_json::to_string(d).unwrap());
+        }
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let policies = doc["policies"].as_array().unwrap();
+        assert_eq!(
+            policies[0]["backups"],
+            serde_json::to_value(&plan.decisions).unwrap()
+        );
+        assert_eq!(policies[0]["summary"]["keep"], plan.summary.keep);
+        assert_eq!(policies[1]["error"], "listing failed");
+        assert!(policies[1].get("backups").is_none());
+
+        let mut empty = Vec::new();
+        json(&mut empty, &[]).unwrap();
+        assert_eq!(
+            String::from_utf8(empty).unwrap(),
+            "{\n  \"policies\": []\n}\n"
+        );
+    }
 }

@@ -150,6 +150,48 @@ pub fn utc_seconds(text: &[u8]) -> Option<Timestamp> {
     Timestamp::from_second(days * 86_400 + hour * 3_600 + minute * 60 + second).ok()
 }
 
+/// [`utc_seconds`]' inverse: an instant of whole seconds in the years 0 to 9999 as jiff
+/// writes it, `2026-11-22T23:00:00Z`; `None` for any other (jiff writes those).
+pub fn utc_text(at: Timestamp) -> Option<[u8; 20]> {
+    if at.subsec_nanosecond() != 0 {
+        return None;
+    }
+    let seconds = at.as_second();
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // H. Hinnant's `civil_from_days`, years counted from March.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let mut text = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, width: usize, mut value: i64| {
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, second_of_day / 3_600);
+    put(14, 2, second_of_day / 60 % 60);
+    put(17, 2, second_of_day % 60);
+    Some(text)
+}
+
 /// Serde for a backup's `created_at`: RFC 3339 with any offset, as jiff reads it (and with
 /// jiff's errors), the common UTC form read by [`utc_seconds`] first.
 pub mod rfc3339 {
@@ -204,6 +246,23 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// [`utc_text`] writes what jiff writes, wherever it answers, and answers for every
+        /// whole second of the years 0 to 9999 that jiff can hold.
+        #[test]
+        fn utc_text_agrees_with_jiff(
+            second in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+            nanos in prop_oneof![Just(0i32), 1i32..1_000_000_000],
+        ) {
+            let at = Timestamp::new(second, nanos).unwrap();
+            let jiff = at.to_string();
+            match utc_text(at) {
+                Some(text) => prop_assert_eq!(std::str::from_utf8(&text).unwrap(), jiff),
+                None => prop_assert!(nanos != 0 || jiff.starts_with('-') || jiff.len() != 20, "{}", jiff),
+            }
+        }
+    }
+
     #[test]
     fn utc_seconds_reads_only_the_common_form() {
         for (text, want) in [
@@ -222,6 +281,12 @@ mod tests {
         ] {
             let fast = utc_seconds(text.as_bytes()).map(|t| t.to_string());
             assert_eq!(fast.as_deref(), want, "{text}");
+            if let Some(at) = utc_seconds(text.as_bytes()) {
+                assert_eq!(
+                    utc_text(at).as_ref(),
+                    Some(text.as_bytes().try_into().unwrap())
+                );
+            }
         }
     }
 
