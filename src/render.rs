@@ -444,9 +444,62 @@ impl serde_json::ser::Formatter for LinePerEntry {
     }
 }
 
-fn local_time(plan: &PolicyPlan, backup: &Backup) -> String {
-    let zoned = backup.created_at.to_zoned(plan.timezone.clone());
-    zoned.strftime("%Y-%m-%d %H:%M %Z").to_string()
+/// A backup's time in the plan's zone as the text plan shows it, `2026-11-19 15:01 CET`.
+fn local_time(zone: &jiff::tz::TimeZone, at: jiff::Timestamp) -> String {
+    at.to_zoned(zone.clone())
+        .strftime("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// [`local_time`] padded to 22 characters: by hand for the years 1000 to 9999, which is most of
+/// the text plan's work otherwise (a test compares them).
+fn write_local_time<W: Write>(
+    out: &mut W,
+    zone: &jiff::tz::TimeZone,
+    at: jiff::Timestamp,
+) -> io::Result<()> {
+    let info = zone.to_offset_info(at);
+    let civil = info.offset().to_datetime(at);
+    if !(1000..=9999).contains(&civil.year()) {
+        return write!(out, "{:<22}", local_time(zone, at));
+    }
+    let mut text = *b"0000-00-00 00:00 ";
+    let mut put = |at: usize, mut value: i16| {
+        for i in (at..at + if at == 0 { 4 } else { 2 }).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, civil.year());
+    put(5, civil.month().into());
+    put(8, civil.day().into());
+    put(11, civil.hour().into());
+    put(14, civil.minute().into());
+    out.write_all(&text)?;
+    let abbreviation = info.abbreviation();
+    out.write_all(abbreviation.as_bytes())?;
+    pad(out, text.len() + chars(abbreviation), 22)
+}
+
+/// Spaces from `used` characters to `width`, as `{:<width}` pads.
+fn pad<W: Write>(out: &mut W, used: usize, width: usize) -> io::Result<()> {
+    const SPACES: &[u8] = &[b' '; 64];
+    let mut missing = width.saturating_sub(used);
+    while missing > 0 {
+        let n = missing.min(SPACES.len());
+        out.write_all(&SPACES[..n])?;
+        missing -= n;
+    }
+    Ok(())
+}
+
+/// Characters of `text`, as `{:<width}` counts them.
+fn chars(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    }
 }
 
 fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
@@ -560,21 +613,43 @@ pub fn bytes(n: u64) -> String {
 
 /// How a backup is named in the text plan: its name, with its id where the plan has more than
 /// one backup of that name (Cloudinary's versions of one asset all share the public id).
-fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<std::borrow::Cow<'p, str>> {
+struct DisplayName<'d> {
+    name: &'d str,
+    id: Option<&'d str>,
+}
+
+impl DisplayName<'_> {
+    fn chars(&self) -> usize {
+        chars(self.name) + self.id.map_or(0, |id| " [id ]".len() + chars(id))
+    }
+
+    fn write<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        out.write_all(self.name.as_bytes())?;
+        if let Some(id) = self.id {
+            out.write_all(b" [id ")?;
+            out.write_all(id.as_bytes())?;
+            out.write_all(b"]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Each decision's [`DisplayName`], in the plan's order.
+fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<DisplayName<'p>> {
     let name = |d: &'p Decision| d.backup.name.as_deref().unwrap_or(&d.backup.id);
     // Each name hashed once: a slot per distinct name, and each decision's slot.
-    let mut slots: HashMap<&str, usize> = HashMap::with_capacity(plan.decisions.len());
-    let mut counts: Vec<usize> = Vec::new();
-    let slot: Vec<usize> = plan
+    let mut slots: HashMap<&str, u32> = HashMap::with_capacity(plan.decisions.len());
+    let mut counts: Vec<u32> = Vec::new();
+    let slot: Vec<u32> = plan
         .decisions
         .iter()
         .map(|d| {
-            let next = slots.len();
+            let next = slots.len() as u32;
             let slot = *slots.entry(name(d)).or_insert(next);
-            if slot == counts.len() {
+            if slot as usize == counts.len() {
                 counts.push(0);
             }
-            counts[slot] += 1;
+            counts[slot as usize] += 1;
             slot
         })
         .collect();
@@ -582,10 +657,10 @@ fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<std::borrow::Cow<'p, str>> {
     plan.decisions
         .iter()
         .zip(slot)
-        .map(|(d, slot)| match counts[slot] {
-            1 => std::borrow::Cow::Borrowed(name(d)),
-            _ if name(d) == d.backup.id => std::borrow::Cow::Borrowed(name(d)),
-            _ => std::borrow::Cow::Owned(format!("{} [id {}]", name(d), d.backup.id)),
+        .map(|(d, slot)| DisplayName {
+            name: name(d),
+            id: (counts[slot as usize] > 1 && name(d) != d.backup.id)
+                .then_some(d.backup.id.as_str()),
         })
         .collect()
 }
@@ -605,10 +680,11 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
         let names = display_names(plan);
         let width = names
             .iter()
-            .map(|n| n.chars().count())
+            .map(DisplayName::chars)
             .max()
             .unwrap_or(0)
             .min(60);
+        let colour = COLOUR.load(std::sync::atomic::Ordering::Relaxed);
         let mut totals = plan.group_totals().into_iter();
         let mut group: Option<&str> = None;
         for (d, name) in plan.decisions.iter().zip(&names) {
@@ -634,22 +710,24 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
             if summary {
                 continue;
             }
+            // `    {time:<22}  {name:<width$}  {action:<6}  {reasons}`, the action painted as
+            // `paint` would, written piece by piece: no `String` and no formatting per line.
             let action = d.action.as_str();
-            let time = local_time(plan, d.backup);
-            // As `paint` would, without a `String` per line.
-            match COLOUR.load(std::sync::atomic::Ordering::Relaxed) {
-                true => writeln!(
-                    out,
-                    "    {time:<22}  {name:<width$}  \x1b[{}m{action:<6}\x1b[0m  {}",
-                    action_colour(action),
-                    d.explained()
-                )?,
-                false => writeln!(
-                    out,
-                    "    {time:<22}  {name:<width$}  {action:<6}  {}",
-                    d.explained()
-                )?,
+            out.write_all(b"    ")?;
+            write_local_time(out, &plan.timezone, d.backup.created_at)?;
+            out.write_all(b"  ")?;
+            name.write(out)?;
+            pad(out, name.chars(), width)?;
+            out.write_all(b"  ")?;
+            if colour {
+                write!(out, "\x1b[{}m", action_colour(action))?;
             }
+            out.write_all(action.as_bytes())?;
+            pad(out, action.len(), 6)?;
+            if colour {
+                out.write_all(b"\x1b[0m")?;
+            }
+            writeln!(out, "  {}", d.explained())?;
         }
         summary_line(out, plan)?;
     }
@@ -912,6 +990,48 @@ mod tests {
     use crate::policy;
     use jiff::tz::TimeZone;
     use std::path::Path;
+
+    /// The text plan's times by hand are jiff's `%Y-%m-%d %H:%M %Z`, padded to 22: in zones
+    /// with daylight saving, half-hour shifts and fixed offsets, across changes, and outside
+    /// the years the fast path takes.
+    #[test]
+    fn local_times_by_hand_are_jiffs() {
+        let zones = [
+            TimeZone::UTC,
+            TimeZone::get("Europe/Berlin").unwrap(),
+            TimeZone::get("America/New_York").unwrap(),
+            TimeZone::get("Australia/Lord_Howe").unwrap(),
+            TimeZone::get("Asia/Kolkata").unwrap(),
+            TimeZone::fixed(jiff::tz::offset(-3)),
+            TimeZone::fixed(jiff::tz::Offset::from_seconds(5 * 3600 + 45 * 60).unwrap()),
+        ];
+        let start: jiff::Timestamp = "2023-01-01T00:00:00Z".parse().unwrap();
+        let mut instants: Vec<jiff::Timestamp> = (0..20_000)
+            .map(|i| start + jiff::SignedDuration::from_secs(i * 97 * 60 + i % 60))
+            .collect();
+        instants.extend(
+            [
+                "0999-12-31T23:59:59Z",
+                "1000-01-01T12:00:00Z",
+                "9999-12-30T21:00:00Z",
+                "-000001-06-01T00:00:00Z",
+            ]
+            .iter()
+            .map(|t| t.parse::<jiff::Timestamp>().unwrap()),
+        );
+        for zone in &zones {
+            for &at in &instants {
+                let mut by_hand = Vec::new();
+                write_local_time(&mut by_hand, zone, at).unwrap();
+                let want = format!("{:<22}", local_time(zone, at));
+                assert_eq!(
+                    String::from_utf8(by_hand).unwrap(),
+                    want,
+                    "{at} in {zone:?}"
+                );
+            }
+        }
+    }
 
     /// The plan JSON is serde's, one backup a line: each line byte for byte what serde_json
     /// writes for the decision (names that need escaping, sizes, notes, tag reasons with
