@@ -7,7 +7,6 @@ use crate::model::Backup;
 use crate::plan::{Decision, Freed, PolicyPlan};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
-use std::collections::HashMap;
 use std::io::{self, Write};
 
 /// Whether text output gets colour (ANSI SGR codes); the command line decides once.
@@ -636,33 +635,50 @@ impl DisplayName<'_> {
 
 /// Each decision's [`DisplayName`], in the plan's order.
 fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<DisplayName<'p>> {
-    let name = |d: &'p Decision| d.backup.name.as_deref().unwrap_or(&d.backup.id);
-    // Each name hashed once: a slot per distinct name, and each decision's slot.
-    let mut slots: HashMap<&str, u32> = HashMap::with_capacity(plan.decisions.len());
-    let mut counts: Vec<u32> = Vec::new();
-    let slot: Vec<u32> = plan
-        .decisions
-        .iter()
-        .map(|d| {
-            let next = slots.len() as u32;
-            let slot = *slots.entry(name(d)).or_insert(next);
-            if slot as usize == counts.len() {
-                counts.push(0);
-            }
-            counts[slot as usize] += 1;
-            slot
-        })
+    let name = |i: u32| {
+        let b = plan.decisions[i as usize].backup;
+        b.name.as_deref().unwrap_or(&b.id)
+    };
+    // Names that repeat, found by sorting their hashes (a hash map of a million names is a
+    // cache miss per name); equal hashes are then told apart by the names themselves.
+    let mut keyed: Vec<(u64, u32)> = (0..plan.decisions.len() as u32)
+        .map(|i| (fnv1a(name(i)), i))
         .collect();
-    drop(slots);
+    keyed.sort_unstable();
+    let mut shared = vec![false; plan.decisions.len()];
+    for run in keyed
+        .chunk_by_mut(|a, b| a.0 == b.0)
+        .filter(|run| run.len() > 1)
+    {
+        run.sort_unstable_by_key(|&(_, i)| name(i));
+        for same in run.chunk_by(|a, b| name(a.1) == name(b.1)) {
+            if same.len() > 1 {
+                for &(_, i) in same {
+                    shared[i as usize] = true;
+                }
+            }
+        }
+    }
+    drop(keyed);
     plan.decisions
         .iter()
-        .zip(slot)
-        .map(|(d, slot)| DisplayName {
-            name: name(d),
-            id: (counts[slot as usize] > 1 && name(d) != d.backup.id)
-                .then_some(d.backup.id.as_str()),
+        .zip(shared)
+        .enumerate()
+        .map(|(i, (d, shared))| {
+            let name = name(i as u32);
+            DisplayName {
+                name,
+                id: (shared && name != d.backup.id).then_some(d.backup.id.as_str()),
+            }
         })
         .collect()
+}
+
+/// FNV-1a, 64 bits: a quick hash of a short name.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The readable plan: a table per group (date, name, action, reasons), then a summary.
