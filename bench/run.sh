@@ -36,7 +36,12 @@ rows=()
 row() { rows+=("$(printf '%-46s | %-37s | %-16s | %s' "$1" "$2" "$3" "$4")"); }
 
 # The fastest of three runs taking turns: `best "$floor_runs"` of lines `wall=...s maxrss=...MB`.
-best() { sort -t= -k2 -g <<<"$1" | head -1; }
+best() {
+    local fastest
+    fastest=$(grep . <<<"$1" | sort -t= -k2 -g | head -1)
+    [ -n "$fastest" ] || { echo "no measurement" >&2; exit 1; }
+    echo "$fastest"
+}
 wall_of() { sed 's/wall=\([0-9.]*\)s.*/\1/' <<<"$1"; }
 rss_of() { sed 's/.*maxrss=\([0-9.]*\)MB/\1/' <<<"$1"; }
 

@@ -450,34 +450,68 @@ fn local_time(zone: &jiff::tz::TimeZone, at: jiff::Timestamp) -> String {
         .to_string()
 }
 
-/// [`local_time`] padded to 22 characters: by hand for the years 1000 to 9999, which is most of
-/// the text plan's work otherwise (a test compares them).
-fn write_local_time<W: Write>(
-    out: &mut W,
-    zone: &jiff::tz::TimeZone,
-    at: jiff::Timestamp,
-) -> io::Result<()> {
-    let info = zone.to_offset_info(at);
-    let civil = info.offset().to_datetime(at);
-    if !(1000..=9999).contains(&civil.year()) {
-        return write!(out, "{:<22}", local_time(zone, at));
-    }
-    let mut text = *b"0000-00-00 00:00 ";
-    let mut put = |at: usize, mut value: i16| {
-        for i in (at..at + if at == 0 { 4 } else { 2 }).rev() {
-            text[i] = b'0' + (value % 10) as u8;
-            value /= 10;
+/// [`local_time`] padded to 22 characters, written by hand for the years 1000 to 9999: jiff's
+/// strftime and a zone lookup per backup were most of the text plan's work (a test compares
+/// them). The zone's offset and abbreviation are looked up once per stretch between two of its
+/// transitions, where most backups of a plan fall together.
+struct LocalTimes<'z> {
+    zone: &'z jiff::tz::TimeZone,
+    stretch: Option<Stretch>,
+}
+
+/// Where one offset of a zone holds: from its last transition at or before (`None`: there is
+/// none) to the next one after (`None`: none).
+struct Stretch {
+    from: Option<jiff::Timestamp>,
+    until: Option<jiff::Timestamp>,
+    offset: jiff::tz::Offset,
+    abbreviation: String,
+}
+
+impl<'z> LocalTimes<'z> {
+    fn new(zone: &'z jiff::tz::TimeZone) -> LocalTimes<'z> {
+        LocalTimes {
+            zone,
+            stretch: None,
         }
-    };
-    put(0, civil.year());
-    put(5, civil.month().into());
-    put(8, civil.day().into());
-    put(11, civil.hour().into());
-    put(14, civil.minute().into());
-    out.write_all(&text)?;
-    let abbreviation = info.abbreviation();
-    out.write_all(abbreviation.as_bytes())?;
-    pad(out, text.len() + chars(abbreviation), 22)
+    }
+
+    fn write<W: Write>(&mut self, out: &mut W, at: jiff::Timestamp) -> io::Result<()> {
+        let holds = |s: &Stretch| s.from.is_none_or(|f| f <= at) && s.until.is_none_or(|u| at < u);
+        if !self.stretch.as_ref().is_some_and(holds) {
+            let info = self.zone.to_offset_info(at);
+            // `preceding` and `following` leave out a transition at the instant itself.
+            let Ok(next) = at.checked_add(jiff::SignedDuration::from_nanos(1)) else {
+                return write!(out, "{:<22}", local_time(self.zone, at));
+            };
+            self.stretch = Some(Stretch {
+                from: self.zone.preceding(next).next().map(|t| t.timestamp()),
+                until: self.zone.following(at).next().map(|t| t.timestamp()),
+                offset: info.offset(),
+                abbreviation: info.abbreviation().to_string(),
+            });
+        }
+        let stretch = self.stretch.as_ref().expect("set above");
+        let civil = stretch.offset.to_datetime(at);
+        if !(1000..=9999).contains(&civil.year()) {
+            return write!(out, "{:<22}", local_time(self.zone, at));
+        }
+        let mut text = *b"0000-00-00 00:00 ";
+        let mut put = |at: usize, mut value: i16| {
+            for i in (at..at + if at == 0 { 4 } else { 2 }).rev() {
+                text[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, civil.year());
+        put(5, civil.month().into());
+        put(8, civil.day().into());
+        put(11, civil.hour().into());
+        put(14, civil.minute().into());
+        out.write_all(&text)?;
+        out.write_all(stretch.abbreviation.as_bytes())?;
+        pad(out, text.len() + chars(&stretch.abbreviation), 22)
+    }
 }
 
 /// Spaces from `used` characters to `width`, as `{:<width}` pads.
@@ -617,7 +651,16 @@ struct DisplayName<'d> {
     id: Option<&'d str>,
 }
 
-impl DisplayName<'_> {
+impl<'d> DisplayName<'d> {
+    /// `d`'s name, with its id when `shared` (from [`shared_names`]).
+    fn of(d: &'d Decision, shared: bool) -> DisplayName<'d> {
+        let name = d.backup.name.as_deref().unwrap_or(&d.backup.id);
+        DisplayName {
+            name,
+            id: (shared && name != d.backup.id).then_some(d.backup.id.as_str()),
+        }
+    }
+
     fn chars(&self) -> usize {
         chars(self.name) + self.id.map_or(0, |id| " [id ]".len() + chars(id))
     }
@@ -633,12 +676,9 @@ impl DisplayName<'_> {
     }
 }
 
-/// Each decision's [`DisplayName`], in the plan's order.
-fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<DisplayName<'p>> {
-    let name = |i: u32| {
-        let b = plan.decisions[i as usize].backup;
-        b.name.as_deref().unwrap_or(&b.id)
-    };
+/// For each decision, in the plan's order, whether another backup of the plan has its name.
+fn shared_names(plan: &PolicyPlan) -> Vec<bool> {
+    let name = |i: u32| DisplayName::of(&plan.decisions[i as usize], false).name;
     // Names that repeat, found by sorting their hashes (a hash map of a million names is a
     // cache miss per name); equal hashes are then told apart by the names themselves.
     let mut keyed: Vec<(u64, u32)> = (0..plan.decisions.len() as u32)
@@ -659,19 +699,7 @@ fn display_names<'p>(plan: &'p PolicyPlan) -> Vec<DisplayName<'p>> {
             }
         }
     }
-    drop(keyed);
-    plan.decisions
-        .iter()
-        .zip(shared)
-        .enumerate()
-        .map(|(i, (d, shared))| {
-            let name = name(i as u32);
-            DisplayName {
-                name,
-                id: (shared && name != d.backup.id).then_some(d.backup.id.as_str()),
-            }
-        })
-        .collect()
+    shared
 }
 
 /// FNV-1a, 64 bits: a quick hash of a short name.
@@ -693,17 +721,20 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
         }
         header(out, report)?;
         let Some(plan) = &report.plan else { continue };
-        let names = display_names(plan);
-        let width = names
+        let shared = shared_names(plan);
+        let width = plan
+            .decisions
             .iter()
-            .map(DisplayName::chars)
+            .zip(&shared)
+            .map(|(d, &shared)| DisplayName::of(d, shared).chars())
             .max()
             .unwrap_or(0)
             .min(60);
         let colour = COLOUR.load(std::sync::atomic::Ordering::Relaxed);
+        let mut times = LocalTimes::new(&plan.timezone);
         let mut totals = plan.group_totals().into_iter();
         let mut group: Option<&str> = None;
-        for (d, name) in plan.decisions.iter().zip(&names) {
+        for (d, &shared) in plan.decisions.iter().zip(&shared) {
             if group != Some(d.backup.group.as_str()) {
                 group = Some(&d.backup.group);
                 let t = totals.next().expect("one total per group");
@@ -730,8 +761,9 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
             // `paint` would, written piece by piece: no `String` and no formatting per line.
             let action = d.action.as_str();
             out.write_all(b"    ")?;
-            write_local_time(out, &plan.timezone, d.backup.created_at)?;
+            times.write(out, d.backup.created_at)?;
             out.write_all(b"  ")?;
+            let name = DisplayName::of(d, shared);
             name.write(out)?;
             pad(out, name.chars(), width)?;
             out.write_all(b"  ")?;
@@ -1035,16 +1067,39 @@ mod tests {
             .iter()
             .map(|t| t.parse::<jiff::Timestamp>().unwrap()),
         );
+        // Forwards, backwards (a plan's order), and jumping (groups one after another), with
+        // instants on transitions and a nanosecond either side.
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let nano = jiff::SignedDuration::from_nanos(1);
+        let mut on_transitions = Vec::new();
+        for transition in berlin.following(start).take(6) {
+            let t = transition.timestamp();
+            instants.extend([t - nano, t, t + nano]);
+            on_transitions.extend([t, t - nano, t + nano]);
+        }
+        let mut orders = vec![instants.clone(), on_transitions];
+        orders.push(instants.iter().rev().copied().collect());
+        orders.push(
+            instants
+                .iter()
+                .step_by(7)
+                .chain(instants.iter().step_by(3))
+                .copied()
+                .collect(),
+        );
         for zone in &zones {
-            for &at in &instants {
-                let mut by_hand = Vec::new();
-                write_local_time(&mut by_hand, zone, at).unwrap();
-                let want = format!("{:<22}", local_time(zone, at));
-                assert_eq!(
-                    String::from_utf8(by_hand).unwrap(),
-                    want,
-                    "{at} in {zone:?}"
-                );
+            for order in &orders {
+                let mut times = LocalTimes::new(zone);
+                for &at in order {
+                    let mut by_hand = Vec::new();
+                    times.write(&mut by_hand, at).unwrap();
+                    let want = format!("{:<22}", local_time(zone, at));
+                    assert_eq!(
+                        String::from_utf8(by_hand).unwrap(),
+                        want,
+                        "{at} in {zone:?}"
+                    );
+                }
             }
         }
     }
