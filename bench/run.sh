@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark run: builds release, measures, prints each figure beside its target and its
-# floor. About 10 minutes on 2 cores (most of it the deletion runs at cap 1, the listings and
+# floor. About 12 minutes on 2 cores (most of it the deletion runs at cap 1, the listings and
 # the 60 s idle window), and about 6 more for S3 against moto's server, whose own listing is
 # slow (the S3 rows need `pip install 'moto[server]'`; without it they are skipped). Needs
 # cargo and python3; writes only to a temporary folder.
 #
 #   bash bench/run.sh              # everything
 #   QUICK=1 bash bench/run.sh      # smaller sizes and windows, to check the script
-#   PLAN_ONLY=1 bash bench/run.sh  # the planning figures only (sections 1 and 5, 5 minutes)
+#   PLAN_ONLY=1 bash bench/run.sh  # the planning figures only (sections 1 and 5, 8 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -35,12 +35,13 @@ cargo bench --locked --bench engine
 rows=()
 row() { rows+=("$(printf '%-46s | %-37s | %-16s | %s' "$1" "$2" "$3" "$4")"); }
 
-# The fastest of three runs taking turns: `best "$floor_runs"` of lines `wall=...s maxrss=...MB`.
-best() {
-    local fastest
-    fastest=$(grep . <<<"$1" | sort -t= -k2 -g | head -1)
-    [ -n "$fastest" ] || { echo "no measurement" >&2; exit 1; }
-    echo "$fastest"
+# The median of five runs taking turns (this shared machine's speed drifts by a third within a
+# minute): `median "$runs"` of lines `wall=...s maxrss=...MB`.
+median() {
+    local middle
+    middle=$(grep . <<<"$1" | sort -t= -k2 -g | sed -n 3p)
+    [ -n "$middle" ] || { echo "fewer than five measurements" >&2; exit 1; }
+    echo "$middle"
 }
 wall_of() { sed 's/wall=\([0-9.]*\)s.*/\1/' <<<"$1"; }
 rss_of() { sed 's/.*maxrss=\([0-9.]*\)MB/\1/' <<<"$1"; }
@@ -54,14 +55,14 @@ for groups in 1 $((big / 100)); do
     for policy in policy borg-policy; do
         zone=$(sed -n 's/^timezone: //p' "bench/$policy.yaml")
         floors="" jsons="" texts=""
-        for _ in 1 2 3; do
+        for _ in 1 2 3 4 5; do
             floors+="$(python3 bench/measure.py -- target/release/examples/floor "$listing")"$'\n'
             jsons+="$(python3 bench/measure.py -- target/release/retentiond plan --policies "bench/$policy.yaml" \
                 --listing "$listing" --now 2026-11-23T00:00:00Z --format json)"$'\n'
             texts+="$(python3 bench/measure.py -- target/release/retentiond plan --policies "bench/$policy.yaml" \
                 --listing "$listing" --now 2026-11-23T00:00:00Z)"$'\n'
         done
-        floor=$(best "$floors") json=$(best "$jsons") text=$(best "$texts")
+        floor=$(median "$floors") json=$(median "$jsons") text=$(median "$texts")
         echo "groups=$groups $zone floor: $floor; json: $json; text: $text"
         fw=$(wall_of "$floor") jw=$(wall_of "$json") tw=$(wall_of "$text") jr=$(rss_of "$json")
         ratio=$(awk -v w="$jw" -v f="$fw" 'BEGIN { printf "%.2f", w / f }')
@@ -168,12 +169,12 @@ echo "== 5. side by side with borg 1.2's prune_split (Debian's borgbackup): $big
 listing="$work/listing-1.json"
 if /usr/bin/python3 -c 'import borg' 2>/dev/null; then
     borgs="" ours=""
-    for _ in 1 2 3; do
+    for _ in 1 2 3 4 5; do
         borgs+="$(python3 bench/measure.py -- /usr/bin/python3 bench/borg_prune.py "$listing")"$'\n'
         ours+="$(python3 bench/measure.py -- target/release/retentiond plan --policies bench/borg-policy.yaml \
             --listing "$listing" --now 2026-11-23T00:00:00Z --format json)"$'\n'
     done
-    borg=$(best "$borgs") ours=$(best "$ours")
+    borg=$(median "$borgs") ours=$(median "$ours")
     echo "borg: $borg; retentiond: $ours"
     bw=$(wall_of "$borg") ow=$(wall_of "$ours")
     times=$(awk -v b="$bw" -v o="$ow" 'BEGIN { printf "%.1f", b / o }')
