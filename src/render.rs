@@ -721,15 +721,22 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
         }
         header(out, report)?;
         let Some(plan) = &report.plan else { continue };
-        let shared = shared_names(plan);
-        let width = plan
-            .decisions
-            .iter()
-            .zip(&shared)
-            .map(|(d, &shared)| DisplayName::of(d, shared).chars())
-            .max()
-            .unwrap_or(0)
-            .min(60);
+        // Names and their width only for the line per backup that `summary` leaves out.
+        let (shared, width) = match summary {
+            true => (vec![false; plan.decisions.len()], 0),
+            false => {
+                let shared = shared_names(plan);
+                let width = plan
+                    .decisions
+                    .iter()
+                    .zip(&shared)
+                    .map(|(d, &shared)| DisplayName::of(d, shared).chars())
+                    .max()
+                    .unwrap_or(0)
+                    .min(60);
+                (shared, width)
+            }
+        };
         let colour = COLOUR.load(std::sync::atomic::Ordering::Relaxed);
         let mut times = LocalTimes::new(&plan.timezone);
         let mut totals = plan.group_totals().into_iter();
@@ -758,7 +765,7 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
                 continue;
             }
             // `    {time:<22}  {name:<width$}  {action:<6}  {reasons}`, the action painted as
-            // `paint` would, written piece by piece: no `String` and no formatting per line.
+            // `paint` would, written piece by piece: no `String` per line.
             let action = d.action.as_str();
             out.write_all(b"    ")?;
             times.write(out, d.backup.created_at)?;
