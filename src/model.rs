@@ -4,6 +4,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+mod plain;
+
 /// The state a provider reports for one backup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -83,7 +85,8 @@ impl Listing {
     pub fn read(path: &std::path::Path) -> Result<Listing, String> {
         let cannot = |e: std::io::Error| format!("{}: cannot read listing: {e}", path.display());
         let file = std::fs::File::open(path).map_err(cannot)?;
-        if let Some(listing) = read_by_chunks(file, CHUNK).map_err(cannot)? {
+        let size = file.metadata().map_or(0, |m| m.len());
+        if let Some(listing) = read_by_chunks(file, CHUNK, size).map_err(cannot)? {
             return Ok(listing);
         }
         // Not the plain shape, or not valid: the whole file through serde, for its exact error
@@ -104,16 +107,30 @@ impl Listing {
 /// How much of a listing file is read at a time.
 const CHUNK: usize = 1 << 20;
 
+/// How many backups are read before the room for the rest is estimated from their length.
+const SAMPLE: usize = 1024;
+
+/// How much of a chunk, at least, is read on two cores ([`in_two`]) when the machine has them.
+const IN_TWO: usize = 64 << 10;
+
 /// A listing of the plain shape, `{"backups": [...]}`, read a chunk at a time and parsed
 /// backup by backup from the slice: the file is never held whole beside its backups (a million
 /// backups are 138 MB of JSON), and serde_json reads a slice several times faster than through
-/// a reader, byte by byte (BENCHMARKS.md). `None` when the file is not of that shape or not
-/// valid: the caller then reads it whole for serde's own answer and error position.
-fn read_by_chunks(mut file: impl std::io::Read, chunk: usize) -> std::io::Result<Option<Listing>> {
+/// a reader, byte by byte (BENCHMARKS.md). A backup of the plain form is read by hand
+/// ([`plain`]), any other by serde; a chunk is read on two cores where there are two
+/// ([`in_two`]). `None` when the file is not of that shape or not valid: the caller then reads
+/// it whole for serde's own answer and error position. `size` is the file's length as far as
+/// known (0 when not), for the room the backups need.
+fn read_by_chunks(
+    mut file: impl std::io::Read,
+    chunk: usize,
+    size: u64,
+) -> std::io::Result<Option<Listing>> {
     let mut chunks = Chunks {
         buf: Vec::with_capacity(chunk),
         chunk,
         pos: 0,
+        dropped: 0,
         end: false,
     };
     let mut backups = Vec::new();
@@ -138,24 +155,49 @@ fn read_by_chunks(mut file: impl std::io::Read, chunk: usize) -> std::io::Result
     if chunks.next_byte(&mut file)? == Some(b']') {
         chunks.pos += 1;
     } else {
+        let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        let mut reserved = false;
         loop {
-            let mut one = serde_json::Deserializer::from_slice(&chunks.buf[chunks.pos..])
-                .into_iter::<Backup>();
-            match one.next() {
-                Some(Ok(backup)) => {
-                    chunks.pos += one.byte_offset();
-                    backups.push(backup);
-                }
-                // The backup goes on in the next chunk (or the file ends inside it).
-                Some(Err(e)) if e.is_eof() && !chunks.end => {
-                    chunks.more(&mut file)?;
+            if two_cores && chunks.buf.len() - chunks.pos >= IN_TWO {
+                let used = in_two(&chunks.buf[chunks.pos..], &mut backups);
+                chunks.pos += used;
+                if used > 0 {
                     continue;
                 }
-                None if !chunks.end => {
-                    chunks.more(&mut file)?;
-                    continue;
+            }
+            if !reserved && backups.len() >= SAMPLE {
+                reserved = true;
+                // Room for the rest, as many as the first backups' length says and an eighth
+                // more, so that a million backups (144 MB) are not copied each time the
+                // vector doubles.
+                let read = chunks.dropped + chunks.pos as u64;
+                let rest = size.saturating_sub(read) / (read / SAMPLE as u64).max(1);
+                // Only room: what is not reached is never touched, and a size no allocator
+                // gives (a sparse file) leaves the vector to grow as it would have.
+                let _ = backups.try_reserve(usize::try_from(rest + rest / 8).unwrap_or(usize::MAX));
+            }
+            if let Some((backup, used)) = plain::backup(&chunks.buf[chunks.pos..]) {
+                chunks.pos += used;
+                backups.push(backup);
+            } else {
+                let mut one = serde_json::Deserializer::from_slice(&chunks.buf[chunks.pos..])
+                    .into_iter::<Backup>();
+                match one.next() {
+                    Some(Ok(backup)) => {
+                        chunks.pos += one.byte_offset();
+                        backups.push(backup);
+                    }
+                    // The backup goes on in the next chunk (or the file ends inside it).
+                    Some(Err(e)) if e.is_eof() && !chunks.end => {
+                        chunks.more(&mut file)?;
+                        continue;
+                    }
+                    None if !chunks.end => {
+                        chunks.more(&mut file)?;
+                        continue;
+                    }
+                    _ => return Ok(None),
                 }
-                _ => return Ok(None),
             }
             match chunks.next_byte(&mut file)? {
                 Some(b',') => chunks.pos += 1,
@@ -174,12 +216,106 @@ fn read_by_chunks(mut file: impl std::io::Read, chunk: usize) -> std::io::Result
     Ok((chunks.next_byte(&mut file)?.is_none()).then_some(Listing { backups }))
 }
 
+/// Reads the backups `rest` starts with on two cores: this thread from the start, another one
+/// from a backup's start guessed half-way. The other thread's backups are kept only when this
+/// thread's reading reaches the guessed start as the start of a backup (a guess inside a
+/// string, say, is thrown away), so that the backups are exactly those one thread reads.
+/// Returns how many bytes were read, up to where the next backup starts (after a `,`); what
+/// is left, errors included, is for the caller's reading.
+fn in_two(rest: &[u8], backups: &mut Vec<Backup>) -> usize {
+    let Some(middle) = backup_start_after(rest, rest.len() / 2) else {
+        return 0;
+    };
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            let mut theirs = Vec::new();
+            let used = backups_before(&rest[middle..], usize::MAX, &mut theirs);
+            (theirs, used)
+        });
+        let mut done = backups_before(rest, middle, backups);
+        let (theirs, used) = other
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        if done == middle {
+            backups.extend(theirs);
+            done += used;
+        }
+        done
+    })
+}
+
+/// The backups at the start of `bytes` that start before `limit`, each followed by `,` (the
+/// last one of the slice is left, and so is anything not valid): appended to `backups`, and
+/// how many bytes they take with their commas and the whitespace after them.
+fn backups_before(bytes: &[u8], limit: usize, backups: &mut Vec<Backup>) -> usize {
+    let mut done = 0;
+    while done < limit {
+        let used = plain::run(&bytes[done..bytes.len().min(limit)], backups);
+        done += used;
+        if used > 0 {
+            continue;
+        }
+        // A backup of another form, or one going on past the limit: serde's reading.
+        let mut one = serde_json::Deserializer::from_slice(&bytes[done..]).into_iter::<Backup>();
+        let Some(Ok(backup)) = one.next() else { break };
+        let mut after = done + one.byte_offset();
+        after += whitespace(&bytes[after..]);
+        if bytes.get(after) != Some(&b',') {
+            break;
+        }
+        after += 1;
+        after += whitespace(&bytes[after..]);
+        backups.push(backup);
+        done = after;
+    }
+    done
+}
+
+/// Where a backup may start at or after `from`: best a `{` that begins a line after a line
+/// ending in `,`, the way `list` writes (never inside a string, which holds no raw line
+/// break), else any `{` after a `,` and whitespace (perhaps a `,{` inside a string).
+fn backup_start_after(bytes: &[u8], from: usize) -> Option<usize> {
+    let near = &bytes[from..bytes.len().min(from + (64 << 10))];
+    for line in near
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .map(|(i, _)| from + i)
+    {
+        let start = line + whitespace(&bytes[line..]);
+        let before = bytes[..line]
+            .iter()
+            .rposition(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'));
+        if bytes.get(start) == Some(&b'{') && before.is_some_and(|i| bytes[i] == b',') {
+            return Some(start);
+        }
+    }
+    let mut at = from;
+    loop {
+        at += bytes.get(at..)?.iter().position(|&b| b == b',')? + 1;
+        at += whitespace(&bytes[at..]);
+        if bytes.get(at) == Some(&b'{') {
+            return Some(at);
+        }
+    }
+}
+
+/// How many bytes of JSON whitespace `bytes` starts with.
+fn whitespace(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+        .unwrap_or(bytes.len())
+}
+
 /// The part of a file not parsed yet: `buf[pos..]`, then the rest of the file unless `end`.
 struct Chunks {
     buf: Vec<u8>,
     /// How much is read at a time.
     chunk: usize,
     pos: usize,
+    /// How many bytes of the file came before `buf`.
+    dropped: u64,
     end: bool,
 }
 
@@ -187,6 +323,7 @@ impl Chunks {
     /// Keeps what is not parsed yet and reads the next chunk after it.
     fn more(&mut self, file: &mut impl std::io::Read) -> std::io::Result<()> {
         self.buf.drain(..self.pos);
+        self.dropped += self.pos as u64;
         self.pos = 0;
         let have = self.buf.len();
         self.buf.resize(have + self.chunk, 0);
@@ -270,7 +407,7 @@ mod tests {
         for text in [plain, tight, "{\"backups\": []}", " { \"backups\" : [ ] } "] {
             let whole: Listing = serde_json::from_str(text).unwrap();
             for chunk in 1..=text.len() + 1 {
-                let read = read_by_chunks(text.as_bytes(), chunk).unwrap();
+                let read = read_by_chunks(text.as_bytes(), chunk, text.len() as u64).unwrap();
                 assert_eq!(read.as_ref(), Some(&whole), "chunks of {chunk}: {text}");
             }
         }
@@ -288,10 +425,86 @@ mod tests {
         ] {
             for chunk in [1, 7, 1 << 20] {
                 assert_eq!(
-                    read_by_chunks(text.as_bytes(), chunk).unwrap(),
+                    read_by_chunks(text.as_bytes(), chunk, text.len() as u64).unwrap(),
                     None,
                     "{text}"
                 );
+            }
+        }
+    }
+
+    /// Backups of three forms: plain, with an escape (serde's to read), and plain with `,{`
+    /// in their name, where a guessed start lands inside a string.
+    fn backup_texts(n: usize, forms: &[usize]) -> Vec<String> {
+        (0..n)
+            .map(|i| match forms[i % forms.len()] {
+                0 => format!(
+                    r#"{{"id": "b-{i}", "group": "g{}", "created_at": "2026-11-22T23:00:00Z", "status": "complete"}}"#,
+                    i % 7
+                ),
+                1 => format!(
+                    r#"{{"id": "b\u002d{i}", "group": "g", "created_at": "2026-11-22T23:00:00+01:00", "status": "failed", "size": {i}}}"#
+                ),
+                _ => format!(
+                    r#"{{"id": "b-{i}", "group": "g", "name": "a,{{b: 1}}, {{c", "created_at": "2026-11-22T23:00:00Z", "status": "complete"}}"#
+                ),
+            })
+            .collect()
+    }
+
+    /// The two threads read exactly the backups one thread reads, whether the guessed start
+    /// half-way is a backup's (the other thread's half is kept) or inside a string.
+    #[test]
+    fn reading_on_two_cores_is_reading_on_one() {
+        for forms in [&[0][..], &[2], &[0, 1], &[0, 2, 0, 1], &[1]] {
+            for separator in [",\n", ", ", " ,\r\n\t"] {
+                let texts = backup_texts(2000, forms);
+                let rest = format!("{}{separator}", texts.join(separator));
+                let all: Vec<Backup> =
+                    serde_json::from_str(&format!("[{}]", texts.join(","))).unwrap();
+                let mut read = Vec::new();
+                let used = in_two(rest.as_bytes(), &mut read);
+                let case = format!("forms {forms:?}, separator {separator:?}");
+                assert_eq!(read, all[..read.len()], "{case}");
+                if read.len() < all.len() {
+                    assert!(rest[used..].starts_with(&texts[read.len()]), "{case}");
+                } else {
+                    assert_eq!(used, rest.len(), "{case}");
+                }
+                // The other thread's backups were kept where its start was a backup's for
+                // sure: a line's start, or no `,{` in any string.
+                if separator.contains('\n') || !forms.contains(&2) {
+                    assert!(
+                        used > rest.len() / 2 + 1000,
+                        "{case}: {used} of {}",
+                        rest.len()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Past the first backups, where the room for the rest is estimated from them, and with
+    /// chunks large enough to be read on two cores: the same backups, whether the estimate is
+    /// short (the file's size unknown) or long.
+    #[test]
+    fn chunked_reading_of_many_backups_is_serde_reading() {
+        for forms in [&[0][..], &[0, 1, 2]] {
+            let text = format!(
+                "{{\"backups\": [\n{}\n]}}",
+                backup_texts(3000, forms).join(",\n")
+            );
+            let whole: Listing = serde_json::from_str(&text).unwrap();
+            assert_eq!(whole.backups.len(), 3000);
+            for size in [0, text.len() as u64, 1 << 40] {
+                for chunk in [100, 4096, 70_001, 1 << 20] {
+                    let read = read_by_chunks(text.as_bytes(), chunk, size).unwrap();
+                    assert_eq!(
+                        read.as_ref(),
+                        Some(&whole),
+                        "chunks of {chunk}, size {size}"
+                    );
+                }
             }
         }
     }
