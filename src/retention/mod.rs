@@ -47,11 +47,6 @@ impl KeepRules {
             && self.within_periods.iter().flatten().all(|d| d.is_zero())
             && self.tags.is_empty()
     }
-
-    fn needs_local_time(&self) -> bool {
-        self.periods.iter().flatten().copied().any(Count::is_active)
-            || self.within_periods.iter().flatten().any(|d| !d.is_zero())
-    }
 }
 
 /// Why a backup is kept. Rules come from the engine; `Protected`, `Newest` and `MinKeep`
@@ -144,10 +139,15 @@ impl Bucket {
         })
     }
 
+    /// No budget left: nothing more is kept, whatever the key.
+    fn is_full(&self) -> bool {
+        self.remaining == Count::Limited(0)
+    }
+
     /// restic: keep when the key starts a new period, or when this is the oldest backup and
     /// budget is left. Returns `Some(oldest_only)` when kept.
     fn offer(&mut self, key: i64, is_oldest: bool) -> Option<bool> {
-        if self.remaining == Count::Limited(0) {
+        if self.is_full() {
             return None;
         }
         let same = self.last_key == Some(key);
@@ -243,7 +243,6 @@ pub fn evaluate_each<'t>(
             last_key: None,
         })
         .collect();
-    let needs_local = rules.needs_local_time();
     let inside = |t: Timestamp, cut: Option<Timestamp>| cut.is_none_or(|c| t > c);
 
     let oldest_nr = order.len().saturating_sub(1);
@@ -269,30 +268,34 @@ pub fn evaluate_each<'t>(
         {
             reasons.push(Reason::Last);
         }
-        let local = needs_local.then(|| LocalTime::new(created_at, tz));
-        if let Some(local) = local {
-            for (period, bucket) in &mut counts {
-                if let Some(oldest) = bucket.offer(local.key(*period), is_oldest) {
-                    reasons.push(Reason::Count {
-                        period: *period,
-                        oldest,
-                    });
-                }
+        // The local time and a period's key only where a rule still asks: once `hourly 48`
+        // has its 48 hours, the rest of a long history pays only for the rules still open.
+        let mut local = None;
+        let mut local = || *local.get_or_insert_with(|| LocalTime::new(created_at, tz));
+        for (period, bucket) in &mut counts {
+            if bucket.is_full() {
+                continue;
             }
-            for window in &mut windows {
-                if !inside(created_at, window.cutoff) {
-                    continue;
-                }
-                let key = local.key(window.period);
-                let same = window.last_key == Some(key);
-                if !same || is_oldest {
-                    window.last_key = Some(key);
-                    reasons.push(Reason::PeriodWithin {
-                        period: window.period,
-                        within: window.within,
-                        oldest: same,
-                    });
-                }
+            if let Some(oldest) = bucket.offer(local().key(*period), is_oldest) {
+                reasons.push(Reason::Count {
+                    period: *period,
+                    oldest,
+                });
+            }
+        }
+        for window in &mut windows {
+            if !inside(created_at, window.cutoff) {
+                continue;
+            }
+            let key = local().key(window.period);
+            let same = window.last_key == Some(key);
+            if !same || is_oldest {
+                window.last_key = Some(key);
+                reasons.push(Reason::PeriodWithin {
+                    period: window.period,
+                    within: window.within,
+                    oldest: same,
+                });
             }
         }
         verdict(index, &reasons);
