@@ -449,6 +449,17 @@ fn a_listing_that_fell_by_more_than_the_limit_is_suspect() {
     failing.push(backup("x", "a", "2024-06-20T00:00:00Z", Status::Failed));
     failing.push(backup("y", "a", "2024-06-20T00:00:00Z", Status::InProgress));
     assert_eq!(complete_counts(&failing)["a"], 2);
+    // Groups interleaved in the listing are counted whole.
+    let mut mixed = daily("a", 2);
+    mixed.extend(daily("b", 3));
+    mixed.extend(daily("a", 1));
+    mixed.push(backup("z", "b", "2024-06-20T00:00:00Z", Status::Failed));
+    mixed.extend(daily("b", 1));
+    let counts = complete_counts(&mixed);
+    assert_eq!(
+        counts.into_iter().collect::<Vec<_>>(),
+        [("a".to_string(), 3), ("b".to_string(), 4)]
+    );
 }
 
 #[test]
