@@ -198,13 +198,17 @@ impl PolicyReport<'_> {
 /// line) by hand: a million backups' lines are most of the work, and serde_json escapes each
 /// key and formats each piece through its own calls.
 pub fn json(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()> {
+    json_in_blocks(out, reports, BLOCK)
+}
+
+/// [`json`], the backups' lines written `block` at a time.
+fn json_in_blocks(out: &mut dyn Write, reports: &[PolicyReport], block: usize) -> io::Result<()> {
     // Through a buffer of its own type: the many small writes are then copies into it, not
     // calls through `dyn Write`.
     let mut buffered = io::BufWriter::with_capacity(1 << 16, &mut *out);
     let out = &mut buffered;
     out.write_all(b"{\n  \"policies\": [")?;
     let mut head = Vec::new();
-    let mut line = DecisionLine::default();
     for (i, report) in reports.iter().enumerate() {
         out.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
         head.clear();
@@ -224,14 +228,18 @@ pub fn json(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()> {
             .expect("a report's head has members and ends its object");
         out.write_all(open)?;
         out.write_all(b",\n      \"backups\": [")?;
-        for (i, d) in plan.decisions.iter().enumerate() {
-            out.write_all(if i == 0 {
-                b"\n        "
-            } else {
-                b",\n        "
-            })?;
-            line.write(out, d)?;
-        }
+        in_blocks(out, plan.decisions.len(), block, |buf, range| {
+            let mut line = DecisionLine::default();
+            for i in range {
+                buf.extend_from_slice(if i == 0 {
+                    b"\n        "
+                } else {
+                    b",\n        "
+                });
+                line.write(buf, &plan.decisions[i])?;
+            }
+            Ok(())
+        })?;
         out.write_all(if plan.decisions.is_empty() {
             b"]\n    }".as_slice()
         } else {
@@ -244,6 +252,61 @@ pub fn json(out: &mut dyn Write, reports: &[PolicyReport]) -> io::Result<()> {
         b"\n  ]\n}\n".as_slice()
     })?;
     buffered.flush()
+}
+
+/// How many backups' lines are written at a time by [`in_blocks`].
+const BLOCK: usize = 4096;
+
+/// Writes `n` items as `render` writes ranges of them, `block` items at a time: where there
+/// are two cores, every other block is written on the second while this thread writes the
+/// others and puts them all out in order. The bytes are the ones one thread writes.
+fn in_blocks(
+    out: &mut impl Write,
+    n: usize,
+    block: usize,
+    render: impl Fn(&mut Vec<u8>, std::ops::Range<usize>) -> io::Result<()> + Sync,
+) -> io::Result<()> {
+    let range = |b: usize| b * block..n.min((b + 1) * block);
+    let blocks = n.div_ceil(block);
+    let mut mine = Vec::new();
+    if blocks < 2 || std::thread::available_parallelism().is_ok_and(|p| p.get() < 2) {
+        for b in 0..blocks {
+            mine.clear();
+            render(&mut mine, range(b))?;
+            out.write_all(&mine)?;
+        }
+        return Ok(());
+    }
+    std::thread::scope(|scope| {
+        // The second thread's blocks, and its buffers back to it once written.
+        let (written, to_write) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
+        let (give_back, given_back) = std::sync::mpsc::channel::<Vec<u8>>();
+        let render = &render;
+        scope.spawn(move || {
+            for b in (1..blocks).step_by(2) {
+                let mut buf = given_back.try_recv().unwrap_or_default();
+                buf.clear();
+                let result = render(&mut buf, range(b)).map(|()| buf);
+                // A closed channel: this thread stopped at an error of its own.
+                if written.send(result).is_err() {
+                    return;
+                }
+            }
+        });
+        for b in (0..blocks).step_by(2) {
+            mine.clear();
+            render(&mut mine, range(b))?;
+            out.write_all(&mine)?;
+            if b + 1 < blocks {
+                let theirs = to_write
+                    .recv()
+                    .expect("the second thread sends each of its blocks or panics")?;
+                out.write_all(&theirs)?;
+                let _ = give_back.send(theirs);
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Writes a decision as one line of compact JSON, byte for byte what serde_json writes for
@@ -712,6 +775,16 @@ fn fnv1a(text: &str) -> u64 {
 /// The readable plan: a table per group (date, name, action, reasons), then a summary.
 /// `summary`: the group lines with their counts, without a line per backup.
 pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -> io::Result<()> {
+    plan_text_in_blocks(out, reports, summary, BLOCK)
+}
+
+/// [`plan_text`], the backups' lines written `block` at a time.
+fn plan_text_in_blocks(
+    out: &mut dyn Write,
+    reports: &[PolicyReport],
+    summary: bool,
+    block: usize,
+) -> io::Result<()> {
     // A line per backup: copies into a buffer of its own type, not calls through `dyn Write`.
     let mut buffered = io::BufWriter::with_capacity(1 << 16, out);
     let out = &mut buffered;
@@ -738,52 +811,63 @@ pub fn plan_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) -
             }
         };
         let colour = COLOUR.load(std::sync::atomic::Ordering::Relaxed);
-        let mut times = LocalTimes::new(&plan.timezone);
-        let mut totals = plan.group_totals().into_iter();
-        let mut group: Option<&str> = None;
-        for (d, &shared) in plan.decisions.iter().zip(&shared) {
-            if group != Some(d.backup.group.as_str()) {
-                group = Some(&d.backup.group);
-                let t = totals.next().expect("one total per group");
-                match t.delete {
-                    0 if summary => writeln!(
-                        out,
-                        "  group {}: keep {}, ignore {}",
-                        d.backup.group, t.keep, t.ignore
-                    )?,
-                    0 => writeln!(out, "  group {}", d.backup.group)?,
-                    n => writeln!(
-                        out,
-                        "  group {}: delete {n} of {}{}",
-                        d.backup.group,
-                        t.keep + t.delete + t.ignore,
-                        frees(t.freed, n)
-                    )?,
+        let totals = plan.group_totals();
+        // Where each group's lines begin (a group's backups are side by side), for a block of
+        // lines that starts inside a group.
+        let starts: Vec<usize> = (0..plan.decisions.len())
+            .filter(|&i| {
+                i == 0 || plan.decisions[i - 1].backup.group != plan.decisions[i].backup.group
+            })
+            .collect();
+        in_blocks(out, plan.decisions.len(), block, |out, range| {
+            let mut times = LocalTimes::new(&plan.timezone);
+            let mut next = starts.partition_point(|&s| s < range.start);
+            for i in range {
+                let d = &plan.decisions[i];
+                if starts.get(next) == Some(&i) {
+                    let t = &totals[next];
+                    next += 1;
+                    match t.delete {
+                        0 if summary => writeln!(
+                            out,
+                            "  group {}: keep {}, ignore {}",
+                            d.backup.group, t.keep, t.ignore
+                        )?,
+                        0 => writeln!(out, "  group {}", d.backup.group)?,
+                        n => writeln!(
+                            out,
+                            "  group {}: delete {n} of {}{}",
+                            d.backup.group,
+                            t.keep + t.delete + t.ignore,
+                            frees(t.freed, n)
+                        )?,
+                    }
                 }
+                if summary {
+                    continue;
+                }
+                // `    {time:<22}  {name:<width$}  {action:<6}  {reasons}`, the action painted
+                // as `paint` would, written piece by piece: no `String` per line.
+                let action = d.action.as_str();
+                out.write_all(b"    ")?;
+                times.write(out, d.backup.created_at)?;
+                out.write_all(b"  ")?;
+                let name = DisplayName::of(d, shared[i]);
+                name.write(out)?;
+                pad(out, name.chars(), width)?;
+                out.write_all(b"  ")?;
+                if colour {
+                    write!(out, "\x1b[{}m", action_colour(action))?;
+                }
+                out.write_all(action.as_bytes())?;
+                pad(out, action.len(), 6)?;
+                if colour {
+                    out.write_all(b"\x1b[0m")?;
+                }
+                writeln!(out, "  {}", d.explained())?;
             }
-            if summary {
-                continue;
-            }
-            // `    {time:<22}  {name:<width$}  {action:<6}  {reasons}`, the action painted as
-            // `paint` would, written piece by piece: no `String` per line.
-            let action = d.action.as_str();
-            out.write_all(b"    ")?;
-            times.write(out, d.backup.created_at)?;
-            out.write_all(b"  ")?;
-            let name = DisplayName::of(d, shared);
-            name.write(out)?;
-            pad(out, name.chars(), width)?;
-            out.write_all(b"  ")?;
-            if colour {
-                write!(out, "\x1b[{}m", action_colour(action))?;
-            }
-            out.write_all(action.as_bytes())?;
-            pad(out, action.len(), 6)?;
-            if colour {
-                out.write_all(b"\x1b[0m")?;
-            }
-            writeln!(out, "  {}", d.explained())?;
-        }
+            Ok(())
+        })?;
         summary_line(out, plan)?;
     }
     out.flush()
@@ -1114,6 +1198,96 @@ mod tests {
     /// The plan JSON is serde's, one backup a line: each line byte for byte what serde_json
     /// writes for the decision (names that need escaping, sizes, notes, tag reasons with
     /// quotes, times with fractions and before year 0), and the whole a valid document.
+    /// Blocks written on two threads come out in order, and an error in either thread's
+    /// block is the answer.
+    #[test]
+    fn blocks_come_out_in_order_and_errors_stop_them() {
+        let render = |buf: &mut Vec<u8>, range: std::ops::Range<usize>| {
+            for i in range {
+                write!(buf, "{i}{}", "-".repeat(i % 5))?;
+            }
+            Ok(())
+        };
+        for n in [0, 1, 2, 3, 10, 101] {
+            let mut whole = Vec::new();
+            render(&mut whole, 0..n).unwrap();
+            for block in [1, 2, 3, 7, 1000] {
+                let mut out = Vec::new();
+                in_blocks(&mut out, n, block, render).unwrap();
+                assert_eq!(out, whole, "{n} items in blocks of {block}");
+            }
+        }
+        for failing in [0, 1, 6, 9] {
+            let mut out = Vec::new();
+            let error = in_blocks(&mut out, 10, 1, |buf, range| match range.start {
+                i if i == failing => Err(io::Error::other(format!("block {i}"))),
+                i => render(buf, i..i + 1),
+            })
+            .unwrap_err();
+            assert_eq!(error.to_string(), format!("block {failing}"));
+            let mut before = Vec::new();
+            render(&mut before, 0..failing).unwrap();
+            assert_eq!(out, before, "the blocks before the failed one, and no more");
+        }
+    }
+
+    /// The text and JSON plans are the same bytes whatever their blocks: groups that begin
+    /// inside a block and blocks that begin inside a group, in full and in summary.
+    #[test]
+    fn plans_are_the_same_whatever_their_blocks() {
+        let text = "name: t\naccount: a\nkeep: {last: 3, daily: 2}\nfailed: {delete_after: 1d}\n";
+        let (mut policies, errors) = policy::policies_from_str(Path::new("t.yaml"), text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let policy = policies.remove(0);
+        let start: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let mut backups = Vec::new();
+        for (g, size) in [1, 4, 2, 7, 1, 1, 5].into_iter().enumerate() {
+            for i in 0..size {
+                let at = start + jiff::SignedDuration::from_hours(7 * i + g as i64);
+                let status = if i == 2 {
+                    Status::Failed
+                } else {
+                    Status::Complete
+                };
+                let mut b = Backup::new(&format!("b{g}-{i}"), &format!("group{g}"), at, status);
+                b.size = Some(1000 * (i as u64 + 1));
+                backups.push(b);
+            }
+        }
+        let now = "2026-11-23T00:00:00Z".parse().unwrap();
+        let mut report = PolicyReport::new(&policy);
+        report.plan = Some(crate::plan::plan(
+            &policy,
+            &backups,
+            now,
+            &TimeZone::get("Europe/Berlin").unwrap(),
+        ));
+        let reports = [report];
+        let write = |summary: bool, block: usize| {
+            let mut out = Vec::new();
+            plan_text_in_blocks(&mut out, &reports, summary, block).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        for summary in [false, true] {
+            let whole = write(summary, usize::MAX);
+            assert_eq!(whole.matches("  group group").count(), 7, "{whole}");
+            for block in [1, 2, 3, 4, 6, 20] {
+                assert_eq!(write(summary, block), whole, "blocks of {block}");
+            }
+        }
+        let mut whole = Vec::new();
+        json_in_blocks(&mut whole, &reports, usize::MAX).unwrap();
+        for block in [1, 2, 3, 5] {
+            let mut out = Vec::new();
+            json_in_blocks(&mut out, &reports, block).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(whole.clone()).unwrap(),
+                "blocks of {block}"
+            );
+        }
+    }
+
     #[test]
     fn plan_json_lines_are_serdes_and_the_document_parses() {
         let text = "name: t\naccount: a\nkeep: {last: 2, tags: [\"a\\\"b\"]}\nfailed: {delete_after: 1d}\n";
