@@ -107,7 +107,8 @@ impl Listing {
 /// How much of a listing file is read at a time.
 const CHUNK: usize = 1 << 20;
 
-/// How many backups are read before the room for the rest is estimated from their length.
+/// How many backups, at least, are read before the room for the rest is estimated from their
+/// length.
 const SAMPLE: usize = 1024;
 
 /// How much of a chunk, at least, is read on two cores ([`in_two`]) when the machine has them.
@@ -167,11 +168,12 @@ fn read_by_chunks(
             }
             if !reserved && backups.len() >= SAMPLE {
                 reserved = true;
-                // Room for the rest, as many as the first backups' length says and an eighth
-                // more, so that a million backups (144 MB) are not copied each time the
-                // vector doubles.
+                // Room for the rest, as many as the backups read so far say (by their length
+                // in the file) and an eighth more, so that a million backups (144 MB) are not
+                // moved each time the vector doubles.
                 let read = chunks.dropped + chunks.pos as u64;
-                let rest = size.saturating_sub(read) / (read / SAMPLE as u64).max(1);
+                let each = (read / backups.len() as u64).max(1);
+                let rest = size.saturating_sub(read) / each;
                 // Only room: what is not reached is never touched, and a size no allocator
                 // gives (a sparse file) leaves the vector to grow as it would have.
                 let _ = backups.try_reserve(usize::try_from(rest + rest / 8).unwrap_or(usize::MAX));
