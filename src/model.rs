@@ -260,15 +260,11 @@ fn backups_before(bytes: &[u8], limit: usize, backups: &mut Vec<Backup>) -> usiz
         // A backup of another form, or one going on past the limit: serde's reading.
         let mut one = serde_json::Deserializer::from_slice(&bytes[done..]).into_iter::<Backup>();
         let Some(Ok(backup)) = one.next() else { break };
-        let mut after = done + one.byte_offset();
-        after += whitespace(&bytes[after..]);
-        if bytes.get(after) != Some(&b',') {
+        let Some(next) = after_comma(bytes, done + one.byte_offset()) else {
             break;
-        }
-        after += 1;
-        after += whitespace(&bytes[after..]);
+        };
         backups.push(backup);
-        done = after;
+        done = next;
     }
     done
 }
@@ -285,9 +281,7 @@ fn backup_start_after(bytes: &[u8], from: usize) -> Option<usize> {
         .map(|(i, _)| from + i)
     {
         let start = line + whitespace(&bytes[line..]);
-        let before = bytes[..line]
-            .iter()
-            .rposition(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'));
+        let before = bytes[..line].iter().rposition(|b| !is_whitespace(b));
         if bytes.get(start) == Some(&b'{') && before.is_some_and(|i| bytes[i] == b',') {
             return Some(start);
         }
@@ -302,12 +296,24 @@ fn backup_start_after(bytes: &[u8], from: usize) -> Option<usize> {
     }
 }
 
+/// JSON's whitespace.
+fn is_whitespace(b: &u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
 /// How many bytes of JSON whitespace `bytes` starts with.
 fn whitespace(bytes: &[u8]) -> usize {
     bytes
         .iter()
-        .position(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+        .position(|b| !is_whitespace(b))
         .unwrap_or(bytes.len())
+}
+
+/// Where the next backup starts when the one ending at `at` is followed by `,` (whitespace
+/// around it allowed); `None` when it is not.
+fn after_comma(bytes: &[u8], at: usize) -> Option<usize> {
+    let comma = at + whitespace(&bytes[at..]);
+    (bytes.get(comma) == Some(&b',')).then(|| comma + 1 + whitespace(&bytes[comma + 1..]))
 }
 
 /// The part of a file not parsed yet: `buf[pos..]`, then the rest of the file unless `end`.
@@ -359,7 +365,7 @@ impl Chunks {
     /// The first byte at or after `pos` that is not JSON whitespace (`pos` moves to it).
     fn next_byte(&mut self, file: &mut impl std::io::Read) -> std::io::Result<Option<u8>> {
         while let Some(b) = self.byte(file)? {
-            if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            if !is_whitespace(&b) {
                 return Ok(Some(b));
             }
             self.pos += 1;

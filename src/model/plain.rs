@@ -73,17 +73,11 @@ pub(super) fn backup(bytes: &[u8]) -> Option<(Backup, usize)> {
 pub(super) fn run(bytes: &[u8], backups: &mut Vec<Backup>) -> usize {
     let mut done = 0;
     while let Some((backup, used)) = backup(&bytes[done..]) {
-        let mut r = Reader {
-            bytes,
-            pos: done + used,
-        };
-        r.whitespace();
-        if r.next() != Some(b',') {
+        let Some(next) = super::after_comma(bytes, done + used) else {
             break;
-        }
-        r.whitespace();
+        };
         backups.push(backup);
-        done = r.pos;
+        done = next;
     }
     done
 }
@@ -139,9 +133,7 @@ impl<'a> Reader<'a> {
     }
 
     fn whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
-            self.pos += 1;
-        }
+        self.pos += super::whitespace(&self.bytes[self.pos..]);
     }
 
     fn literal(&mut self, word: &[u8]) -> bool {
