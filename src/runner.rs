@@ -8,7 +8,7 @@ use crate::executor::{self, Ledger, Settled};
 use crate::journal::{self, Journal, JournalError, RunEnd, RunStart};
 use crate::model::{Backup, Status, Text};
 use crate::plan::{self, PolicyPlan};
-use crate::policy::{Config, Mode, Policy};
+use crate::policy::{Config, Mode, Places, Policy};
 use crate::provider::{Provider, ProviderError};
 use crate::render::PolicyReport;
 use crate::retention::CalendarDuration;
@@ -41,6 +41,8 @@ pub struct Options<'a> {
     pub approve: bool,
     /// Every policy of the config, to find another one selecting the same backups.
     pub policies: &'a [Policy],
+    /// Where each account's backups are (`Config::places`).
+    pub places: &'a Places,
     /// `apply`: the reviewed delete set, `(group, id)`.
     pub reviewed: Option<&'a [(String, String)]>,
     pub started_at: Timestamp,
@@ -107,6 +109,9 @@ pub struct Checks<'a> {
     pub approved: Option<bool>,
     /// Every policy of the config, to find another one selecting the same backups.
     pub policies: &'a [Policy],
+    /// Where each account's backups are, to find another policy on the same backups through
+    /// another account; `None` (no config): accounts are compared by name.
+    pub places: Option<&'a Places>,
     /// Entries the provider saw that the selection does not match (see
     /// `Provider::unmatched`), for a listing that selected nothing.
     pub unmatched: Option<usize>,
@@ -114,7 +119,8 @@ pub struct Checks<'a> {
 
 /// The plan of a listing with every guard: the plan's own, another policy on the same
 /// backups, the bound for unapproved policies, and the listing-drop guard. Returns the plan,
-/// the listing's complete backups per group, and whether the listing-drop guard blocked it.
+/// the listing's complete backups per group, and whether the listing itself is suspect (the
+/// listing-drop guard, or a repeated backup), so that it is no baseline for the next run.
 pub fn guarded_plan<'a>(
     policy: &Policy,
     backups: &'a [Backup],
@@ -135,7 +141,14 @@ pub fn guarded_plan<'a>(
         plan.warnings
             .push(format!("accepted once with --accept-max-delete: {limits}"));
     }
-    if let Some(reason) = plan::overlap(policy, backups, checks.policies) {
+    let repeated = plan::repeated_backups(backups);
+    let listing_suspect = repeated.is_some();
+    if let Some(reason) = repeated {
+        plan.block(reason);
+    }
+    let by_name = Places::default();
+    let places = checks.places.unwrap_or(&by_name);
+    if let Some(reason) = plan::overlap(policy, backups, checks.policies, places) {
         plan.block(reason);
     }
     if policy.mode == Mode::Enforce
@@ -159,7 +172,7 @@ pub fn guarded_plan<'a>(
         }
         _ => None,
     };
-    let blocked = dropped.is_some();
+    let blocked = listing_suspect || dropped.is_some();
     if let Some(reason) = dropped {
         plan.block(reason);
     }
@@ -250,6 +263,7 @@ pub async fn run_policy<'a>(
         // A dry run deletes nothing, so the bound has nothing to hold back (`plan` shows it).
         approved: Some(approved || options.dry_run.is_some()),
         policies: options.policies,
+        places: Some(options.places),
         unmatched: match backups.is_empty() {
             true => provider.unmatched(),
             false => None,

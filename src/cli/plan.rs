@@ -58,6 +58,7 @@ pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Ou
         (None, None) => unreachable!("a config is loaded unless --policies is given"),
     };
     let all_policies = policies.clone();
+    let places = config.as_ref().map(policy::Config::places);
     let policies = select_policies(policies, args.names)?;
     let saved = match args.listing {
         Some(path) => Some(Listing::read(path).map_err(|e| Failure::new(exit::INVALID, e))?),
@@ -125,6 +126,7 @@ pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Ou
                     accept_max_delete: args.accept_max_delete,
                     approved,
                     policies: &all_policies,
+                    places: places.as_ref(),
                     unmatched: match (backups.is_empty(), opened.get(i)) {
                         (true, Some(Ok(provider))) => provider.unmatched(),
                         _ => None,

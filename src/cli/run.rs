@@ -58,6 +58,7 @@ pub(super) fn run_policies(
     let (policies, _locks, skipped) = lock_policies(&journal, policies, &stop);
     reports.extend(skipped);
     let started_at = Timestamp::now();
+    let places = config.places();
     let providers = open_providers(&policies, config);
     let listings = list_policies(&providers);
     // From here on Ctrl-C lets the deletions in flight finish and sends no more.
@@ -91,6 +92,7 @@ pub(super) fn run_policies(
             accept_max_delete: settings.accept_max_delete,
             approve: settings.approve,
             policies: all_policies,
+            places: &places,
             reviewed,
             started_at,
             now: Timestamp::now(),

@@ -75,7 +75,8 @@ pub(super) fn validate(
         return Err(Failure::invalid(errors));
     }
     let config_warnings = config.iter().flat_map(Config::warnings);
-    for warning in policy::overlap_warnings(&policies)
+    let places = config.as_ref().map(Config::places).unwrap_or_default();
+    for warning in policy::overlap_warnings(&policies, &places)
         .into_iter()
         .chain(config_warnings)
     {

@@ -192,6 +192,7 @@ async fn run_once(
         .iter()
         .map(|e| (*e.policy).clone())
         .collect();
+    let places = context.config.places();
     let options = runner::Options {
         command: "daemon",
         dry_run: runner::dry_run_reason(policy, false, &context.config),
@@ -199,6 +200,7 @@ async fn run_once(
         accept_max_delete: false,
         approve: false,
         policies: &policies,
+        places: &places,
         reviewed: None,
         started_at: started,
         now: jobs.clock.now(),

@@ -5,7 +5,7 @@
 pub mod file;
 
 use crate::model::{Backup, Status};
-use crate::policy::{Mode, Policy};
+use crate::policy::{Mode, Places, Policy};
 use crate::retention::{self, Reason};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -319,18 +319,65 @@ pub fn listing_drop(
     })
 }
 
+/// Why a listing may not delete anything, if it names one backup (a `(group, id)` pair) more
+/// than once: a repeated backup spends the keep rules' budget twice, so its neighbour is
+/// deleted, and a backup listed as both kept and deleted would be deleted. Providers repeat
+/// one when their list shifts between pages, or when `select` names an id twice.
+pub fn repeated_backups(backups: &[Backup]) -> Option<String> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let key = |b: &Backup| hasher.hash_one((b.group.as_str(), b.id.as_str()));
+    // Hashes sorted, not a set of a million names: equal hashes are then neighbours, and
+    // only those few backups are compared by name.
+    let mut hashes: Vec<u64> = backups.iter().map(key).collect();
+    hashes.sort_unstable();
+    let suspects: HashSet<u64> = hashes
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    drop(hashes);
+    if suspects.is_empty() {
+        return None;
+    }
+    let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for b in backups.iter().filter(|b| suspects.contains(&key(b))) {
+        *seen.entry((b.group.as_str(), b.id.as_str())).or_insert(0) += 1;
+    }
+    let repeated: Vec<String> = seen
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((group, id), n)| format!("{id} (group {}) {n} times", group_label(group)))
+        .collect();
+    let (first, more) = repeated.split_first()?;
+    let more = match more.len() {
+        0 => String::new(),
+        n => format!(" and {n} more repeated backups"),
+    };
+    Some(format!(
+        "the listing names backup {first}{more}: a repeated backup spends the keep rules' budget twice and could delete a backup the plan keeps, so nothing is deleted; the provider's listing is inconsistent (a list that changed between pages, or an id named twice in `select`): run again later, and if it stays, look at `retentiond list --format json`"
+    ))
+}
+
 /// Two policies of one account that select the same backups undo each other: each deletes
 /// what only the other keeps (`daily 7` and `monthly 12` on the same files leave almost
 /// nothing). Why `policy` may not delete, if another policy of its account selects a backup of
 /// its listing that it selects too.
-pub fn overlap(policy: &Policy, backups: &[Backup], policies: &[Policy]) -> Option<String> {
+/// Accounts are compared by where their backups are (`places`): a folder and a symlink to it,
+/// two accounts on one bucket, are one place.
+pub fn overlap(
+    policy: &Policy,
+    backups: &[Backup],
+    policies: &[Policy],
+    places: &Places,
+) -> Option<String> {
     let selects = |p: &Policy, b: &Backup| {
         p.select
             .selects(b.name.as_deref().unwrap_or(&b.id), &b.group, &b.tags)
     };
     let mut found = Vec::new();
     for other in policies.iter().filter(|o| {
-        o.account == policy.account
+        places.same(&o.account, &policy.account)
             && o.name != policy.name
             && !o.select.lists_apart_from(&policy.select)
     }) {
@@ -346,8 +393,15 @@ pub fn overlap(policy: &Policy, backups: &[Backup], policies: &[Policy]) -> Opti
         } else {
             String::new()
         };
+        let account = match other.account == policy.account {
+            true => String::new(),
+            false => format!(
+                " of account {}, which reaches the same backups as account {},",
+                other.account, policy.account
+            ),
+        };
         found.push(format!(
-            "policy {} ({}) also selects backup {} (group {}){more}",
+            "policy {} ({}){account} also selects backup {} (group {}){more}",
             other.name,
             other.file.display(),
             first.id,

@@ -166,7 +166,79 @@ impl AccountSettings {
     }
 }
 
+impl AccountSettings {
+    /// Where the account's backups are, written the same way for two accounts that reach the
+    /// same backups: a folder's canonical path (a symlink to it is the folder), a bucket at
+    /// its endpoint, a cloud, a portal, a project's region. Reads the file system (a folder's
+    /// real path); a path that cannot be resolved is compared as written.
+    pub fn place(&self, kind: ProviderKind) -> String {
+        let site = |base: &str| match url::Url::parse(base) {
+            Ok(u) => format!(
+                "{}://{}:{}{}",
+                u.scheme(),
+                u.host_str().unwrap_or_default().trim_end_matches('.'),
+                u.port_or_known_default().unwrap_or_default(),
+                u.path().trim_end_matches('/')
+            ),
+            Err(_) => base.to_string(),
+        };
+        match self {
+            AccountSettings::Local { path } => {
+                let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                format!("local {}", real.display())
+            }
+            AccountSettings::Docspace { base_url, .. } => format!("{kind} {}", site(base_url)),
+            AccountSettings::Cloudinary {
+                base_url,
+                cloud_name,
+                ..
+            } => format!("{kind} {} {cloud_name}", site(base_url)),
+            AccountSettings::Huawei {
+                region,
+                project_id,
+                endpoint,
+                ..
+            } => {
+                let at = endpoint.as_deref().map_or_else(|| region.clone(), site);
+                format!("{kind} {at} {project_id}")
+            }
+            AccountSettings::S3 {
+                endpoint,
+                region,
+                bucket,
+                ..
+            } => {
+                let aws = format!("https://s3.{region}.amazonaws.com");
+                format!("{kind} {} {bucket}", site(endpoint.as_deref().unwrap_or(&aws)))
+            }
+        }
+    }
+}
+
+/// Each account's place ([`AccountSettings::place`]), to find two accounts that reach the
+/// same backups.
+#[derive(Clone, Debug, Default)]
+pub struct Places(BTreeMap<String, String>);
+
+impl Places {
+    /// Whether accounts `a` and `b` reach the same backups (an account reaches its own; an
+    /// account the config does not name is compared by name alone).
+    pub fn same(&self, a: &str, b: &str) -> bool {
+        a == b || matches!((self.0.get(a), self.0.get(b)), (Some(x), Some(y)) if x == y)
+    }
+}
+
 impl Config {
+    /// Every account's place.
+    pub fn places(&self) -> Places {
+        Places(
+            self.accounts
+                .iter()
+                .map(|(name, a)| (name.clone(), a.settings.place(a.kind)))
+                .collect(),
+        )
+    }
+
     /// Resolves every secret reference of every account (reading the environment, files and
     /// `$CREDENTIALS_DIRECTORY`), as the daemon does at start and on reload; an error per
     /// reference that does not resolve, naming it and never a value.
@@ -560,7 +632,13 @@ fn parse_account(name: &str, node: &Node, base: &Path, d: &mut Diagnostics) -> O
         }
         ProviderKind::Csbs | ProviderKind::Cbr | ProviderKind::Taurusdb => {
             let region = required("region", d);
+            check_region(&path, region.as_deref(), &fields, d);
             let project_id = required("project_id", d);
+            if let (Some(id), Some(node)) = (&project_id, fields.get("project_id"))
+                && !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                d.error(node.pos, format!("`{path}.project_id: {id}` is not a project id: letters, digits and `-` (the console's My Credentials page lists it per region)"));
+            }
             let auth = match fields.get("auth") {
                 Some(n) => parse_huawei_auth(n, &format!("{path}.auth"), d),
                 None => {
@@ -619,6 +697,7 @@ fn parse_s3(
     url: impl Fn(&str, &mut Diagnostics) -> Option<String>,
 ) -> Option<AccountSettings> {
     let region = required("region", d);
+    check_region(path, region.as_deref(), fields, d);
     let bucket = required("bucket", d);
     if let (Some(name), Some(node)) = (&bucket, fields.get("bucket"))
         && !valid_bucket(name)
@@ -828,23 +907,56 @@ fn secret_ref(node: &Node, path: &str, d: &mut Diagnostics) -> Option<SecretRef>
     parsed
 }
 
-/// https anywhere; plain http only to loopback hosts (tests, local proxies).
+/// https anywhere; plain http only to loopback hosts (tests, local proxies). Parsed with a URL
+/// parser, as the HTTP client will read it: no `user:password@` (it hides the real host after
+/// the `@`), no `?` or `#` (the request paths are appended to the base).
 fn check_url(text: &str, pos: Pos, path: &str, d: &mut Diagnostics) -> bool {
-    let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    let problem = match url::Url::parse(text) {
+        Err(e) => Some(format!("is not a URL ({e})")),
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => Some(
+            "has a `user:password@` part: the host is what follows the `@`; write the account's credentials in their own keys and the URL without them".to_string(),
+        ),
+        Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+            Some("has a `?` or `#` part: write the base address only".to_string())
+        }
+        Ok(u) => {
+            let loopback = match u.host() {
+                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            let ok = u.host().is_some()
+                && (u.scheme() == "https" || (u.scheme() == "http" && loopback));
+            (!ok).then(|| {
+                "must be an https:// URL (plain http:// only for loopback hosts such as 127.0.0.1)"
+                    .to_string()
+            })
+        }
     };
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let ok = !host.is_empty() && (scheme == "https" || (scheme == "http" && loopback));
-    if !ok {
-        d.error(pos, format!("`{path}: {text}` must be an https:// URL (plain http:// only for loopback hosts such as 127.0.0.1)"));
+    if let Some(problem) = &problem {
+        d.error(pos, format!("`{path}: {text}` {problem}"));
     }
-    ok
+    problem.is_none()
+}
+
+/// A region as providers spell it (`ap-southeast-1`, `us-east-1`, `auto`): it becomes part of
+/// a host name, so nothing else may pass (`x.evil.com#` would send the requests elsewhere).
+fn valid_region(region: &str) -> bool {
+    (1..=64).contains(&region.len())
+        && region.starts_with(|c: char| c.is_ascii_lowercase())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Checks the `region` key of an account, if it is there and not a region.
+fn check_region(path: &str, region: Option<&str>, fields: &read::Fields, d: &mut Diagnostics) {
+    if let (Some(region), Some(node)) = (region, fields.get("region"))
+        && !valid_region(region)
+    {
+        d.error(node.pos, format!("`{path}.region: {region}` is not a region name: lowercase letters, digits and `-`, such as `ap-southeast-1` (it becomes part of the endpoint's host name)"));
+    }
 }
 
 fn provider_names() -> String {
@@ -927,8 +1039,25 @@ mod tests {
             "ftp://127.0.0.1",
             "docs.example.com",
             "http://10.0.0.1",
+            // The host is what follows the `@`, whatever comes before it.
+            "http://localhost:1@192.0.2.2",
+            "http://[::1]@192.0.2.2",
+            "http://127.0.0.1:x@192.0.2.2/",
+            "https://user:pw@docs.example.com",
+            "https://docs.example.com/#",
+            "https://docs.example.com/?a=b",
         ] {
             assert!(!check_url(bad, Pos::default(), "u", &mut d), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regions_are_names_not_hosts() {
+        for ok in ["ap-southeast-1", "us-east-1", "auto", "eu-west-101"] {
+            assert!(valid_region(ok), "{ok}");
+        }
+        for bad in ["x.evil.com#", "", "ap-southeast-1/", "Ap-1", "-x", "a b"] {
+            assert!(!valid_region(bad), "{bad}");
         }
     }
 }

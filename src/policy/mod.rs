@@ -10,7 +10,7 @@ pub mod schema;
 pub mod select;
 pub mod yaml;
 
-pub use config::{Account, AccountSettings, Config, Secret, SecretRef};
+pub use config::{Account, AccountSettings, Config, Places, Secret, SecretRef};
 pub use definition::{Guard, Mode, Policy, Schedule};
 pub use diag::Diagnostic;
 pub use select::{ProviderKind, Select};
@@ -306,13 +306,20 @@ fn located(file: &Path, pos: Pos, message: String) -> Diagnostic {
 /// Whether a file's top level is a daemon config (used by `validate` to tell files apart).
 /// Warnings about policies of one account whose selections plainly take the same backups
 /// (seen from the files alone; `plan` and `run` find every overlap in the listing and block).
-pub fn overlap_warnings(policies: &[Policy]) -> Vec<String> {
+pub fn overlap_warnings(policies: &[Policy], places: &Places) -> Vec<String> {
     let mut warnings = Vec::new();
     for (i, a) in policies.iter().enumerate() {
         for b in &policies[i + 1..] {
-            if a.account == b.account && a.select.plainly_overlaps(&b.select) {
+            if places.same(&a.account, &b.account) && a.select.plainly_overlaps(&b.select) {
+                let accounts = match a.account == b.account {
+                    true => format!("of account {}", a.account),
+                    false => format!(
+                        "of accounts {} and {} (which reach the same backups)",
+                        a.account, b.account
+                    ),
+                };
                 warnings.push(format!(
-                    "{}:{}:{}: policies {} and {} ({}:{}:{}) of account {} select the same backups: each would delete what only the other keeps, so plan and run block both; make their `select` disjoint, or write one policy with both sets of keep rules",
+                    "{}:{}:{}: policies {} and {} ({}:{}:{}) {} select the same backups: each would delete what only the other keeps, so plan and run block both; make their `select` disjoint, or write one policy with both sets of keep rules",
                     a.file.display(),
                     a.name_pos.line,
                     a.name_pos.column,
@@ -321,7 +328,7 @@ pub fn overlap_warnings(policies: &[Policy]) -> Vec<String> {
                     b.file.display(),
                     b.name_pos.line,
                     b.name_pos.column,
-                    a.account
+                    accounts
                 ));
             }
         }

@@ -334,11 +334,19 @@ pub fn parse_select(node: &Node, d: &mut Diagnostics) -> Select {
     let list = |k: &str, d: &mut Diagnostics| {
         let path = format!("select.{k}");
         let items = fields.get(k).and_then(|n| read::strings(n, &path, d));
-        items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect()
+        let items = items.unwrap_or_default();
+        for (i, (item, pos)) in items.iter().enumerate() {
+            if let Some((_, first)) = items[..i].iter().find(|(earlier, _)| earlier == item) {
+                d.error(
+                    *pos,
+                    format!(
+                        "`{path}` names `{item}` again (first at line {}): a repeated id is listed twice, and the plan would count its backups twice; remove this one",
+                        first.line
+                    ),
+                );
+            }
+        }
+        items.into_iter().map(|(s, _)| s).collect()
     };
     select.name = fields
         .get("name")

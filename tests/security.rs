@@ -1,0 +1,179 @@
+//! The security review's findings (issue 34), each pinned by what a user or a provider would
+//! see: repeated backups in a listing, accounts that reach the same backups, state files and
+//! symlinks, oversized answers, names that would forge a terminal's view, URLs that would leave
+//! loopback in plaintext.
+
+mod common;
+
+use common::cloudinary;
+use common::huawei::{self, Fake as Huawei};
+use common::target::{Fake, Kind, Target};
+use common::{json, retentiond_in, write};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn run(dir: &Path, args: &[&str]) -> common::Output {
+    let mut all = vec!["--config", "retentiond.yaml"];
+    all.extend_from_slice(args);
+    retentiond_in(dir, &all)
+}
+
+/// Five daily backups of one group, as a listing file; `repeat` lists the newest twice.
+fn five_days(repeat: bool) -> String {
+    let mut backups: Vec<String> = (1..=5)
+        .rev()
+        .map(|day| {
+            format!(
+                r#"{{"id": "b{day}", "group": "g", "created_at": "2026-11-0{day}T03:00:00Z", "status": "complete"}}"#
+            )
+        })
+        .collect();
+    if repeat {
+        backups.insert(1, backups[0].clone());
+    }
+    format!("{{\"backups\": [{}]}}", backups.join(",\n"))
+}
+
+#[test]
+fn a_saved_listing_that_repeats_a_backup_blocks_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        "name: p\naccount: a\nmode: enforce\nkeep: {last: 3}\ntimezone: UTC\n",
+    );
+    let plan = |listing: &str| {
+        write(dir.path(), "listing.json", listing);
+        retentiond_in(
+            dir.path(),
+            &[
+                "plan",
+                "--policies",
+                "policies",
+                "--listing",
+                "listing.json",
+                "--format",
+                "json",
+            ],
+        )
+    };
+    // Without the repeat: b1 and b2 go.
+    let out = plan(&five_days(false));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json(&out.stdout)["policies"][0]["summary"]["delete"], 2);
+
+    // With b5 listed twice, `last: 3` would have spent its budget on b5 twice and deleted b3.
+    let out = plan(&five_days(true));
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    let blocked = json(&out.stdout)["policies"][0]["blocked"].clone();
+    assert!(
+        blocked.as_str().unwrap().starts_with(
+            "the listing names backup b5 (group g) 2 times: a repeated backup spends the keep rules' budget twice and could delete a backup the plan keeps, so nothing is deleted"
+        ),
+        "{blocked}"
+    );
+}
+
+#[test]
+fn a_paged_listing_that_repeats_a_backup_deletes_nothing() {
+    // Offset paging (CBR): the list shifted between pages, one backup came back on the next
+    // page; the listing is refused as incomplete.
+    let mut backups = huawei::cbr_backups("srv-a", 10);
+    let again = backups[3].clone();
+    backups.insert(4, again);
+    let fake = Huawei::start_cbr(backups);
+    fake.state.lock().unwrap().cbr_page = 4;
+    let t = Target::with(Kind::Cbr, Fake::Huawei(fake), "{last: 3}", "");
+    let before = t.held();
+    let out = t.run(&["run"]);
+    assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("backup srv-a-bk-003 came on two pages: the list changed while paging; the listing is not complete (run again); nothing was deleted"),
+        "{}",
+        out.stderr
+    );
+    assert!(t.server().lines("DELETE").is_empty());
+    assert_eq!(t.held(), before);
+
+    // Cursor paging (Cloudinary): an asset that comes back on a later page is read once, so
+    // its versions are neither counted twice nor deleted against the plan.
+    let mut assets: Vec<_> = (1..=3)
+        .map(|n| cloudinary::asset(n, &format!("products/p{n}"), 8, 0))
+        .collect();
+    assets.push(assets[0].clone());
+    let t = Target::with(
+        Kind::Cloudinary,
+        Fake::Cloudinary(cloudinary::Fake::start(assets, 2)),
+        "{last: 3}",
+        "",
+    );
+    let planned = t.plan();
+    assert_eq!((planned.keep.len(), planned.delete.len()), (9, 15));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let sent = t.delete_requests();
+    assert!(sent.values().all(|n| *n == 1), "{sent:?}");
+    assert_eq!(sent.into_keys().collect::<BTreeSet<_>>(), planned.delete);
+}
+
+#[test]
+fn validate_refuses_an_id_named_twice_in_select() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        "policies: policies\nstate_dir: state\naccounts:\n  cld: { provider: cloudinary, cloud_name: demo, api_key: \"${env:TEST_CLD_KEY}\", api_secret: \"${env:TEST_CLD_SECRET}\" }\n",
+    );
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        "name: p\naccount: cld\nkeep: {last: 3}\nselect:\n  asset_ids:\n    - 0a1b\n    - 0a1b\n",
+    );
+    let out = run(dir.path(), &["validate"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "policies/p.yaml:7:7: `select.asset_ids` names `0a1b` again (first at line 6): a repeated id is listed twice"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn two_accounts_on_one_folder_are_one_place_for_the_overlap_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\nstate_dir: state\naccounts:\n  files: { provider: local, path: backups }\n  mirror: { provider: local, path: link }\n",
+    );
+    for day in 1..=30 {
+        write(d, &format!("backups/db-202611{day:02}.sql.gz"), "");
+    }
+    std::os::unix::fs::symlink(d.join("backups"), d.join("link")).unwrap();
+    let policy = |name: &str, account: &str, keep: &str| {
+        format!(
+            "name: {name}\naccount: {account}\nmode: enforce\nselect: {{ pattern: '^db-(?P<ts>\\d{{8}})\\.sql\\.gz$' }}\nkeep: {keep}\n"
+        )
+    };
+    write(d, "policies/short.yaml", &policy("short", "files", "{last: 3}"));
+    write(d, "policies/archive.yaml", &policy("archive", "mirror", "{weekly: 4}"));
+    let out = run(d, &["validate"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("policies archive and short (policies/short.yaml:1:7) of accounts mirror and files (which reach the same backups) select the same backups"),
+        "{}",
+        out.stderr
+    );
+    common::approve_all(d);
+    let out = run(d, &["run", "--policy", "short"]);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("policy short: BLOCKED, nothing was deleted: policy archive (policies/archive.yaml) of account mirror, which reaches the same backups as account files, also selects backup db-20261101.sql.gz"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_dir(d.join("backups")).unwrap().count(), 30);
+}
