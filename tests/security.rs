@@ -177,3 +177,115 @@ fn two_accounts_on_one_folder_are_one_place_for_the_overlap_guard() {
     );
     assert_eq!(std::fs::read_dir(d.join("backups")).unwrap().count(), 30);
 }
+
+/// The uid this test runs as (the owner of `/proc/self`).
+fn uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid()
+}
+
+#[test]
+fn a_manual_root_run_leaves_state_files_the_daemons_user_can_use() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+    use std::os::unix::process::CommandExt;
+    if uid() != 0 {
+        eprintln!("skipped: switching between root and another user needs root");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\nstate_dir: state\naccounts:\n  files: { provider: local, path: backups }\n",
+    );
+    write(
+        d,
+        "policies/p.yaml",
+        "name: p\naccount: files\nmode: enforce\nschedule: \"* * * * * *\"\nselect: { pattern: '^db-(?P<ts>\\d{8})\\.sql$' }\nkeep: {last: 3}\n",
+    );
+    for day in 1..=10 {
+        write(d, &format!("backups/db-202611{day:02}.sql"), "");
+    }
+    // The package's layout: the state folder and the backups belong to the daemon's user.
+    std::fs::create_dir(d.join("state")).unwrap();
+    for path in [d.join("state"), d.join("backups")] {
+        chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    for entry in std::fs::read_dir(d.join("backups")).unwrap() {
+        chown(entry.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+
+    // An operator's `sudo retentiond approve --all` and `sudo retentiond run --dry-run`.
+    common::approve_all(d);
+    let out = run(d, &["run", "--dry-run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let meta = |p: &str| std::fs::symlink_metadata(d.join(p)).unwrap();
+    for (path, mode) in [
+        ("state/journal.sqlite", 0o600),
+        ("state/locks", 0o700),
+        ("state/locks/p.lock", 0o600),
+    ] {
+        assert_eq!(meta(path).uid(), NOBODY, "{path} belongs to the state folder's owner");
+        assert_eq!(meta(path).mode() & 0o777, mode, "{path}");
+    }
+
+    // The daemon, as the state folder's user, runs the policy on its schedule.
+    let log = d.join("daemon.log");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"));
+    daemon
+        .args(["--config", "retentiond.yaml", "daemon"])
+        .current_dir(d)
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .gid(NOBODY)
+        .uid(NOBODY);
+    let mut daemon = daemon.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let count = || std::fs::read_dir(d.join("backups")).unwrap().count();
+    while count() > 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(count(), 3, "the daemon's run deleted down to 3:\n{logged}");
+    assert!(!logged.contains("Permission denied"), "{logged}");
+}
+
+#[test]
+fn no_state_or_plan_file_is_written_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\nstate_dir: state\naccounts:\n  files: { provider: local, path: backups }\n",
+    );
+    write(
+        d,
+        "policies/p.yaml",
+        "name: p\naccount: files\nselect: { pattern: '^db-(?P<ts>\\d{8})\\.sql$' }\nkeep: {last: 3}\n",
+    );
+    write(d, "backups/db-20261101.sql", "");
+    write(d, "victim", "precious");
+    std::fs::create_dir_all(d.join("state/locks")).unwrap();
+    std::os::unix::fs::symlink(d.join("victim"), d.join("state/locks/p.lock")).unwrap();
+    let out = run(d, &["run", "--dry-run"]);
+    assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("state/locks/p.lock: ")
+            && out.stderr.contains("it is a symbolic link; retentiond never opens a state file through one"),
+        "{}",
+        out.stderr
+    );
+    // The plan file's temporary name is its own: a link left at the old `F.tmp` is untouched.
+    std::os::unix::fs::symlink(d.join("victim"), d.join("plan.json.tmp")).unwrap();
+    let out = run(d, &["plan", "--out", "plan.json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(json(&std::fs::read_to_string(d.join("plan.json")).unwrap())["policies"].is_array());
+    assert_eq!(std::fs::read_to_string(d.join("victim")).unwrap(), "precious");
+}

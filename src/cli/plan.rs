@@ -185,14 +185,34 @@ pub(super) fn write_plan_file(path: &Path, reports: &[PolicyReport]) -> Result<(
             format!("cannot write the plan to {}: {e}", path.display()),
         )
     };
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+    // A name of this process's own, created anew (never an existing file, never through a
+    // symlink someone left there), then renamed over `path`.
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{}.tmp", std::process::id()));
     let temporary = path.with_file_name(name);
-    let mut file = io::BufWriter::new(std::fs::File::create(&temporary).map_err(failure)?);
-    render::json(&mut file, reports).map_err(failure)?;
-    file.into_inner()
-        .map_err(|e| failure(e.into_error()))?
-        .sync_all()
-        .map_err(failure)?;
-    std::fs::rename(&temporary, path).map_err(failure)
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)
+        .map_err(|e| {
+            Failure::new(
+                exit::INVALID,
+                format!(
+                    "cannot write the plan to {}: cannot create {}: {e}",
+                    path.display(),
+                    temporary.display()
+                ),
+            )
+        })?;
+    let written = (|| {
+        let mut file = io::BufWriter::new(created);
+        render::json(&mut file, reports)?;
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written.map_err(failure)
 }

@@ -8,6 +8,7 @@
 //! version is refused, never rewritten. One process runs a policy at a time: [`Journal::lock`]
 //! takes a file lock per policy under `state_dir/locks`.
 
+pub mod files;
 pub mod git;
 pub mod pg;
 pub mod store;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use files::create_private_dir;
 use store::{Row, Tx, Value};
 
 pub const FILE: &str = "journal.sqlite";
@@ -371,7 +373,9 @@ impl Journal {
     pub fn open(state_dir: &Path) -> Result<Journal> {
         create_private_dir(state_dir)?;
         let path = state_dir.join(FILE);
-        let conn = Connection::open(&path).map_err(sql_error(&path, "open it"))?;
+        files::prepare_journal(state_dir, &path)?;
+        let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(&path, flags).map_err(sql_error(&path, "open it"))?;
         let journal = Journal::configure(conn, state_dir, path, true)?;
         journal.migrate()?;
         Ok(journal)
@@ -420,7 +424,8 @@ impl Journal {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(&path, flags)
             .map_err(sql_error(&path, "open it"))?;
         let journal = Journal::configure(conn, state_dir, path, false)?;
         let version = journal.version()?;
@@ -579,11 +584,10 @@ impl Journal {
                 }
             };
         }
-        let locks = self.dir.join("locks");
-        create_private_dir(&locks)?;
+        let locks = files::private_subdir(&self.dir, "locks")?;
         // Policy names are letters, digits, `.`, `_` and `-`, never `.` or `..` alone.
         let path = locks.join(format!("{policy}.lock"));
-        take_lock(&path, |pid| {
+        take_lock(&self.dir, &path, |pid| {
             format!("policy {policy} is being run by another retentiond process{pid}; skipped")
         })
     }
@@ -1313,7 +1317,7 @@ impl Journal {
 /// Takes the daemon's lock on a state folder (creating it): one daemon per host and journal.
 pub fn lock_daemon(state_dir: &Path) -> Result<PolicyLock> {
     create_private_dir(state_dir)?;
-    take_lock(&state_dir.join("daemon.lock"), |pid| {
+    take_lock(state_dir, &state_dir.join("daemon.lock"), |pid| {
         format!(
             "another retentiond daemon{pid} uses the state folder {}; one daemon per state_dir",
             state_dir.display()
@@ -1339,14 +1343,8 @@ pub fn host_name() -> Option<String> {
 }
 
 /// Takes an advisory lock on `path` (writing our pid into it), or says who holds it.
-fn take_lock(path: &Path, held: impl Fn(&str) -> String) -> Result<PolicyLock> {
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| JournalError(format!("cannot open {}: {e}", path.display())))?;
+fn take_lock(state_dir: &Path, path: &Path, held: impl Fn(&str) -> String) -> Result<PolicyLock> {
+    let mut file = files::open_private(state_dir, path)?;
     match file.try_lock() {
         Ok(()) => {
             use std::io::{Seek, Write};
@@ -1385,21 +1383,6 @@ fn absolute(file: &Path) -> String {
         .unwrap_or_else(|_| file.to_path_buf())
         .display()
         .to_string()
-}
-
-/// Creates a folder (and its parents) readable only by this user.
-fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            JournalError(format!(
-                "cannot create the state folder {}: {e}; set state_dir in the config to a writable folder",
-                dir.display()
-            ))
-        })
 }
 
 #[cfg(test)]
