@@ -45,5 +45,13 @@ echo "== remove: the config stays"
 $sudo dpkg -r retentiond
 [ -f /etc/retentiond/retentiond.yaml ] || { echo "FAIL: remove took the config"; exit 1; }
 [ ! -e /usr/bin/retentiond ] || { echo "FAIL: the binary stayed"; exit 1; }
+
+echo "== reinstall after remove: the unit is not left masked"
+$sudo dpkg -i "$deb"
+if [ "$(readlink /etc/systemd/system/retentiond.service 2>/dev/null)" = /dev/null ]; then
+    echo "FAIL: the unit stayed masked after a reinstall"
+    exit 1
+fi
+echo "ok: not masked"
 $sudo dpkg --purge retentiond
 echo "ok: installed, checked, removed and purged"

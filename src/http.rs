@@ -101,6 +101,29 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The most a response body may hold once decompressed (64 MiB): the largest provider pages
+/// are a few MB, and a broken or hostile endpoint must not fill the host's memory (1 MB of
+/// gzip inflates to 1 GiB).
+pub const MAX_BODY: usize = 64 << 20;
+
+enum BodyError {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+/// Reads a body a chunk at a time (gzip is inflated as it arrives), up to [`MAX_BODY`].
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    let announced = response.content_length().unwrap_or(0);
+    let mut body = Vec::with_capacity(announced.min(1 << 20) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 pub const USER_AGENT: &str = concat!("retentiond/", env!("CARGO_PKG_VERSION"));
 
 /// Per-account HTTP settings (`http:` in an account of the config).
@@ -455,9 +478,19 @@ impl Http {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = match response.bytes().await {
-            Ok(body) => body.to_vec(),
-            Err(e) => return self.transport_error(call, &e),
+        let body = match read_body(response).await {
+            Ok(body) => body,
+            Err(BodyError::Transport(e)) => return self.transport_error(call, &e),
+            Err(BodyError::TooLarge) => {
+                return Attempt::Fatal(self.error(
+                    call,
+                    ErrorKind::BadResponse,
+                    format!(
+                        "the response is larger than {} MiB (after decompression); no provider answer is that large, so the endpoint is broken or not the provider's: the listing is not complete",
+                        MAX_BODY >> 20
+                    ),
+                ));
+            }
         };
         if status.is_success() {
             return Attempt::Done(Response {

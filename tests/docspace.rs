@@ -171,6 +171,40 @@ fn a_listing_cut_off_mid_body_deletes_nothing() {
 }
 
 #[test]
+fn a_gzip_bomb_is_refused_without_filling_memory() {
+    let fake = Fake::start(docspace::daily(12));
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &fake, ENFORCE);
+    // 80 MiB of JSON whitespace in about 80 KB of gzip: a valid JSON document once inflated,
+    // were it read whole.
+    let gzip = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "{ head -c 83886080 /dev/zero | tr '\\0' ' '; echo '{}'; } | gzip -1",
+        ])
+        .output()
+        .expect("gzip");
+    assert!(gzip.status.success() && gzip.stdout.len() < 1 << 20);
+    fake.server.fault(
+        "GET",
+        "getbackuphistory",
+        None,
+        Fault::Reply(
+            Reply::raw(200, "application/json", gzip.stdout)
+                .with_header("Content-Encoding", "gzip"),
+        ),
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_listing_failed(
+        &out,
+        &fake,
+        "the response is larger than 64 MiB (after decompression)",
+    );
+    // Refused, not retried: one request.
+    assert_eq!(fake.server.lines("GET").len(), 1);
+}
+
+#[test]
 fn an_html_page_with_200_is_not_a_listing() {
     let fake = Fake::start(docspace::daily(12));
     let dir = tempfile::tempdir().unwrap();

@@ -158,8 +158,16 @@ fn two_accounts_on_one_folder_are_one_place_for_the_overlap_guard() {
             "name: {name}\naccount: {account}\nmode: enforce\nselect: {{ pattern: '^db-(?P<ts>\\d{{8}})\\.sql\\.gz$' }}\nkeep: {keep}\n"
         )
     };
-    write(d, "policies/short.yaml", &policy("short", "files", "{last: 3}"));
-    write(d, "policies/archive.yaml", &policy("archive", "mirror", "{weekly: 4}"));
+    write(
+        d,
+        "policies/short.yaml",
+        &policy("short", "files", "{last: 3}"),
+    );
+    write(
+        d,
+        "policies/archive.yaml",
+        &policy("archive", "mirror", "{weekly: 4}"),
+    );
     let out = run(d, &["validate"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
@@ -228,7 +236,11 @@ fn a_manual_root_run_leaves_state_files_the_daemons_user_can_use() {
         ("state/locks", 0o700),
         ("state/locks/p.lock", 0o600),
     ] {
-        assert_eq!(meta(path).uid(), NOBODY, "{path} belongs to the state folder's owner");
+        assert_eq!(
+            meta(path).uid(),
+            NOBODY,
+            "{path} belongs to the state folder's owner"
+        );
         assert_eq!(meta(path).mode() & 0o777, mode, "{path}");
     }
 
@@ -278,7 +290,9 @@ fn no_state_or_plan_file_is_written_through_a_symlink() {
     assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("state/locks/p.lock: ")
-            && out.stderr.contains("it is a symbolic link; retentiond never opens a state file through one"),
+            && out
+                .stderr
+                .contains("it is a symbolic link; retentiond never opens a state file through one"),
         "{}",
         out.stderr
     );
@@ -287,5 +301,8 @@ fn no_state_or_plan_file_is_written_through_a_symlink() {
     let out = run(d, &["plan", "--out", "plan.json"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(json(&std::fs::read_to_string(d.join("plan.json")).unwrap())["policies"].is_array());
-    assert_eq!(std::fs::read_to_string(d.join("victim")).unwrap(), "precious");
+    assert_eq!(
+        std::fs::read_to_string(d.join("victim")).unwrap(),
+        "precious"
+    );
 }

@@ -141,7 +141,10 @@ mod tests {
         let journal = state.join("journal.sqlite");
         std::os::unix::fs::symlink(&victim, state.join("journal.sqlite-wal")).unwrap();
         let err = prepare_journal(&state, &journal).unwrap_err().to_string();
-        assert!(err.contains("journal.sqlite-wal is a symbolic link"), "{err}");
+        assert!(
+            err.contains("journal.sqlite-wal is a symbolic link"),
+            "{err}"
+        );
     }
 
     #[test]

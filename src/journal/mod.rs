@@ -16,6 +16,7 @@ pub mod store;
 use crate::model::{Backup, Status};
 use crate::plan::{Baseline, PolicyPlan};
 use crate::sql_params;
+use files::create_private_dir;
 use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
@@ -26,7 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use files::create_private_dir;
 use store::{Row, Tx, Value};
 
 pub const FILE: &str = "journal.sqlite";
@@ -375,7 +375,8 @@ impl Journal {
         let path = state_dir.join(FILE);
         files::prepare_journal(state_dir, &path)?;
         let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let conn = Connection::open_with_flags(&path, flags).map_err(sql_error(&path, "open it"))?;
+        let conn =
+            Connection::open_with_flags(&path, flags).map_err(sql_error(&path, "open it"))?;
         let journal = Journal::configure(conn, state_dir, path, true)?;
         journal.migrate()?;
         Ok(journal)
@@ -425,8 +426,8 @@ impl Journal {
             return Ok(None);
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let conn = Connection::open_with_flags(&path, flags)
-            .map_err(sql_error(&path, "open it"))?;
+        let conn =
+            Connection::open_with_flags(&path, flags).map_err(sql_error(&path, "open it"))?;
         let journal = Journal::configure(conn, state_dir, path, false)?;
         let version = journal.version()?;
         if version > MIGRATIONS.len() as i64 {

@@ -209,7 +209,10 @@ impl AccountSettings {
                 ..
             } => {
                 let aws = format!("https://s3.{region}.amazonaws.com");
-                format!("{kind} {} {bucket}", site(endpoint.as_deref().unwrap_or(&aws)))
+                format!(
+                    "{kind} {} {bucket}",
+                    site(endpoint.as_deref().unwrap_or(&aws))
+                )
             }
         }
     }
