@@ -22,3 +22,4 @@ pub mod review;
 pub mod runner;
 pub mod secret;
 pub mod timestamp;
+pub mod visible;

@@ -5,6 +5,7 @@ use crate::executor::{Execution, Settled};
 use crate::journal::{DecisionRecord, Reconciled, RunRecord};
 use crate::model::Backup;
 use crate::plan::{Decision, Freed, PolicyPlan};
+use crate::visible::Visible;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use std::io::{self, Write};
@@ -602,19 +603,19 @@ fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
     let Some(plan) = &report.plan else {
         writeln!(out, "policy {} (account {})", report.name, report.account)?;
         if let Some(error) = &report.error {
-            writeln!(out, "  ERROR: {error}; nothing was deleted")?;
+            writeln!(out, "  ERROR: {}; nothing was deleted", Visible(error))?;
         }
         if !report.refused.is_empty() {
             writeln!(out, "  {}", paint("REFUSED, nothing deleted:", "1;31"))?;
             for change in &report.refused {
-                writeln!(out, "    - {change}")?;
+                writeln!(out, "    - {}", Visible(change))?;
             }
         }
         if let Some(error) = &report.journal_error {
-            writeln!(out, "  JOURNAL ERROR: {error}")?;
+            writeln!(out, "  JOURNAL ERROR: {}", Visible(error))?;
         }
         if let Some(skipped) = &report.skipped {
-            writeln!(out, "  {skipped}")?;
+            writeln!(out, "  {}", Visible(skipped))?;
         }
         return Ok(());
     };
@@ -637,15 +638,15 @@ fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
         writeln!(
             out,
             "  reconciled: {} (group {}) of interrupted run #{}: {}",
-            r.id,
-            r.group,
+            Visible(&r.id),
+            Visible(&r.group),
             r.run,
             r.outcome.replace('_', " ")
         )?;
     }
     if let Some(blocked) = &plan.blocked {
         let label = paint("BLOCKED, nothing will be deleted:", "1;31");
-        writeln!(out, "  {label} {blocked}")?;
+        writeln!(out, "  {label} {}", Visible(blocked))?;
     }
     if !report.refused.is_empty() {
         writeln!(
@@ -654,14 +655,14 @@ fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
             paint("REFUSED, nothing deleted:", "1;31")
         )?;
         for change in &report.refused {
-            writeln!(out, "    - {change}")?;
+            writeln!(out, "    - {}", Visible(change))?;
         }
     }
     if let Some(error) = &report.journal_error {
-        writeln!(out, "  JOURNAL ERROR: {error}")?;
+        writeln!(out, "  JOURNAL ERROR: {}", Visible(error))?;
     }
     for warning in &plan.warnings {
-        writeln!(out, "  {} {warning}", paint("WARNING:", "33"))?;
+        writeln!(out, "  {} {}", paint("WARNING:", "33"), Visible(warning))?;
     }
     Ok(())
 }
@@ -725,14 +726,14 @@ impl<'d> DisplayName<'d> {
     }
 
     fn chars(&self) -> usize {
-        chars(self.name) + self.id.map_or(0, |id| " [id ]".len() + chars(id))
+        Visible(self.name).chars() + self.id.map_or(0, |id| " [id ]".len() + Visible(id).chars())
     }
 
     fn write<W: Write>(&self, out: &mut W) -> io::Result<()> {
-        out.write_all(self.name.as_bytes())?;
+        Visible(self.name).write_to(out)?;
         if let Some(id) = self.id {
             out.write_all(b" [id ")?;
-            out.write_all(id.as_bytes())?;
+            Visible(id).write_to(out)?;
             out.write_all(b"]")?;
         }
         Ok(())
@@ -831,13 +832,15 @@ fn plan_text_in_blocks(
                         0 if summary => writeln!(
                             out,
                             "  group {}: keep {}, ignore {}",
-                            d.backup.group, t.keep, t.ignore
+                            Visible(&d.backup.group),
+                            t.keep,
+                            t.ignore
                         )?,
-                        0 => writeln!(out, "  group {}", d.backup.group)?,
+                        0 => writeln!(out, "  group {}", Visible(&d.backup.group))?,
                         n => writeln!(
                             out,
                             "  group {}: delete {n} of {}{}",
-                            d.backup.group,
+                            Visible(&d.backup.group),
                             t.keep + t.delete + t.ignore,
                             frees(t.freed, n)
                         )?,
@@ -864,6 +867,7 @@ fn plan_text_in_blocks(
                 if colour {
                     out.write_all(b"\x1b[0m")?;
                 }
+                // Reasons and notes are the program's own words, never a provider's name.
                 writeln!(out, "  {}", d.explained())?;
             }
             Ok(())
@@ -934,7 +938,8 @@ pub fn run_head(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
 /// One deletion's line, as `run` prints it when it happens (`resumed`: pending from an
 /// earlier run).
 pub fn settled_line(id: &str, outcome: &Settled, resumed: bool) -> String {
-    match (outcome, resumed) {
+    let id = Visible(id);
+    let line = match (outcome, resumed) {
         (Settled::Deleted, false) => format!("  deleted {id}"),
         (Settled::Pending(detail), false) => format!("  pending {id}: {detail}"),
         (Settled::Failed(error), false) => {
@@ -945,6 +950,11 @@ pub fn settled_line(id: &str, outcome: &Settled, resumed: bool) -> String {
         }
         (Settled::Pending(detail), true) => format!("  resumed: still pending {id}: {detail}"),
         (Settled::Failed(error), true) => format!("  resumed: FAILED to delete {id}: {error}"),
+    };
+    // A provider's error or detail may quote the name too.
+    match outcome {
+        Settled::Deleted => line,
+        _ => Visible(&line).to_string(),
     }
 }
 
@@ -955,10 +965,10 @@ pub fn run_tail(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
         return Ok(());
     };
     for error in &execution.ledger_errors {
-        writeln!(out, "  JOURNAL ERROR: {error}")?;
+        writeln!(out, "  JOURNAL ERROR: {}", Visible(error))?;
     }
     if let Some(halted) = &execution.halted {
-        writeln!(out, "  {} {halted}", paint("HALTED:", "1;31"))?;
+        writeln!(out, "  {} {}", paint("HALTED:", "1;31"), Visible(halted))?;
     } else if !execution.not_sent.is_empty() {
         writeln!(
             out,
@@ -991,15 +1001,15 @@ pub fn run_tail(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
 pub fn listing_text(out: &mut dyn Write, backups: &[Backup]) -> io::Result<()> {
     for b in backups {
         let id = match b.name.as_deref() {
-            Some(name) if name != b.id => format!("{name}  id {}", b.id),
-            _ => b.id.to_string(),
+            Some(name) if name != b.id => format!("{}  id {}", Visible(name), Visible(&b.id)),
+            _ => Visible(&b.id).to_string(),
         };
         writeln!(
             out,
             "{}  {:<12}  {}  {id}{}",
             b.created_at,
             b.status.as_str(),
-            b.group,
+            Visible(&b.group),
             if b.live { "  (live)" } else { "" }
         )?;
     }
@@ -1076,7 +1086,7 @@ pub fn history_text(
             &run.policy_sha256[..run.policy_sha256.len().min(12)]
         )?;
         if let Some(message) = &run.message {
-            writeln!(out, "  {message}")?;
+            writeln!(out, "  {}", Visible(message))?;
         }
         for d in &run.deletions {
             let outcome = d
@@ -1086,7 +1096,7 @@ pub fn history_text(
             let at = seconds(d.outcome_at.unwrap_or(d.intent_at));
             let reconciled = if d.reconciled { " (reconciled)" } else { "" };
             let error = match (&d.error, d.outcome.as_deref()) {
-                (Some(e), Some("failed")) => format!(": {e}"),
+                (Some(e), Some("failed")) => format!(": {}", Visible(e)),
                 _ => String::new(),
             };
             writeln!(
@@ -1096,8 +1106,8 @@ pub fn history_text(
                     &format!("{:<11}", outcome.replace('_', " ")),
                     action_colour(outcome)
                 ),
-                d.id,
-                d.group
+                Visible(&d.id),
+                Visible(&d.group)
             )?;
         }
     }
@@ -1114,8 +1124,12 @@ pub fn history_text(
             }
             writeln!(
                 out,
-                "  {}  {}  {:<6}  {}  {why}",
-                d.created_at, d.group, d.action, d.id
+                "  {}  {}  {:<6}  {}  {}",
+                d.created_at,
+                Visible(&d.group),
+                d.action,
+                Visible(&d.id),
+                Visible(&why)
             )?;
         }
     }

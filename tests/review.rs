@@ -516,3 +516,92 @@ fn a_live_diff_lists_each_selection_once_for_both_sides() {
         "base and current select the same backups: one listing"
     );
 }
+
+/// The shipped GitHub Actions job's `diff` step, run as GitHub would on a pull request that
+/// loosens a policy and also empties the committed listing of what it dooms: the step reads
+/// the listing of the base branch, so the review still shows every backup the change deletes.
+#[test]
+fn the_ci_example_reviews_on_the_base_branchs_listing() {
+    let workflow = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci/github-actions.yml"),
+    )
+    .unwrap();
+    let workflow: serde_json::Value = serde_saphyr::from_str(&workflow).unwrap();
+    let steps = workflow["jobs"]["review"]["steps"].as_array().unwrap();
+    let step = steps.iter().find(|s| s["id"] == "diff").unwrap();
+    let script = step["run"]
+        .as_str()
+        .unwrap()
+        .replace("${{ github.base_ref }}", "main");
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\naccounts:\n  files: { provider: onlyoffice-docspace, base_url: \"https://docs.example.com\", api_key: \"${env:DOCSPACE_KEY}\" }\n",
+    );
+    let days = |n: i64| {
+        let backups: Vec<serde_json::Value> = (0..n)
+            .map(|day| {
+                let at = jiff::civil::date(2026, 1, 1) + jiff::Span::new().days(day);
+                serde_json::json!({"id": format!("db-{}", at.strftime("%Y%m%d")), "group": "db",
+                    "created_at": format!("{at}T03:00:00Z"), "status": "complete"})
+            })
+            .collect();
+        serde_json::json!({ "backups": backups }).to_string()
+    };
+    write(d, "listings/backups.json", &days(30));
+    write(
+        d,
+        "policies/p.yaml",
+        "name: p\naccount: files\nkeep: {last: 20}\n",
+    );
+    git(d, &["init", "-q", "-b", "main"]);
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "base"]);
+    git(d, &["update-ref", "refs/remotes/origin/main", "HEAD"]);
+    git(d, &["checkout", "-q", "-b", "loosen"]);
+    // The pull request: `last: 5`, and a listing with only the 5 newest backups.
+    write(
+        d,
+        "policies/p.yaml",
+        "name: p\naccount: files\nkeep: {last: 5}\n",
+    );
+    let five: serde_json::Value = serde_json::from_str(&days(30)).unwrap();
+    let five = serde_json::json!({"backups": five["backups"].as_array().unwrap()[25..]});
+    write(d, "listings/backups.json", &five.to_string());
+    git(d, &["commit", "-q", "-am", "loosen"]);
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_retentiond"))
+        .parent()
+        .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("bash")
+        .args(["-e", "-c", &script])
+        .current_dir(d)
+        .env("PATH", path)
+        .env("RUNNER_TEMP", d)
+        .env("GITHUB_OUTPUT", d.join("output"))
+        .env("GITHUB_STEP_SUMMARY", d.join("summary"))
+        .env_remove("RETENTIOND_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let comment = std::fs::read_to_string(d.join("diff.md")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(d.join("output")).unwrap(),
+        "code=8\n",
+        "{comment}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let comment = std::fs::read_to_string(d.join("diff.md")).unwrap();
+    assert!(
+        comment.contains("**15 backups that the base keeps would be deleted**"),
+        "{comment}"
+    );
+}

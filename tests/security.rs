@@ -306,3 +306,63 @@ fn no_state_or_plan_file_is_written_through_a_symlink() {
         "precious"
     );
 }
+
+#[test]
+fn names_cannot_forge_what_a_terminal_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        "name: p\naccount: a\nmode: enforce\nkeep: {last: 1}\ntimezone: UTC\n",
+    );
+    // Its action is delete; on a terminal the \r and the hidden rest would show it as kept.
+    let forged =
+        "db-2019-precious\\r    2026-11-30 03:00 UTC  db-2019-precious  keep    last\\u001b[8m";
+    write(
+        dir.path(),
+        "listing.json",
+        &format!(
+            r#"{{"backups": [
+{{"id": "new", "group": "g\u001b]0;owned\u0007", "created_at": "2026-11-30T03:00:00Z", "status": "complete"}},
+{{"id": "old", "name": "{forged}", "group": "g\u001b]0;owned\u0007", "created_at": "2019-01-01T03:00:00Z", "status": "complete"}},
+{{"id": "x\nWARNING: all good", "group": "g\u001b]0;owned\u0007", "created_at": "2018-01-01T03:00:00Z", "status": "complete"}}
+]}}"#
+        ),
+    );
+    let out = retentiond_in(
+        dir.path(),
+        &[
+            "plan",
+            "--policies",
+            "policies",
+            "--listing",
+            "listing.json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        !out.stdout.contains('\r') && !out.stdout.contains('\x1b') && !out.stdout.contains('\x07'),
+        "{:?}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  group g\\x1b]0;owned\\x07: delete 2 of 3"),
+        "{}",
+        out.stdout
+    );
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("db-2019-precious\\r"))
+        .unwrap();
+    assert!(
+        line.contains("\\x1b[8m") && line.contains("  delete  "),
+        "{line}"
+    );
+    assert!(
+        out.stdout.contains("x\\nWARNING: all good") && !out.stdout.contains("\nWARNING: all good"),
+        "{}",
+        out.stdout
+    );
+}

@@ -11,6 +11,7 @@ use crate::policy::{self, Config, Diagnostic, Policy};
 use crate::provider::{self, Provider, ProviderError, Registry};
 use crate::render::PolicyReport;
 use crate::runner;
+use crate::visible::Visible;
 use jiff::Timestamp;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -229,36 +230,41 @@ pub(super) fn lock_policies<'a>(
 /// Listing errors, blocks, refusals, failed deletions and journal errors also go to stderr,
 /// whatever the output format.
 pub(super) fn report_failures(reports: &[PolicyReport]) {
+    // Errors and blocks quote backup names and provider messages: shown with their control
+    // characters visible.
+    let say = |line: String| eprintln!("{}", Visible(&line));
     for report in reports {
         let name = &report.name;
         if let Some(error) = &report.error {
-            eprintln!("policy {name}: {error}; nothing was deleted");
+            say(format!("policy {name}: {error}; nothing was deleted"));
         }
         if let Some(error) = &report.journal_error {
-            eprintln!("policy {name}: {error}");
+            say(format!("policy {name}: {error}"));
         }
         if let Some(blocked) = report.plan.as_ref().and_then(|p| p.blocked.as_ref()) {
-            eprintln!("policy {name}: BLOCKED, nothing was deleted: {blocked}");
+            say(format!(
+                "policy {name}: BLOCKED, nothing was deleted: {blocked}"
+            ));
         }
         if !report.refused.is_empty() {
-            eprintln!(
+            say(format!(
                 "policy {name}: REFUSED, the reviewed plan no longer holds; nothing was deleted:"
-            );
+            ));
             for change in &report.refused {
-                eprintln!("  - {change}");
+                say(format!("  - {change}"));
             }
         }
         for failed in executions(report).flat_map(|e| &e.failed) {
-            eprintln!(
+            say(format!(
                 "policy {name}: FAILED to delete {}: {}",
                 failed.id, failed.error
-            );
+            ));
         }
         for error in executions(report).flat_map(|e| &e.ledger_errors) {
-            eprintln!("policy {name}: journal: {error}");
+            say(format!("policy {name}: journal: {error}"));
         }
         for halted in executions(report).filter_map(|e| e.halted.as_ref()) {
-            eprintln!("policy {name}: {halted}");
+            say(format!("policy {name}: {halted}"));
         }
     }
 }

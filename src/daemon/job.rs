@@ -11,6 +11,7 @@ use crate::policy::Config;
 use crate::provider::{BoxFuture, Registry};
 use crate::render::PolicyReport;
 use crate::runner;
+use crate::visible::Visible;
 use jiff::Timestamp;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -230,33 +231,36 @@ async fn run_once(
 
 /// What a run did, in the log: each deletion, each failure, blocks, and a summary line.
 fn log_report(report: &PolicyReport) {
+    // Names and provider messages with their control characters visible: a name holding a
+    // newline must not add a line of its own to the log.
+    let v = |text: &str| Visible(text).to_string();
     if let Some(e) = &report.error {
-        error!("{e}; nothing was deleted");
+        error!("{}; nothing was deleted", v(e));
     }
     if let Some(e) = &report.journal_error {
-        error!("{e}");
+        error!("{}", v(e));
     }
     if let Some(blocked) = report.plan.as_ref().and_then(|p| p.blocked.as_ref()) {
-        warn!("BLOCKED, nothing was deleted: {blocked}");
+        warn!("BLOCKED, nothing was deleted: {}", v(blocked));
     }
     for warning in report.plan.iter().flat_map(|p| &p.warnings) {
-        warn!("{warning}");
+        warn!("{}", v(warning));
     }
     for execution in report.execution.iter().chain(&report.resumed) {
         for id in &execution.deleted {
-            info!(backup = %id, "deleted");
+            info!(backup = %Visible(id), "deleted");
         }
         for failed in &execution.failed {
-            warn!(backup = %failed.id, kind = failed.kind, "FAILED to delete: {}", failed.error);
+            warn!(backup = %Visible(&failed.id), kind = failed.kind, "FAILED to delete: {}", v(&failed.error));
         }
         for pending in &execution.pending {
-            info!(backup = %pending.id, "deletion still in progress at the provider: {}", pending.detail);
+            info!(backup = %Visible(&pending.id), "deletion still in progress at the provider: {}", v(&pending.detail));
         }
         for error in &execution.ledger_errors {
-            error!("journal: {error}");
+            error!("journal: {}", v(error));
         }
         if let Some(halted) = &execution.halted {
-            error!("{halted}");
+            error!("{}", v(halted));
         }
     }
     let summary = report.plan.as_ref().map(|p| p.summary).unwrap_or_default();

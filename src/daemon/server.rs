@@ -13,13 +13,27 @@ use tokio::net::{TcpListener, TcpStream};
 const MAX_HEAD: usize = 8 * 1024;
 /// A client that sends no full head within this is dropped.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client that does not take the answer within this is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; one more is closed as soon as it is accepted. Idle clients
+/// cannot then take the descriptors the scheduled runs need (the unit's `LimitNOFILE=`).
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Answers requests until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(answer(stream, metrics.clone(), clock.clone()));
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    drop(stream);
+                    continue;
+                };
+                let (metrics, clock) = (metrics.clone(), clock.clone());
+                tokio::spawn(async move {
+                    answer(stream, metrics, clock).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait rather than spin.
@@ -47,8 +61,11 @@ async fn answer(mut stream: TcpStream, metrics: Arc<Metrics>, clock: Arc<dyn Clo
     if method != "HEAD" {
         response.extend_from_slice(body.as_bytes());
     }
-    let _ = stream.write_all(&response).await;
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+        let _ = stream.write_all(&response).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 fn route(
@@ -148,5 +165,31 @@ mod tests {
             "",
             "an oversized head is dropped"
         );
+    }
+
+    #[tokio::test]
+    async fn idle_clients_hold_at_most_the_cap() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(
+            listener,
+            Arc::new(Metrics::new()),
+            Arc::new(SystemClock),
+        ));
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS + 36 {
+            idle.push(TcpStream::connect(address).await.unwrap());
+        }
+        // Those past the cap are closed at once; the others wait for a head (5 s).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut closed = 0;
+        for stream in &mut idle {
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_millis(10), stream.read(&mut byte));
+            if matches!(read.await, Ok(Ok(0)) | Ok(Err(_))) {
+                closed += 1;
+            }
+        }
+        assert_eq!(closed, 36);
     }
 }

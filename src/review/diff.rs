@@ -8,6 +8,7 @@ use crate::plan::{Action, Decision, PolicyPlan, Summary};
 use crate::policy::Policy;
 use crate::policy::definition::changes;
 use crate::runner::{self, Checks};
+use crate::visible::markdown_cell;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
@@ -447,7 +448,7 @@ pub fn markdown(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()
             writeln!(out, "- `{edit}`")?;
         }
         if let Some(b) = &p.blocked_after {
-            writeln!(out, "- blocked after the change: {b}")?;
+            writeln!(out, "- blocked after the change: {}", markdown_cell(b))?;
         }
         if p.moved.is_empty() {
             continue;
@@ -468,12 +469,14 @@ pub fn markdown(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()
                 true => format!("**{}**", side(&m.after)),
                 false => side(&m.after),
             };
+            // Names as escaped text, not code spans: a backtick or `|` in an S3 key or a
+            // Cloudinary public id must not end the cell.
             writeln!(
                 out,
-                "| {} | `{}` | `{}` | {} | {after} |",
+                "| {} | {} | {} | {} | {after} |",
                 local(m.created_at, &p.zone),
-                m.group,
-                m.name.as_deref().unwrap_or(&m.id),
+                markdown_cell(&m.group),
+                markdown_cell(m.name.as_deref().unwrap_or(&m.id)),
                 side(&m.before)
             )?;
         }
