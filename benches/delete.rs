@@ -124,6 +124,7 @@ fn main() {
             // The benchmark's policy is new: approved for the run, as a person would.
             approve: true,
             policies: &[],
+            places: &Default::default(),
             reviewed: None,
             started_at: now,
             now,

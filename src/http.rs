@@ -187,6 +187,12 @@ pub trait Signer: Send + Sync {
     fn renew(&self) -> bool {
         false
     }
+
+    /// Secrets obtained at run time (an IAM token), redacted from messages like the
+    /// configured ones.
+    fn secrets(&self) -> Vec<Secret> {
+        Vec::new()
+    }
 }
 
 /// One account's HTTP client.
@@ -366,11 +372,13 @@ impl Http {
     /// API keys in their errors) is replaced by `<redacted>`.
     pub fn error(&self, call: &str, kind: ErrorKind, message: impl Into<String>) -> Error {
         let mut message = message.into();
-        for secret in &self.secrets {
-            // Very short values would redact ordinary words; no real credential is that short.
-            if secret.expose().len() >= 6 {
-                message = message.replace(secret.expose(), "<redacted>");
-            }
+        let obtained = self
+            .signer
+            .as_ref()
+            .map(|s| s.secrets())
+            .unwrap_or_default();
+        for secret in self.secrets.iter().chain(&obtained) {
+            message = redact(&message, secret.expose());
         }
         Error {
             account: self.account.clone(),
@@ -592,6 +600,23 @@ impl Http {
             self.error(call, ErrorKind::BadResponse, format!("{what}: {e}"))
         })
     }
+}
+
+/// `message` without `secret` in any form a provider may echo it: as it is, percent-encoded
+/// (a URL or form), or in base64 (an `Authorization` header).
+fn redact(message: &str, secret: &str) -> String {
+    // Very short values would redact ordinary words; no real credential is that short.
+    if secret.len() < 6 {
+        return message.to_string();
+    }
+    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let percent = encoded.replace('+', "%20");
+    let base64 = crate::hash::base64(secret.as_bytes());
+    let mut message = message.to_string();
+    for form in [secret, &encoded, &percent, base64.trim_end_matches('=')] {
+        message = message.replace(form, "<redacted>");
+    }
+    message
 }
 
 /// The error and its causes, without the URL (the call names it already).
@@ -884,6 +909,19 @@ mod tests {
             error.to_string(),
             "account media: GET /x: Invalid api_key <redacted> or api_secret"
         );
+        let secret = "s3cr/t+k3y=";
+        for echoed in [
+            "bad key s3cr/t+k3y= in request",
+            "GET /x?sig=s3cr%2Ft%2Bk3y%3D failed",
+            "Authorization: Basic czNjci90K2szeT0= refused",
+        ] {
+            let redacted = redact(echoed, secret);
+            assert!(
+                redacted.contains("<redacted>") && !redacted.contains("k3y"),
+                "{redacted}"
+            );
+            assert!(!redacted.contains("czNjci90K2szeT0"), "{redacted}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Statement};
 
@@ -123,15 +124,31 @@ impl Target {
     /// Reads a connection URL or `key=value` string. `sslmode` is `disable`, `prefer`,
     /// `require`, `verify-ca` or `verify-full`; whenever TLS is used the server's certificate
     /// is verified (against `ca_file`, else the system's roots) and its name checked, so the
-    /// last three mean the same.
+    /// last three mean the same. A server on another host gets TLS unless the URL says
+    /// otherwise, and `prefer` or `disable` for one is refused: with `prefer` a man in the
+    /// middle can strip TLS and read the password.
     pub fn parse(url: &str, ca_file: Option<&Path>) -> Result<Target, String> {
         let mut text = url.trim().to_string();
         for strict in ["verify-full", "verify-ca"] {
             text = text.replace(&format!("sslmode={strict}"), "sslmode=require");
         }
-        let config: tokio_postgres::Config = text.parse().map_err(|e| {
+        let mut config: tokio_postgres::Config = text.parse().map_err(|e| {
             format!("the PostgreSQL URL is not valid ({e}); write postgresql://USER@HOST:PORT/DATABASE?sslmode=verify-full")
         })?;
+        if !local_only(&config) {
+            match (text.contains("sslmode="), config.get_ssl_mode()) {
+                (_, SslMode::Require) => {}
+                (false, _) => {
+                    config.ssl_mode(SslMode::Require);
+                }
+                (true, _) => {
+                    return Err(format!(
+                        "sslmode=prefer and sslmode=disable are refused for a server on another host ({}): the password and the journal would cross the network in plaintext, or a man in the middle could strip TLS; write sslmode=verify-full (the default), and ca_file for a private CA",
+                        describe(&config)
+                    ));
+                }
+            }
+        }
         let _ = rustls::crypto::ring::default_provider().install_default();
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -191,6 +208,24 @@ impl Target {
             Ok(Arc::new(client))
         })
     }
+}
+
+/// Whether every host of the URL is this machine (a Unix socket, `localhost`, a loopback
+/// address): only there may a session go without TLS.
+fn local_only(config: &tokio_postgres::Config) -> bool {
+    use tokio_postgres::config::Host;
+    let loopback = |name: &str| {
+        name.eq_ignore_ascii_case("localhost")
+            || name
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    config.get_hostaddrs().iter().all(|ip| ip.is_loopback())
+        && config.get_hosts().iter().all(|host| match host {
+            Host::Tcp(name) => loopback(name),
+            Host::Unix(_) => true,
+        })
 }
 
 /// The runtime that drives every journal connection of the process, on a thread of its own
@@ -748,4 +783,33 @@ pub fn policy_key(policy: &str) -> i64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest.as_ref()[..8]);
     i64::from_be_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_server_gets_tls_and_prefer_is_refused() {
+        let remote = Target::parse("postgresql://rd@db.example.com/journal", None).unwrap();
+        assert_eq!(remote.config.get_ssl_mode(), SslMode::Require);
+        for weak in ["prefer", "disable"] {
+            let err = Target::parse(
+                &format!("postgresql://rd@db.example.com/journal?sslmode={weak}"),
+                None,
+            )
+            .err()
+            .unwrap();
+            assert!(err.starts_with("sslmode=prefer and sslmode=disable are refused for a server on another host (postgresql://rd@db.example.com"), "{err}");
+        }
+        // On this machine, as written (a test cluster, a Unix socket).
+        for local in [
+            "postgresql://rd@127.0.0.1:5433/journal?sslmode=disable",
+            "postgresql://rd@localhost/journal",
+            "host=/run/postgresql user=rd dbname=journal",
+        ] {
+            let target = Target::parse(local, None).unwrap();
+            assert_ne!(target.config.get_ssl_mode(), SslMode::Require, "{local}");
+        }
+    }
 }

@@ -58,6 +58,15 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Vec<Reviewed>, String> {
     if file.policies.is_empty() {
         return Err(format!("{}: the plan holds no policy", path.display()));
     }
+    for (i, p) in file.policies.iter().enumerate() {
+        if file.policies[..i].iter().any(|q| q.name == p.name) {
+            return Err(format!(
+                "{}: the plan names policy {} twice; a plan written by `retentiond plan --out` names each policy once: make the plan again",
+                path.display(),
+                p.name
+            ));
+        }
+    }
     Ok(file
         .policies
         .into_iter()
@@ -112,5 +121,15 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("missing field `policies`"), "{err}");
+
+        // One policy twice would lock itself out (its second lock names its own pid).
+        let twice = br#"{"policies": [{"name": "p", "fingerprint": "f"}, {"name": "p", "fingerprint": "f"}]}"#;
+        assert_eq!(
+            parse(twice, &path).unwrap_err(),
+            format!(
+                "{}: the plan names policy p twice; a plan written by `retentiond plan --out` names each policy once: make the plan again",
+                path.display()
+            )
+        );
     }
 }

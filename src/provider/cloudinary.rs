@@ -38,7 +38,8 @@ pub fn authorization(key: &SecretRef, secret: &SecretRef) -> Result<Credentials,
             .map_err(|_| format!("secrets {key} and {secret} do not make a valid HTTP header"))?;
     Ok(Credentials {
         authorization,
-        secrets: vec![key_value, secret_value],
+        // The pair too: its base64 is the header's, which a proxy may echo.
+        secrets: vec![key_value, secret_value, crate::secret::Secret::new(pair)],
     })
 }
 

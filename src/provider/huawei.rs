@@ -297,6 +297,19 @@ impl Signer for HuaweiSigner {
         })
     }
 
+    fn secrets(&self) -> Vec<Secret> {
+        match &self.credentials {
+            HuaweiCredentials::Password(login) => login
+                .token
+                .try_lock()
+                .ok()
+                .and_then(|cached| cached.as_ref().map(|(token, _)| token.clone()))
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn renew(&self) -> bool {
         match &self.credentials {
             HuaweiCredentials::Password(login) => match login.token.try_lock() {

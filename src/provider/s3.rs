@@ -567,9 +567,16 @@ impl Provider for S3Provider {
     fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>> {
         Box::pin(async move {
             let targets: Vec<_> = batch.iter().map(|b| self.targets(b)).collect();
+            // A key XML cannot carry fails on its own; it must not fail the whole request.
+            let unwritable: Vec<Option<String>> = targets
+                .iter()
+                .map(|(own, marker)| unwritable(own.iter().chain(marker)))
+                .collect();
             let all: Vec<Target> = targets
                 .iter()
-                .flat_map(|(own, marker)| own.iter().chain(marker))
+                .zip(&unwritable)
+                .filter(|(_, unwritable)| unwritable.is_none())
+                .flat_map(|((own, marker), _)| own.iter().chain(marker))
                 .cloned()
                 .collect();
             let mut answer = DeleteAnswer::new();
@@ -584,7 +591,15 @@ impl Provider for S3Provider {
             batch
                 .iter()
                 .zip(&targets)
-                .map(|(backup, (own, _))| self.outcome(backup, own, &answer))
+                .zip(unwritable)
+                .map(|((backup, (own, _)), unwritable)| match unwritable {
+                    Some(why) => failed_delete(self.http.fail(
+                        &format!("DeleteObjects {}", backup.id),
+                        ErrorKind::Rejected,
+                        why,
+                    )),
+                    None => self.outcome(backup, own, &answer),
+                })
                 .collect()
         })
     }
@@ -620,6 +635,15 @@ fn delete_body(objects: &[Target]) -> Result<Vec<u8>, String> {
     Ok(xml.into_bytes())
 }
 
+/// Why a DeleteObjects request cannot name these targets, if it cannot.
+fn unwritable<'t>(mut targets: impl Iterator<Item = &'t Target>) -> Option<String> {
+    targets.find_map(|(key, version)| {
+        escape(key)
+            .and_then(|_| version.as_deref().map(escape).transpose())
+            .err()
+    })
+}
+
 fn escape(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -630,11 +654,14 @@ fn escape(text: &str) -> Result<String, String> {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\t' | '\n' | '\r' => out.push_str(&format!("&#{};", c as u32)),
-            c if c.is_control() => {
+            // XML 1.0 has no way to write the other C0 controls, U+FFFE or U+FFFF.
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
                 return Err(format!(
-                    "the key {text:?} holds a control character that a DeleteObjects request cannot carry"
+                    "the key {text:?} holds a character that XML 1.0, and so a DeleteObjects request, cannot carry (U+{:04X}); delete it by hand (e.g. `aws s3api delete-object`)",
+                    c as u32
                 ));
             }
+            c if c.is_control() => out.push_str(&format!("&#{};", c as u32)),
             c => out.push(c),
         }
     }
@@ -719,6 +746,18 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_xml_cannot_carry_fail_alone() {
+        let fine: Target = ("db/a\u{7f}\u{85}b.sql".into(), None);
+        let bad: Target = ("db/x\u{FFFF}.sql".into(), None);
+        assert_eq!(unwritable([&fine].into_iter()), None);
+        let body = String::from_utf8(delete_body(std::slice::from_ref(&fine)).unwrap()).unwrap();
+        assert!(body.contains("<Key>db/a&#127;&#133;b.sql</Key>"), "{body}");
+        let why = unwritable([&fine, &bad].into_iter()).unwrap();
+        assert!(why.contains("cannot carry (U+FFFF)"), "{why}");
+        assert!(unwritable([&("k".to_string(), Some("v\u{1}".into()))].into_iter()).is_some());
+    }
 
     #[test]
     fn bucket_urls_virtual_hosted_and_path_style() {
