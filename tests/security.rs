@@ -186,17 +186,11 @@ fn two_accounts_on_one_folder_are_one_place_for_the_overlap_guard() {
     assert_eq!(std::fs::read_dir(d.join("backups")).unwrap().count(), 30);
 }
 
-/// The uid this test runs as (the owner of `/proc/self`).
-fn uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").unwrap().uid()
-}
-
 #[test]
 fn a_manual_root_run_leaves_state_files_the_daemons_user_can_use() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
     use std::os::unix::process::CommandExt;
-    if uid() != 0 {
+    if common::uid() != 0 {
         eprintln!("skipped: switching between root and another user needs root");
         return;
     }

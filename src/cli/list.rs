@@ -20,7 +20,8 @@ pub(super) fn list(cli: &Cli, names: &[String], format: Format, out: &mut dyn Wr
     for (policy, listing) in policies.iter().zip(listings) {
         match (listing, format) {
             (Err(e), _) => {
-                eprintln!("policy {}: {e}", policy.name);
+                let message = format!("policy {}: {e}", policy.name);
+                eprintln!("{}", crate::visible::Visible(&message));
                 code = exit::LISTING_FAILED;
             }
             (Ok(mut backups), Format::Text) => {

@@ -345,8 +345,10 @@ pub fn main() -> ExitCode {
         Err(failure) => {
             let stderr = io::stderr();
             let mut err = stderr.lock();
-            for message in failure.messages {
-                let _ = writeln!(err, "{message}");
+            // Line by line (a diagnostic shows its source line and a caret below it), each
+            // with control characters from a provider's answer or a name made visible.
+            for line in failure.messages.iter().flat_map(|m| m.lines()) {
+                let _ = writeln!(err, "{}", crate::visible::Visible(line));
             }
             failure.code
         }

@@ -25,6 +25,26 @@ fn owner(state_dir: &Path) -> Result<(u32, u32)> {
     Ok((meta.uid(), meta.gid()))
 }
 
+/// The error for a journal this user may not read: the file, the reason, whose folder it is,
+/// and what to run instead.
+pub fn unreadable(state_dir: &Path, path: &Path, e: &std::io::Error) -> JournalError {
+    let owner = fs::metadata(state_dir)
+        .map(|m| {
+            format!(
+                "; the state folder {} belongs to uid {} (mode {:o}): run this as that user (`sudo -u '#{}' retentiond …`) or as root",
+                state_dir.display(),
+                m.uid(),
+                m.mode() & 0o7777,
+                m.uid()
+            )
+        })
+        .unwrap_or_default();
+    JournalError(format!(
+        "cannot read the journal {}: {e}{owner}",
+        path.display()
+    ))
+}
+
 /// Refuses a symlink where a state file or folder belongs: whoever may write the state folder
 /// could otherwise point it at a file of root's, which a root run would then overwrite.
 fn refuse_symlink(path: &Path) -> Result<()> {

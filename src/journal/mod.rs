@@ -354,6 +354,27 @@ enum Store {
     Postgres(Box<pg::Pg>),
 }
 
+/// Puts the journal in WAL mode. On a fresh file two openers race for the switch, and SQLite
+/// answers "database is locked" at once rather than through the busy timeout: the loser
+/// waits and looks again (the winner's switch is what it wanted).
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0));
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn sql_error(path: &Path, what: &str) -> impl Fn(rusqlite::Error) -> JournalError {
     let path = path.display().to_string();
     let what = what.to_string();
@@ -422,8 +443,15 @@ impl Journal {
     /// Opens an existing journal for reading; `None` when there is none yet.
     pub fn open_read_only(state_dir: &Path) -> Result<Option<Journal>> {
         let path = state_dir.join(FILE);
-        if !path.exists() {
-            return Ok(None);
+        // Only a journal that is not there means "nothing has run": one this user may not
+        // see (another user's 0700 state folder) is an error that says so.
+        match path.try_exists() {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(files::unreadable(state_dir, &path, &e)),
+        }
+        if let Err(e) = fs::File::open(&path) {
+            return Err(files::unreadable(state_dir, &path, &e));
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let conn =
@@ -448,8 +476,7 @@ impl Journal {
         if writable {
             // WAL lets `history` read while a run writes; FULL syncs every commit, so an
             // intent is on disk before its delete call is sent.
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(sql_error(&path, "switch to WAL"))?;
+            switch_to_wal(&conn).map_err(sql_error(&path, "switch to WAL"))?;
             conn.pragma_update(None, "synchronous", "FULL")
                 .map_err(sql_error(&path, "set synchronous=FULL"))?;
             conn.pragma_update(None, "foreign_keys", "ON")
@@ -534,20 +561,28 @@ impl Journal {
         let Store::Sqlite(conn) = &self.store else {
             return Ok(());
         };
+        if version == MIGRATIONS.len() as i64 {
+            return Ok(());
+        }
+        // Every migration in one exclusive transaction that reads the version again inside
+        // it: processes and threads opening a fresh journal at once wait for the first (the
+        // busy timeout), then find the schema made and do nothing.
         let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn
-                .transaction()
-                .map_err(sql_error(&self.path, "migrate"))?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .map_err(sql_error(&self.path, "migrate"))?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(sql_error(&self.path, "read the schema version"))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
             tx.execute_batch(sql)
                 .and_then(|_| tx.pragma_update(None, "user_version", i as i64 + 1))
-                .and_then(|_| tx.commit())
                 .map_err(sql_error(
                     &self.path,
                     &format!("migrate to schema version {}", i + 1),
                 ))?;
         }
-        Ok(())
+        tx.commit().map_err(sql_error(&self.path, "migrate"))
     }
 
     /// Takes the policy's run lock, or says which process holds it.

@@ -8,7 +8,7 @@ use crate::plan::{Action, Decision, PolicyPlan, Summary};
 use crate::policy::Policy;
 use crate::policy::definition::changes;
 use crate::runner::{self, Checks};
-use crate::visible::markdown_cell;
+use crate::visible::{Visible, markdown_cell};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
@@ -357,7 +357,7 @@ pub fn text(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()> {
         writeln!(out, "  {}", counts(p))?;
         for (label, blocked) in [("before", &p.blocked_before), ("after", &p.blocked_after)] {
             if let Some(b) = blocked {
-                writeln!(out, "  blocked {label}: {b}")?;
+                writeln!(out, "  blocked {label}: {}", Visible(b))?;
             }
         }
         if !p.moved.is_empty() {
@@ -374,8 +374,8 @@ pub fn text(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()> {
                 out,
                 "    {}  {}  {}: {} → {}",
                 local(m.created_at, &p.zone),
-                m.group,
-                m.name.as_deref().unwrap_or(&m.id),
+                Visible(&m.group),
+                Visible(m.name.as_deref().unwrap_or(&m.id)),
                 side(&m.before),
                 side(&m.after)
             )?;

@@ -83,6 +83,31 @@ pub fn retentiond_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output
     out
 }
 
+/// The uid the tests run as (the owner of `/proc/self`).
+pub fn uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid()
+}
+
+/// Runs the binary in `dir` as user and group `id` (the tests must run as root).
+pub fn retentiond_as(id: u32, dir: &Path, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let output = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RETENTIOND_CONFIG")
+        .env_remove("STATE_DIRECTORY")
+        .gid(id)
+        .uid(id)
+        .output()
+        .expect("run retentiond");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// Runs the binary with `--config retentiond.yaml` in `dir`. Before a `plan`, `run` or
 /// `apply`, every policy's current version is approved (`retentiond approve --all`, when the
 /// journal can be written), as a person would after reviewing its plan: the tests of other

@@ -1,0 +1,119 @@
+//! What an operator meets by ordinary acts (issue "Operators II"): a journal this user may
+//! not read, a fresh journal opened by many at once, the way out of a block, a selection
+//! that matches nothing, zone names, and refusals that name the live holder of a lock.
+
+mod common;
+
+use common::{json, retentiond_as, retentiond_in, write};
+use std::path::Path;
+
+const NOBODY: u32 = 65534;
+
+fn run(dir: &Path, args: &[&str]) -> common::Output {
+    let mut all = vec!["--config", "retentiond.yaml"];
+    all.extend_from_slice(args);
+    retentiond_in(dir, &all)
+}
+
+/// A folder (readable by every user) with a config, policy `p` (`keep`) on a local folder of
+/// `n` daily dumps from 1 November 2026.
+fn folder(n: u32, keep: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\nstate_dir: state\naccounts:\n  files: { provider: local, path: backups }\n",
+    );
+    write(
+        d,
+        "policies/p.yaml",
+        &format!(
+            "name: p\naccount: files\nmode: enforce\nselect: {{ pattern: '^db-(?P<ts>\\d{{8}})\\.sql$' }}\nkeep: {keep}\n"
+        ),
+    );
+    let start = jiff::civil::date(2026, 1, 1);
+    for day in 0..n {
+        let date = start + jiff::Span::new().days(i64::from(day));
+        write(
+            d,
+            &format!("backups/db-{}.sql", date.strftime("%Y%m%d")),
+            "",
+        );
+    }
+    dir
+}
+
+#[test]
+fn a_journal_this_user_may_not_read_is_an_error_not_an_empty_history() {
+    if common::uid() != 0 {
+        eprintln!("skipped: reading as another user needs root to switch users");
+        return;
+    }
+    let dir = folder(30, "{last: 5}");
+    let d = dir.path();
+    common::approve_all(d);
+    let out = run(d, &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let config = ["--config", "retentiond.yaml"];
+    let out = retentiond_as(NOBODY, d, &[&config[..], &["history"]].concat());
+    assert_eq!(out.code, 7, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("state/journal.sqlite: Permission denied (os error 13); the state folder ")
+            && out
+                .stderr
+                .contains("belongs to uid 0 (mode 700): run this as that user"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("nothing has run"), "{}", out.stdout);
+    // `plan` goes on, and says which guards it could not check.
+    let out = retentiond_as(NOBODY, d, &[&config[..], &["plan"]].concat());
+    assert!(
+        out.stdout
+            .contains("the listing-drop guard was not checked: cannot read the journal ")
+            || out
+                .stderr
+                .contains("the listing-drop guard was not checked: cannot read the journal "),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // Where nothing has run, history says so.
+    let fresh = folder(3, "{last: 5}");
+    let out = run(fresh.path(), &["history"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("(nothing has run)"), "{}", out.stdout);
+    let _ = json;
+}
+
+#[test]
+fn eight_processes_opening_one_fresh_journal_all_succeed() {
+    for attempt in 0..3 {
+        let dir = folder(3, "{last: 5}");
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
+                    .args(["--config", "retentiond.yaml", "approve", "--all"])
+                    .current_dir(dir.path())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stderr.is_empty(),
+                "attempt {attempt}: {stderr}"
+            );
+        }
+        let out = run(dir.path(), &["history"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+}
