@@ -502,7 +502,7 @@ mod tests {
             ..MemoryProvider::new(listing.clone())
         });
         let plan = plan(
-            &policy(""),
+            &policy("guard: {max_delete_fraction: 1}"),
             &listing,
             jiff::Timestamp::now(),
             &TimeZone::UTC,
@@ -525,7 +525,7 @@ mod tests {
         // b4 vanished by other means: its failed deletion counts as done; b3 is still there.
         provider.backups.lock().unwrap().retain(|b| b.id != "b4");
         let plan = plan(
-            &policy(""),
+            &policy("guard: {max_delete_fraction: 1}"),
             &listing,
             jiff::Timestamp::now(),
             &TimeZone::UTC,
@@ -545,7 +545,7 @@ mod tests {
         let listing = backups(5);
         let provider = Arc::new(MemoryProvider::new(listing.clone()));
         let plan = plan(
-            &policy("guard: {max_delete: 2}"),
+            &policy("guard: {max_delete: 2, max_delete_fraction: 1}"),
             &listing,
             jiff::Timestamp::now(),
             &TimeZone::UTC,
@@ -575,7 +575,7 @@ mod tests {
         let listing = backups(6);
         let provider = Arc::new(MemoryProvider::new(listing.clone()));
         let plan = plan(
-            &policy(""),
+            &policy("guard: {max_delete_fraction: 1}"),
             &listing,
             jiff::Timestamp::now(),
             &TimeZone::UTC,

@@ -129,6 +129,13 @@ pub fn guarded_plan<'a>(
     checks: &Checks,
 ) -> (PolicyPlan<'a>, BTreeMap<String, u64>, bool) {
     let mut plan = plan::plan(policy, backups, now, tz);
+    // The one-run overrides that would lift this plan's blocks, and whether a block no
+    // override lifts (a repeated backup, an overlap) is among them.
+    let mut lifts = Vec::new();
+    let mut stuck = false;
+    if plan.blocked.is_some() && !checks.accept_max_delete {
+        lifts.push("--accept-max-delete");
+    }
     if checks.accept_max_delete
         && let Some(limits) = plan.blocked.take()
     {
@@ -145,17 +152,20 @@ pub fn guarded_plan<'a>(
     let listing_suspect = repeated.is_some();
     if let Some(reason) = repeated {
         plan.block(reason);
+        stuck = true;
     }
     let by_name = Places::default();
     let places = checks.places.unwrap_or(&by_name);
     if let Some(reason) = plan::overlap(policy, backups, checks.policies, places) {
         plan.block(reason);
+        stuck = true;
     }
     if policy.mode == Mode::Enforce
         && checks.approved == Some(false)
         && let Some(reason) = plan::unapproved_excess(policy, &plan)
     {
         plan.block(reason);
+        lifts.insert(0, "--approve");
     }
     plan.warnings
         .extend(plan::nothing_selected(&plan, checks.unmatched.unwrap_or(0)));
@@ -175,6 +185,16 @@ pub fn guarded_plan<'a>(
     let blocked = listing_suspect || dropped.is_some();
     if let Some(reason) = dropped {
         plan.block(reason);
+        lifts.push("--accept-listing-drop");
+    }
+    if plan.blocked.is_some() && !stuck && !lifts.is_empty() {
+        // The one command that lifts exactly the guards that tripped, so that following one
+        // message does not run into the next guard.
+        plan.block(format!(
+            "to let one run through once all the same: `retentiond run --policy {} {}`",
+            policy.name,
+            lifts.join(" ")
+        ));
     }
     (plan, counts, blocked)
 }

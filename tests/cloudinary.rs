@@ -24,7 +24,9 @@ fn setup(dir: &Path, fake: &Fake, policy: &str) {
 }
 
 fn policy(keep: &str, select: &str) -> String {
-    format!("name: media-versions\naccount: media\nmode: enforce\nselect: {select}\nkeep: {keep}\n")
+    format!(
+        "name: media-versions\naccount: media\nmode: enforce\nselect: {select}\nkeep: {keep}\nguard: {{max_delete_fraction: 1}}\n"
+    )
 }
 
 const UPLOADS: &str = "{resource_type: image, type: upload, prefix: products/}";

@@ -28,6 +28,8 @@ select:
   timestamp_format: \"%Y%m%dT%H%M%SZ\"
 keep:
   last: {keep_last}
+guard:
+  max_delete_fraction: 1
 "
     )
 }

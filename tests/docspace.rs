@@ -23,8 +23,7 @@ fn setup(dir: &Path, fake: &Fake, policy: &str) {
     write(dir, "policies/p.yaml", policy);
 }
 
-const ENFORCE: &str =
-    "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 3, weekly: 2}\n";
+const ENFORCE: &str = "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 3, weekly: 2}\nguard: {max_delete_fraction: 1}\n";
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     common::configured(dir, args)
@@ -93,7 +92,7 @@ fn dry_run_sends_no_delete() {
     setup(
         dir.path(),
         &fake,
-        "name: portal-backups\naccount: portal\nkeep: {last: 3}\n",
+        "name: portal-backups\naccount: portal\nkeep: {last: 3}\nguard: {max_delete_fraction: 1}\n",
     );
     let out = run(dir.path(), &["run"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
@@ -297,7 +296,7 @@ fn a_hostile_listing_id_cannot_change_the_request_path() {
     setup(
         dir.path(),
         &fake,
-        "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 5}\n",
+        "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 5}\nguard: {max_delete_fraction: 1}\n",
     );
     let out = run(dir.path(), &["run"]);
     assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
@@ -326,7 +325,7 @@ fn a_500_for_a_backup_that_is_gone_afterwards_counts_as_deleted() {
     setup(
         dir.path(),
         &fake,
-        "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 3}\n",
+        "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 3}\nguard: {max_delete_fraction: 1}\n",
     );
     // The record is removed, but the storage driver throws: 500 (PROVIDERS.md 2.5); each
     // retry then meets an unknown id, for which DocSpace answers 500 too.
@@ -463,7 +462,7 @@ fn deletions_failing_the_same_way_stop_after_ten_with_one_summary() {
     setup(
         dir.path(),
         &fake,
-        "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 3}\n",
+        "name: portal-backups\naccount: portal\nmode: enforce\nkeep: {last: 3}\nguard: {max_delete_fraction: 1}\n",
     );
     fake.server.fault(
         "DELETE",

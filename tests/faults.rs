@@ -475,7 +475,7 @@ fn a_clock_set_years_ahead_deletes_no_more_than_the_right_clock() {
         let policy = std::fs::read_to_string(t.dir.path().join("policies/p.yaml")).unwrap();
         std::fs::write(
             t.dir.path().join("policies/p.yaml"),
-            format!("{policy}guard: {{stale_after: 30d}}\n"),
+            policy.replace("guard: {", "guard: {stale_after: 30d, "),
         )
         .unwrap();
         let out = t.run(&["plan", "--format", "json", "--now", "2031-06-01T00:00:00Z"]);

@@ -133,6 +133,8 @@ select:
   timestamp_format: "%Y%m%dT%H%M%SZ"
 keep:
   last: 5
+guard:
+  max_delete_fraction: 1
 "#;
 
 fn dump(folder: &Path, n: u32) {
@@ -391,8 +393,7 @@ fn postgresql_lost_mid_run_stops_the_deletions_and_the_next_fire_completes_once_
         "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
         fake.server.base
     );
-    let policy =
-        "name: p\naccount: portal\nschedule: \"* * * * * *\"\nmode: enforce\nkeep:\n  last: 10\n";
+    let policy = "name: p\naccount: portal\nschedule: \"* * * * * *\"\nmode: enforce\nkeep:\n  last: 10\nguard: {max_delete_fraction: 1}\n";
     let mut a = Host::new("host-a", &pg, &account, policy);
     a.start();
     wait_for("deletions", Duration::from_secs(20), &[&a], || {
@@ -448,7 +449,7 @@ fn two_run_commands_of_one_policy_on_two_hosts_one_runs_the_other_exits_7() {
         "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
         fake.server.base
     );
-    let policy = "name: p\naccount: portal\nmode: enforce\nkeep:\n  last: 5\n";
+    let policy = "name: p\naccount: portal\nmode: enforce\nkeep:\n  last: 5\nguard: {max_delete_fraction: 1}\n";
     let a = Host::new("host-a", &pg, &account, policy);
     let b = Host::new("host-b", &pg, &account, policy);
     assert!(a.retentiond(&["approve", "--all"]).status.success());

@@ -642,6 +642,8 @@ fn write_policy(t: &Target, select: &str) {
     common::write(
         t.dir.path(),
         "policies/p.yaml",
-        &format!("name: p\naccount: portal\nmode: enforce\n{select}keep: {{last: 1}}\n"),
+        &format!(
+            "name: p\naccount: portal\nmode: enforce\n{select}keep: {{last: 1}}\nguard: {{max_delete_fraction: 1}}\n"
+        ),
     );
 }

@@ -16,8 +16,13 @@ fn run(dir: &Path, args: &[&str]) -> common::Output {
 }
 
 /// A folder (readable by every user) with a config, policy `p` (`keep`) on a local folder of
-/// `n` daily dumps from 1 November 2026.
+/// `n` daily dumps from 1 December 2024.
 fn folder(n: u32, keep: &str) -> tempfile::TempDir {
+    folder_guarded(n, keep, "guard: {max_delete_fraction: 1}\n")
+}
+
+/// [`folder`] with `guard` as the policy's guard lines (empty: the defaults).
+fn folder_guarded(n: u32, keep: &str, guard: &str) -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -31,10 +36,10 @@ fn folder(n: u32, keep: &str) -> tempfile::TempDir {
         d,
         "policies/p.yaml",
         &format!(
-            "name: p\naccount: files\nmode: enforce\nselect: {{ pattern: '^db-(?P<ts>\\d{{8}})\\.sql$' }}\nkeep: {keep}\n"
+            "name: p\naccount: files\nmode: enforce\nselect: {{ pattern: '^db-(?P<ts>\\d{{8}})\\.sql$' }}\nkeep: {keep}\n{guard}"
         ),
     );
-    let start = jiff::civil::date(2026, 1, 1);
+    let start = jiff::civil::date(2024, 12, 1);
     for day in 0..n {
         let date = start + jiff::Span::new().days(i64::from(day));
         write(
@@ -116,4 +121,40 @@ fn eight_processes_opening_one_fresh_journal_all_succeed() {
         let out = run(dir.path(), &["history"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
+}
+
+#[test]
+fn an_approved_first_run_that_would_delete_almost_everything_still_waits() {
+    let dir = folder_guarded(730, "{within: 1h}", "");
+    let d = dir.path();
+    let count = || std::fs::read_dir(d.join("backups")).unwrap().count();
+    // New: both the bound for unapproved policies and the default share trip, and one
+    // command lifts exactly those two.
+    let out = run(d, &["run"]);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("the plan deletes 729 of 730 complete backups (100%), more than guard.max_delete_fraction 0.5")
+            && out.stderr.contains("no person has approved this version")
+            && out.stderr.contains("to let one run through once all the same: `retentiond run --policy p --approve --accept-max-delete`"),
+        "{}",
+        out.stderr
+    );
+    // Approved, it still waits: approval is not consent to delete almost everything.
+    common::approve_all(d);
+    let out = run(d, &["run"]);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("to let one run through once all the same: `retentiond run --policy p --accept-max-delete`")
+            && !out.stderr.contains("no person has approved"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(count(), 730);
+    // The message's command, word for word.
+    let command = out.stderr.split('`').rev().nth(1).unwrap().to_string();
+    let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+    assert_eq!(words, ["run", "--policy", "p", "--accept-max-delete"]);
+    let out = run(d, &words);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(count(), 1);
 }

@@ -21,7 +21,9 @@ fn all_forty_restic_cases_through_the_cli() {
         write(
             dir.path(),
             &format!("case{n:02}.yaml"),
-            &format!("name: case{n:02}\naccount: restic{n:02}\nkeep: {keep}\n"),
+            &format!(
+                "name: case{n:02}\naccount: restic{n:02}\nkeep: {keep}\nguard: {{max_delete_fraction: 1}}\n"
+            ),
         );
     }
     let out = retentiond(&[

@@ -63,6 +63,8 @@ keep:
   daily: 7
   weekly: 4
   monthly: 6
+guard:
+  max_delete_fraction: 1
 "#;
 
 #[test]
@@ -155,6 +157,8 @@ select:
   mtime: true
 keep:
   last: 2
+guard:
+  max_delete_fraction: 1
 "#;
 
 /// Five dumps, one a day; the three oldest have an older version too.

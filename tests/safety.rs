@@ -29,9 +29,11 @@ fn folder() -> tempfile::TempDir {
     dir
 }
 
+/// A policy; past the default `guard.max_delete_fraction` (first runs here delete most of a
+/// folder: tests/operators.rs tests that guard).
 fn policy(name: &str, pattern: &str, keep: &str) -> String {
     format!(
-        "name: {name}\naccount: files\nmode: enforce\nselect: {{ pattern: '{pattern}' }}\nkeep: {keep}\n"
+        "name: {name}\naccount: files\nmode: enforce\nselect: {{ pattern: '{pattern}' }}\nkeep: {keep}\nguard: {{max_delete_fraction: 1}}\n"
     )
 }
 
@@ -215,10 +217,8 @@ fn accept_max_delete_lets_one_run_over_max_delete_and_is_journaled() {
     write(
         dir.path(),
         "policies/p.yaml",
-        &format!(
-            "{}guard: {{ max_delete: 100 }}\n",
-            policy("p", ALL, "{daily: 7, monthly: 12}")
-        ),
+        &policy("p", ALL, "{daily: 7, monthly: 12}")
+            .replace("guard: {", "guard: {max_delete: 100, "),
     );
     common::approve_all(dir.path());
     let out = run(dir.path(), &["run"]);
@@ -453,7 +453,10 @@ fn a_selection_that_matches_nothing_is_a_warning_and_a_vanished_group_is_stale()
 
     // With stale_after, a group that was listed before and is gone now is stale.
     let guarded = |pattern: &str| {
-        policy("p", pattern, "{last: 400}") + "guard: { stale_after: 2d, max_listing_drop: 1.0 }\n"
+        policy("p", pattern, "{last: 400}").replace(
+            "guard: {",
+            "guard: {stale_after: 2d, max_listing_drop: 1.0, ",
+        )
     };
     write(dir.path(), "policies/p.yaml", &guarded(ALL));
     let out = run(dir.path(), &["run"]);

@@ -155,7 +155,7 @@ fn two_accounts_on_one_folder_are_one_place_for_the_overlap_guard() {
     std::os::unix::fs::symlink(d.join("backups"), d.join("link")).unwrap();
     let policy = |name: &str, account: &str, keep: &str| {
         format!(
-            "name: {name}\naccount: {account}\nmode: enforce\nselect: {{ pattern: '^db-(?P<ts>\\d{{8}})\\.sql\\.gz$' }}\nkeep: {keep}\n"
+            "name: {name}\naccount: {account}\nmode: enforce\nselect: {{ pattern: '^db-(?P<ts>\\d{{8}})\\.sql\\.gz$' }}\nkeep: {keep}\nguard: {{max_delete_fraction: 1}}\n"
         )
     };
     write(
@@ -206,7 +206,7 @@ fn a_manual_root_run_leaves_state_files_the_daemons_user_can_use() {
     write(
         d,
         "policies/p.yaml",
-        "name: p\naccount: files\nmode: enforce\nschedule: \"* * * * * *\"\nselect: { pattern: '^db-(?P<ts>\\d{8})\\.sql$' }\nkeep: {last: 3}\n",
+        "name: p\naccount: files\nmode: enforce\nschedule: \"* * * * * *\"\nselect: { pattern: '^db-(?P<ts>\\d{8})\\.sql$' }\nkeep: {last: 3}\nguard: {max_delete_fraction: 1}\n",
     );
     for day in 1..=10 {
         write(d, &format!("backups/db-202611{day:02}.sql"), "");
@@ -307,7 +307,7 @@ fn names_cannot_forge_what_a_terminal_shows() {
     write(
         dir.path(),
         "policies/p.yaml",
-        "name: p\naccount: a\nmode: enforce\nkeep: {last: 1}\ntimezone: UTC\n",
+        "name: p\naccount: a\nmode: enforce\nkeep: {last: 1}\ntimezone: UTC\nguard: {max_delete_fraction: 1}\n",
     );
     // Its action is delete; on a terminal the \r and the hidden rest would show it as kept.
     let forged =

@@ -459,7 +459,7 @@ pub fn unapproved_excess(policy: &Policy, plan: &PolicyPlan) -> Option<String> {
         .unwrap_or_default();
     let name = &policy.name;
     Some(format!(
-        "policy {name} is new or changed (fingerprint {}) and no person has approved this version: its plan deletes {total} backups{share}, more than an unapproved policy may (guard.unapproved_max_delete {}, guard.unapproved_max_delete_fraction {}); review the plan, then approve this version once with `retentiond approve {name}` (or let one run through with `retentiond run --policy {name} --approve`)",
+        "policy {name} is new or changed (fingerprint {}) and no person has approved this version: its plan deletes {total} backups{share}, more than an unapproved policy may (guard.unapproved_max_delete {}, guard.unapproved_max_delete_fraction {}); review the plan, then approve this version once with `retentiond approve {name}`",
         &policy.fingerprint[..policy.fingerprint.len().min(12)],
         guard.unapproved_max_delete,
         guard.unapproved_max_delete_fraction

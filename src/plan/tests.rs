@@ -283,7 +283,7 @@ fn min_keep_rescues_the_newest_unkept() {
 #[test]
 fn max_delete_blocks_the_whole_policy() {
     let backups = daily("db", 10);
-    let p = policy("keep: {last: 2}\nguard: {max_delete: 7}");
+    let p = policy("keep: {last: 2}\nguard: {max_delete: 7, max_delete_fraction: 1}");
     let plan = plan(&p, &backups, NOW.parse().unwrap(), &TimeZone::UTC);
     assert_eq!(
         plan.blocked.as_deref(),
@@ -298,8 +298,22 @@ fn max_delete_blocks_the_whole_policy() {
             groups: 1
         }
     );
-    let p = policy("keep: {last: 2}\nguard: {max_delete: 8}");
+    let p = policy("keep: {last: 2}\nguard: {max_delete: 8, max_delete_fraction: 1}");
     assert_eq!(plan_blocked(&p, &backups), None);
+}
+
+#[test]
+fn more_than_half_a_group_waits_by_default() {
+    let backups = daily("db", 10);
+    let half = policy("keep: {last: 5}");
+    assert_eq!(plan_blocked(&half, &backups), None);
+    let most = policy("keep: {last: 4}");
+    assert_eq!(
+        plan_blocked(&most, &backups).as_deref(),
+        Some(
+            "group db: the plan deletes 6 of 10 complete backups (60%), more than guard.max_delete_fraction 0.5"
+        )
+    );
 }
 
 fn plan_blocked(p: &Policy, backups: &[Backup]) -> Option<String> {

@@ -97,7 +97,9 @@ impl Default for Guard {
         Guard {
             min_keep: 1,
             max_delete: None,
-            max_delete_fraction: None,
+            // Safe beyond the first approved run: a plan that deletes more than half of a
+            // group's complete backups waits for `--accept-max-delete` (README, "Guards").
+            max_delete_fraction: Some(0.5),
             stale_after: None,
             future_tolerance: CalendarDuration {
                 hours: 1,

@@ -157,7 +157,7 @@ fn policy() -> Value {
                 );
                 p.insert(
                     "max_delete_fraction".into(),
-                    json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
+                    json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.5}),
                 );
                 p.insert("stale_after".into(), duration());
                 p.insert("future_tolerance".into(), duration());

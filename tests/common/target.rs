@@ -178,10 +178,14 @@ impl Target {
                 "select: {prefix: db/, pattern: '^(?P<group>[a-z]+)/(?P<ts>\\d{8}T\\d{6}Z)\\.sql\\.gz$'}\n"
             }
         };
+        // The provider tests delete most of a small listing at once: past the default
+        // guard.max_delete_fraction (0.5), which tests/operators.rs tests.
         write(
             self.dir.path(),
             "policies/p.yaml",
-            &format!("name: {POLICY}\naccount: portal\nmode: enforce\n{select}keep: {keep}\n"),
+            &format!(
+                "name: {POLICY}\naccount: portal\nmode: enforce\n{select}keep: {keep}\nguard: {{max_delete_fraction: 1}}\n"
+            ),
         );
     }
 
