@@ -92,7 +92,6 @@ fn a_journal_this_user_may_not_read_is_an_error_not_an_empty_history() {
     let out = run(fresh.path(), &["history"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("(nothing has run)"), "{}", out.stdout);
-    let _ = json;
 }
 
 #[test]
@@ -157,4 +156,81 @@ fn an_approved_first_run_that_would_delete_almost_everything_still_waits() {
     let out = run(d, &words);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(count(), 1);
+}
+
+/// `GET path` on `address`: (status code, body).
+fn get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    (code, response[response.find("\r\n\r\n").unwrap() + 4..].to_string())
+}
+
+#[test]
+fn a_daemon_that_cannot_take_a_lock_reports_a_failed_run() {
+    use std::os::unix::fs::chown;
+    use std::os::unix::process::CommandExt;
+    if common::uid() != 0 {
+        eprintln!("skipped: a lock another user made needs root to set up");
+        return;
+    }
+    let dir = folder(10, "{last: 3}");
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\nstate_dir: state\nmetrics: { listen: \"127.0.0.1:0\" }\naccounts:\n  files: { provider: local, path: backups }\n",
+    );
+    let policy = std::fs::read_to_string(d.join("policies/p.yaml")).unwrap();
+    write(d, "policies/p.yaml", &format!("{policy}schedule: \"* * * * * *\"\n"));
+    common::approve_all(d);
+    // The daemon's user owns the state folder; a root-only `locks` folder an older version
+    // left there stands in the way.
+    for path in ["state", "state/journal.sqlite"] {
+        chown(d.join(path), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    std::fs::create_dir(d.join("state/locks")).unwrap();
+    std::fs::set_permissions(
+        d.join("state/locks"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let log = d.join("daemon.log");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["--config", "retentiond.yaml", "daemon"])
+        .current_dir(d)
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .gid(NOBODY)
+        .uid(NOBODY)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    while !logged().contains("locks/p.lock") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let text = logged();
+    let address = text[text.find("metrics on http://").unwrap() + 18..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (code, body) = get(&address, "/healthz");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(code, 503, "{body}\n{text}");
+    assert!(body.contains("locks/p.lock: Permission denied"), "{body}");
+    let out = run(d, &["history", "--format", "json"]);
+    let runs = json(&out.stdout)["runs"].as_array().unwrap().clone();
+    assert!(
+        runs.iter().any(|r| r["outcome"] == "journal-failed"
+            && r["message"].as_str().unwrap().contains("locks/p.lock: Permission denied")),
+        "{runs:?}"
+    );
+    assert_eq!(std::fs::read_dir(d.join("backups")).unwrap().count(), 10);
 }

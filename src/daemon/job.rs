@@ -164,12 +164,22 @@ async fn run_once(
         warn!("{e}");
     }
     let stop = jobs.stop.for_run();
-    let _lock = journal
-        .lock_watched(&policy.name, stop.lock_flag())
-        .map_err(|e| {
+    let _lock = match journal.lock_watched(&policy.name, stop.lock_flag()) {
+        Ok(lock) => lock,
+        // Another process runs the policy right now (a manual run): its run is the one.
+        Err(e) if e.is_lock_held() => {
             warn!("{e}");
-            RunFigures::not_started(started, "locked")
-        })?;
+            return Err(RunFigures::not_started(started, "locked"));
+        }
+        // A lock that cannot be taken at all (its file unreadable for this user): a failed
+        // run, in the log, /healthz, the metrics and the journal, not a quiet skip.
+        Err(e) => {
+            error!("{e}; nothing was deleted");
+            jobs.metrics.journal_failed(&e.to_string());
+            record_not_started(&journal, policy, started, &e);
+            return Err(RunFigures::not_started(started, "journal-failed"));
+        }
+    };
     let account = context
         .config
         .accounts
@@ -227,6 +237,33 @@ async fn run_once(
     jobs.metrics.run_finished(&policy.name, figures);
     log_report(&report);
     Ok(())
+}
+
+/// Records a run that could not start, as `journal-failed` with its reason.
+fn record_not_started(
+    journal: &Journal,
+    policy: &crate::policy::Policy,
+    started: Timestamp,
+    e: &crate::journal::JournalError,
+) {
+    let start = crate::journal::RunStart {
+        policy,
+        command: "daemon",
+        dry_run: None,
+        started_at: started,
+        overrides: Vec::new(),
+    };
+    let message = format!("{e}; nothing was deleted");
+    let end = crate::journal::RunEnd {
+        outcome: "journal-failed",
+        message: Some(&message),
+    };
+    if let Err(e) = journal
+        .begin_run(&start)
+        .and_then(|run| journal.finish_run(run, &end))
+    {
+        warn!("{e}");
+    }
 }
 
 /// What a run did, in the log: each deletion, each failure, blocks, and a summary line.

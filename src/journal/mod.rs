@@ -164,6 +164,17 @@ impl fmt::Display for JournalError {
 
 impl std::error::Error for JournalError {}
 
+/// How a refusal because another process holds a policy's run lock reads.
+const LOCK_HELD: &str = "is being run by another retentiond process";
+
+impl JournalError {
+    /// Whether the error is another process holding the run lock (it runs the policy now),
+    /// not a lock that cannot be taken at all.
+    pub fn is_lock_held(&self) -> bool {
+        self.0.contains(LOCK_HELD)
+    }
+}
+
 type Result<T> = std::result::Result<T, JournalError>;
 
 /// How a deletion ended, as the journal records it.
@@ -614,7 +625,7 @@ impl Journal {
                         None => format!(" (run #{run})"),
                     });
                     Err(JournalError(format!(
-                        "policy {policy} is being run by another retentiond process{}; skipped",
+                        "policy {policy} {LOCK_HELD}{}; skipped",
                         holder.unwrap_or_default()
                     )))
                 }
@@ -624,7 +635,7 @@ impl Journal {
         // Policy names are letters, digits, `.`, `_` and `-`, never `.` or `..` alone.
         let path = locks.join(format!("{policy}.lock"));
         take_lock(&self.dir, &path, |pid| {
-            format!("policy {policy} is being run by another retentiond process{pid}; skipped")
+            format!("policy {policy} {LOCK_HELD}{pid}; skipped")
         })
     }
 
