@@ -1,5 +1,5 @@
 //! The exit codes of every command and the daemon, in one place (README, "Exit codes"); when
-//! several apply, the first of 7, 130, 3, 6, 4, 5 in this order wins.
+//! several apply, the first of 7, 130, 3, 6, 4, 5, 9 in this order wins.
 
 pub const OK: u8 = 0;
 /// Invalid config, policy or listing files, or an unknown policy name.
@@ -20,6 +20,9 @@ pub const REFUSED: u8 = 6;
 pub const JOURNAL: u8 = 7;
 /// `diff`: the change would delete backups that the base keeps.
 pub const DIFF_DELETES_MORE: u8 = 8;
+/// A policy selected no backup at all (an empty listing, or a `select` that matches none of
+/// it): nothing was kept or deleted, which is not success.
+pub const NOTHING_SELECTED: u8 = 9;
 /// Standard output was closed by its reader (`plan | head`): 128 + SIGPIPE, as a shell
 /// reports a tool that SIGPIPE ended. Nothing is printed.
 pub const CLOSED_PIPE: u8 = 141;

@@ -167,8 +167,8 @@ pub fn guarded_plan<'a>(
         plan.block(reason);
         lifts.insert(0, "--approve");
     }
-    plan.warnings
-        .extend(plan::nothing_selected(&plan, checks.unmatched.unwrap_or(0)));
+    plan.selected_nothing = plan::nothing_selected(&plan, checks.unmatched.unwrap_or(0));
+    plan.warnings.extend(plan.selected_nothing.clone());
     let counts = plan::complete_counts(backups);
     plan.warnings.extend(plan::vanished_groups(
         policy,
@@ -318,6 +318,8 @@ pub async fn run_policy<'a>(
         )
     } else if let Some(blocked) = &plan.blocked {
         ("blocked", Some(blocked.clone()))
+    } else if let Some(why) = &plan.selected_nothing {
+        ("nothing-selected", Some(why.clone()))
     } else if let Some(reason) = &options.dry_run {
         ("dry-run", Some(reason.clone()))
     } else {

@@ -166,7 +166,10 @@ fn get(address: &str, path: &str) -> (u16, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let code = response[9..12].parse().unwrap();
-    (code, response[response.find("\r\n\r\n").unwrap() + 4..].to_string())
+    (
+        code,
+        response[response.find("\r\n\r\n").unwrap() + 4..].to_string(),
+    )
 }
 
 #[test]
@@ -185,7 +188,11 @@ fn a_daemon_that_cannot_take_a_lock_reports_a_failed_run() {
         "policies: policies\nstate_dir: state\nmetrics: { listen: \"127.0.0.1:0\" }\naccounts:\n  files: { provider: local, path: backups }\n",
     );
     let policy = std::fs::read_to_string(d.join("policies/p.yaml")).unwrap();
-    write(d, "policies/p.yaml", &format!("{policy}schedule: \"* * * * * *\"\n"));
+    write(
+        d,
+        "policies/p.yaml",
+        &format!("{policy}schedule: \"* * * * * *\"\n"),
+    );
     common::approve_all(d);
     // The daemon's user owns the state folder; a root-only `locks` folder an older version
     // left there stands in the way.
@@ -229,8 +236,94 @@ fn a_daemon_that_cannot_take_a_lock_reports_a_failed_run() {
     let runs = json(&out.stdout)["runs"].as_array().unwrap().clone();
     assert!(
         runs.iter().any(|r| r["outcome"] == "journal-failed"
-            && r["message"].as_str().unwrap().contains("locks/p.lock: Permission denied")),
+            && r["message"]
+                .as_str()
+                .unwrap()
+                .contains("locks/p.lock: Permission denied")),
         "{runs:?}"
     );
     assert_eq!(std::fs::read_dir(d.join("backups")).unwrap().count(), 10);
+}
+
+#[test]
+fn a_selection_that_matches_nothing_is_its_own_outcome() {
+    let dir = folder(5, "{last: 3}");
+    let d = dir.path();
+    // The dumps are `.sql`; the policy looks for `.sql.gz`.
+    let policy = std::fs::read_to_string(d.join("policies/p.yaml")).unwrap();
+    write(
+        d,
+        "policies/p.yaml",
+        &policy.replace(r"\.sql$", r"\.sql\.gz$"),
+    );
+    common::approve_all(d);
+    let out = run(d, &["run"]);
+    assert_eq!(out.code, 9, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "the policy selects no backup: none of the 5 entries of the listing match its `select`"
+        ),
+        "{}",
+        out.stdout
+    );
+    let out = run(
+        d,
+        &[
+            "history",
+            "--format",
+            "json",
+            "--outcome",
+            "nothing-selected",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json(&out.stdout)["runs"].as_array().unwrap().len(), 1);
+    let out = run(d, &["plan"]);
+    assert_eq!(out.code, 9, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn zone_names_get_the_place_the_sign_trap_and_a_warning_for_fixed_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let policy = |zone: &str| format!("name: p\naccount: a\nkeep: {{last: 1}}\ntimezone: {zone}\n");
+    let validate = |zone: &str| {
+        write(d, "p.yaml", &policy(zone));
+        retentiond_in(d, &["validate", "p.yaml"])
+    };
+    let out = validate("berlin");
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("unknown time zone `berlin`; did you mean `Europe/Berlin`?"),
+        "{}",
+        out.stderr
+    );
+    let out = validate("new york");
+    assert!(
+        out.stderr.contains("did you mean `America/New_York`?"),
+        "{}",
+        out.stderr
+    );
+    let out = validate("GMT+1");
+    assert!(
+        out.stderr.contains("unknown time zone `GMT+1`; for UTC+1 all year write `Etc/GMT-1` (POSIX names read the sign backwards: `Etc/GMT+1` is UTC-1)"),
+        "{}",
+        out.stderr
+    );
+    for fixed in ["EST", "Etc/GMT-1"] {
+        let out = validate(fixed);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "warning: p.yaml: policy p: `timezone: {fixed}` is a fixed offset ("
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    for fine in ["Europe/Berlin", "UTC", "Asia/Tokyo"] {
+        let out = validate(fine);
+        assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{fine}");
+    }
 }

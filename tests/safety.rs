@@ -361,7 +361,7 @@ fn an_offline_plan_says_which_zone_it_used() {
     write(
         dir.path(),
         "listing.json",
-        r#"{"backups": [{"id": "a", "group": "g", "created_at": "2026-01-01T00:00:00Z", "status": "complete"}]}"#,
+        r#"{"backups": [{"id": "db-20260101.sql.gz", "group": "g", "created_at": "2026-01-01T00:00:00Z", "status": "complete"}]}"#,
     );
     let offline = [
         "plan",
@@ -442,7 +442,7 @@ fn a_selection_that_matches_nothing_is_a_warning_and_a_vanished_group_is_stale()
         &policy("p", r"^db-(?P<ts>\d{8})\.dump$", "{daily: 7}"),
     );
     let out = run(dir.path(), &["plan"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 9, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains(
             "WARNING: the policy selects no backup: none of the 400 entries of the listing match its `select`"

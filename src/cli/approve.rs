@@ -29,9 +29,40 @@ pub(super) fn approve(cli: &Cli, names: &[String], out: &mut dyn Write) -> Outco
             out,
             "approved policy {} as in {} (fingerprint {fingerprint}){already}: its runs may delete more than guard.unapproved_max_delete; a change to the policy needs a new approval",
             policy.name,
-            policy.file.display()
+            tidy(&policy.file).display()
         )
         .map_err(write_failure)?;
     }
     Ok(exit::OK)
+}
+
+/// `path` as a person writes it: without `.` and with `dir/..` folded away (for showing only;
+/// the file is read by the path as given).
+fn tidy(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths_are_shown_without_dot_dot() {
+        let tidy = |p: &str| super::tidy(std::path::Path::new(p)).display().to_string();
+        assert_eq!(
+            tidy("/etc/retentiond/../policies/./p.yaml"),
+            "/etc/policies/p.yaml"
+        );
+        assert_eq!(tidy("../x/p.yaml"), "../x/p.yaml");
+        assert_eq!(tidy("policies/p.yaml"), "policies/p.yaml");
+    }
 }

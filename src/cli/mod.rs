@@ -44,12 +44,15 @@ const EXIT_CODES: &str = "Exit codes:
   4  some deletions failed
   5  a guard blocked a policy; nothing was deleted for it
   6  apply: the reviewed plan no longer holds; nothing was deleted for that policy
-  7  the journal in state_dir could not be used, or another process is running the
-     policy; nothing was deleted for it
+  7  the journal could not be used (state_dir, the PostgreSQL database, a run lock that
+     cannot be taken or was lost mid-run), or another process is running the policy;
+     nothing was deleted for it
   8  diff: the change would delete backups that the base keeps
+  9  a policy selected no backup at all (an empty listing, or a select that matches none
+     of it): nothing was kept or deleted
   130  run/apply interrupted by Ctrl-C: the deletions in flight finished, no more were sent
   141  standard output was closed by its reader (plan | head); nothing is printed
-When several apply, the first of 7, 130, 3, 6, 4, 5 wins.";
+When several apply, the first of 7, 130, 3, 6, 4, 5, 9 wins.";
 
 #[derive(Parser)]
 #[command(
@@ -232,8 +235,9 @@ enum Command {
         /// Runs started at or before this: RFC 3339, or a duration ago
         #[arg(long, value_name = "WHEN")]
         until: Option<String>,
-        /// Only runs with this outcome (repeatable): ok, dry-run, blocked, refused,
-        /// listing-failed, deletions-failed, journal-failed, interrupted, unfinished
+        /// Only runs with this outcome (repeatable): ok, dry-run, blocked, nothing-selected,
+        /// refused, listing-failed, deletions-failed, journal-failed, interrupted, stopped,
+        /// unfinished
         #[arg(long, value_name = "OUTCOME")]
         outcome: Vec<String>,
         /// One run, with every decision it recorded

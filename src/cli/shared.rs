@@ -290,6 +290,12 @@ pub(super) fn finish(reports: &[PolicyReport]) -> u8 {
         exit::DELETE_FAILED
     } else if any(&|r| r.plan.as_ref().is_some_and(|p| p.blocked.is_some())) {
         exit::BLOCKED
+    } else if any(&|r| {
+        r.plan
+            .as_ref()
+            .is_some_and(|p| p.selected_nothing.is_some())
+    }) {
+        exit::NOTHING_SELECTED
     } else {
         exit::OK
     }

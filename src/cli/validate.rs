@@ -78,6 +78,7 @@ pub(super) fn validate(
     let places = config.as_ref().map(Config::places).unwrap_or_default();
     for warning in policy::overlap_warnings(&policies, &places)
         .into_iter()
+        .chain(policy::zone_warnings(&policies, config.as_ref()))
         .chain(config_warnings)
     {
         eprintln!("warning: {warning}");

@@ -233,6 +233,7 @@ pub const RUN_OUTCOMES: &[&str] = &[
     "ok",
     "dry-run",
     "blocked",
+    "nothing-selected",
     "refused",
     "listing-failed",
     "deletions-failed",

@@ -134,6 +134,9 @@ pub struct PolicyPlan<'a> {
     pub blocked: Option<String>,
     /// What a person should look at: stale groups (not pruned), backups dated in the future.
     pub warnings: Vec<String>,
+    /// Why the policy selected no backup at all, if it did not (see [`nothing_selected`]): a
+    /// run's own outcome, not success.
+    pub selected_nothing: Option<String>,
     pub summary: Summary,
     /// Grouped (groups in name order), newest first within a group.
     pub decisions: Vec<Decision<'a>>,
@@ -590,6 +593,7 @@ pub fn plan<'a>(
         evaluated_at: now,
         blocked: (!blocked.is_empty()).then(|| blocked.join("; ")),
         warnings,
+        selected_nothing: None,
         summary,
         decisions,
     }

@@ -454,21 +454,93 @@ pub fn parse_timezone(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Ti
     match TimeZone::get(name) {
         Ok(tz) => Some(tz),
         Err(_) => {
-            let names: Vec<String> = jiff::tz::db()
-                .available()
-                .map(|n| n.as_str().to_string())
-                .collect();
-            let hint = did_you_mean(name, names.iter().map(String::as_str));
-            let hint = if hint.is_empty() {
-                "; write an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`"
-                    .to_string()
-            } else {
-                hint
-            };
-            d.error(node.pos, format!("unknown time zone `{name}`{hint}"));
+            d.error(
+                node.pos,
+                format!("unknown time zone `{name}`{}", zone_hint(name)),
+            );
             None
         }
     }
+}
+
+/// What to write instead of an unknown zone name: the zone of a city written in any case
+/// (`berlin`, `new york`), the POSIX sign trap of `GMT+1`, else the closest name.
+fn zone_hint(name: &str) -> String {
+    let names: Vec<String> = jiff::tz::db()
+        .available()
+        .map(|n| n.as_str().to_string())
+        .collect();
+    let wanted = name.trim().replace(' ', "_").to_ascii_lowercase();
+    let offset = wanted
+        .strip_prefix("etc/")
+        .unwrap_or(&wanted)
+        .strip_prefix("gmt")
+        .or_else(|| wanted.strip_prefix("utc"))
+        .filter(|rest| rest.starts_with(['+', '-']));
+    if let Some(offset) = offset {
+        let (sign, hours) = offset.split_at(1);
+        let flipped = if sign == "+" { "-" } else { "+" };
+        return format!(
+            "; for UTC{offset} all year write `Etc/GMT{flipped}{hours}` (POSIX names read the sign backwards: `Etc/GMT{sign}{hours}` is UTC{flipped}{hours}), but a fixed offset knows no daylight saving: for a place write its zone, such as `Europe/Berlin`"
+        );
+    }
+    let city = names.iter().find(|n| {
+        let lower = n.to_ascii_lowercase();
+        lower == wanted || lower.rsplit('/').next() == Some(wanted.as_str())
+    });
+    if let Some(city) = city {
+        return format!("; did you mean `{city}`?");
+    }
+    let hint = did_you_mean(name, names.iter().map(String::as_str));
+    if hint.is_empty() {
+        "; write an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`".to_string()
+    } else {
+        hint
+    }
+}
+
+/// Why a zone that exists is probably a mistake: an abbreviation (`EST`, `CET`) or a fixed
+/// offset (`Etc/GMT-1`) instead of a place, whose days then ignore the place's daylight
+/// saving. `UTC` and its aliases are meant as they are.
+pub fn zone_warning(tz: &TimeZone) -> Option<String> {
+    let name = tz.iana_name()?;
+    let utc = [
+        "UTC",
+        "Etc/UTC",
+        "GMT",
+        "Etc/GMT",
+        "UCT",
+        "Etc/UCT",
+        "Universal",
+        "Zulu",
+        "Etc/Zulu",
+        "Etc/Universal",
+        "GMT0",
+        "Etc/GMT0",
+        "Etc/GMT+0",
+        "Etc/GMT-0",
+        "Greenwich",
+        "Etc/Greenwich",
+    ];
+    if utc.contains(&name) || (name.contains('/') && !name.starts_with("Etc/")) {
+        return None;
+    }
+    let year = jiff::Timestamp::now().to_zoned(TimeZone::UTC).year();
+    let offset_on = |month| {
+        jiff::civil::date(year, month, 1)
+            .to_zoned(TimeZone::UTC)
+            .map(|z| tz.to_offset(z.timestamp()))
+            .ok()
+    };
+    let what = match (offset_on(1), offset_on(7)) {
+        (Some(winter), Some(summer)) if winter == summer => {
+            format!("a fixed offset ({winter} all year, no daylight saving)")
+        }
+        _ => "an abbreviation, not a place".to_string(),
+    };
+    Some(format!(
+        "`timezone: {name}` is {what}: days, weeks and months are counted in it; if the backups follow a place's clock, write its zone (such as `Europe/Berlin` or `America/New_York`)"
+    ))
 }
 
 fn parse_mode(node: &Node, d: &mut Diagnostics) -> Option<Mode> {

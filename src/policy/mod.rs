@@ -336,6 +336,24 @@ pub fn overlap_warnings(policies: &[Policy], places: &Places) -> Vec<String> {
     warnings
 }
 
+/// Warnings about zones that exist but are probably a mistake (see
+/// [`definition::zone_warning`]): each policy's own, and the config's default.
+pub fn zone_warnings(policies: &[Policy], config: Option<&Config>) -> Vec<String> {
+    let own = policies.iter().filter_map(|p| {
+        let warning = definition::zone_warning(p.timezone.as_ref()?)?;
+        Some(format!(
+            "{}: policy {}: {warning}",
+            p.file.display(),
+            p.name
+        ))
+    });
+    let default = config.and_then(|c| {
+        let warning = definition::zone_warning(c.default_timezone.as_ref()?)?;
+        Some(format!("{}: defaults: {warning}", c.file.display()))
+    });
+    own.chain(default).collect()
+}
+
 pub fn file_is_config(path: &Path) -> bool {
     read_source(path)
         .ok()
