@@ -79,7 +79,8 @@ fn main() {
         .unwrap();
     let (mut policies, errors) = policies_from_str(
         std::path::Path::new("bench.yaml"),
-        "name: bench\naccount: a\nmode: enforce\nkeep: {last: 1}\n",
+        // Every backup but one goes: past the default guard.max_delete_fraction on purpose.
+        "name: bench\naccount: a\nmode: enforce\nkeep: {last: 1}\nguard: {max_delete_fraction: 1}\n",
     );
     assert!(errors.is_empty());
     let policy = policies.remove(0);

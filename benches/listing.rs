@@ -102,7 +102,7 @@ fn main() {
         let (policies, errors) = policies_from_str(
             Path::new("bench.yaml"),
             &format!(
-                "name: bench\naccount: a\n{}keep: {{last: 1}}\n",
+                "name: bench\naccount: a\n{}keep: {{last: 1}}\nguard: {{max_delete_fraction: 1}}\n",
                 case.select
             ),
         );
@@ -445,7 +445,7 @@ fn cbr_deletion(
     let config = policy::load_config(&config_path).unwrap();
     let (policies, errors) = policies_from_str(
         Path::new("bench.yaml"),
-        "name: bench\naccount: a\nkeep: {last: 1}\n",
+        "name: bench\naccount: a\nkeep: {last: 1}\nguard: {max_delete_fraction: 1}\n",
     );
     assert!(errors.is_empty(), "{errors:?}");
     let mut floor = 0.0;
@@ -542,7 +542,7 @@ fn s3_deletion(
     let config = policy::load_config(&config_path).unwrap();
     let (policies, errors) = policies_from_str(
         Path::new("bench.yaml"),
-        &format!("name: bench\naccount: a\n{S3_SELECT}keep: {{last: 1}}\n"),
+        &format!("name: bench\naccount: a\n{S3_SELECT}keep: {{last: 1}}\nguard: {{max_delete_fraction: 1}}\n"),
     );
     assert!(errors.is_empty(), "{errors:?}");
     let calls = n.div_ceil(1000);
