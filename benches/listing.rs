@@ -542,7 +542,9 @@ fn s3_deletion(
     let config = policy::load_config(&config_path).unwrap();
     let (policies, errors) = policies_from_str(
         Path::new("bench.yaml"),
-        &format!("name: bench\naccount: a\n{S3_SELECT}keep: {{last: 1}}\nguard: {{max_delete_fraction: 1}}\n"),
+        &format!(
+            "name: bench\naccount: a\n{S3_SELECT}keep: {{last: 1}}\nguard: {{max_delete_fraction: 1}}\n"
+        ),
     );
     assert!(errors.is_empty(), "{errors:?}");
     let calls = n.div_ceil(1000);

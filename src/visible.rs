@@ -11,11 +11,11 @@ fn hidden(c: char) -> bool {
         || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Whether any byte of `text` may begin a hidden character; a quick look at the bytes, so
-/// that a million plain names cost a pass each.
+/// Whether `text` may hold a hidden character: any byte but printable ASCII. One compare a
+/// byte, so that a million plain names cost little; the rest are looked at a character at a
+/// time.
 fn may_hide(text: &str) -> bool {
-    text.bytes()
-        .any(|b| b < 0x20 || b == 0x7f || b == 0xc2 || b == 0xd8 || b == 0xe2)
+    !text.bytes().all(|b| b.wrapping_sub(0x20) < 0x5f) && text.chars().any(hidden)
 }
 
 /// `text` with each hidden character written as an escape (`\r`, `\n`, `\t`, `\x1b`,
@@ -34,6 +34,9 @@ impl Visible<'_> {
 
     /// How many characters it shows (for column widths).
     pub fn chars(&self) -> usize {
+        if self.0.bytes().all(|b| b.wrapping_sub(0x20) < 0x5f) {
+            return self.0.len();
+        }
         if !may_hide(self.0) {
             return self.0.chars().count();
         }
