@@ -327,3 +327,55 @@ fn zone_names_get_the_place_the_sign_trap_and_a_warning_for_fixed_offsets() {
         assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{fine}");
     }
 }
+
+#[test]
+fn a_garbled_postgresql_url_fails_validate_and_the_daemons_start() {
+    let dir = folder(3, "{last: 5}");
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\nstate_dir: state\njournal: { postgres: \"${env:TEST_PG_URL}\" }\naccounts:\n  files: { provider: local, path: backups }\n",
+    );
+    let garbled = [(
+        "TEST_PG_URL",
+        "postgresql://rd@db.example.com:54x32/journal",
+    )];
+    let config = ["--config", "retentiond.yaml"];
+    let out = common::retentiond_env(d, &[&config[..], &["validate"]].concat(), &garbled);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("journal.postgres: the PostgreSQL URL is not valid (")
+            && out
+                .stderr
+                .contains("write postgresql://USER@HOST:PORT/DATABASE?sslmode=verify-full"),
+        "{}",
+        out.stderr
+    );
+    // The daemon refuses to start instead of retrying a URL that can never work.
+    let started = std::time::Instant::now();
+    let out = common::retentiond_env(d, &[&config[..], &["daemon"]].concat(), &garbled);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("not started: journal.postgres: the PostgreSQL URL is not valid"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // A remote server with `sslmode=prefer` is refused the same way.
+    let prefer = [(
+        "TEST_PG_URL",
+        "postgresql://rd@db.example.com/journal?sslmode=prefer",
+    )];
+    let out = common::retentiond_env(d, &[&config[..], &["validate"]].concat(), &prefer);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "sslmode=prefer and sslmode=disable are refused for a server on another host"
+        ),
+        "{}",
+        out.stderr
+    );
+}

@@ -69,6 +69,17 @@ pub(super) fn validate(
         // fail here, not after `systemctl reload` reported success.
         if !skip_secrets {
             errors.extend(config.check_secrets());
+            // With its secret resolved, the journal's URL must be one that can work.
+            if let Err(e) = crate::journal::Journal::check_target(config)
+                && config.check_secrets().is_empty()
+            {
+                errors.push(policy::Diagnostic {
+                    file: config.file.clone(),
+                    pos: Default::default(),
+                    message: e.to_string(),
+                    source_line: None,
+                });
+            }
         }
     }
     if !errors.is_empty() {

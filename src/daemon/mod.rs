@@ -164,6 +164,11 @@ pub async fn run(
             return exit::INVALID;
         }
     };
+    // A journal URL that can never work refuses the start; a server that is down is waited for.
+    if let Err(e) = Journal::check_target(&set.config) {
+        error!("not started: {e}");
+        return exit::INVALID;
+    }
     // One daemon per journal: a second one would run every policy twice.
     let _instance = match crate::journal::lock_daemon(&set.config.state_dir) {
         Ok(lock) => lock,

@@ -438,6 +438,22 @@ impl Journal {
         })
     }
 
+    /// Checks the config's PostgreSQL URL (its secret resolved, the URL readable, its TLS
+    /// settings allowed) without connecting: a URL that can never work is a config error, not
+    /// a server to wait for.
+    pub fn check_target(config: &crate::policy::Config) -> Result<()> {
+        let Some(postgres) = &config.postgres else {
+            return Ok(());
+        };
+        let url = postgres
+            .url
+            .resolve()
+            .map_err(|e| JournalError(format!("journal.postgres: {e}")))?;
+        pg::Target::parse(url.expose(), postgres.ca_file.as_deref())
+            .map(drop)
+            .map_err(|e| JournalError(format!("journal.postgres: {e}")))
+    }
+
     /// Opens the config's journal for reading; `None` when there is none yet (SQLite only:
     /// a PostgreSQL journal is opened as for writing).
     pub fn open_config_read_only(config: &crate::policy::Config) -> Result<Option<Journal>> {
