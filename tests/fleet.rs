@@ -469,9 +469,14 @@ fn two_run_commands_of_one_policy_on_two_hosts_one_runs_the_other_exits_7() {
         &[],
         || !fake.server.requests().is_empty(),
     );
+    // The holder is named while it is still listing: recorded when it took the lock.
+    let refused = b.retentiond(&["run"]);
     exits_7_saying(
-        &b.retentiond(&["run"]),
-        "policy p is being run by another retentiond process",
+        &refused,
+        &format!(
+            "policy p is being run by another retentiond process (pid {} on host-a since ",
+            first.id()
+        ),
     );
     assert!(first.wait().unwrap().success());
     assert_eq!(fake.records.lock().unwrap().len(), 5);

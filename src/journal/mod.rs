@@ -631,19 +631,19 @@ impl Journal {
                     ))
                 })?;
             return match taken {
-                Some(lock) => Ok(PolicyLock {
-                    _file: None,
-                    pg: Some(lock),
-                }),
+                Some(lock) => {
+                    if let Err(e) = self.record_holder(policy) {
+                        tracing::warn!("{e}");
+                    }
+                    Ok(PolicyLock {
+                        _file: None,
+                        pg: Some(lock),
+                    })
+                }
                 None => {
-                    let holder = self.running(policy).ok().flatten();
-                    let holder = holder.map(|(run, host)| match host {
-                        Some(host) => format!(" (run #{run} on {host})"),
-                        None => format!(" (run #{run})"),
-                    });
+                    let holder = self.holder(policy).ok().flatten().unwrap_or_default();
                     Err(JournalError(format!(
-                        "policy {policy} {LOCK_HELD}{}; skipped",
-                        holder.unwrap_or_default()
+                        "policy {policy} {LOCK_HELD}{holder}; skipped"
                     )))
                 }
             };
@@ -656,16 +656,42 @@ impl Journal {
         })
     }
 
-    /// The newest unfinished run of `policy`: (id, host).
-    fn running(&self, policy: &str) -> Result<Option<(i64, Option<String>)>> {
-        self.tx("read the running run", |tx| {
+    /// Records this process as the holder of `policy`'s run lock (PostgreSQL), as it takes it.
+    fn record_holder(&self, policy: &str) -> Result<()> {
+        let host = host_name().unwrap_or_else(|| "unknown".into());
+        self.tx("record the run lock's holder", |tx| {
+            tx.execute(
+                "INSERT INTO run_locks (policy, host, pid, taken_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (policy) DO UPDATE
+                 SET host = EXCLUDED.host, pid = EXCLUDED.pid, taken_at = EXCLUDED.taken_at",
+                sql_params![
+                    policy,
+                    &host,
+                    i64::from(std::process::id()),
+                    ms(Timestamp::now())
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Who holds `policy`'s run lock, as its holder recorded it when it took it:
+    /// ` (pid N on HOST since T)`.
+    fn holder(&self, policy: &str) -> Result<Option<String>> {
+        self.tx("read the run lock's holder", |tx| {
             Ok(tx
                 .query_one(
-                    "SELECT id, host FROM runs WHERE policy = $1 AND ended_at IS NULL
-                     ORDER BY id DESC LIMIT 1",
+                    "SELECT host, pid, taken_at FROM run_locks WHERE policy = $1",
                     sql_params![policy],
                 )?
-                .map(|r| (r.int(0), r.opt_text(1))))
+                .map(|r| {
+                    format!(
+                        " (pid {} on {} since {})",
+                        r.int(1),
+                        r.text(0),
+                        from_ms(r.int(2))
+                    )
+                }))
         })
     }
 
