@@ -1085,6 +1085,18 @@ pub fn history_text(
             run.policy_file,
             &run.policy_sha256[..run.policy_sha256.len().min(12)]
         )?;
+        if !run.overrides.is_empty() {
+            let flags: Vec<String> = run.overrides.iter().map(|o| format!("--{o}")).collect();
+            writeln!(out, "  let through once with {}", flags.join(" "))?;
+        }
+        if let Some(a) = &run.approved {
+            writeln!(
+                out,
+                "  this version approved by {} at {}",
+                a.by.as_deref().unwrap_or("(unknown)"),
+                seconds(a.at)
+            )?;
+        }
         if let Some(message) = &run.message {
             writeln!(out, "  {}", Visible(message))?;
         }

@@ -379,3 +379,52 @@ fn a_garbled_postgresql_url_fails_validate_and_the_daemons_start() {
         out.stderr
     );
 }
+
+#[test]
+fn history_shows_overrides_and_who_approved_and_approvals_are_listed() {
+    let dir = folder_guarded(30, "{last: 5}", "");
+    let d = dir.path();
+    let config = ["--config", "retentiond.yaml"];
+    let out = common::retentiond_env(
+        d,
+        &[&config[..], &["approve", "p"]].concat(),
+        &[("SUDO_USER", "alice")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(d, &["run", "--accept-max-delete"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = run(d, &["history"]);
+    assert!(
+        out.stdout.contains(
+            "  let through once with --accept-max-delete\n  this version approved by alice at "
+        ),
+        "{}",
+        out.stdout
+    );
+    let out = run(d, &["history", "--format", "json"]);
+    assert_eq!(json(&out.stdout)["runs"][0]["approved"]["by"], "alice");
+    // Deletions in the plan's order: newest first.
+    let deleted: Vec<String> = json(&out.stdout)["runs"][0]["deletions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["created_at"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = deleted.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(deleted, sorted);
+    let out = run(d, &["approve", "--list"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(" policy p version ") && out.stdout.contains(" approved by alice  ("),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.trim_end().ends_with("/policies/p.yaml)"),
+        "{}",
+        out.stdout
+    );
+    let out = run(d, &["approve", "--list", "--format", "json"]);
+    assert_eq!(json(&out.stdout)["approvals"][0]["policy"], "p");
+}

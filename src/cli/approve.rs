@@ -1,11 +1,51 @@
 //! `retentiond approve`: a person's approval of a policy version, recorded in the journal.
 
-use super::Cli;
 use super::shared::{
     Failure, Outcome, config_policies, open_journal, require_config, select_policies, write_failure,
 };
+use super::{Cli, Format};
 use crate::exit;
 use std::io::Write;
+
+/// `approve --list`: the journal's approvals, newest first (of the named policies only, when
+/// some are named).
+pub(super) fn list(cli: &Cli, names: &[String], format: Format, out: &mut dyn Write) -> Outcome {
+    let config = require_config(cli, "")?;
+    let journal = crate::journal::Journal::open_config_read_only(&config)
+        .map_err(|e| Failure::new(exit::JOURNAL, e.to_string()))?;
+    let mut approvals = match &journal {
+        Some(journal) => journal
+            .approvals(None)
+            .map_err(|e| Failure::new(exit::JOURNAL, e.to_string()))?,
+        None => Vec::new(),
+    };
+    approvals.retain(|a| names.is_empty() || names.contains(&a.policy));
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "approvals": approvals }))
+                .map_err(|e| write_failure(e.into()))?;
+            writeln!(out).map_err(write_failure)?;
+        }
+        Format::Text if approvals.is_empty() => {
+            writeln!(out, "no approvals in the journal").map_err(write_failure)?;
+        }
+        Format::Text => {
+            for a in &approvals {
+                writeln!(
+                    out,
+                    "{}  policy {} version {} approved by {}  ({})",
+                    a.at,
+                    a.policy,
+                    &a.fingerprint[..a.fingerprint.len().min(12)],
+                    a.by.as_deref().unwrap_or("(unknown)"),
+                    a.policy_file
+                )
+                .map_err(write_failure)?;
+            }
+        }
+    }
+    Ok(exit::OK)
+}
 
 /// Records a person's approval of each named policy's current version in the journal.
 pub(super) fn approve(cli: &Cli, names: &[String], out: &mut dyn Write) -> Outcome {

@@ -217,12 +217,20 @@ enum Command {
     /// guard.unapproved_max_delete (10) or guard.unapproved_max_delete_fraction (10% of a
     /// group) only once approved; recorded in the journal
     Approve {
-        /// The policies to approve (their current version, as the config loads them)
-        #[arg(required_unless_present = "all", value_name = "POLICY")]
+        /// The policies to approve (their current version, as the config loads them); with
+        /// --list, whose approvals to list
+        #[arg(required_unless_present_any = ["all", "list"], value_name = "POLICY")]
         policies: Vec<String>,
         /// Every policy of the config
-        #[arg(long, conflicts_with = "policies")]
+        #[arg(long, conflicts_with_all = ["policies", "list"])]
         all: bool,
+        /// List the approvals in the journal (who, when, which version of which file), newest
+        /// first, instead of approving
+        #[arg(long)]
+        list: bool,
+        /// With --list: text or JSON (`{"approvals": [...]}`)
+        #[arg(long, value_enum, default_value = "text", requires = "list")]
+        format: Format,
     },
     /// Show the journal: runs, newest first, with their deletions
     History {
@@ -446,6 +454,12 @@ fn dispatch(cli: &Cli) -> Outcome {
         }
         Command::Run { policy, settings } => run(cli, policy, *settings, &mut out),
         Command::Apply { plan, settings } => apply(cli, plan, *settings, &mut out),
+        Command::Approve {
+            policies,
+            list: true,
+            format,
+            ..
+        } => approve::list(cli, policies, *format, &mut out),
         Command::Approve { policies, .. } => approve(cli, policies, &mut out),
         Command::History {
             policy,

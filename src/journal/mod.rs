@@ -281,9 +281,28 @@ pub struct RunRecord {
     pub overrides: Vec<String>,
     /// The host the run ran on (journals before schema 5 did not record it).
     pub host: Option<String>,
+    /// Who approved the version of the policy the run ran, and when (`retentiond approve`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved: Option<Approval>,
     /// Complete backups listed per group.
     pub listing: BTreeMap<String, u64>,
     pub deletions: Vec<DeletionRecord>,
+}
+
+/// A person's approval of one version of a policy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Approval {
+    /// `$SUDO_USER`, `$USER` or `--by`, when known.
+    pub by: Option<String>,
+    pub at: Timestamp,
+    /// The policy's fingerprint: the version approved.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
+    /// `approve --list` only: the policy and its file when approved.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub policy: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub policy_file: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -1025,6 +1044,30 @@ impl Journal {
         })
     }
 
+    /// Every approval, newest first (`approve --list`); of `policy` only when given.
+    pub fn approvals(&self, policy: Option<&str>) -> Result<Vec<Approval>> {
+        if self.version()? < 3 {
+            return Ok(Vec::new());
+        }
+        self.tx("read the approvals", |tx| {
+            let rows = tx.query(
+                "SELECT policy, fingerprint, approved_at, approved_by, policy_file FROM approvals
+                 WHERE $1 = '' OR policy = $1 ORDER BY approved_at DESC, policy",
+                sql_params![policy.unwrap_or("")],
+            )?;
+            Ok(rows
+                .into_iter()
+                .map(|r| Approval {
+                    policy: r.text(0),
+                    fingerprint: r.text(1),
+                    at: from_ms(r.int(2)),
+                    by: r.opt_text(3),
+                    policy_file: r.text(4),
+                })
+                .collect())
+        })
+    }
+
     /// Records a person's approval of this version of the policy: its runs may delete beyond
     /// the bound for new and changed policies. Returns false when it was approved already.
     pub fn approve(&self, policy: &crate::policy::Policy, by: Option<&str>) -> Result<bool> {
@@ -1099,11 +1142,19 @@ impl Journal {
         // Journals before schema 3 (read as they are) have no overrides, before 5 no host.
         let overrides = if version >= 3 { "overrides" } else { "NULL" };
         let host = if version >= HOSTS { "host" } else { "NULL" };
+        let approved = |column: &str| match version >= 3 {
+            true => format!(
+                "(SELECT a.{column} FROM approvals a
+                  WHERE a.policy = runs.policy AND a.fingerprint = runs.fingerprint)"
+            ),
+            false => "NULL".to_string(),
+        };
+        let (approved_at, approved_by) = (approved("approved_at"), approved("approved_by"));
         self.tx("read the history", |tx| {
             let mut sql = format!(
                 "SELECT id, policy, account, command, mode, dry_run, started_at, ended_at, outcome,
                         message, policy_file, policy_sha256, git_commit, listed, keep, delete_count,
-                        ignore, {overrides}, {host}
+                        ignore, {overrides}, {host}, {approved_at}, {approved_by}
                  FROM runs WHERE 1 = 1"
             );
             let mut args: Vec<Value> = Vec::new();
@@ -1168,6 +1219,13 @@ impl Journal {
                         .map(|o| o.split(',').map(str::to_string).collect())
                         .unwrap_or_default(),
                     host: r.opt_text(18),
+                    approved: r.opt_int(19).map(|at| Approval {
+                        by: r.opt_text(20),
+                        at: from_ms(at),
+                        fingerprint: String::new(),
+                        policy: String::new(),
+                        policy_file: String::new(),
+                    }),
                     listing: BTreeMap::new(),
                     deletions: Vec::new(),
                 });
@@ -1183,7 +1241,7 @@ impl Journal {
                     .query(
                         "SELECT backup_id, grp, policy, account, created_at, intent_at, outcome,
                                 outcome_at, error, reconciled
-                         FROM deletions WHERE run_id = $1 ORDER BY id",
+                         FROM deletions WHERE run_id = $1 ORDER BY grp, created_at DESC, id",
                         sql_params![run.id],
                     )?
                     .into_iter()
