@@ -195,3 +195,66 @@ fn verbose_shows_each_provider_request() {
     let quiet = retentiond_in(dir.path(), &["--config", "retentiond.yaml", "list"]);
     assert!(!quiet.stderr.contains("request #"), "{}", quiet.stderr);
 }
+
+/// [`on_a_terminal`] with `input` typed at the terminal.
+fn typed_at_a_terminal(dir: &Path, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_retentiond"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let mut child = Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .current_dir(dir)
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script`");
+    // The pseudo-terminal holds what is typed until the program reads it.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn approve_at_a_terminal_shows_what_the_version_would_delete_and_asks_once() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo("examples/local"), dir.path());
+    let args = ["--config", "retentiond.yaml", "approve", "pg-analytics"];
+    let shown = typed_at_a_terminal(dir.path(), &args, "n\n");
+    assert!(
+        shown.contains("policy pg-analytics (version ")
+            && shown.contains(
+                ") would delete 44 of 52 complete backups now (85%): the newest pg-analytics-"
+            )
+            && shown.contains("approve this policy? [y/N] "),
+        "{shown}"
+    );
+    assert!(shown.contains("nothing was approved"), "{shown}");
+    let listed = retentiond_in(
+        dir.path(),
+        &["--config", "retentiond.yaml", "approve", "--list"],
+    );
+    assert!(listed.stdout.contains("no approvals"), "{}", listed.stdout);
+    let shown = typed_at_a_terminal(dir.path(), &args, "y\n");
+    assert!(
+        shown.contains("approved policy pg-analytics as in "),
+        "{shown}"
+    );
+    let listed = retentiond_in(
+        dir.path(),
+        &["--config", "retentiond.yaml", "approve", "--list"],
+    );
+    assert!(
+        listed.stdout.contains(" policy pg-analytics version "),
+        "{}",
+        listed.stdout
+    );
+}
