@@ -428,3 +428,52 @@ fn history_shows_overrides_and_who_approved_and_approvals_are_listed() {
     let out = run(d, &["approve", "--list", "--format", "json"]);
     assert_eq!(json(&out.stdout)["approvals"][0]["policy"], "p");
 }
+
+#[test]
+fn small_things_an_operator_reads() {
+    let dir = folder(3, "{last: 5}");
+    let d = dir.path();
+    let out = run(d, &["validate"]);
+    assert_eq!(
+        out.stdout,
+        "ok: 1 policy valid, accounts checked against retentiond.yaml\n"
+    );
+    // A config without policies says so instead of printing nothing.
+    std::fs::remove_file(d.join("policies/p.yaml")).unwrap();
+    let out = run(d, &["plan"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("note: no policy in ")
+            && out
+                .stderr
+                .contains("policies (the config's `policies`): nothing to plan or run"),
+        "{}",
+        out.stderr
+    );
+    // A state_dir that is a file.
+    write(d, "afile", "");
+    write(
+        d,
+        "retentiond.yaml",
+        "policies: policies\nstate_dir: afile\naccounts:\n  files: { provider: local, path: backups }\n",
+    );
+    let out = run(d, &["approve", "--all"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("afile is a file, not a folder; set state_dir in the config to a folder"),
+        "{}",
+        out.stderr
+    );
+    // Help: the options every command takes under their own heading; no file names offered
+    // for policy names.
+    let help = retentiond_in(d, &["journal", "compact", "--help"]).stdout;
+    let global = help.find("Global options:").expect("a heading");
+    assert!(help.find("--verbose").unwrap() > global, "{help}");
+    let bash = retentiond_in(d, &["completions", "bash"]).stdout;
+    let policy = &bash[bash.find("--policy)").unwrap()..];
+    assert!(
+        !policy[..policy.find(";;").unwrap()].contains("compgen -f"),
+        "{policy}"
+    );
+}

@@ -54,6 +54,10 @@ const EXIT_CODES: &str = "Exit codes:
   141  standard output was closed by its reader (plan | head); nothing is printed
 When several apply, the first of 7, 130, 3, 6, 4, 5, 9 wins.";
 
+/// Where the options every command takes are listed in each command's help, apart from its
+/// own.
+const GLOBAL: &str = "Global options";
+
 #[derive(Parser)]
 #[command(
     name = "retentiond",
@@ -63,14 +67,14 @@ When several apply, the first of 7, 130, 3, 6, 4, 5, 9 wins.";
 )]
 struct Cli {
     /// Daemon config [default: /etc/retentiond/retentiond.yaml]
-    #[arg(long, global = true, env = "RETENTIOND_CONFIG", value_name = "PATH")]
+    #[arg(long, global = true, env = "RETENTIOND_CONFIG", value_name = "PATH", help_heading = GLOBAL)]
     config: Option<PathBuf>,
     /// No progress line and no notes on stderr (warnings and errors still)
-    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    #[arg(long, short, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     quiet: bool,
     /// Also a line on stderr for every provider request, with its result and time (list,
     /// plan, diff, run, apply; the daemon follows RUST_LOG)
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = GLOBAL)]
     verbose: bool,
     /// Colour in text plans and history
     #[arg(
@@ -78,7 +82,8 @@ struct Cli {
         global = true,
         value_enum,
         default_value = "auto",
-        value_name = "WHEN"
+        value_name = "WHEN",
+        help_heading = GLOBAL
     )]
     color: ColorChoice,
     #[command(subcommand)]
@@ -107,7 +112,7 @@ enum Command {
     /// Print the listing each policy sees (JSON: the format `plan --listing` reads)
     List {
         /// Only this policy (repeatable)
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
         policy: Vec<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -115,7 +120,7 @@ enum Command {
     /// Show what every policy keeps and deletes, and why; never deletes
     Plan {
         /// Only this policy (repeatable)
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
         policy: Vec<String>,
         /// Policy files or folder instead of the config's `policies`
         #[arg(long, value_name = "PATH")]
@@ -173,7 +178,7 @@ enum Command {
     /// old, and when the count settles; never deletes
     Simulate {
         /// The policy to simulate
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
         policy: String,
         /// Policy files or folder instead of the config's `policies`
         #[arg(long, value_name = "PATH")]
@@ -200,7 +205,7 @@ enum Command {
     /// Evaluate now and delete what policies in `mode: enforce` no longer keep
     Run {
         /// Only this policy (repeatable)
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
         policy: Vec<String>,
         #[command(flatten)]
         settings: RunArgs,
@@ -219,7 +224,7 @@ enum Command {
     Approve {
         /// The policies to approve (their current version, as the config loads them); with
         /// --list, whose approvals to list
-        #[arg(required_unless_present_any = ["all", "list"], value_name = "POLICY")]
+        #[arg(required_unless_present_any = ["all", "list"], value_name = "POLICY", value_hint = clap::ValueHint::Other)]
         policies: Vec<String>,
         /// Every policy of the config
         #[arg(long, conflicts_with_all = ["policies", "list"])]
@@ -235,7 +240,7 @@ enum Command {
     /// Show the journal: runs, newest first, with their deletions
     History {
         /// Only this policy (repeatable)
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
         policy: Vec<String>,
         /// Runs started at or after this: RFC 3339, or a duration ago such as 7d
         #[arg(long, value_name = "WHEN")]
@@ -246,7 +251,7 @@ enum Command {
         /// Only runs with this outcome (repeatable): ok, dry-run, blocked, nothing-selected,
         /// refused, listing-failed, deletions-failed, journal-failed, interrupted, stopped,
         /// unfinished
-        #[arg(long, value_name = "OUTCOME")]
+        #[arg(long, value_name = "OUTCOME", value_hint = clap::ValueHint::Other)]
         outcome: Vec<String>,
         /// One run, with every decision it recorded
         #[arg(long, value_name = "ID")]

@@ -86,6 +86,17 @@ pub(super) fn require_config(cli: &Cli, hint: &str) -> Result<Config, Failure> {
 pub(super) fn config_policies(config: &Config) -> Result<Vec<Policy>, Failure> {
     let (policies, mut errors) = policy::load_policies(&config.policies);
     errors.extend(policy::check_against_config(&policies, config));
+    if errors.is_empty() && policies.is_empty() && !terminal().quiet {
+        let folders: Vec<String> = config
+            .policies
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        eprintln!(
+            "note: no policy in {} (the config's `policies`): nothing to plan or run; add a policy file (*.yaml)",
+            folders.join(", ")
+        );
+    }
     if errors.is_empty() {
         Ok(policies)
     } else {

@@ -98,6 +98,10 @@ pub(super) fn validate(
         .as_ref()
         .map(|c| format!(", accounts checked against {}", c.file.display()))
         .unwrap_or_default();
-    writeln!(out, "ok: {} policies valid{checked}", policies.len()).map_err(write_failure)?;
+    let policies = match policies.len() {
+        1 => "1 policy".to_string(),
+        n => format!("{n} policies"),
+    };
+    writeln!(out, "ok: {policies} valid{checked}").map_err(write_failure)?;
     Ok(exit::OK)
 }

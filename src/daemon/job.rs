@@ -133,7 +133,6 @@ async fn run_once(
     } else {
         ""
     };
-    info!(scheduled = %fire.scheduled, "run started{catch_up}");
     let journal = Journal::open_config(&context.config).map_err(|e| {
         error!("{e}; nothing was deleted");
         jobs.metrics.journal_failed(&e.to_string());
@@ -160,6 +159,8 @@ async fn run_once(
             return Err(RunFigures::not_started(started, "journal-failed"));
         }
     }
+    // Only now, with the tick this host's: a fleet host whose tick ran elsewhere starts nothing.
+    info!(scheduled = %fire.scheduled, "run started{catch_up}");
     if let Err(e) = journal.record_fire(&policy.name, fire.scheduled, started) {
         warn!("{e}");
     }

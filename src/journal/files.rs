@@ -60,6 +60,12 @@ fn refuse_symlink(path: &Path) -> Result<()> {
 /// Creates a folder (and its parents) readable only by its owner. `state_dir` itself may be a
 /// symlink (systemd's `DynamicUser=` makes `/var/lib/NAME` one); a folder inside it may not.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
+    if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(JournalError(format!(
+            "the state folder {} is a file, not a folder; set state_dir in the config to a folder (it is made if missing)",
+            dir.display()
+        )));
+    }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
