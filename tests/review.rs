@@ -35,7 +35,9 @@ fn policy(name: &str, group: &str, rest: &str) -> String {
         true => "",
         false => "guard: {max_delete_fraction: 1}\n",
     };
-    format!("name: {name}\naccount: files\nselect: {{ name: '^{group}-' }}\n{rest}{guard}")
+    format!(
+        "name: {name}\naccount: files\nmode: enforce\nselect: {{ name: '^{group}-' }}\n{rest}{guard}"
+    )
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -214,7 +216,7 @@ fn diff_against_a_git_revision_names_every_kind_of_change() {
     assert!(
         markdown
             .stdout
-            .contains("| `b` | changed | 8 → 7 | 52 → 53 | 1 | 0 |"),
+            .contains("| `b` | changed | yes → yes | 8 → 7 | 52 → 53 | 1 | 0 |"),
         "{}",
         markdown.stdout
     );
@@ -502,12 +504,12 @@ fn a_live_diff_lists_each_selection_once_for_both_sides() {
     write(
         d,
         "base/p.yaml",
-        "name: p\naccount: portal\nkeep: {last: 5}\n",
+        "name: p\naccount: portal\nmode: enforce\nkeep: {last: 5}\nguard: {max_delete_fraction: 1}\n",
     );
     write(
         d,
         "policies/p.yaml",
-        "name: p\naccount: portal\nkeep: {last: 3}\n",
+        "name: p\naccount: portal\nmode: enforce\nkeep: {last: 3}\nguard: {max_delete_fraction: 1}\n",
     );
     let out = retentiond_in(
         d,
@@ -569,7 +571,7 @@ fn the_ci_example_reviews_on_the_base_branchs_listing() {
     write(
         d,
         "policies/p.yaml",
-        "name: p\naccount: files\nkeep: {last: 20}\n",
+        "name: p\naccount: files\nmode: enforce\nkeep: {last: 20}\nguard: {max_delete_fraction: 1}\n",
     );
     git(d, &["init", "-q", "-b", "main"]);
     git(d, &["add", "."]);
@@ -580,7 +582,7 @@ fn the_ci_example_reviews_on_the_base_branchs_listing() {
     write(
         d,
         "policies/p.yaml",
-        "name: p\naccount: files\nkeep: {last: 5}\n",
+        "name: p\naccount: files\nmode: enforce\nkeep: {last: 5}\nguard: {max_delete_fraction: 1}\n",
     );
     let five: serde_json::Value = serde_json::from_str(&days(30)).unwrap();
     let five = serde_json::json!({"backups": five["backups"].as_array().unwrap()[25..]});
@@ -618,4 +620,123 @@ fn the_ci_example_reviews_on_the_base_branchs_listing() {
         comment.contains("**15 backups that the base keeps would be deleted**"),
         "{comment}"
     );
+}
+
+/// A repository with the config and one policy file, committed on `main`.
+fn repository(config: &str, file: &str, policy: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    listing(d);
+    write(d, "retentiond.yaml", config);
+    write(d, &format!("policies/{file}"), policy);
+    git(d, &["init", "-q", "-b", "main"]);
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-qm", "base"]);
+    dir
+}
+
+const REVIEW_CONFIG: &str = "policies: policies\naccounts:\n  files: { provider: onlyoffice-docspace, base_url: \"https://docs.example.com\", api_key: \"${env:DOCSPACE_KEY}\" }\n";
+
+fn review(d: &Path, format: &str) -> common::Output {
+    retentiond_in(
+        d,
+        &[
+            "--config",
+            "retentiond.yaml",
+            "diff",
+            "--base",
+            "main",
+            "--listing",
+            "listing.json",
+            "--now",
+            NOW,
+            "--format",
+            format,
+        ],
+    )
+}
+
+#[test]
+fn a_switch_to_enforce_is_the_change_that_deletes() {
+    let policy = |mode: &str, keep: &str| {
+        format!(
+            "name: a\naccount: files\nmode: {mode}\nselect: {{ name: '^a-' }}\nkeep: {keep}\nguard: {{max_delete_fraction: 1}}\n"
+        )
+    };
+    // The policy's own mode: dry-run → enforce lists every backup that becomes deleted.
+    let dir = repository(REVIEW_CONFIG, "a.yaml", &policy("dry-run", "{last: 10}"));
+    let d = dir.path();
+    write(d, "policies/a.yaml", &policy("enforce", "{last: 10}"));
+    let out = review(d, "json");
+    assert_eq!(out.code, 8, "{}{}", out.stdout, out.stderr);
+    let report = json(&out.stdout);
+    let a = &report["policies"][0];
+    assert_eq!(
+        (a["deletes_before"].clone(), a["deletes_after"].clone()),
+        (false.into(), true.into())
+    );
+    let moved = a["moved"].as_array().unwrap();
+    assert_eq!(moved.len(), 50, "every backup the switch deletes");
+    assert!(
+        moved
+            .iter()
+            .all(|m| m["before"]["planned_only"] == true && m["after"]["planned_only"].is_null())
+    );
+    let markdown = review(d, "markdown").stdout;
+    assert!(
+        markdown.contains("**50 backups that the base keeps would be deleted**"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| `a` | changed | no → yes | 10 → 10 | 50 → 50 | 50 | 0 |"),
+        "{markdown}"
+    );
+
+    // A policy that stays dry-run: its planned changes are shown, and nothing is deleted.
+    write(d, "policies/a.yaml", &policy("dry-run", "{last: 5}"));
+    let out = review(d, "text");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("  really deletes (enforce, no dry_run, not blocked): no → no\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("keep (last) → delete, planned only (no rule keeps it)"),
+        "{}",
+        out.stdout
+    );
+
+    // The config's dry_run: true → false, with the config in the repository.
+    let dir = repository(
+        &format!("dry_run: true\n{REVIEW_CONFIG}"),
+        "a.yaml",
+        &policy("enforce", "{last: 10}"),
+    );
+    let d = dir.path();
+    write(d, "retentiond.yaml", REVIEW_CONFIG);
+    let out = review(d, "text");
+    assert_eq!(out.code, 8, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.starts_with("config: dry_run: true → false\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("50 backups that the base keeps would be deleted\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_policy_file_whose_name_git_would_quote_is_read_at_the_base() {
+    let policy = "name: a\naccount: files\nmode: enforce\nselect: { name: '^a-' }\nkeep: {last: 10}\nguard: {max_delete_fraction: 1}\n";
+    let dir = repository(REVIEW_CONFIG, "täglich \"a\".yaml", policy);
+    let out = review(dir.path(), "json");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(json(&out.stdout)["policies"][0]["change"], "unchanged");
 }

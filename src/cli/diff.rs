@@ -19,6 +19,7 @@ use std::process::Command;
 pub(super) struct DiffArgs<'a> {
     pub(super) base: Option<&'a str>,
     pub(super) base_policies: Option<&'a Path>,
+    pub(super) base_config: Option<&'a Path>,
     pub(super) policies: Option<&'a Path>,
     pub(super) listing: Option<&'a Path>,
     pub(super) now: Option<&'a str>,
@@ -58,8 +59,27 @@ pub(super) fn diff(cli: &Cli, args: DiffArgs, out: &mut dyn Write) -> Outcome {
         }
     };
     errors.extend(base_errors);
+    // Each side with its own config: a flip of `dry_run` or of the default zone is a change.
+    let base_config = match (args.base_config, args.base, &config) {
+        (Some(path), _, _) => Some(policy::load_config(path).map_err(Failure::invalid)?),
+        (None, Some(rev), Some(config)) => git_config(rev, &config.file)?,
+        _ => None,
+    };
+    if config.is_some() && base_config.is_none() {
+        eprintln!(
+            "note: the base has no config of its own (not in the git checkout at --base; --base-config PATH gives one): the current config stands for both sides"
+        );
+    }
+    if config.is_none() && !cli.quiet {
+        eprintln!(
+            "note: no config (--config, $RETENTIOND_CONFIG): policies without `timezone` are evaluated in UTC on both sides, and no config `dry_run` applies"
+        );
+    }
+    let base_config = base_config.as_ref().or(config.as_ref());
     if let Some(config) = &config {
         errors.extend(policy::check_against_config(&current, config));
+    }
+    if let Some(config) = base_config {
         errors.extend(policy::check_against_config(&base, config));
     }
     if !errors.is_empty() {
@@ -70,6 +90,7 @@ pub(super) fn diff(cli: &Cli, args: DiffArgs, out: &mut dyn Write) -> Outcome {
         None => None,
     };
     let zone = |p: &Policy| runner::zone(p, config.as_ref());
+    let base_zone = |p: &Policy| runner::zone(p, base_config);
     // Live, each distinct selection (account, `select`, zone) is listed once for both sides:
     // a policy the change leaves alone is not listed twice.
     let key = |p: &Policy| {
@@ -107,21 +128,42 @@ pub(super) fn diff(cli: &Cli, args: DiffArgs, out: &mut dyn Write) -> Outcome {
     };
     let (base_slices, current_slices) = (slices(&base), slices(&current));
     let (base_zones, current_zones): (Vec<TimeZone>, Vec<TimeZone>) = (
-        base.iter().map(zone).collect(),
+        base.iter().map(base_zone).collect(),
         current.iter().map(zone).collect(),
     );
+    let config_edits = match (base_config, &config) {
+        (Some(before), Some(after)) => config_edits(before, after),
+        _ => Vec::new(),
+    };
     let result = diff::diff(
         &Set {
             policies: &base,
             listings: &base_slices,
             zones: &base_zones,
+            dry_run: base_config.is_some_and(|c| c.dry_run),
         },
         &Set {
             policies: &current,
             listings: &current_slices,
             zones: &current_zones,
+            dry_run: config.as_ref().is_some_and(|c| c.dry_run),
         },
         now,
+        match (args.listing, &saved) {
+            (Some(path), Some(saved)) => {
+                let newest = saved.backups.iter().map(|b| b.created_at).max();
+                format!(
+                    "the saved listing {} ({} backups{})",
+                    path.display(),
+                    saved.backups.len(),
+                    newest
+                        .map(|at| format!(", the newest from {at}"))
+                        .unwrap_or_default()
+                )
+            }
+            _ => "the providers' live listings".to_string(),
+        },
+        config_edits,
     );
     match args.format {
         DiffFormat::Text => diff::text(out, &result),
@@ -191,13 +233,95 @@ fn git_sources(rev: &str, folders: &[PathBuf]) -> Result<Vec<(PathBuf, String)>,
                 )
             },
         )?;
-        let listed = git(&root, &["ls-tree", "-r", "--name-only", rev, "--", &inside])?;
-        for path in listed.lines().filter(|p| is_policy_file(p)) {
+        // NUL-separated: a name git would quote (non-ASCII, `"`, `\`) arrives as it is.
+        let listed = git(
+            &root,
+            &["ls-tree", "-r", "-z", "--name-only", rev, "--", &inside],
+        )?;
+        for path in listed.split('\0').filter(|p| is_policy_file(p)) {
             let text = git(&root, &["show", &format!("{rev}:{path}")])?;
             sources.push((PathBuf::from(format!("{rev}:{path}")), text));
         }
     }
     Ok(sources)
+}
+
+/// The config at `rev`, when `file` is in a git checkout and the revision has it; parsed as
+/// if it stood where `file` stands (its relative paths from the same folder).
+fn git_config(rev: &str, file: &Path) -> Result<Option<Config>, Failure> {
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let folder = absolute.parent().unwrap_or(Path::new("/"));
+    let Ok(root) = git(folder, &["rev-parse", "--show-toplevel"]) else {
+        return Ok(None);
+    };
+    let root = PathBuf::from(root.trim());
+    let root = root.canonicalize().unwrap_or(root);
+    let real = absolute.canonicalize().unwrap_or(absolute.clone());
+    let Ok(inside) = real.strip_prefix(&root) else {
+        return Ok(None);
+    };
+    let Ok(text) = git(&root, &["show", &format!("{rev}:{}", inside.display())]) else {
+        return Ok(None);
+    };
+    let label = PathBuf::from(format!("{rev}:{}", inside.display()));
+    // Relative paths from the folder the current config's are taken from, written the same.
+    let base = file.parent().unwrap_or(Path::new("."));
+    policy::config_from_str(&label, &text, base)
+        .map(Some)
+        .map_err(Failure::invalid)
+}
+
+/// What changed in the config that can change what is deleted; a secret reference is named,
+/// never resolved.
+fn config_edits(before: &Config, after: &Config) -> Vec<String> {
+    let mut edits = Vec::new();
+    if before.dry_run != after.dry_run {
+        edits.push(format!("dry_run: {} → {}", before.dry_run, after.dry_run));
+    }
+    let zone = |c: &Config| {
+        c.default_timezone
+            .as_ref()
+            .and_then(|z| z.iana_name().map(String::from))
+            .unwrap_or_else(|| "UTC (none set)".into())
+    };
+    if zone(before) != zone(after) {
+        edits.push(format!(
+            "defaults.timezone: {} → {}",
+            zone(before),
+            zone(after)
+        ));
+    }
+    let keep = |c: &Config| {
+        c.journal_keep
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| "forever".into())
+    };
+    if keep(before) != keep(after) {
+        edits.push(format!("journal_keep: {} → {}", keep(before), keep(after)));
+    }
+    let (places_before, places_after) = (before.places(), after.places());
+    for name in before.accounts.keys().chain(after.accounts.keys()) {
+        if edits
+            .iter()
+            .any(|e| e.ends_with(&format!("account {name}")))
+        {
+            continue;
+        }
+        let what = match (before.accounts.get(name), after.accounts.get(name)) {
+            (Some(_), None) => "removed",
+            (None, Some(_)) => "added",
+            (Some(b), Some(a))
+                if b.kind != a.kind
+                    || places_before.place(name) != places_after.place(name)
+                    || format!("{:?}", b.settings) != format!("{:?}", a.settings) =>
+            {
+                "changed"
+            }
+            _ => continue,
+        };
+        edits.push(format!("{what}: account {name}"));
+    }
+    edits
 }
 
 /// What `validate` reads in a folder: `*.yaml` and `*.yml`, no hidden entries.

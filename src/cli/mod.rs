@@ -162,6 +162,10 @@ enum Command {
         /// The base: another policy folder or file
         #[arg(long, value_name = "PATH")]
         base_policies: Option<PathBuf>,
+        /// The config of the base [default: the config at --base when it is in the git
+        /// checkout, else the current config for both sides]
+        #[arg(long, value_name = "PATH")]
+        base_config: Option<PathBuf>,
         /// The current policies instead of the config's `policies`
         #[arg(long, value_name = "PATH")]
         policies: Option<PathBuf>,
@@ -420,6 +424,7 @@ fn dispatch(cli: &Cli) -> Outcome {
         Command::Diff {
             base,
             base_policies,
+            base_config,
             policies,
             listing,
             now,
@@ -428,6 +433,7 @@ fn dispatch(cli: &Cli) -> Outcome {
             let args = diff::DiffArgs {
                 base: base.as_deref(),
                 base_policies: base_policies.as_deref(),
+                base_config: base_config.as_deref(),
                 policies: policies.as_deref(),
                 listing: listing.as_deref(),
                 now: now.as_deref(),

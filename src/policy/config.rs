@@ -226,6 +226,11 @@ pub struct Places(BTreeMap<String, String>);
 impl Places {
     /// Whether accounts `a` and `b` reach the same backups (an account reaches its own; an
     /// account the config does not name is compared by name alone).
+    /// Where account `name`'s backups are, if the config has it.
+    pub fn place(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     pub fn same(&self, a: &str, b: &str) -> bool {
         a == b || matches!((self.0.get(a), self.0.get(b)), (Some(x), Some(y)) if x == y)
     }

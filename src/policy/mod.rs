@@ -90,10 +90,15 @@ pub fn looks_like_config(node: &Node) -> bool {
 /// Reads and validates the daemon config at `path`.
 pub fn load_config(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     let text = read_source(path).map_err(|e| vec![e])?;
-    let mut d = Diagnostics::without_source(path);
-    let base = path.parent().unwrap_or(Path::new("."));
+    config_from_str(path, &text, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Validates a config's text; `label` names it in errors (a file, or `REV:path` from git),
+/// `base` is the folder its relative paths are taken from.
+pub fn config_from_str(label: &Path, text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> {
+    let mut d = Diagnostics::without_source(label);
     let config = parse_file(
-        &text,
+        text,
         &mut d,
         "a config needs at least `accounts` and `policies`",
     )

@@ -43,6 +43,17 @@ impl Change {
 pub struct Side {
     pub action: &'static str,
     pub why: String,
+    /// A `delete` that deletes nothing on this side: the policy is in dry-run (its `mode`, or
+    /// the config's `dry_run`) or blocked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub planned_only: bool,
+}
+
+impl Side {
+    /// Whether this side really deletes the backup.
+    pub fn deletes(&self) -> bool {
+        self.action == "delete" && !self.planned_only
+    }
 }
 
 /// A backup whose action changes (`none`: the policy does not exist on that side).
@@ -58,9 +69,10 @@ pub struct Moved {
 }
 
 impl Moved {
-    /// The change deletes a backup the base does not delete.
+    /// The change really deletes a backup the base does not really delete: a new `delete`,
+    /// or a planned one that a switch to enforce (or a lifted block) makes real.
     pub fn newly_deleted(&self) -> bool {
-        self.after.action == "delete" && self.before.action != "delete"
+        self.after.deletes() && !self.before.deletes()
     }
 }
 
@@ -84,7 +96,12 @@ pub struct PolicyDiff {
     pub blocked_before: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_after: Option<String>,
-    /// Every backup whose action changes, newest first within groups in name order.
+    /// Whether the policy really deletes on each side: enforce mode, no config `dry_run`, not
+    /// blocked (`false` where it does not exist).
+    pub deletes_before: bool,
+    pub deletes_after: bool,
+    /// Every backup whose action changes, or whose `delete` turns real or planned only,
+    /// newest first within groups in name order.
     pub moved: Vec<Moved>,
 }
 
@@ -94,11 +111,11 @@ impl PolicyDiff {
         self.moved.iter().filter(|m| m.newly_deleted()).count()
     }
 
-    /// Backups the base deletes that the change keeps.
+    /// Backups the base really deletes that the change does not.
     pub fn newly_kept(&self) -> usize {
         self.moved
             .iter()
-            .filter(|m| m.before.action == "delete" && m.after.action != "delete")
+            .filter(|m| m.before.deletes() && !m.after.deletes())
             .count()
     }
 }
@@ -107,6 +124,13 @@ impl PolicyDiff {
 #[derive(Clone, Debug, Serialize)]
 pub struct Diff {
     pub evaluated_at: Timestamp,
+    /// What both sides were evaluated on: a saved listing (its file, size and newest backup)
+    /// or the providers' live listings.
+    pub listing: String,
+    /// Changes of the config that can change what is deleted (`dry_run: true → false`, the
+    /// default zone, accounts added, removed or changed); never a secret's value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_edits: Vec<String>,
     pub policies: Vec<PolicyDiff>,
 }
 
@@ -117,17 +141,28 @@ impl Diff {
     }
 }
 
-/// One side of the comparison: a policy set, each policy with its listing and zone.
+/// One side of the comparison: a policy set, each policy with its listing and zone, and
+/// whether its config forces every policy into dry-run.
 pub struct Set<'a> {
     pub policies: &'a [Policy],
     pub listings: &'a [&'a [Backup]],
     pub zones: &'a [TimeZone],
+    pub dry_run: bool,
 }
 
 /// Compares `base` with `current`, each policy planned on its listing at `now` with the
 /// guards a run applies (another policy of its set on the same backups included).
-pub fn diff(base: &Set, current: &Set, now: Timestamp) -> Diff {
+pub fn diff(
+    base: &Set,
+    current: &Set,
+    now: Timestamp,
+    listing: String,
+    config_edits: Vec<String>,
+) -> Diff {
     let (before, after) = (plans(base, now), plans(current, now));
+    let compare = |b: Option<(&Policy, &PolicyPlan)>, a: Option<(&Policy, &PolicyPlan)>| {
+        compare(b, a, (base.dry_run, current.dry_run))
+    };
     let by_name = |policies: &[Policy], name: &str| policies.iter().position(|p| p.name == name);
     let mut out = Vec::new();
     let mut matched_base = vec![false; base.policies.len()];
@@ -159,6 +194,8 @@ pub fn diff(base: &Set, current: &Set, now: Timestamp) -> Diff {
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Diff {
         evaluated_at: now,
+        listing,
+        config_edits,
         policies: out,
     }
 }
@@ -182,8 +219,16 @@ fn plans<'a>(side: &Set<'a>, now: Timestamp) -> Vec<PolicyPlan<'a>> {
 fn compare(
     before: Option<(&Policy, &PolicyPlan)>,
     after: Option<(&Policy, &PolicyPlan)>,
+    (dry_before, dry_after): (bool, bool),
 ) -> PolicyDiff {
     let (policy, _) = after.or(before).expect("one side at least");
+    // What a run would really do: the two yeses (enforce, no config dry_run) and no block.
+    let deletes = |side: Option<(&Policy, &PolicyPlan)>, dry: bool| {
+        side.is_some_and(|(p, plan)| {
+            p.mode == crate::policy::Mode::Enforce && !dry && plan.blocked.is_none()
+        })
+    };
+    let (deletes_before, deletes_after) = (deletes(before, dry_before), deletes(after, dry_after));
     let change = match (before, after) {
         (None, _) => Change::Added,
         (_, None) => Change::Removed,
@@ -231,7 +276,8 @@ fn compare(
             let a = now.get(&key).unwrap_or(&none);
             // Ignored on one side and absent on the other is no change either.
             let managed = |s: &str| s != "none" && s != Action::Ignore.as_str();
-            if b.0 == a.0 || (!managed(b.0) && !managed(a.0)) {
+            let same = b.0 == a.0 && (b.0 != "delete" || deletes_before == deletes_after);
+            if same || (!managed(b.0) && !managed(a.0)) {
                 continue;
             }
             // A policy added or removed: what it deletes is the change, not what it keeps.
@@ -257,10 +303,12 @@ fn compare(
                     before: Side {
                         action: b.0,
                         why: b.1.clone(),
+                        planned_only: b.0 == "delete" && !deletes_before,
                     },
                     after: Side {
                         action: a.0,
                         why: a.1.clone(),
+                        planned_only: a.0 == "delete" && !deletes_after,
                     },
                 });
         }
@@ -282,6 +330,8 @@ fn compare(
         after: after.map(|(_, p)| p.summary),
         blocked_before: before.and_then(|(_, p)| p.blocked.clone()),
         blocked_after: after.and_then(|(_, p)| p.blocked.clone()),
+        deletes_before,
+        deletes_after,
         moved: moved.into_values().collect(),
     }
 }
@@ -326,6 +376,20 @@ fn counts(p: &PolicyDiff) -> String {
     )
 }
 
+/// Whether the policy really deletes, base → current: `no → yes` for a switch to enforce.
+fn really(p: &PolicyDiff) -> String {
+    let word = |exists: bool, deletes: bool| match (exists, deletes) {
+        (false, _) => "–",
+        (true, true) => "yes",
+        (true, false) => "no",
+    };
+    format!(
+        "{} → {}",
+        word(p.before.is_some(), p.deletes_before),
+        word(p.after.is_some(), p.deletes_after)
+    )
+}
+
 fn title(p: &PolicyDiff) -> String {
     match &p.renamed_from {
         Some(from) => format!("renamed from {from}"),
@@ -334,15 +398,22 @@ fn title(p: &PolicyDiff) -> String {
 }
 
 fn side(s: &Side) -> String {
+    let planned = match s.planned_only {
+        true => ", planned only",
+        false => "",
+    };
     match (s.action, s.why.is_empty()) {
         ("none", _) => "(no policy)".to_string(),
-        (action, true) => action.to_string(),
-        (action, false) => format!("{action} ({})", s.why),
+        (action, true) => format!("{action}{planned}"),
+        (action, false) => format!("{action}{planned} ({})", s.why),
     }
 }
 
 /// What `diff` prints in a terminal.
 pub fn text(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()> {
+    for edit in &diff.config_edits {
+        writeln!(out, "config: {edit}")?;
+    }
     for p in &diff.policies {
         writeln!(
             out,
@@ -355,6 +426,11 @@ pub fn text(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()> {
             writeln!(out, "  {edit}")?;
         }
         writeln!(out, "  {}", counts(p))?;
+        writeln!(
+            out,
+            "  really deletes (enforce, no dry_run, not blocked): {}",
+            really(p)
+        )?;
         for (label, blocked) in [("before", &p.blocked_before), ("after", &p.blocked_after)] {
             if let Some(b) = blocked {
                 writeln!(out, "  blocked {label}: {}", Visible(b))?;
@@ -402,6 +478,13 @@ pub fn markdown(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()
         .count();
     writeln!(out, "### retentiond diff")?;
     writeln!(out)?;
+    writeln!(
+        out,
+        "Both sides evaluated at {} on {}.",
+        diff.evaluated_at,
+        markdown_cell(&diff.listing)
+    )?;
+    writeln!(out)?;
     match newly {
         0 => writeln!(
             out,
@@ -415,11 +498,19 @@ pub fn markdown(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()
         )?,
     }
     writeln!(out)?;
+    if !diff.config_edits.is_empty() {
+        writeln!(out, "Config changes:")?;
+        writeln!(out)?;
+        for edit in &diff.config_edits {
+            writeln!(out, "- {}", markdown_cell(edit))?;
+        }
+        writeln!(out)?;
+    }
     writeln!(
         out,
-        "| policy | change | keep | delete | newly deleted | newly kept |"
+        "| policy | change | really deletes | keep | delete | newly deleted | newly kept |"
     )?;
-    writeln!(out, "|---|---|---|---|---:|---:|")?;
+    writeln!(out, "|---|---|---|---|---|---:|---:|")?;
     let pair = |p: &PolicyDiff, f: fn(&Summary) -> usize| {
         let show = |s: Option<Summary>| s.map_or("–".to_string(), |s| f(&s).to_string());
         format!("{} → {}", show(p.before), show(p.after))
@@ -427,9 +518,10 @@ pub fn markdown(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()
     for p in &diff.policies {
         writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} |",
             p.name,
             title(p),
+            really(p),
             pair(p, |s| s.keep),
             pair(p, |s| s.delete),
             p.newly_deleted(),
