@@ -387,13 +387,13 @@ fn simulate_reaches_the_steady_state_a_person_computes() {
     assert!(
         titles
             .iter()
-            .any(|t| t.starts_with("sim-20240229T0230: deleted at")),
+            .any(|t| t.starts_with("sim-20240229T013000Z: deleted at")),
         "{titles:?}"
     );
     assert!(
         titles
             .iter()
-            .any(|t| t.starts_with("sim-20240331T0300: held: daily")),
+            .any(|t| t.starts_with("sim-20240331T010000Z: held: daily")),
         "{titles:?}"
     );
 
@@ -739,4 +739,100 @@ fn a_policy_file_whose_name_git_would_quote_is_read_at_the_base() {
     let out = review(dir.path(), "json");
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(json(&out.stdout)["policies"][0]["change"], "unchanged");
+}
+
+#[test]
+fn simulate_counts_across_clock_changes_and_knows_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Hourly backups and runs across the autumn change in two zones: the repeated hour's two
+    // backups are two backups, never one id for both.
+    for (zone, from) in [
+        ("Europe/Berlin", "2026-10-24T12:00:00Z"),
+        ("America/New_York", "2026-10-31T12:00:00Z"),
+    ] {
+        let policy = format!(
+            "name: p\naccount: a\ntimezone: {zone}\nschedule: \"0 * * * *\"\nkeep: {{last: 3}}\nguard: {{max_delete_fraction: 1}}\n"
+        );
+        let sim = simulate(d, &policy, &["--from", from, "--for", "2d"]);
+        assert_eq!(sim["blocked_runs"], 0, "{zone}: {sim}");
+        let made = sim["backups_made"].as_u64().unwrap();
+        assert_eq!(
+            made, 49,
+            "{zone}: two days of 49 hours are 49 backups, the repeated hour's too"
+        );
+        assert_eq!(sim["held_at_end"], 3, "{zone}");
+        assert_eq!(sim["deleted"].as_u64().unwrap(), made - 3, "{zone}");
+    }
+    // Spring: two days of 47 hours make 47 backups.
+    for (zone, from) in [
+        ("Europe/Berlin", "2026-03-28T12:00:00Z"),
+        ("America/New_York", "2026-03-07T12:00:00Z"),
+    ] {
+        let policy = format!(
+            "name: p\naccount: a\ntimezone: {zone}\nschedule: \"0 * * * *\"\nkeep: {{last: 3}}\nguard: {{max_delete_fraction: 1}}\n"
+        );
+        let sim = simulate(d, &policy, &["--from", from, "--for", "2d"]);
+        assert_eq!(sim["blocked_runs"], 0, "{zone}");
+        assert_eq!(sim["backups_made"], 47, "{zone}");
+        assert_eq!(sim["held_at_end"], 3, "{zone}");
+    }
+
+    // `--from` on a tick: the backup made then is followed by a run at the same instant.
+    let daily = "name: p\naccount: a\ntimezone: UTC\nschedule: \"0 3 * * *\"\nkeep: {last: 1}\n";
+    let sim = simulate(d, daily, &["--from", "2026-01-01T03:00:00Z", "--for", "1d"]);
+    assert_eq!(
+        (sim["backups_made"].clone(), sim["runs"].clone()),
+        (1.into(), 1.into())
+    );
+
+    // Too large to say anything useful in seconds: refused at once, naming what to change.
+    write(d, "policies/p.yaml", daily);
+    let started = std::time::Instant::now();
+    let out = retentiond_in(
+        d,
+        &[
+            "simulate",
+            "--policy",
+            "p",
+            "--policies",
+            "policies",
+            "--cadence",
+            "* * * * *",
+            "--for",
+            "100y",
+        ],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("would make about 52")
+            && out
+                .stderr
+                .contains("simulate a shorter period (--for) or a sparser cadence (--cadence)"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    for (period, says) in [
+        ("0d", "--for 0d: the period must be longer than 0"),
+        (
+            "100000y",
+            "--for 100000y: the period ends past the year 9999",
+        ),
+    ] {
+        let out = retentiond_in(
+            d,
+            &[
+                "simulate",
+                "--policy",
+                "p",
+                "--policies",
+                "policies",
+                "--for",
+                period,
+            ],
+        );
+        assert_eq!(out.code, 2, "{period}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{}", out.stderr);
+    }
 }

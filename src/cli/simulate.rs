@@ -68,18 +68,35 @@ pub(super) fn simulate(cli: &Cli, args: SimulateArgs, out: &mut dyn Write) -> Ou
     let from = instant("--from", args.from)?;
     let period = CalendarDuration::parse(args.period)
         .map_err(|e| usage(format!("--for {}: {e}", args.period)))?;
+    if period.is_zero() {
+        return Err(usage(format!(
+            "--for {}: the period must be longer than 0",
+            args.period
+        )));
+    }
+    let until = period.checked_after(from, &zone).ok_or_else(|| {
+        usage(format!(
+            "--for {}: the period ends past the year 9999, the last that can be computed; simulate a shorter one",
+            args.period
+        ))
+    })?;
     if args.groups == 0 {
         return Err(usage("--groups must be at least 1".into()));
     }
-    let result = simulate::simulate(&simulate::Setup {
+    let setup = simulate::Setup {
         policy,
         zone: zone.clone(),
         cadence: &cadence,
         runs: &runs,
         from,
-        until: period.after(from, &zone),
+        until,
         groups: args.groups,
-    });
+        timeline: args.svg.is_some(),
+    };
+    if let Some(why) = simulate::too_large(&setup) {
+        return Err(usage(why));
+    }
+    let result = simulate::simulate(&setup).map_err(usage)?;
     match args.format {
         Format::Text => simulate::text(out, &result, &zone),
         Format::Json => serde_json::to_writer_pretty(&mut *out, &result)

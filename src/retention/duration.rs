@@ -135,11 +135,16 @@ impl CalendarDuration {
     /// `instant + self`, the calendar parts on the civil date in `tz`, then the exact parts;
     /// saturates at the latest instant jiff can represent.
     pub fn after(&self, instant: Timestamp, tz: &TimeZone) -> Timestamp {
+        self.checked_after(instant, tz).unwrap_or(Timestamp::MAX)
+    }
+
+    /// [`CalendarDuration::after`], or `None` past the supported range (the year 9999).
+    pub fn checked_after(&self, instant: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         let (calendar, exact) = self.spans();
         calendar
             .and_then(|span| instant.to_zoned(tz.clone()).checked_add(span))
             .and_then(|zoned| zoned.timestamp().checked_add(exact))
-            .unwrap_or(Timestamp::MAX)
+            .ok()
     }
 }
 

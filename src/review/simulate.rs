@@ -24,6 +24,33 @@ pub struct Setup<'a> {
     pub until: Timestamp,
     /// Identical groups (servers, databases), each with its own backups.
     pub groups: usize,
+    /// Whether to keep every backup's fate (for the picture): memory for every backup made,
+    /// not only those held.
+    pub timeline: bool,
+}
+
+/// The most backups a simulation makes: beyond, it would take minutes and gigabytes to say
+/// what a shorter period says as well.
+pub const MAX_BACKUPS: usize = 1_000_000;
+
+/// Why a simulation is too large to run, if it is: its backups estimated from the cadence's
+/// first interval (cron lines are mostly regular), all groups together.
+pub fn too_large(setup: &Setup) -> Option<String> {
+    let tz = &setup.zone;
+    let first = next(setup.cadence, tz, setup.from)?;
+    let second = next(setup.cadence, tz, first)?;
+    let interval = second.duration_since(first).as_secs_f64().max(1.0);
+    let period = setup.until.duration_since(setup.from).as_secs_f64();
+    let estimate = (period / interval) * setup.groups as f64;
+    (estimate > MAX_BACKUPS as f64).then(|| {
+        format!(
+            "this simulation would make about {:.0} backups (one every {} for the whole --for, in {} group{}), more than the {MAX_BACKUPS} it can say something about in a few seconds; simulate a shorter period (--for) or a sparser cadence (--cadence), e.g. the policy's retention horizon at its real cadence",
+            estimate,
+            age(second.duration_since(first)),
+            setup.groups,
+            if setup.groups == 1 { "" } else { "s" }
+        )
+    })
 }
 
 /// What the policy held over the period.
@@ -89,7 +116,7 @@ fn group_name(n: usize, groups: usize) -> String {
 
 /// Runs the simulation. A backup and a run at the same instant: the backup comes first (the
 /// run sees it).
-pub fn simulate(setup: &Setup) -> Simulation {
+pub fn simulate(setup: &Setup) -> Result<Simulation, String> {
     // The generated backups stand for whatever the policy selects: its rules and guards
     // apply, its name filters and ids do not.
     let mut unfiltered = setup.policy.clone();
@@ -113,19 +140,30 @@ pub fn simulate(setup: &Setup) -> Simulation {
             .checked_sub(jiff::SignedDuration::from_nanos(1))
             .unwrap_or(setup.from),
     );
-    let mut run_at = next(setup.runs, tz, setup.from);
+    // A run at the very start sees the backup made then, as at any other instant.
+    let mut run_at = next(
+        setup.runs,
+        tz,
+        setup
+            .from
+            .checked_sub(jiff::SignedDuration::from_nanos(1))
+            .unwrap_or(setup.from),
+    );
     loop {
         let b = backup_at.filter(|t| *t < setup.until);
         let r = run_at.filter(|t| *t < setup.until);
         match (b, r) {
             (None, None) => break,
             (Some(at), run) if run.is_none_or(|r| at <= r) => {
+                if made + setup.groups > MAX_BACKUPS {
+                    return Err(format!(
+                        "the simulation made {made} backups by {at} and stopped: more than {MAX_BACKUPS}; simulate a shorter period (--for) or a sparser cadence (--cadence)"
+                    ));
+                }
                 for g in 0..setup.groups {
                     let group = group_name(g, setup.groups);
-                    let id = format!(
-                        "{group}-{}",
-                        at.to_zoned(tz.clone()).strftime("%Y%m%dT%H%M")
-                    );
+                    // The instant in UTC: unique even in the hour an autumn change repeats.
+                    let id = format!("{group}-{}", at.strftime("%Y%m%dT%H%M%SZ"));
                     let mut backup = Backup::new(&id, &group, at, Status::Complete);
                     backup.name = Some(id.as_str().into());
                     held.push(backup);
@@ -157,11 +195,13 @@ pub fn simulate(setup: &Setup) -> Simulation {
                 let (gone, stay): (Vec<Backup>, Vec<Backup>) =
                     held.drain(..).partition(|b| doomed.contains(&b.id));
                 held = stay;
-                timeline.extend(gone.into_iter().map(|backup| Fate {
-                    backup,
-                    deleted_at: Some(at),
-                    reasons: Vec::new(),
-                }));
+                if setup.timeline {
+                    timeline.extend(gone.into_iter().map(|backup| Fate {
+                        backup,
+                        deleted_at: Some(at),
+                        reasons: Vec::new(),
+                    }));
+                }
                 counts.push((at, held.len()));
                 if held.len() > high {
                     high = held.len();
@@ -202,7 +242,7 @@ pub fn simulate(setup: &Setup) -> Simulation {
         (a.backup.group.as_str(), a.backup.created_at)
             .cmp(&(b.backup.group.as_str(), b.backup.created_at))
     });
-    Simulation {
+    Ok(Simulation {
         policy: policy.name.clone(),
         timezone: tz.iana_name().unwrap_or("UTC").to_string(),
         cadence: setup.cadence.text.clone(),
@@ -223,7 +263,7 @@ pub fn simulate(setup: &Setup) -> Simulation {
         still_growing,
         counts,
         timeline,
-    }
+    })
 }
 
 /// An age in the unit a person would say it in: `5h`, `3d`, `2w`, `4mo`, `2y` (rounded).
