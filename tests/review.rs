@@ -836,3 +836,137 @@ fn simulate_counts_across_clock_changes_and_knows_its_limits() {
         assert!(out.stderr.contains(says), "{}", out.stderr);
     }
 }
+
+#[test]
+fn pictures_say_which_rule_kept_what_and_which_policies_delete_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let long = "a-very-long-group-name-of-a-database-cluster-eu-west-1";
+    let backups: Vec<serde_json::Value> = (3..=22)
+        .map(|day| {
+            serde_json::json!({"id": format!("b{day:02}"), "group": long,
+                "created_at": format!("2026-02-{day:02}T03:00:00Z"), "status": "complete"})
+        })
+        .collect();
+    write(
+        d,
+        "listing.json",
+        &serde_json::json!({ "backups": backups }).to_string(),
+    );
+    // `weekly: 10` has budget left at the oldest backup: kept as `oldest weekly`.
+    write(
+        d,
+        "policies/p.yaml",
+        "name: p\naccount: a\ntimezone: UTC\nkeep: {weekly: 10}\nguard: {max_delete: 1}\n",
+    );
+    let out = retentiond_in(
+        d,
+        &[
+            "plan",
+            "--policies",
+            "policies",
+            "--listing",
+            "listing.json",
+            "--now",
+            NOW,
+            "--svg",
+            "p.svg",
+        ],
+    );
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    let picture = std::fs::read_to_string(d.join("p.svg")).unwrap();
+    let svg = roxmltree::Document::parse(&picture).unwrap();
+    let texts: Vec<String> = svg
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| {
+            n.children()
+                .filter(|t| t.is_text())
+                .filter_map(|t| t.text())
+                .collect::<String>()
+        })
+        .collect();
+    let legend: Vec<&String> = texts
+        .iter()
+        .filter(|t| t.starts_with("kept: ") || *t == "deleted" || *t == "ignored")
+        .collect();
+    assert_eq!(legend, ["kept: weekly", "deleted"], "{texts:?}");
+    let oldest = svg
+        .descendants()
+        .find(|n| {
+            n.has_tag_name("circle")
+                && n.descendants().any(|t| {
+                    t.text()
+                        .is_some_and(|t| t.starts_with("b03: keep oldest weekly"))
+                })
+        })
+        .unwrap();
+    assert_eq!(oldest.attribute("class"), Some("keep weekly"));
+    // The whole group label in a tooltip, its two ends on the row.
+    assert!(
+        texts.contains(&"a-very-long-…er-eu-west-1".to_string()),
+        "{texts:?}"
+    );
+    assert!(
+        svg.descendants()
+            .any(|n| n.has_tag_name("title") && n.text() == Some(long))
+    );
+    // Blocked: said under the title.
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("BLOCKED, nothing is deleted: the plan deletes")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn the_last_weeks_of_a_two_year_picture_are_separate_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let start = jiff::civil::date(2024, 3, 1);
+    let backups: Vec<serde_json::Value> = (0..730)
+        .map(|day| {
+            let at = start + jiff::Span::new().days(day);
+            serde_json::json!({"id": format!("db-{day:03}"), "group": "db",
+                "created_at": format!("{at}T03:00:00Z"), "status": "complete"})
+        })
+        .collect();
+    write(
+        d,
+        "listing.json",
+        &serde_json::json!({ "backups": backups }).to_string(),
+    );
+    write(
+        d,
+        "policies/p.yaml",
+        "name: p\naccount: a\ntimezone: UTC\nkeep: {daily: 30, monthly: 24}\nguard: {max_delete_fraction: 1}\n",
+    );
+    let out = retentiond_in(
+        d,
+        &[
+            "plan",
+            "--policies",
+            "policies",
+            "--listing",
+            "listing.json",
+            "--now",
+            "2026-03-01T12:00:00Z",
+            "--svg",
+            "p.svg",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let picture = std::fs::read_to_string(d.join("p.svg")).unwrap();
+    let svg = roxmltree::Document::parse(&picture).unwrap();
+    let mut daily: Vec<f64> = svg
+        .descendants()
+        .filter(|n| n.has_tag_name("circle") && n.attribute("class") == Some("keep daily"))
+        .map(|n| n.attribute("cx").unwrap().parse().unwrap())
+        .collect();
+    daily.sort_by(f64::total_cmp);
+    assert_eq!(daily.len(), 30);
+    for pair in daily.windows(2) {
+        assert!(pair[1] - pair[0] >= 4.0, "{daily:?}");
+    }
+}

@@ -37,6 +37,8 @@ pub struct Row {
 #[derive(Clone, Debug)]
 pub struct Section {
     pub title: String,
+    /// Why the policy deletes nothing though marks say `delete`: blocked, or dry-run.
+    pub note: Option<String>,
     pub rows: Vec<Row>,
     pub counts: Vec<(Timestamp, usize)>,
 }
@@ -68,11 +70,20 @@ pub fn plan_sections(plans: &[&PolicyPlan]) -> Vec<Section> {
                     fate,
                 });
             }
+            let note = match (&plan.blocked, plan.mode) {
+                (Some(blocked), _) => Some(format!("BLOCKED, nothing is deleted: {blocked}")),
+                (None, crate::policy::Mode::DryRun) => Some(
+                    "dry-run (mode): nothing is deleted; the marks say what enforce would do"
+                        .into(),
+                ),
+                (None, crate::policy::Mode::Enforce) => None,
+            };
             Section {
                 title: format!(
                     "policy {} — keep {}, delete {}, ignore {}",
                     plan.name, plan.summary.keep, plan.summary.delete, plan.summary.ignore
                 ),
+                note,
                 rows,
                 counts: Vec::new(),
             }
@@ -106,16 +117,22 @@ pub fn simulation_section(s: &Simulation) -> Section {
     }
     Section {
         title: format!(
-            "simulate {} — backups `{}`, runs `{}`: held at most {}, {} at the end",
+            "simulate {} — backups `{}`, runs `{}`: at most {} held at once, {} at the end",
             s.policy, s.cadence, s.runs_on, s.max_held, s.held_at_end
         ),
+        note: Some(format!(
+            "at most {} at once: a backup counts from when it is made, before the run that may delete it; the line counts what each run leaves",
+            s.max_held
+        )),
         rows,
         counts: s.counts.clone(),
     }
 }
 
-/// The colour of a rule (the first reason of a kept backup).
+/// The colour of a rule (the first reason of a kept backup); `oldest daily` is the daily
+/// rule's, which kept it with its budget left at the group's oldest backup.
 fn colour(reason: &str) -> (&'static str, &'static str) {
+    let reason = reason.strip_prefix("oldest ").unwrap_or(reason);
     let rule = reason.split_whitespace().next().unwrap_or("");
     match rule {
         "last" => ("#1f77b4", "last"),
@@ -127,8 +144,61 @@ fn colour(reason: &str) -> (&'static str, &'static str) {
         "within" => ("#9467bd", "within"),
         "tag" => ("#8c564b", "tag"),
         "protected" => ("#e377c2", "protected"),
-        "oldest" => ("#ff7f0e", "monthly"),
         _ => ("#555555", "guard"),
+    }
+}
+
+/// A row label that fits the margin: long ones shortened in the middle (the two ends tell
+/// groups apart), the whole label in a tooltip.
+fn row_label(label: &str) -> String {
+    const FITS: usize = 26;
+    let chars: Vec<char> = label.chars().collect();
+    if chars.len() <= FITS {
+        return escape(label);
+    }
+    let head: String = chars[..12].iter().collect();
+    let tail: String = chars[chars.len() - 12..].iter().collect();
+    format!(
+        "{}…{}<title>{}</title>",
+        escape(&head),
+        escape(&tail),
+        escape(label)
+    )
+}
+
+/// Where an instant goes across: linear for a short period; for a long one the age is read
+/// on a logarithmic scale from the newest instant, so that the last days and weeks (what a
+/// reviewer wants to see go) get room of their own and years fold to the left.
+struct Axis {
+    from: Timestamp,
+    until: Timestamp,
+    log: bool,
+}
+
+/// The scale of ages on a logarithmic axis: a week, which keeps the daily marks of the last
+/// 30 days of a two-year plan at least 4 px apart (at most a few pixels more are possible
+/// across 810 px for any scale that still shows the two years).
+const AGE_UNIT: f64 = 7.0 * 86_400.0;
+
+impl Axis {
+    fn new(from: Timestamp, until: Timestamp) -> Axis {
+        let days = until.duration_since(from).as_secs_f64() / 86_400.0;
+        Axis {
+            from,
+            until,
+            log: days > 60.0,
+        }
+    }
+
+    fn x(&self, at: Timestamp) -> f64 {
+        let width = WIDTH - LEFT - RIGHT;
+        let span = self.until.duration_since(self.from).as_secs_f64().max(1.0);
+        if !self.log {
+            return LEFT + width * (at.duration_since(self.from).as_secs_f64() / span);
+        }
+        let age = self.until.duration_since(at).as_secs_f64().max(0.0);
+        let scale = (1.0 + span / AGE_UNIT).ln();
+        LEFT + width * (1.0 - (1.0 + age / AGE_UNIT).ln() / scale)
     }
 }
 
@@ -149,7 +219,47 @@ pub const DENSE_ROW: usize = 5_000;
 
 /// Axis ticks between `from` and `until` in `zone`: days, weeks, months or years, whichever
 /// gives a readable number of labels.
-fn ticks(from: Timestamp, until: Timestamp, zone: &TimeZone) -> Vec<(Timestamp, String)> {
+fn ticks(
+    from: Timestamp,
+    until: Timestamp,
+    zone: &TimeZone,
+    log: bool,
+) -> Vec<(Timestamp, String)> {
+    let mut out = calendar_ticks(from, until, zone);
+    if log {
+        // The recent end has room on a logarithmic axis: weeks and days there.
+        let recent = until
+            .checked_sub(jiff::SignedDuration::from_hours(24 * 56))
+            .unwrap_or(from)
+            .max(from);
+        out.extend(calendar_ticks(recent, until, zone));
+        let week_ago = until
+            .checked_sub(jiff::SignedDuration::from_hours(24 * 8))
+            .unwrap_or(from)
+            .max(from);
+        out.extend(calendar_ticks(week_ago, until, zone));
+    }
+    out.sort_by_key(|(at, _)| *at);
+    out.dedup_by_key(|(at, _)| *at);
+    out
+}
+
+/// Ticks at least 60 px apart, the newest kept first (on a logarithmic axis old ones crowd).
+fn spaced(
+    ticks: Vec<(Timestamp, String)>,
+    x: &impl Fn(Timestamp) -> f64,
+) -> Vec<(Timestamp, String)> {
+    let mut kept: Vec<(Timestamp, String)> = Vec::new();
+    for tick in ticks.into_iter().rev() {
+        if kept.last().is_none_or(|last| x(last.0) - x(tick.0) >= 60.0) {
+            kept.push(tick);
+        }
+    }
+    kept.reverse();
+    kept
+}
+
+fn calendar_ticks(from: Timestamp, until: Timestamp, zone: &TimeZone) -> Vec<(Timestamp, String)> {
     let days = until.duration_since(from).as_secs_f64() / 86_400.0;
     let start = from.to_zoned(zone.clone()).date();
     let (first, step, format) = if days > 4.0 * 365.0 {
@@ -196,21 +306,26 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
     if from > until {
         (from, until) = (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH);
     }
-    // A little room on both sides, and at least a day.
+    // A little room on both sides, and at least a day; on a logarithmic axis the newest end
+    // gets a few hours only (a day there is a fair share of the width).
     let span = until.duration_since(from).as_secs_f64().max(86_400.0);
     let pad = jiff::SignedDuration::from_secs_f64(span * 0.02);
+    let log = Axis::new(from, until).log;
+    let right = match log {
+        true => jiff::SignedDuration::from_hours(3),
+        false => pad,
+    };
     let (from, until) = (
         from.checked_sub(pad).unwrap_or(from),
-        until.checked_add(pad).unwrap_or(until),
+        until.checked_add(right).unwrap_or(until),
     );
-    let span = until.duration_since(from).as_secs_f64();
-    let x = |at: Timestamp| {
-        LEFT + (WIDTH - LEFT - RIGHT) * (at.duration_since(from).as_secs_f64() / span)
-    };
+    let axis = Axis::new(from, until);
+    let x = |at: Timestamp| axis.x(at);
     let mut body = String::new();
     let mut y = 40.0;
     let mut used: Vec<(&'static str, &'static str)> = Vec::new();
-    let ticks = ticks(from, until, zone);
+    let (mut any_deleted, mut any_ignored) = (false, false);
+    let ticks = spaced(ticks(from, until, zone, axis.log), &x);
     for section in sections {
         let _ = writeln!(
             body,
@@ -219,6 +334,27 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
             escape(&section.title)
         );
         y += 16.0;
+        if let Some(note) = &section.note {
+            let fill = match note.starts_with("BLOCKED") {
+                true => "#c00",
+                false => "#555",
+            };
+            // A long reason is cut to the width, whole in its tooltip.
+            let shown: String = note.chars().take(150).collect();
+            let (shown, whole) = match shown.len() < note.len() {
+                true => (
+                    format!("{}…", escape(&shown)),
+                    format!("<title>{}</title>", escape(note)),
+                ),
+                false => (escape(note), String::new()),
+            };
+            let _ = writeln!(
+                body,
+                r##"<text class="note" x="10" y="{:.1}" font-size="12" fill="{fill}">{shown}{whole}</text>"##,
+                y + 2.0
+            );
+            y += 16.0;
+        }
         if !section.counts.is_empty() {
             let max = section.counts.iter().map(|c| c.1).max().unwrap_or(1).max(1) as f64;
             let top = y + 8.0;
@@ -233,10 +369,16 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
                     )
                 })
                 .collect();
+            // A scale: the count at the top and at the bottom of the line's band.
             let _ = writeln!(
                 body,
-                r##"<text x="10" y="{:.1}" font-size="12">held after each run (max {max})</text><line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ccc"/><polyline class="held" fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##,
+                r##"<text x="10" y="{:.1}" font-size="12">held after each run</text><g class="scale" font-size="11" text-anchor="end"><text x="{:.1}" y="{:.1}">{max}</text><text x="{:.1}" y="{:.1}">0</text></g><line x1="{LEFT}" y1="{top:.1}" x2="{:.1}" y2="{top:.1}" stroke="#eee"/><line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ccc"/><polyline class="held" fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##,
                 top + COUNTS / 2.0,
+                LEFT - 6.0,
+                top + 4.0,
+                LEFT - 6.0,
+                top + COUNTS + 4.0,
+                WIDTH - RIGHT,
                 top + COUNTS,
                 WIDTH - RIGHT,
                 top + COUNTS,
@@ -246,12 +388,11 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
         }
         for row in &section.rows {
             let mid = y + ROW / 2.0;
-            let label: String = row.label.chars().take(26).collect();
             let _ = writeln!(
                 body,
                 r##"<g class="row"><text x="10" y="{:.1}" font-size="12">{}</text><line x1="{LEFT}" y1="{mid:.1}" x2="{:.1}" y2="{mid:.1}" stroke="#eee"/>"##,
                 mid + 4.0,
-                escape(&label),
+                row_label(&row.label),
                 WIDTH - RIGHT
             );
             // Deleted and ignored first, so kept marks are drawn on top.
@@ -276,14 +417,20 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
                         }
                         (format!("keep {name}"), format!(r#"r="4.5" fill="{fill}""#))
                     }
-                    Fate::Deleted => (
-                        "delete".to_string(),
-                        r##"r="3" fill="#999" fill-opacity="0.35""##.to_string(),
-                    ),
-                    Fate::Ignored => (
-                        "ignore".to_string(),
-                        r##"r="3.5" fill="none" stroke="#999""##.to_string(),
-                    ),
+                    Fate::Deleted => {
+                        any_deleted = true;
+                        (
+                            "delete".to_string(),
+                            r##"r="3" fill="#999" fill-opacity="0.35""##.to_string(),
+                        )
+                    }
+                    Fate::Ignored => {
+                        any_ignored = true;
+                        (
+                            "ignore".to_string(),
+                            r##"r="3.5" fill="none" stroke="#999""##.to_string(),
+                        )
+                    }
                 };
                 let _ = writeln!(
                     body,
@@ -320,16 +467,18 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
     let legend = used
         .iter()
         .map(|(fill, name)| (format!(r#"r="4.5" fill="{fill}""#), format!("kept: {name}")))
-        .chain([
+        .chain(any_deleted.then(|| {
             (
                 r##"r="3" fill="#999" fill-opacity="0.35""##.to_string(),
                 "deleted".to_string(),
-            ),
+            )
+        }))
+        .chain(any_ignored.then(|| {
             (
                 r##"r="3.5" fill="none" stroke="#999""##.to_string(),
                 "ignored".to_string(),
-            ),
-        ]);
+            )
+        }));
     for (circle, name) in legend {
         let _ = writeln!(
             body,
