@@ -10,7 +10,7 @@ bin=target/release/retentiond
 rm -rf target/package
 mkdir -p target/package/man target/package/completions
 "$bin" man --dir target/package/man >/dev/null
-gzip -9n target/package/man/*.1
+gzip -9n target/package/man/*.1 target/package/man/*.5
 "$bin" completions bash >target/package/completions/retentiond
 "$bin" completions zsh >target/package/completions/_retentiond
 "$bin" completions fish >target/package/completions/retentiond.fish

@@ -13,7 +13,8 @@ contents=$(dpkg-deb --contents "$deb")
 echo "$contents"
 for path in ./usr/bin/retentiond ./lib/systemd/system/retentiond.service \
     ./etc/retentiond/retentiond.yaml ./usr/share/man/man1/retentiond.1.gz \
-    ./usr/share/man/man1/retentiond-plan.1.gz ./usr/share/bash-completion/completions/retentiond \
+    ./usr/share/man/man1/retentiond-plan.1.gz ./usr/share/man/man5/retentiond.yaml.5.gz \
+    ./usr/share/man/man5/retentiond-policy.5.gz ./usr/share/bash-completion/completions/retentiond \
     ./usr/share/zsh/vendor-completions/_retentiond \
     ./usr/share/fish/vendor_completions.d/retentiond.fish ./usr/share/doc/retentiond/README.md; do
     grep -q " $path\$" <<<"$contents" || { echo "FAIL: $path is missing"; exit 1; }

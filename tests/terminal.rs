@@ -64,9 +64,43 @@ fn man_pages_and_completions_cover_every_command() {
         let page = dir.path().join(format!("retentiond-{command}.1"));
         let text = std::fs::read_to_string(&page).unwrap_or_else(|_| panic!("{page:?}"));
         assert!(
-            text.contains(".TH") && text.contains(".SH SYNOPSIS"),
+            text.contains(".TH")
+                && text.contains(".SH SYNOPSIS")
+                && text.contains(".SH FILES")
+                && text.contains(".SH EXIT STATUS")
+                && text.contains("9  a policy selected no backup at all"),
             "{text}"
         );
+    }
+    let plan = std::fs::read_to_string(dir.path().join("retentiond-plan.1")).unwrap();
+    assert!(
+        plan.contains(".SH EXAMPLES\n.PP\n.nf\nretentiond plan \\-\\-policy pg-main"),
+        "{plan}"
+    );
+    // The file pages, from the README's reference: every key of the config and the policy.
+    let config = std::fs::read_to_string(dir.path().join("retentiond.yaml.5")).unwrap();
+    let policy = std::fs::read_to_string(dir.path().join("retentiond-policy.5")).unwrap();
+    assert!(config.starts_with(".TH RETENTIOND.YAML 5 "), "{config}");
+    for key in [
+        "state_dir:",
+        "journal_keep:",
+        "dry_run:",
+        "metrics:",
+        "defaults:",
+        "accounts:",
+    ] {
+        assert!(config.contains(key), "{key} in retentiond.yaml(5)");
+    }
+    for key in [
+        "schedule:",
+        "select:",
+        "keep:",
+        "protect:",
+        "guard:",
+        "max_delete_fraction:",
+        "failed:",
+    ] {
+        assert!(policy.contains(key), "{key} in retentiond-policy(5)");
     }
     let main = retentiond(&["man"]).stdout;
     assert!(
