@@ -223,6 +223,14 @@ fn diff_against_a_git_revision_names_every_kind_of_change() {
     assert!(markdown.stdout.contains(
         "<details><summary>55 backups change (55 newly deleted, 0 newly kept)</summary>"
     ));
+    // A guard tightened until it blocks: said in the summary.
+    assert!(
+        markdown
+            .stdout
+            .contains("- `e` becomes **blocked**: the plan deletes 55 backups, more than guard.max\\_delete 10"),
+        "{}",
+        markdown.stdout
+    );
     assert_eq!(git(d, &["status", "--porcelain"]), status_before);
 
     // Against a folder; no change in what is deleted: exit 0.

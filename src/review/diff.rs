@@ -498,6 +498,22 @@ pub fn markdown(out: &mut dyn std::io::Write, diff: &Diff) -> std::io::Result<()
         )?,
     }
     writeln!(out)?;
+    // Blocks that come or go (a guard, two policies on the same backups): in the summary.
+    let mut turned = false;
+    for p in &diff.policies {
+        let change = match (&p.blocked_before, &p.blocked_after) {
+            (None, Some(why)) if p.before.is_some() => {
+                format!("becomes **blocked**: {}", markdown_cell(why))
+            }
+            (Some(_), None) if p.after.is_some() => "is no longer blocked".to_string(),
+            _ => continue,
+        };
+        writeln!(out, "- `{}` {change}", p.name)?;
+        turned = true;
+    }
+    if turned {
+        writeln!(out)?;
+    }
     if !diff.config_edits.is_empty() {
         writeln!(out, "Config changes:")?;
         writeln!(out)?;
