@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use common::http_get as get;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -163,17 +163,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `GET path`: (status code, body).
-fn get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let code = response[9..12].parse().unwrap();
-    let body = response[response.find("\r\n\r\n").unwrap() + 4..].to_string();
-    (code, body)
 }
 
 fn sample(metrics: &str, line_start: &str) -> Option<f64> {

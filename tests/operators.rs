@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::http_get as get;
 use common::{json, retentiond_as, retentiond_in, write};
 use std::path::Path;
 
@@ -158,24 +159,9 @@ fn an_approved_first_run_that_would_delete_almost_everything_still_waits() {
     assert_eq!(count(), 1);
 }
 
-/// `GET path` on `address`: (status code, body).
-fn get(address: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let code = response[9..12].parse().unwrap();
-    (
-        code,
-        response[response.find("\r\n\r\n").unwrap() + 4..].to_string(),
-    )
-}
-
 #[test]
 fn a_daemon_that_cannot_take_a_lock_reports_a_failed_run() {
     use std::os::unix::fs::chown;
-    use std::os::unix::process::CommandExt;
     if common::uid() != 0 {
         eprintln!("skipped: a lock another user made needs root to set up");
         return;
@@ -206,16 +192,7 @@ fn a_daemon_that_cannot_take_a_lock_reports_a_failed_run() {
     )
     .unwrap();
     let log = d.join("daemon.log");
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["--config", "retentiond.yaml", "daemon"])
-        .current_dir(d)
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .gid(NOBODY)
-        .uid(NOBODY)
-        .spawn()
-        .unwrap();
+    let mut daemon = common::spawn_daemon_as(NOBODY, d, &log);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     while !logged().contains("locks/p.lock") && std::time::Instant::now() < deadline {

@@ -189,7 +189,6 @@ fn two_accounts_on_one_folder_are_one_place_for_the_overlap_guard() {
 #[test]
 fn a_manual_root_run_leaves_state_files_the_daemons_user_can_use() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
-    use std::os::unix::process::CommandExt;
     if common::uid() != 0 {
         eprintln!("skipped: switching between root and another user needs root");
         return;
@@ -240,16 +239,7 @@ fn a_manual_root_run_leaves_state_files_the_daemons_user_can_use() {
 
     // The daemon, as the state folder's user, runs the policy on its schedule.
     let log = d.join("daemon.log");
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"));
-    daemon
-        .args(["--config", "retentiond.yaml", "daemon"])
-        .current_dir(d)
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .gid(NOBODY)
-        .uid(NOBODY);
-    let mut daemon = daemon.spawn().unwrap();
+    let mut daemon = common::spawn_daemon_as(NOBODY, d, &log);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let count = || std::fs::read_dir(d.join("backups")).unwrap().count();
     while count() > 3 && std::time::Instant::now() < deadline {

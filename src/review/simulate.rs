@@ -132,23 +132,14 @@ pub fn simulate(setup: &Setup) -> Result<Simulation, String> {
     let mut high = 0;
     let mut last_growth = None;
     let mut last_run = None;
-    let mut backup_at = next(
-        setup.cadence,
-        tz,
-        setup
-            .from
-            .checked_sub(jiff::SignedDuration::from_nanos(1))
-            .unwrap_or(setup.from),
-    );
-    // A run at the very start sees the backup made then, as at any other instant.
-    let mut run_at = next(
-        setup.runs,
-        tz,
-        setup
-            .from
-            .checked_sub(jiff::SignedDuration::from_nanos(1))
-            .unwrap_or(setup.from),
-    );
+    // Ticks from `from` on, `from` itself included: a run at the very start sees the backup
+    // made then, as at any other instant.
+    let just_before = setup
+        .from
+        .checked_sub(jiff::SignedDuration::from_nanos(1))
+        .unwrap_or(setup.from);
+    let mut backup_at = next(setup.cadence, tz, just_before);
+    let mut run_at = next(setup.runs, tz, just_before);
     loop {
         let b = backup_at.filter(|t| *t < setup.until);
         let r = run_at.filter(|t| *t < setup.until);

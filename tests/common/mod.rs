@@ -83,6 +83,36 @@ pub fn retentiond_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output
     out
 }
 
+/// `GET path` on `address` (the daemon's listener): (status code, body).
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response[response.find("\r\n\r\n").unwrap() + 4..].to_string();
+    (code, body)
+}
+
+/// Starts the daemon on `retentiond.yaml` in `dir` as user and group `id`, its log in `log`
+/// (the tests must run as root).
+pub fn spawn_daemon_as(id: u32, dir: &Path, log: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["--config", "retentiond.yaml", "daemon"])
+        .current_dir(dir)
+        .env_remove("RETENTIOND_CONFIG")
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .gid(id)
+        .uid(id)
+        .spawn()
+        .expect("start retentiond daemon")
+}
+
 /// The uid the tests run as (the owner of `/proc/self`).
 pub fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
