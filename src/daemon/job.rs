@@ -150,7 +150,8 @@ async fn run_once(
                 policy.name, fire.scheduled
             );
             let last = journal.last_run(&policy.name).ok().flatten();
-            jobs.metrics.ran_elsewhere(&policy.name, last.as_ref());
+            jobs.metrics
+                .ran_elsewhere(&policy.name, fire.scheduled, last.as_ref());
             return Ok(());
         }
         Err(e) => {

@@ -135,6 +135,9 @@ struct PolicyState {
     skipped_fires: u64,
     /// Fires another host of the fleet claimed first (a shared PostgreSQL journal).
     fires_elsewhere: u64,
+    /// The newest fire another host claimed: that host runs it (and its own `/healthz`
+    /// reports how it went), so this host does not count the time since as its silence.
+    claimed_elsewhere: Option<Timestamp>,
     /// When the scheduler runs it next (jitter included).
     next_run: Option<Timestamp>,
 }
@@ -213,6 +216,7 @@ impl Metrics {
                     runs: BTreeMap::new(),
                     skipped_fires: 0,
                     fires_elsewhere: 0,
+                    claimed_elsewhere: None,
                     next_run: None,
                 },
             };
@@ -293,11 +297,12 @@ impl Metrics {
 
     /// A fire another host of the fleet ran; `last` is the fleet's last finished run of the
     /// policy in the shared journal, which this host's figures follow.
-    pub fn ran_elsewhere(&self, policy: &str, last: Option<&LastRun>) {
+    pub fn ran_elsewhere(&self, policy: &str, fire: Timestamp, last: Option<&LastRun>) {
         let mut state = self.state();
         state.running = state.running.saturating_sub(1);
         if let Some(p) = state.policies.get_mut(policy) {
             p.fires_elsewhere += 1;
+            p.claimed_elsewhere = p.claimed_elsewhere.max(Some(fire));
             if let Some(last) = last {
                 p.last = Some(RunFigures::recorded(last));
                 p.last_success = p.last_success.max(last.last_success);
@@ -346,7 +351,12 @@ impl Metrics {
             let Some(interval) = p.loaded.interval else {
                 continue;
             };
-            let since = p.last_success.unwrap_or(p.loaded_at);
+            // A fire another host claimed is that host's to run and report: the silence here
+            // counts from it (a run still going there has no outcome in the journal yet).
+            let since = p
+                .last_success
+                .max(p.claimed_elsewhere)
+                .unwrap_or(p.loaded_at);
             let quiet = Duration::try_from(now.duration_since(since)).unwrap_or_default();
             if quiet > interval * 2 {
                 let last = match (&p.last, p.last_success) {

@@ -177,6 +177,24 @@ fn a_policy_without_success_for_twice_its_interval_is_unhealthy() {
 }
 
 #[test]
+fn a_fire_another_host_runs_is_not_this_hosts_silence() {
+    let m = Metrics::new();
+    m.set_policies(vec![daily("p")], at("2026-11-20T00:00:00Z"));
+    m.run_finished("p", figures("ok", "2026-11-20T03:30:00Z"));
+    // The database was down for days: this host's runs failed.
+    m.run_finished("p", figures("journal-failed", "2026-11-21T03:30:00Z"));
+    m.run_finished("p", figures("journal-failed", "2026-11-22T03:30:00Z"));
+    assert_eq!(m.health(at("2026-11-23T03:30:30Z")).problems.len(), 1);
+    // It is back, and the next fire is another host's, whose run has no outcome yet: the
+    // journal's last success is still the old one, but this host is not the one to say so.
+    m.run_started();
+    m.ran_elsewhere("p", at("2026-11-23T03:30:00Z"), None);
+    assert!(m.health(at("2026-11-23T03:30:30Z")).problems.is_empty());
+    // Two intervals on with no success anywhere: unhealthy again.
+    assert_eq!(m.health(at("2026-11-25T03:31:00Z")).problems.len(), 1);
+}
+
+#[test]
 fn figures_of_a_report_count_what_was_and_was_not_deleted() {
     use crate::executor::{Execution, FailedDeletion};
     let mut report = PolicyReport {
