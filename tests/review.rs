@@ -962,3 +962,31 @@ fn the_last_weeks_of_a_two_year_picture_are_separate_marks() {
         assert!(pair[1] - pair[0] >= 4.0, "{daily:?}");
     }
 }
+
+#[test]
+fn a_policy_moved_or_split_into_another_file_is_listed() {
+    let policy = |name: &str| {
+        format!(
+            "name: {name}\naccount: files\nmode: enforce\nselect: {{ name: '^{name}-' }}\nkeep: {{last: 10}}\nguard: {{max_delete_fraction: 1}}\n"
+        )
+    };
+    let item = |name: &str| format!("- {}\n", policy(name).trim_end().replace('\n', "\n  "));
+    let both = item("a") + &item("b");
+    let dir = repository(REVIEW_CONFIG, "both.yaml", &both);
+    let d = dir.path();
+    std::fs::remove_file(d.join("policies/both.yaml")).unwrap();
+    write(d, "policies/a.yaml", &policy("a"));
+    write(d, "policies/team/b.yaml", &policy("b"));
+    let out = review(d, "json");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let report = json(&out.stdout);
+    assert_eq!(report["policies"][0]["change"], "unchanged");
+    assert_eq!(
+        report["policies"][0]["edits"],
+        serde_json::json!(["file: policies/both.yaml → policies/a.yaml"])
+    );
+    assert_eq!(
+        report["policies"][1]["edits"],
+        serde_json::json!(["file: policies/both.yaml → policies/team/b.yaml"])
+    );
+}

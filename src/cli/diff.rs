@@ -135,7 +135,7 @@ pub(super) fn diff(cli: &Cli, args: DiffArgs, out: &mut dyn Write) -> Outcome {
         (Some(before), Some(after)) => config_edits(before, after),
         _ => Vec::new(),
     };
-    let result = diff::diff(
+    let mut result = diff::diff(
         &Set {
             policies: &base,
             listings: &base_slices,
@@ -165,6 +165,9 @@ pub(super) fn diff(cli: &Cli, args: DiffArgs, out: &mut dyn Write) -> Outcome {
         },
         config_edits,
     );
+    if let (Some(rev), Some(folder)) = (args.base, folders.first()) {
+        file_moves(rev, folder, &base, &current, &mut result);
+    }
     match args.format {
         DiffFormat::Text => diff::text(out, &result),
         DiffFormat::Markdown => diff::markdown(out, &result),
@@ -244,6 +247,51 @@ fn git_sources(rev: &str, folders: &[PathBuf]) -> Result<Vec<(PathBuf, String)>,
         }
     }
     Ok(sources)
+}
+
+/// A policy whose file is another at `rev` (moved, or split out of a file of several): an
+/// edit `file: OLD → NEW`, paths from the checkout's top.
+fn file_moves(
+    rev: &str,
+    folder: &Path,
+    base: &[Policy],
+    current: &[Policy],
+    result: &mut diff::Diff,
+) {
+    let absolute = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
+    let anchor = match absolute.is_dir() {
+        true => absolute,
+        false => absolute.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let Ok(root) = git(&anchor, &["rev-parse", "--show-toplevel"]) else {
+        return;
+    };
+    let root = PathBuf::from(root.trim());
+    let root = root.canonicalize().unwrap_or(root);
+    let prefix = format!("{rev}:");
+    for p in result
+        .policies
+        .iter_mut()
+        .filter(|p| p.before.is_some() && p.after.is_some())
+    {
+        let was_name = p.renamed_from.as_deref().unwrap_or(&p.name);
+        let was = base.iter().find(|b| b.name == was_name).map(|b| {
+            b.file
+                .to_string_lossy()
+                .strip_prefix(&prefix)
+                .map(PathBuf::from)
+        });
+        let now = current.iter().find(|c| c.name == p.name).and_then(|c| {
+            let real = c.file.canonicalize().ok()?;
+            real.strip_prefix(&root).ok().map(Path::to_path_buf)
+        });
+        if let (Some(Some(was)), Some(now)) = (was, now)
+            && was != now
+        {
+            p.edits
+                .push(format!("file: {} → {}", was.display(), now.display()));
+        }
+    }
 }
 
 /// The config at `rev`, when `file` is in a git checkout and the revision has it; parsed as
