@@ -68,11 +68,11 @@ pub(super) fn validate(
         // The unit's ExecStartPre and ExecReload: a secret the daemon could not read must
         // fail here, not after `systemctl reload` reported success.
         if !skip_secrets {
-            errors.extend(config.check_secrets());
+            let secrets = config.check_secrets();
+            let resolved = secrets.is_empty();
+            errors.extend(secrets);
             // With its secret resolved, the journal's URL must be one that can work.
-            if let Err(e) = crate::journal::Journal::check_target(config)
-                && config.check_secrets().is_empty()
-            {
+            if resolved && let Err(e) = crate::journal::Journal::check_target(config) {
                 errors.push(policy::Diagnostic {
                     file: config.file.clone(),
                     pos: Default::default(),
