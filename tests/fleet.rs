@@ -365,17 +365,7 @@ fn assert_up_without_journal(host: &mut Host) {
 
 /// `GET path` on the host's metrics endpoint: (status, body).
 fn get(host: &Host, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let log = host.log();
-    let start = log.find("metrics on http://").expect("the metrics line") + 18;
-    let address = &log[start..start + log[start..].find('/').unwrap()];
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let code = response[9..12].parse().unwrap();
-    let body = response[response.find("\r\n\r\n").unwrap() + 4..].to_string();
-    (code, body)
+    common::http_get(&common::metrics_address(&host.log()), path)
 }
 
 #[test]

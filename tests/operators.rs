@@ -199,11 +199,7 @@ fn a_daemon_that_cannot_take_a_lock_reports_a_failed_run() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let text = logged();
-    let address = text[text.find("metrics on http://").unwrap() + 18..]
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let address = common::metrics_address(&text);
     let (code, body) = get(&address, "/healthz");
     let _ = daemon.kill();
     let _ = daemon.wait();

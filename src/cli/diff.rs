@@ -65,9 +65,13 @@ pub(super) fn diff(cli: &Cli, args: DiffArgs, out: &mut dyn Write) -> Outcome {
         (None, Some(rev), Some(config)) => git_config(rev, &config.file)?,
         _ => None,
     };
-    if config.is_some() && base_config.is_none() {
+    if config.is_some() && base_config.is_none() && !cli.quiet {
+        let why = match args.base {
+            Some(rev) => format!("the config is not in the git checkout at {rev}"),
+            None => "--base-policies has no config".to_string(),
+        };
         eprintln!(
-            "note: the base has no config of its own (not in the git checkout at --base; --base-config PATH gives one): the current config stands for both sides"
+            "note: the base has no config of its own ({why}; --base-config PATH gives one): the current config stands for both sides"
         );
     }
     if config.is_none() && !cli.quiet {

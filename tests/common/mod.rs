@@ -113,6 +113,12 @@ pub fn spawn_daemon_as(id: u32, dir: &Path, log: &Path) -> std::process::Child {
         .expect("start retentiond daemon")
 }
 
+/// The daemon's metrics address, from its start-up line (`metrics on http://ADDRESS/…`).
+pub fn metrics_address(log: &str) -> String {
+    let start = log.find("metrics on http://").expect("the metrics line") + 18;
+    log[start..start + log[start..].find('/').unwrap()].to_string()
+}
+
 /// The uid the tests run as (the owner of `/proc/self`).
 pub fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
