@@ -572,7 +572,12 @@ fn s3_deletion(
         assert_eq!(listed.len(), n);
         let before = server.requests().len();
         let start = Instant::now();
-        let batches = provider.batches(listed);
+        let doomed: Vec<&retentiond::model::Backup> = listed.iter().collect();
+        let batches: Vec<Vec<retentiond::model::Backup>> = provider
+            .batches(&doomed)
+            .iter()
+            .map(|call| call.iter().map(|&p| listed[p as usize].clone()).collect())
+            .collect();
         let outcomes: Vec<_> = runtime.block_on(
             futures_util::stream::iter(batches.iter())
                 .map(|batch| provider.delete(batch))

@@ -8,12 +8,14 @@
 
 use crate::model::{Backup, Text};
 use crate::plan::PolicyPlan;
-use crate::provider::{DeleteOutcome, ErrorKind, Provider, ProviderError};
+use crate::provider::{BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::Semaphore;
+use std::time::{Duration, Instant};
 
 /// Set when the daemon is stopping, or when a run's lock was lost (its PostgreSQL session
 /// went away, so another host may take the policy): deletions already sent finish and are
@@ -79,33 +81,33 @@ pub enum Settled<'a> {
     Failed(&'a str),
     /// Accepted, carried out by the provider; recorded before waiting for the end.
     Pending(&'a str),
+    /// Its intent was recorded but its call never sent (the run stopped first).
+    NotSent(&'a str),
+}
+
+/// An outcome to record: the token the ledger gave the deletion's intent, and the backup.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome<'a> {
+    pub token: u64,
+    pub backup: &'a Backup,
+    pub settled: Settled<'a>,
 }
 
 /// Where deletions are recorded: the journal, or nothing (tests, previews).
 pub trait Ledger: Send + Sync {
-    /// Called before a delete call is sent; an error keeps the call from being sent.
-    fn intent(&self, batch: &[Backup]) -> Result<(), String>;
-    /// The settled outcome of a backup whose intent was recorded.
-    fn outcome(&self, backup: &Backup, outcome: Settled) -> Result<(), String>;
-    /// Several settled outcomes at once (one transaction where the ledger can); the errors.
-    fn outcomes(&self, settled: &[(&Backup, Settled)]) -> Vec<String> {
-        settled
-            .iter()
-            .filter_map(|(backup, outcome)| self.outcome(backup, *outcome).err())
-            .collect()
-    }
+    /// Records, in one commit where the ledger can, the outcomes `settled` and the intents
+    /// of `intents`; a token for each intent, in order, that its outcome later names.
+    /// Called before the intents' calls are sent: an error means none of the intents is
+    /// recorded, and their calls are not sent.
+    fn record(&self, settled: &[Outcome], intents: &[&Backup]) -> Result<Vec<u64>, String>;
 }
 
 /// Records nothing.
 pub struct NoLedger;
 
 impl Ledger for NoLedger {
-    fn intent(&self, _: &[Backup]) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn outcome(&self, _: &Backup, _: Settled) -> Result<(), String> {
-        Ok(())
+    fn record(&self, _: &[Outcome], intents: &[&Backup]) -> Result<Vec<u64>, String> {
+        Ok(vec![0; intents.len()])
     }
 }
 
@@ -126,16 +128,6 @@ pub struct PendingDeletion {
 
 fn describe(error: &ProviderError) -> String {
     format!("{}: {}", error.call, error.message)
-}
-
-/// Why a batch was not sent.
-#[derive(Clone)]
-enum Unsent {
-    /// Its intent could not be recorded.
-    Ledger(String),
-    Stopping,
-    /// Deletions kept failing the same way; this one was not tried.
-    Halted,
 }
 
 /// After this many deletions in a row fail with the same kind of error (one that retrying
@@ -207,8 +199,112 @@ fn systemic_hint(error: &str) -> &'static str {
     }
 }
 
+/// How far intents run ahead of the calls at most: up to this many deletions (or, for a
+/// provider of wide calls, twice what it may have in flight) are recorded before their
+/// turn. Once half of the window is sent, the next half is recorded in one commit (with the
+/// outcomes settled since the last) while the other half is sent, so that neither a fast
+/// provider nor a slow one waits for a commit.
+pub const AHEAD: usize = 1024;
+
+/// How long settled outcomes wait for company once no intents are left to record them with.
+const OUTCOMES_WAIT: Duration = Duration::from_millis(50);
+
+/// Where a deletion stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Not recorded yet, or recorded and waiting for its turn.
+    Waiting,
+    Deleted,
+    Failed,
+    Pending,
+    /// Failed in a way that may mean "already gone"; a fresh listing decides.
+    Unconfirmed,
+    /// Never sent: the run was stopping.
+    Stopping,
+    /// Never sent: deletions kept failing the same way.
+    Halted,
+    /// Never sent: its intent could not be recorded.
+    Ledger,
+}
+
+/// An outcome waiting for the next commit.
+struct Unrecorded {
+    token: u64,
+    backup: Backup,
+    settled: Owned,
+}
+
+/// [`Settled`], owning its text.
+enum Owned {
+    Deleted,
+    Failed(String),
+    Pending(String),
+    NotSent(String),
+}
+
+impl Unrecorded {
+    fn view(&self) -> Outcome<'_> {
+        let settled = match &self.settled {
+            Owned::Deleted => Settled::Deleted,
+            Owned::Failed(e) => Settled::Failed(e),
+            Owned::Pending(d) => Settled::Pending(d),
+            Owned::NotSent(why) => Settled::NotSent(why),
+        };
+        Outcome {
+            token: self.token,
+            backup: &self.backup,
+            settled,
+        }
+    }
+}
+
+/// What finished: a commit of the ledger, or a delete call.
+enum Done {
+    Recorded {
+        /// The first batch whose intents it recorded.
+        first: usize,
+        group: Vec<Vec<Backup>>,
+        result: Result<Vec<u64>, String>,
+        outcomes: usize,
+    },
+    Sent {
+        batch: usize,
+        backups: Vec<Backup>,
+        tokens: Vec<u64>,
+        outcomes: Vec<DeleteOutcome>,
+        ledger_errors: Vec<String>,
+    },
+}
+
+/// Records `outcomes` (no intents) on a thread that may block.
+async fn record_outcomes(ledger: &Arc<dyn Ledger>, outcomes: Vec<Unrecorded>) -> Option<String> {
+    if outcomes.is_empty() {
+        return None;
+    }
+    let ledger = ledger.clone();
+    let recorded = tokio::task::spawn_blocking(move || {
+        let settled: Vec<Outcome> = outcomes.iter().map(Unrecorded::view).collect();
+        ledger
+            .record(&settled, &[])
+            .err()
+            .map(|e| plural_outcomes(e, settled.len()))
+    });
+    recorded.await.expect("a ledger never panics")
+}
+
+fn plural_outcomes(error: String, n: usize) -> String {
+    match n {
+        1 => error,
+        n => format!("{error} (the outcomes of {n} deletions)"),
+    }
+}
+
 /// Deletes the plan's `delete` set, recording each call in `ledger`. A blocked plan deletes
 /// nothing; once `stop` is set no further call is sent.
+///
+/// Intents are committed in groups ahead of their calls ([`AHEAD`]), each commit carrying the
+/// outcomes settled since the one before; no call is sent before the commit of its intent
+/// returned. Intents recorded but never sent (the run stopped) are recorded as not sent.
 pub async fn execute(
     plan: &PolicyPlan<'_>,
     provider: Arc<dyn Provider>,
@@ -219,166 +315,298 @@ pub async fn execute(
     if plan.blocked.is_some() {
         return execution;
     }
-    let doomed: Vec<Backup> = plan.deletions().cloned().collect();
+    let doomed: Vec<&Backup> = plan.deletions().collect();
     if doomed.is_empty() {
         return execution;
     }
-    let permits = Arc::new(Semaphore::new(provider.delete_concurrency().max(1)));
-    let breaker = Arc::new(Breaker::default());
-    let mut tasks = tokio::task::JoinSet::new();
-    for batch in provider.batches(doomed) {
-        let (provider, permits, ledger) = (provider.clone(), permits.clone(), ledger.clone());
-        let (stop, breaker) = (stop.clone(), breaker.clone());
-        tasks.spawn(async move {
-            // An account-wide task slot (CSBS: 5) is held until the deletion is settled.
-            let _slot = match provider.task_slots() {
-                Some(slots) => Some(slots.acquire_owned().await.expect("never closed")),
-                None => None,
+    let batches = provider.batches(&doomed);
+    let cap = provider.delete_concurrency().max(1);
+    let widest = batches.iter().map(<[u32]>::len).max().unwrap_or(1);
+    // The window of intents recorded ahead: twice what the provider may have in flight to
+    // begin with, doubled each time the provider had to wait for a commit, up to `most`. A
+    // slow provider keeps a small window (few calls go out after the journal is lost); a
+    // fast one soon records its intents a thousand at a time.
+    let most = AHEAD.max(2 * cap * widest);
+    let mut ahead = (2 * cap * widest).min(most);
+    let (mut waited, mut started) = (false, false);
+    let mut state = vec![State::Waiting; doomed.len()];
+    // Only for the deletions that need them: failures, pending details, unconfirmed ones.
+    let mut failures: HashMap<u32, (String, &'static str)> = HashMap::new();
+    let mut details: HashMap<u32, String> = HashMap::new();
+    let mut unconfirmed: Vec<(u32, u64, Backup, ProviderError)> = Vec::new();
+    // Batches `next..` are not recorded yet; `ready` are recorded and wait for their turn.
+    let mut next = 0;
+    let mut ready: VecDeque<(usize, Vec<Backup>, Vec<u64>)> = VecDeque::new();
+    let mut ready_len = 0;
+    let mut recording = false;
+    let mut in_flight = 0;
+    let mut unrecorded: Vec<Unrecorded> = Vec::new();
+    let mut waiting_since = None;
+    let breaker = Breaker::default();
+    // Polled here, not spawned: a provider's call finishing wakes no other thread. The
+    // ledger's commits run on a thread that may block, alongside the calls.
+    let mut tasks: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
+    loop {
+        let stopping = stop.is_set() || breaker.tripped().is_some();
+        // Refilled once half the window is sent: groups of at least half of it.
+        let intents_due = !stopping && next < batches.len() && ready_len <= ahead / 2;
+        // Outcomes ride with the next intents; alone only once no intents are left to record,
+        // and then once half a window of them or [`OUTCOMES_WAIT`] gathered them.
+        let outcomes_due = !unrecorded.is_empty()
+            && (stopping || next >= batches.len())
+            && (unrecorded.len() >= ahead / 2
+                || waiting_since.is_some_and(|t: Instant| t.elapsed() >= OUTCOMES_WAIT));
+        if !recording && (intents_due || outcomes_due) {
+            let mut end = next;
+            if intents_due {
+                let mut size = 0;
+                while end < batches.len()
+                    && (end == next || size + batches.get(end).len() <= ahead - ready_len)
+                {
+                    size += batches.get(end).len();
+                    end += 1;
+                }
+            }
+            let group: Vec<Vec<Backup>> = (next..end)
+                .map(|k| {
+                    let positions = batches.get(k).iter();
+                    positions.map(|&p| doomed[p as usize].clone()).collect()
+                })
+                .collect();
+            let outcomes = std::mem::take(&mut unrecorded);
+            waiting_since = None;
+            let (ledger, first) = (ledger.clone(), next);
+            next = end;
+            recording = true;
+            let commit = tokio::task::spawn_blocking(move || {
+                let intents: Vec<&Backup> = group.iter().flatten().collect();
+                let settled: Vec<Outcome> = outcomes.iter().map(Unrecorded::view).collect();
+                let result = ledger.record(&settled, &intents);
+                drop(intents);
+                Done::Recorded {
+                    first,
+                    outcomes: settled.len(),
+                    group,
+                    result,
+                }
+            });
+            tasks.push(Box::pin(async move {
+                commit.await.expect("a ledger never panics")
+            }));
+        }
+        while in_flight < cap && !stop.is_set() && breaker.tripped().is_none() {
+            let Some((batch, backups, tokens)) = ready.pop_front() else {
+                // The provider is idle, waiting for the commit under way.
+                waited |= recording && started;
+                break;
             };
-            let _permit = permits.acquire().await.expect("never closed");
-            let mut ledger_errors = Vec::new();
-            if stop.is_set() {
-                return (batch, Err(Unsent::Stopping), ledger_errors);
-            }
-            if breaker.tripped().is_some() {
-                return (batch, Err(Unsent::Halted), ledger_errors);
-            }
-            let outcomes = match ledger.intent(&batch) {
-                Ok(()) => {
-                    let mut outcomes = provider.delete(&batch).await;
-                    for (backup, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-                        if let DeleteOutcome::Pending(detail) = outcome {
-                            if let Err(e) = ledger.outcome(backup, Settled::Pending(detail)) {
-                                ledger_errors.push(e);
-                            }
-                            *outcome = provider.settle(backup).await;
+            ready_len -= backups.len();
+            in_flight += 1;
+            started = true;
+            let (provider, ledger) = (provider.clone(), ledger.clone());
+            tasks.push(Box::pin(async move {
+                // An account-wide task slot (CSBS: 5) is held until the deletion is settled.
+                let _slot = match provider.task_slots() {
+                    Some(slots) => Some(slots.acquire_owned().await.expect("never closed")),
+                    None => None,
+                };
+                let mut ledger_errors = Vec::new();
+                let mut outcomes = provider.delete(&backups).await;
+                for ((backup, token), outcome) in
+                    backups.iter().zip(&tokens).zip(outcomes.iter_mut())
+                {
+                    if let DeleteOutcome::Pending(detail) = outcome {
+                        let pending = Outcome {
+                            token: *token,
+                            backup,
+                            settled: Settled::Pending(detail),
+                        };
+                        if let Err(e) = ledger.record(&[pending], &[]) {
+                            ledger_errors.push(e);
+                        }
+                        *outcome = provider.settle(backup).await;
+                    }
+                }
+                Done::Sent {
+                    batch,
+                    backups,
+                    tokens,
+                    outcomes,
+                    ledger_errors,
+                }
+            }));
+        }
+        // Nothing running: every batch was sent and settled, or no more will be.
+        let Some(done) = tasks.next().await else {
+            break;
+        };
+        match done {
+            Done::Recorded {
+                first,
+                group,
+                result,
+                outcomes,
+            } => {
+                recording = false;
+                if std::mem::take(&mut waited) {
+                    ahead = (2 * ahead).min(most);
+                }
+                match result {
+                    Ok(tokens) => {
+                        let mut tokens = tokens.into_iter();
+                        for (k, backups) in (first..).zip(group) {
+                            let batch_tokens: Vec<u64> =
+                                tokens.by_ref().take(backups.len()).collect();
+                            ready_len += backups.len();
+                            ready.push_back((k, backups, batch_tokens));
                         }
                     }
-                    for outcome in &outcomes {
-                        breaker.record(outcome);
-                    }
-                    Ok(outcomes)
-                }
-                Err(e) => Err(Unsent::Ledger(e)),
-            };
-            (batch, outcomes, ledger_errors)
-        });
-    }
-    let mut outcomes: HashMap<(Text, Text), DeleteOutcome> = HashMap::new();
-    // Backups whose call was never sent: their intent could not be recorded, or the daemon
-    // is stopping.
-    let mut unsent: HashMap<(Text, Text), Unsent> = HashMap::new();
-    let record = |backup: &Backup, outcome: Settled, execution: &mut Execution| {
-        if let Err(e) = ledger.outcome(backup, outcome) {
-            execution.ledger_errors.push(e);
-        }
-    };
-    while let Some(joined) = tasks.join_next().await {
-        // The outcomes of every task finished by now are recorded together.
-        let mut finished = vec![joined];
-        while let Some(more) = tasks.try_join_next() {
-            finished.push(more);
-        }
-        let mut answered: Vec<(Backup, DeleteOutcome)> = Vec::new();
-        for joined in finished {
-            let (batch, results, ledger_errors) = joined.expect("a deletion task never panics");
-            execution.ledger_errors.extend(ledger_errors);
-            match results {
-                Ok(results) => answered.extend(batch.into_iter().zip(results)),
-                Err(e) => {
-                    for backup in batch {
-                        unsent.insert((backup.group, backup.id), e.clone());
+                    Err(e) => {
+                        for k in first..first + group.len() {
+                            for &p in batches.get(k) {
+                                state[p as usize] = State::Ledger;
+                                failures.insert(p, (format!("not sent: {e}"), "journal"));
+                            }
+                        }
+                        if outcomes > 0 {
+                            execution.ledger_errors.push(plural_outcomes(e, outcomes));
+                        }
                     }
                 }
             }
-        }
-        let errors: Vec<String> = answered
-            .iter()
-            .map(|(_, outcome)| match outcome {
-                DeleteOutcome::Failed(e) => describe(e),
-                _ => String::new(),
-            })
-            .collect();
-        let settled: Vec<(&Backup, Settled)> = answered
-            .iter()
-            .zip(&errors)
-            .filter_map(|((backup, outcome), error)| match outcome {
-                DeleteOutcome::Deleted => Some((backup, Settled::Deleted)),
-                DeleteOutcome::Failed(_) => Some((backup, Settled::Failed(error))),
-                DeleteOutcome::Pending(detail) => Some((backup, Settled::Pending(detail))),
-                // Settled below, against a fresh listing.
-                DeleteOutcome::Unconfirmed(_) => None,
-            })
-            .collect();
-        execution.ledger_errors.extend(ledger.outcomes(&settled));
-        drop(settled);
-        for (backup, outcome) in answered {
-            outcomes.insert((backup.group, backup.id), outcome);
+            Done::Sent {
+                batch,
+                backups,
+                tokens,
+                outcomes,
+                ledger_errors,
+            } => {
+                in_flight -= 1;
+                execution.ledger_errors.extend(ledger_errors);
+                let positions = batches.get(batch);
+                for (((backup, token), outcome), &p) in
+                    backups.into_iter().zip(tokens).zip(outcomes).zip(positions)
+                {
+                    breaker.record(&outcome);
+                    let settled = match outcome {
+                        DeleteOutcome::Deleted => {
+                            state[p as usize] = State::Deleted;
+                            Owned::Deleted
+                        }
+                        DeleteOutcome::Failed(e) => {
+                            state[p as usize] = State::Failed;
+                            let error = describe(&e);
+                            failures.insert(p, (error.clone(), e.kind.as_str()));
+                            Owned::Failed(error)
+                        }
+                        DeleteOutcome::Pending(detail) => {
+                            state[p as usize] = State::Pending;
+                            details.insert(p, detail.clone());
+                            Owned::Pending(detail)
+                        }
+                        // Settled below, against a fresh listing.
+                        DeleteOutcome::Unconfirmed(e) => {
+                            state[p as usize] = State::Unconfirmed;
+                            unconfirmed.push((p, token, backup, e));
+                            continue;
+                        }
+                    };
+                    unrecorded.push(Unrecorded {
+                        token,
+                        backup,
+                        settled,
+                    });
+                    waiting_since.get_or_insert_with(Instant::now);
+                }
+            }
         }
     }
-    let unsettled = outcomes
-        .values()
-        .any(|o| matches!(o, DeleteOutcome::Unconfirmed(_)));
+    // What was never sent: not recorded, or recorded and never sent (closed in the journal).
+    let unsent = match breaker.tripped().is_some() && !stop.is_set() {
+        true => State::Halted,
+        false => State::Stopping,
+    };
+    let why = match unsent {
+        State::Halted => "not sent: deletions kept failing the same way",
+        _ => "not sent: the run stopped first",
+    };
+    for (batch, backups, tokens) in ready {
+        for ((backup, token), &p) in backups.into_iter().zip(tokens).zip(batches.get(batch)) {
+            state[p as usize] = unsent;
+            unrecorded.push(Unrecorded {
+                token,
+                backup,
+                settled: Owned::NotSent(why.into()),
+            });
+        }
+    }
+    for k in next..batches.len() {
+        for &p in batches.get(k) {
+            state[p as usize] = unsent;
+        }
+    }
     // One fresh listing settles every unconfirmed deletion.
-    let still_listed: Result<HashSet<(Text, Text)>, ProviderError> = if unsettled {
-        provider
+    if !unconfirmed.is_empty() {
+        let still_listed: Result<HashSet<(Text, Text)>, ProviderError> = provider
             .list()
             .await
-            .map(|backups| backups.into_iter().map(|b| (b.group, b.id)).collect())
-    } else {
-        Ok(HashSet::new())
-    };
-    for backup in plan.deletions() {
-        let key = (backup.group.clone(), backup.id.clone());
-        let failure = match outcomes.remove(&key) {
-            Some(DeleteOutcome::Pending(detail)) => {
-                execution.pending.push(PendingDeletion {
-                    id: backup.id.to_string(),
-                    detail,
-                });
-                continue;
-            }
-            Some(DeleteOutcome::Deleted) => None,
-            Some(DeleteOutcome::Failed(e)) => Some((describe(&e), e.kind.as_str())),
-            Some(DeleteOutcome::Unconfirmed(e)) => {
-                let failure = match &still_listed {
-                    Ok(listed) if !listed.contains(&key) => None,
-                    Ok(_) => Some((describe(&e), e.kind.as_str())),
-                    Err(list_error) => Some((
-                        format!(
-                            "{}; a fresh listing to check whether it is gone failed too: {}",
-                            describe(&e),
-                            describe(list_error)
-                        ),
-                        e.kind.as_str(),
-                    )),
-                };
-                let settled = match &failure {
-                    None => Settled::Deleted,
-                    Some((error, _)) => Settled::Failed(error),
-                };
-                record(backup, settled, &mut execution);
-                failure
-            }
-            None => match unsent.remove(&key) {
-                Some(Unsent::Stopping) | Some(Unsent::Halted) => {
-                    execution.not_sent.push(backup.id.to_string());
-                    continue;
-                }
-                Some(Unsent::Ledger(e)) => Some((format!("not sent: {e}"), "journal")),
-                None => Some((
-                    "the provider reported no outcome for this backup".into(),
-                    "other",
+            .map(|backups| backups.into_iter().map(|b| (b.group, b.id)).collect());
+        for (p, token, backup, e) in unconfirmed {
+            let failure = match &still_listed {
+                Ok(listed) if !listed.contains(&(backup.group.clone(), backup.id.clone())) => None,
+                Ok(_) => Some((describe(&e), e.kind.as_str())),
+                Err(list_error) => Some((
+                    format!(
+                        "{}; a fresh listing to check whether it is gone failed too: {}",
+                        describe(&e),
+                        describe(list_error)
+                    ),
+                    e.kind.as_str(),
                 )),
-            },
-        };
-        match failure {
-            None => execution.deleted.push(backup.id.to_string()),
-            Some((error, kind)) => execution.failed.push(FailedDeletion {
-                id: backup.id.to_string(),
-                error,
-                kind,
+            };
+            let settled = match failure {
+                None => {
+                    state[p as usize] = State::Deleted;
+                    Owned::Deleted
+                }
+                Some((error, kind)) => {
+                    state[p as usize] = State::Failed;
+                    failures.insert(p, (error.clone(), kind));
+                    Owned::Failed(error)
+                }
+            };
+            unrecorded.push(Unrecorded {
+                token,
+                backup,
+                settled,
+            });
+        }
+    }
+    execution
+        .ledger_errors
+        .extend(record_outcomes(&ledger, unrecorded).await);
+    for (p, backup) in doomed.iter().enumerate() {
+        let id = || backup.id.to_string();
+        match state[p] {
+            State::Deleted => execution.deleted.push(id()),
+            State::Pending => execution.pending.push(PendingDeletion {
+                id: id(),
+                detail: details.remove(&(p as u32)).unwrap_or_default(),
             }),
+            State::Stopping | State::Halted => execution.not_sent.push(id()),
+            State::Failed | State::Ledger | State::Unconfirmed | State::Waiting => {
+                let (error, kind) = failures.remove(&(p as u32)).unwrap_or_else(|| {
+                    (
+                        "the provider reported no outcome for this backup".into(),
+                        "other",
+                    )
+                });
+                execution.failed.push(FailedDeletion {
+                    id: id(),
+                    error,
+                    kind,
+                });
+            }
         }
     }
     if let Some(error) = breaker.tripped()
@@ -394,16 +622,16 @@ pub async fn execute(
     execution
 }
 
-/// Waits for deletions an earlier run left pending (the journal knows them), without sending
-/// them again; records each outcome.
+/// Waits for deletions an earlier run left pending (the journal knows them: each with the
+/// token of its intent), without sending them again; records each outcome.
 pub async fn resume(
-    pending: Vec<Backup>,
+    pending: Vec<(u64, Backup)>,
     provider: Arc<dyn Provider>,
     ledger: Arc<dyn Ledger>,
 ) -> Execution {
     let mut execution = Execution::default();
     let mut tasks = tokio::task::JoinSet::new();
-    for backup in pending {
+    for (token, backup) in pending {
         let provider = provider.clone();
         tasks.spawn(async move {
             let _slot = match provider.task_slots() {
@@ -411,11 +639,11 @@ pub async fn resume(
                 None => None,
             };
             let outcome = provider.settle(&backup).await;
-            (backup, outcome)
+            (token, backup, outcome)
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let (backup, outcome) = joined.expect("a settling task never panics");
+        let (token, backup, outcome) = joined.expect("a settling task never panics");
         let (error, kind) = match &outcome {
             DeleteOutcome::Failed(e) | DeleteOutcome::Unconfirmed(e) => {
                 (describe(e), e.kind.as_str())
@@ -427,7 +655,12 @@ pub async fn resume(
             DeleteOutcome::Pending(detail) => Settled::Pending(detail),
             _ => Settled::Failed(&error),
         };
-        if let Err(e) = ledger.outcome(&backup, settled) {
+        let recorded = Outcome {
+            token,
+            backup: &backup,
+            settled,
+        };
+        if let Err(e) = ledger.record(&[recorded], &[]) {
             execution.ledger_errors.push(e);
         }
         match outcome {
@@ -556,22 +789,22 @@ mod tests {
         assert!(provider.deleted.lock().unwrap().is_empty());
     }
 
-    /// A ledger that stops the run once the first intent is recorded, as SIGTERM would.
-    struct StopAfterFirst(Stop);
+    /// A ledger that stops the run once the first intents are recorded, as SIGTERM would.
+    struct StopAfterFirst(Stop, std::sync::Mutex<Vec<String>>);
 
     impl Ledger for StopAfterFirst {
-        fn intent(&self, _: &[Backup]) -> Result<(), String> {
+        fn record(&self, settled: &[Outcome], intents: &[&Backup]) -> Result<Vec<u64>, String> {
             self.0.set();
-            Ok(())
-        }
-
-        fn outcome(&self, _: &Backup, _: Settled) -> Result<(), String> {
-            Ok(())
+            let mut log = self.1.lock().unwrap();
+            for o in settled {
+                log.push(format!("{} {:?}", o.backup.id, o.settled));
+            }
+            Ok(vec![0; intents.len()])
         }
     }
 
     #[test]
-    fn once_stopping_no_new_deletion_is_sent_and_the_one_in_flight_finishes() {
+    fn once_stopping_no_new_deletion_is_sent_and_recorded_intents_are_closed() {
         let listing = backups(6);
         let provider = Arc::new(MemoryProvider::new(listing.clone()));
         let plan = plan(
@@ -581,11 +814,109 @@ mod tests {
             &TimeZone::UTC,
         );
         let stop = Stop::default();
-        let ledger = Arc::new(StopAfterFirst(stop.clone()));
-        let execution = run_with(&plan, provider.clone(), ledger, &stop);
-        assert_eq!(execution.deleted, ["b2"]);
-        assert_eq!(execution.not_sent, ["b3", "b4", "b5"]);
-        assert!(execution.failed.is_empty());
-        assert_eq!(*provider.deleted.lock().unwrap(), ["b2"]);
+        let ledger = Arc::new(StopAfterFirst(stop.clone(), Default::default()));
+        let execution = run_with(&plan, provider.clone(), ledger.clone(), &stop);
+        // The stop came with the first commit, before any call was sent.
+        assert_eq!(execution.not_sent, ["b2", "b3", "b4", "b5"]);
+        assert!(execution.deleted.is_empty() && execution.failed.is_empty());
+        assert!(provider.deleted.lock().unwrap().is_empty());
+        // The first window's intents (twice the cap of 1) were recorded: closed as not sent.
+        assert_eq!(
+            *ledger.1.lock().unwrap(),
+            ["b2", "b3"].map(|id| format!("{id} NotSent(\"not sent: the run stopped first\")"))
+        );
+    }
+
+    /// A ledger that keeps what it recorded, and a provider that refuses a deletion whose
+    /// intent was not committed before its call.
+    #[derive(Default)]
+    struct Strict {
+        committed: std::sync::Mutex<HashSet<String>>,
+        commits: std::sync::atomic::AtomicUsize,
+        outcomes: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Ledger for Strict {
+        fn record(&self, settled: &[Outcome], intents: &[&Backup]) -> Result<Vec<u64>, String> {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            // What a synced commit takes.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let mut committed = self.committed.lock().unwrap();
+            for o in settled {
+                assert!(
+                    committed.contains(o.backup.id.as_str()),
+                    "an outcome before its intent"
+                );
+                self.outcomes.lock().unwrap().push(o.backup.id.to_string());
+            }
+            committed.extend(intents.iter().map(|b| b.id.to_string()));
+            Ok((0..intents.len() as u64).collect())
+        }
+    }
+
+    struct Checked(Arc<Strict>, MemoryProvider);
+
+    impl Provider for Checked {
+        fn list(&self) -> crate::provider::BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
+            self.1.list()
+        }
+
+        fn delete<'a>(
+            &'a self,
+            batch: &'a [Backup],
+        ) -> crate::provider::BoxFuture<'a, Vec<DeleteOutcome>> {
+            for b in batch {
+                assert!(
+                    self.0.committed.lock().unwrap().contains(b.id.as_str()),
+                    "{} sent before its intent was committed",
+                    b.id
+                );
+            }
+            self.1.delete(batch)
+        }
+
+        fn delete_concurrency(&self) -> usize {
+            4
+        }
+    }
+
+    #[test]
+    fn intents_are_committed_in_groups_before_their_calls_and_every_outcome_follows() {
+        let n = 3 * AHEAD as i64;
+        let listing = backups(n);
+        let ledger = Arc::new(Strict::default());
+        let provider = Arc::new(Checked(
+            ledger.clone(),
+            MemoryProvider::new(listing.clone()),
+        ));
+        let plan = plan(
+            &policy("guard: {max_delete_fraction: 1, max_delete: 100000}"),
+            &listing,
+            jiff::Timestamp::now(),
+            &TimeZone::UTC,
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let execution = runtime.block_on(execute(
+            &plan,
+            provider.clone(),
+            ledger.clone(),
+            &Stop::default(),
+        ));
+        assert_eq!(execution.deleted.len(), n as usize - 2);
+        assert_eq!(provider.1.ids(), ["b0", "b1"]);
+        let mut outcomes = ledger.outcomes.lock().unwrap().clone();
+        outcomes.sort();
+        let mut expected = execution.deleted.clone();
+        expected.sort();
+        assert_eq!(outcomes, expected, "one outcome per deletion");
+        // Far fewer commits than deletions: intents and outcomes travel in groups.
+        let commits = ledger.commits.load(Ordering::SeqCst);
+        assert!(
+            commits * 20 < n as usize,
+            "{commits} commits for {n} deletions"
+        );
     }
 }

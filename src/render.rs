@@ -950,6 +950,7 @@ pub fn settled_line(id: &str, outcome: &Settled, resumed: bool) -> String {
         }
         (Settled::Pending(detail), true) => format!("  resumed: still pending {id}: {detail}"),
         (Settled::Failed(error), true) => format!("  resumed: FAILED to delete {id}: {error}"),
+        (Settled::NotSent(why), _) => format!("  {why}: {id}"),
     };
     // A provider's error or detail may quote the name too.
     match outcome {

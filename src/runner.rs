@@ -6,7 +6,7 @@
 
 use crate::executor::{self, Ledger, Settled};
 use crate::journal::{self, Journal, JournalError, RunEnd, RunStart};
-use crate::model::{Backup, Status, Text};
+use crate::model::{Backup, Status};
 use crate::plan::{self, PolicyPlan};
 use crate::policy::{Config, Mode, Places, Policy};
 use crate::provider::{Provider, ProviderError};
@@ -15,7 +15,7 @@ use crate::retention::CalendarDuration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Told of a run's progress as it happens (`run` prints each deletion at once).
 pub trait Watch: Send + Sync {
@@ -254,14 +254,13 @@ pub async fn run_policy<'a>(
         run,
         policy: policy.name.clone(),
         account: policy.account.clone(),
-        rows: Mutex::default(),
         watch: options.watch.clone(),
     });
     let prepared = journal
         .reconcile(&policy.name, run, &listed)
         .and_then(|settled| {
             report.reconciled = settled;
-            settle_pending(journal, &policy.name, backups, &ledger)
+            settle_pending(journal, &policy.name, backups)
         })
         .and_then(|waiting| {
             let baseline = journal.baseline(&policy.name, Some(run))?;
@@ -396,8 +395,7 @@ fn settle_pending(
     journal: &Journal,
     policy: &str,
     backups: &[Backup],
-    ledger: &JournalLedger,
-) -> Result<Vec<Backup>, JournalError> {
+) -> Result<Vec<(u64, Backup)>, JournalError> {
     let mut waiting = Vec::new();
     for (row, group, id) in journal.pending(policy)? {
         match backups.iter().find(|b| b.group == group && b.id == id) {
@@ -406,14 +404,7 @@ fn settle_pending(
                 journal::Outcome::Deleted,
                 Some("the provider finished deleting it: a later listing no longer shows it"),
             )?,
-            Some(b) if b.status == Status::InProgress => {
-                ledger
-                    .rows
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert((group.into(), id.into()), row);
-                waiting.push(b.clone());
-            }
+            Some(b) if b.status == Status::InProgress => waiting.push((row as u64, b.clone())),
             Some(b) => journal.outcome(
                 row,
                 journal::Outcome::Failed,
@@ -427,68 +418,61 @@ fn settle_pending(
     Ok(waiting)
 }
 
-/// The executor's ledger for one run: journal rows by backup.
+/// The executor's ledger for one run: its tokens are the journal's deletion rows.
 struct JournalLedger {
     journal: Arc<Journal>,
     run: i64,
     policy: String,
     account: String,
-    rows: Mutex<HashMap<(Text, Text), i64>>,
     watch: Option<Arc<dyn Watch>>,
 }
 
 impl Ledger for JournalLedger {
-    fn intent(&self, batch: &[Backup]) -> Result<(), String> {
-        let rows = self
-            .journal
-            .intent(self.run, &self.policy, &self.account, batch)
-            .map_err(|e| e.to_string())?;
-        let mut map = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        for (backup, row) in batch.iter().zip(rows) {
-            map.insert((backup.group.clone(), backup.id.clone()), row);
-        }
-        Ok(())
-    }
-
-    fn outcome(&self, backup: &Backup, outcome: Settled) -> Result<(), String> {
-        match self.outcomes(&[(backup, outcome)]).pop() {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
-    }
-
-    fn outcomes(&self, settled: &[(&Backup, Settled)]) -> Vec<String> {
-        let mut errors = Vec::new();
-        let mut records = Vec::with_capacity(settled.len());
-        {
-            let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-            for (backup, outcome) in settled {
-                let Some(row) = rows.get(&(backup.group.clone(), backup.id.clone())) else {
-                    errors.push(format!("no intent recorded for {}", backup.id));
-                    continue;
-                };
-                let (recorded, error) = match outcome {
-                    Settled::Deleted => (journal::Outcome::Deleted, None),
-                    Settled::Failed(e) => (journal::Outcome::Failed, Some(*e)),
-                    Settled::Pending(detail) => (journal::Outcome::Pending, Some(*detail)),
-                };
-                records.push((*row, recorded, error));
+    fn record(
+        &self,
+        settled: &[executor::Outcome],
+        intents: &[&Backup],
+    ) -> Result<Vec<u64>, String> {
+        let mut records: Vec<(i64, journal::Outcome, Option<&str>)> = Vec::new();
+        let mut withdrawn = Vec::new();
+        for o in settled {
+            let row = o.token as i64;
+            match o.settled {
+                Settled::Deleted => records.push((row, journal::Outcome::Deleted, None)),
+                Settled::Failed(e) => records.push((row, journal::Outcome::Failed, Some(e))),
+                Settled::Pending(detail) => {
+                    records.push((row, journal::Outcome::Pending, Some(detail)))
+                }
+                Settled::NotSent(_) => withdrawn.push(row),
             }
         }
-        if let Err(e) = self.journal.outcomes(&records) {
-            errors.push(if records.len() == 1 {
-                e.to_string()
-            } else {
-                format!("{e} (the outcomes of {} deletions)", records.len())
-            });
-        }
+        let recorded = self.journal.record_deletions(
+            self.run,
+            &self.policy,
+            &self.account,
+            &journal::Settled {
+                outcomes: &records,
+                withdrawn: &withdrawn,
+            },
+            intents,
+        );
         // Told whether or not the journal took them: the deletions happened either way (a
         // journal error is reported with the run).
         if let Some(watch) = &self.watch {
-            for (backup, outcome) in settled {
-                watch.settled(backup, outcome);
+            for o in settled {
+                if !matches!(o.settled, Settled::NotSent(_)) {
+                    watch.settled(o.backup, &o.settled);
+                }
             }
         }
-        errors
+        match recorded {
+            Ok(rows) => Ok(rows.into_iter().map(|row| row as u64).collect()),
+            Err(e) if intents.is_empty() => Err(e.to_string()),
+            Err(e) if settled.is_empty() => Err(e.to_string()),
+            Err(e) => Err(format!(
+                "{e} (with the outcomes of {} deletions)",
+                settled.len()
+            )),
+        }
     }
 }

@@ -8,6 +8,7 @@ use common::fake::{Fault, Reply};
 use common::{Output, json, retentiond_env, write};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A config with one DocSpace account on the fake and one policy.
@@ -604,5 +605,123 @@ fn run_prints_each_deletion_as_it_happens_and_ctrl_c_stops_with_a_summary() {
             .ends_with(&format!("  deleted {} of {}\n", 26 - deleted, 26 - deleted)),
         "{}",
         out.stdout
+    );
+}
+
+/// The portal refuses a DELETE whose intent the journal does not hold, committed and open,
+/// when the call arrives: intents are committed in groups ahead of their calls, never after.
+#[test]
+fn no_delete_reaches_the_portal_before_its_intent_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("state/journal.sqlite");
+    let refused: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = refused.clone();
+    let fake = Fake::start_guarded(docspace::daily(300), move |r| {
+        let id = r.path.strip_prefix("/api/2.0/backup/deletebackup/")?;
+        let open = rusqlite::Connection::open_with_flags(
+            &journal,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM deletions WHERE backup_id = ?1 AND outcome IS NULL",
+                [id],
+                |row| row.get::<_, i64>(0),
+            )
+        });
+        match open {
+            Ok(1) => None,
+            other => {
+                seen.lock().unwrap().push(format!("{id}: {other:?}"));
+                Some(Reply::raw(409, "text/plain", b"no intent".to_vec()))
+            }
+        }
+    });
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        &format!(
+            "policies: policies\nstate_dir: state\naccounts:\n  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n    http: {{concurrency: 8}}\n",
+            fake.server.base
+        ),
+    );
+    write(
+        dir.path(),
+        "policies/p.yaml",
+        "name: p\naccount: portal\nmode: enforce\nkeep: {last: 3}\nguard: {max_delete_fraction: 1}\n",
+    );
+    let out = run(dir.path(), &["run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        refused.lock().unwrap().is_empty(),
+        "{:?}",
+        refused.lock().unwrap()
+    );
+    assert_eq!(fake.ids().len(), 3);
+    assert_eq!(fake.server.lines("DELETE").len(), 297);
+    // Every intent has its outcome, and the journal holds one record per call.
+    let history = run(dir.path(), &["history", "--format", "json", "--limit", "1"]);
+    let deletions = json(&history.stdout)["runs"][0]["deletions"].clone();
+    let deletions = deletions.as_array().unwrap();
+    assert_eq!(deletions.len(), 297);
+    assert!(deletions.iter().all(|d| d["outcome"] == "deleted"));
+}
+
+/// Policies of one account and provider-side selection share one listing per command: three
+/// policies told apart by `select.name` send one listing request, a fourth reading the dump
+/// history one more.
+#[test]
+fn policies_on_one_selection_share_one_listing() {
+    let mut records = docspace::daily(60);
+    records[59].dump = true;
+    let fake = Fake::start(records);
+    let dir = tempfile::tempdir().unwrap();
+    setup(
+        dir.path(),
+        &fake,
+        "name: a\naccount: portal\nselect: {name: '^backup-2026-11-'}\nkeep: {last: 3}\nguard: {max_delete_fraction: 1}\n",
+    );
+    for (name, select) in [
+        ("b", "{name: '^backup-2026-10-'}"),
+        ("c", "{name: '^backup-2026-09-'}"),
+        ("d", "{dump: true}"),
+    ] {
+        write(
+            dir.path(),
+            &format!("policies/{name}.yaml"),
+            &format!(
+                "name: {name}\naccount: portal\nselect: {select}\nkeep: {{last: 3}}\nguard: {{max_delete_fraction: 1}}\n"
+            ),
+        );
+    }
+    let out = run(dir.path(), &["plan", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let plan = json(&out.stdout);
+    let count = |name: &str| {
+        let policy = plan["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        let backups = policy["backups"].as_array().unwrap();
+        backups.iter().filter(|b| b["action"] != "ignore").count()
+    };
+    // Each policy took its own part of the one listing.
+    assert_eq!(
+        (count("a"), count("b"), count("c"), count("d")),
+        (20, 31, 8, 1)
+    );
+    let listings: Vec<String> = fake
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(listings.len(), 2, "{listings:?}");
+    assert!(
+        listings.iter().any(|q| q.contains("Dump=true")),
+        "{listings:?}"
     );
 }

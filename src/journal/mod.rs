@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::{Row, Tx, Value};
+use store::{Tx, Value};
 
 pub const FILE: &str = "journal.sqlite";
 
@@ -152,6 +152,23 @@ const LOCK_CHECK: Duration = Duration::from_secs(1);
 /// Schema version from which decisions are stored as spans.
 const SPANS: i64 = 4;
 
+/// The rows of one multi-row statement: a long list is cut into chunks of these sizes, so
+/// that few distinct statements are prepared.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// How `n` rows are cut into multi-row statements: sizes from [`CHUNKS`], largest first.
+fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let size = CHUNKS.into_iter().find(|size| *size <= n)?;
+        n -= size;
+        Some(size)
+    })
+}
+
+/// Decisions recorded per batch of statements when a plan is recorded: a large plan's
+/// statements are held a chunk at a time.
+const PLAN_CHUNK: usize = 4096;
+
 /// What went wrong with the journal; the message names the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalError(pub String);
@@ -197,6 +214,15 @@ impl Outcome {
             Outcome::Pending => "pending",
         }
     }
+}
+
+/// What became of recorded intents: outcomes `(deletion row, outcome, error)`, and the rows
+/// of intents whose calls were never sent (the run stopped first), which are removed: the
+/// journal keeps the deletions that were attempted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settled<'a> {
+    pub outcomes: &'a [(i64, Outcome, Option<&'a str>)],
+    pub withdrawn: &'a [i64],
 }
 
 /// A run as it starts.
@@ -570,16 +596,6 @@ impl Journal {
         }
     }
 
-    /// One statement in a transaction of its own; its rows. On PostgreSQL one round trip.
-    fn statement(&self, what: &str, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-        match &self.store {
-            Store::Sqlite(_) => self.tx(what, |tx| tx.query(sql, params)),
-            Store::Postgres(pg) => pg
-                .statement(sql, params)
-                .map_err(store::error(&self.path.display().to_string(), what)),
-        }
-    }
-
     /// The schema version of the journal (PostgreSQL's is always the latest).
     fn version(&self) -> Result<i64> {
         match &self.store {
@@ -794,51 +810,79 @@ impl Journal {
                     sql_params![&plan.name, run],
                 )?
                 .and_then(|r| r.opt_int(0));
-            let decided: Vec<Vec<Value>> = plan
-                .decisions
-                .iter()
-                .map(|d| {
-                    let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
-                    sql_params![
-                        run,
-                        &plan.name,
-                        previous.unwrap_or(-1),
-                        &d.backup.group,
-                        &d.backup.id,
-                        d.backup.created_at.to_string(),
-                        d.backup.status.as_str(),
-                        d.action.as_str(),
-                        serde_json::to_string(&reasons).unwrap_or_default(),
-                        d.note.as_deref(),
-                    ]
-                    .to_vec()
-                })
-                .collect();
-            let extended = match previous {
-                Some(_) => tx.execute_all(
-                    "UPDATE decision_spans SET last_run = $1 WHERE rowid = (
-                        SELECT rowid FROM decision_spans
-                        WHERE policy = $2 AND last_run = $3 AND grp = $4 AND backup_id = $5
-                          AND created_at = $6 AND status = $7 AND action = $8
-                          AND reasons = $9 AND note IS NOT DISTINCT FROM $10
-                        LIMIT 1)",
-                    &decided,
-                )?,
-                None => vec![0; decided.len()],
-            };
-            // Every parameter used (PostgreSQL infers each one's type from its use).
-            let started: Vec<Vec<Value>> = decided
-                .iter()
-                .zip(&extended)
-                .filter(|(_, extended)| **extended == 0)
-                .map(|(values, _)| [&values[..2], &values[3..]].concat())
-                .collect();
-            tx.execute_each(
-                "INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp,
-                                             created_at, status, action, reasons, note)
-                 VALUES ($2, $1, $1, $4, $3, $5, $6, $7, $8, $9)",
-                &started,
-            )?;
+            // A chunk at a time: what the statements hold stays small for a large plan.
+            for chunk in plan.decisions.chunks(PLAN_CHUNK) {
+                let decided: Vec<Vec<Value>> = chunk
+                    .iter()
+                    .map(|d| {
+                        let reasons: Vec<String> =
+                            d.reasons.iter().map(ToString::to_string).collect();
+                        sql_params![
+                            run,
+                            &plan.name,
+                            previous.unwrap_or(-1),
+                            &d.backup.group,
+                            &d.backup.id,
+                            d.backup.created_at.to_string(),
+                            d.backup.status.as_str(),
+                            d.action.as_str(),
+                            serde_json::to_string(&reasons).unwrap_or_default(),
+                            d.note.as_deref(),
+                        ]
+                        .to_vec()
+                    })
+                    .collect();
+                let extended = match previous {
+                    Some(_) => tx.execute_all(
+                        "UPDATE decision_spans SET last_run = $1 WHERE rowid = (
+                            SELECT rowid FROM decision_spans
+                            WHERE policy = $2 AND last_run = $3 AND grp = $4 AND backup_id = $5
+                              AND created_at = $6 AND status = $7 AND action = $8
+                              AND reasons = $9 AND note IS NOT DISTINCT FROM $10
+                            LIMIT 1)",
+                        &decided,
+                    )?,
+                    None => vec![0; decided.len()],
+                };
+                // The others start spans: one multi-row statement per chunk, whose `$1`
+                // (the run) and `$2` (the policy) are the same for each row.
+                let started: Vec<Vec<Value>> = decided
+                    .into_iter()
+                    .zip(&extended)
+                    .filter(|(_, extended)| **extended == 0)
+                    .map(|(values, _)| values[3..].to_vec())
+                    .collect();
+                let mut rest = &started[..];
+                for size in chunk_sizes(started.len()) {
+                    let (chunk, tail) = rest.split_at(size);
+                    rest = tail;
+                    let rows: Vec<String> = (0..size)
+                        .map(|r| {
+                            let at = 3 + 7 * r;
+                            let p = |k: usize| format!("${}", at + k);
+                            format!(
+                                "($2, $1, $1, {}, {}, {}, {}, {}, {}, {})",
+                                p(1),
+                                p(0),
+                                p(2),
+                                p(3),
+                                p(4),
+                                p(5),
+                                p(6)
+                            )
+                        })
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp,
+                                                     created_at, status, action, reasons, note)
+                         VALUES {}",
+                        rows.join(", ")
+                    );
+                    let mut params = sql_params![run, &plan.name].to_vec();
+                    params.extend(chunk.iter().flatten().cloned());
+                    tx.execute_each(&sql, &[params])?;
+                }
+            }
             let s = plan.summary;
             // With the inserts and the commit, in one round trip on PostgreSQL.
             tx.execute_each(
@@ -869,59 +913,143 @@ impl Journal {
         account: &str,
         batch: &[Backup],
     ) -> Result<Vec<i64>> {
-        let now = ms(Timestamp::now());
-        const INSERT: &str = "INSERT INTO deletions (run_id, policy, account, backup_id, grp,
-                                                    created_at, intent_at)
-                              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
-        let params = |b: &Backup| {
-            sql_params![
-                run,
-                policy,
-                account,
-                &b.id,
-                &b.group,
-                b.created_at.to_string(),
-                now
-            ]
-            .to_vec()
-        };
-        let id = |row: Option<&Row>| row.map_or(0, |r| r.int(0));
-        if let [b] = batch {
-            // The common batch of one: a statement of its own, one round trip on PostgreSQL.
-            let rows = self.statement("record a deletion intent", INSERT, &params(b))?;
-            return Ok(vec![id(rows.first())]);
-        }
-        self.tx("record a deletion intent", |tx| {
-            let mut rows = Vec::with_capacity(batch.len());
-            for b in batch {
-                rows.push(id(tx.query_one(INSERT, &params(b))?.as_ref()));
-            }
-            Ok(rows)
-        })
+        let intents: Vec<&Backup> = batch.iter().collect();
+        self.record_deletions(run, policy, account, &Settled::default(), &intents)
     }
 
     pub fn outcome(&self, deletion: i64, outcome: Outcome, error: Option<&str>) -> Result<()> {
-        self.outcomes(&[(deletion, outcome, error)])
+        let settled = Settled {
+            outcomes: &[(deletion, outcome, error)],
+            withdrawn: &[],
+        };
+        self.record_deletions(0, "", "", &settled, &[]).map(drop)
     }
 
-    /// Several deletions' outcomes in one transaction: `(deletion row, outcome, error)`.
-    pub fn outcomes(&self, settled: &[(i64, Outcome, Option<&str>)]) -> Result<()> {
-        if settled.is_empty() {
-            return Ok(());
+    /// In one transaction (one round trip on PostgreSQL): what became of earlier intents
+    /// (`settled`), and the intents to delete `intents`, committed before their calls are
+    /// sent. Returns the intents' deletion rows, in their order.
+    pub fn record_deletions(
+        &self,
+        run: i64,
+        policy: &str,
+        account: &str,
+        settled: &Settled,
+        intents: &[&Backup],
+    ) -> Result<Vec<i64>> {
+        let Settled {
+            outcomes: settled,
+            withdrawn,
+        } = *settled;
+        if settled.is_empty() && withdrawn.is_empty() && intents.is_empty() {
+            return Ok(Vec::new());
         }
         let now = ms(Timestamp::now());
-        let each: Vec<Vec<Value>> = settled
+        // Deleted without a word (nearly all of them): one statement per chunk of rows.
+        let (plain, worded): (Vec<_>, Vec<_>) = settled
             .iter()
-            .map(|(deletion, outcome, error)| {
-                sql_params![*deletion, outcome.as_str(), now, *error].to_vec()
-            })
-            .collect();
-        self.tx("record a deletion outcome", |tx| {
-            tx.execute_each(
-                "UPDATE deletions SET outcome = $2, outcome_at = $3, error = $4 WHERE id = $1",
-                &each,
-            )
-        })
+            .partition(|(_, outcome, error)| *outcome == Outcome::Deleted && error.is_none());
+        let mut updates: Vec<(String, Vec<Value>)> = Vec::new();
+        let mut rest = &plain[..];
+        for size in chunk_sizes(plain.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let ids: Vec<String> = (3..3 + size).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE deletions SET outcome = $1, outcome_at = $2, error = NULL WHERE id IN ({})",
+                ids.join(", ")
+            );
+            let mut params = sql_params![Outcome::Deleted.as_str(), now].to_vec();
+            params.extend(chunk.iter().map(|(deletion, _, _)| Value::Int(*deletion)));
+            updates.push((sql, params));
+        }
+        let mut rest = withdrawn;
+        for size in chunk_sizes(withdrawn.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let ids: Vec<String> = (1..=size).map(|i| format!("${i}")).collect();
+            let sql = format!("DELETE FROM deletions WHERE id IN ({})", ids.join(", "));
+            updates.push((sql, chunk.iter().map(|id| Value::Int(*id)).collect()));
+        }
+        const UPDATE: &str =
+            "UPDATE deletions SET outcome = $2, outcome_at = $3, error = $4 WHERE id = $1";
+        for (deletion, outcome, error) in worded {
+            let params = sql_params![deletion, outcome.as_str(), now, error].to_vec();
+            updates.push((UPDATE.to_string(), params));
+        }
+        // Intents: one multi-row statement per chunk; `$1`-`$4` are the same for each row.
+        let mut inserts: Vec<(String, Vec<Value>)> = Vec::new();
+        let mut rest = intents;
+        for size in chunk_sizes(intents.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let rows: Vec<String> = (0..size)
+                .map(|r| {
+                    let at = 5 + 3 * r;
+                    format!("($1, $2, $3, ${at}, ${}, ${}, $4)", at + 1, at + 2)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO deletions (run_id, policy, account, backup_id, grp, created_at, intent_at)
+                 VALUES {} RETURNING id, grp, backup_id",
+                rows.join(", ")
+            );
+            let mut params = sql_params![run, policy, account, now].to_vec();
+            for b in chunk {
+                params.extend(
+                    sql_params![&b.id, &b.group, b.created_at.to_string()]
+                        .iter()
+                        .cloned(),
+                );
+            }
+            inserts.push((sql, params));
+        }
+        let what = match intents {
+            [] => "record a deletion outcome",
+            _ => "record a deletion intent",
+        };
+        let answered: Vec<store::Row> = match &self.store {
+            Store::Sqlite(_) => self.tx(what, |tx| {
+                for (sql, params) in &updates {
+                    tx.execute(sql, params)?;
+                }
+                let mut rows = Vec::with_capacity(intents.len());
+                for (sql, params) in &inserts {
+                    rows.extend(tx.query(sql, params)?);
+                }
+                Ok(rows)
+            })?,
+            Store::Postgres(pg) => pg
+                .committed_all(&updates, &inserts)
+                .map_err(store::error(&self.path.display().to_string(), what))?,
+        };
+        // Each row's id, matched to its intent by group and id (the rows of a multi-row
+        // insert come back in its order, but the databases do not promise it).
+        let mut by_backup: HashMap<(String, String), i64> = HashMap::new();
+        let mut rows = Vec::with_capacity(intents.len());
+        for (i, b) in intents.iter().enumerate() {
+            let row = answered
+                .get(i)
+                .filter(|r| r.text(1) == b.group && r.text(2) == b.id);
+            match row {
+                Some(row) => rows.push(row.int(0)),
+                None => {
+                    if by_backup.is_empty() {
+                        by_backup = answered
+                            .iter()
+                            .map(|r| ((r.text(1), r.text(2)), r.int(0)))
+                            .collect();
+                    }
+                    let key = (b.group.to_string(), b.id.to_string());
+                    rows.extend(by_backup.get(&key));
+                }
+            }
+        }
+        if rows.len() != intents.len() {
+            return Err(store::error(&self.path.display().to_string(), what)(
+                format!("{} rows for {} intents", rows.len(), intents.len()),
+            ));
+        }
+        Ok(rows)
     }
 
     /// Settles what interrupted runs of `policy` left open, against a fresh listing of the

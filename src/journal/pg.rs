@@ -434,18 +434,30 @@ impl Pg {
         result
     }
 
-    /// Runs one statement as a transaction of its own, `BEGIN`, the statement and `COMMIT` in
-    /// one round trip; its rows once the commit is acknowledged. (Not an autocommitted
-    /// statement: the client would take its rows as the answer, before the server's commit.)
-    pub fn statement(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
-        let mut session = self.take()?;
-        let mut tx = PgTx::on(&mut session);
-        let result = tx.prepared(sql).and_then(|statement| {
-            tx.send(Some(Then::Committed(statement, params.to_vec())))
-                .and_then(|(rows, _)| rows.iter().map(row).collect())
-        });
-        self.give(session);
-        result
+    /// One transaction in one round trip: `BEGIN`, the statements `before` (their answers
+    /// not needed), the statements `queries`, `COMMIT`; the rows of the queries, in order,
+    /// once the commit is acknowledged.
+    pub fn committed_all(
+        &self,
+        before: &[(String, Vec<Value>)],
+        queries: &[(String, Vec<Value>)],
+    ) -> Result<Vec<Row>, String> {
+        self.transaction(|tx| {
+            for (sql, params) in before {
+                tx.execute_each(sql, std::slice::from_ref(params))?;
+            }
+            if queries.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut prepared = Vec::with_capacity(queries.len());
+            for (sql, params) in queries {
+                prepared.push((tx.prepared(sql)?, params.clone()));
+            }
+            let (rows, _) = tx.send(Some(Then::CommittedEach(prepared)))?;
+            // Committed: nothing is left for the transaction's own commit.
+            tx.begun = false;
+            rows.iter().map(row).collect()
+        })
     }
 
     /// Takes the advisory lock `key` on a session of its own, held until the lock is dropped;
@@ -553,8 +565,8 @@ enum Then {
     Statement(Statement, Vec<Value>, bool),
     /// A prepared statement once per parameter list; the rows each changed.
     Each(Statement, Vec<Vec<Value>>),
-    /// A prepared statement, then `COMMIT`; its rows.
-    Committed(Statement, Vec<Value>),
+    /// Prepared statements with their parameters, then `COMMIT`; their rows, in order.
+    CommittedEach(Vec<(Statement, Vec<Value>)>),
 }
 
 /// What a round trip of [`PgTx::send`] answers: `then`'s rows, or the rows it changed.
@@ -622,7 +634,7 @@ impl<'s> PgTx<'s> {
             Some(self.prepared("BEGIN")?)
         };
         let commit = match then {
-            Some(Then::Commit | Then::Committed(..)) => Some(self.prepared("COMMIT")?),
+            Some(Then::Commit | Then::CommittedEach(..)) => Some(self.prepared("COMMIT")?),
             _ => None,
         };
         self.begun = true;
@@ -655,15 +667,18 @@ impl<'s> PgTx<'s> {
                         .execute(&statement, &refs(&params))
                         .await
                         .map(|count| (Vec::new(), vec![count])),
-                    Some(Then::Committed(statement, params)) => {
-                        let params = refs(&params);
+                    Some(Then::CommittedEach(queries)) => {
                         let (rows, committed) = tokio::join!(
-                            client.query(&statement, &params),
+                            futures_util::future::try_join_all(queries.iter().map(
+                                |(statement, params)| async move {
+                                    client.query(statement, &refs(params)).await
+                                }
+                            )),
                             client.execute(commit.as_ref().expect("prepared"), &[])
                         );
                         // A failed statement's transaction ends in a rollback, not an error.
                         let rows = rows?;
-                        committed.map(|_| (rows, Vec::new()))
+                        committed.map(|_| (rows.into_iter().flatten().collect(), Vec::new()))
                     }
                     Some(Then::Each(statement, each)) => {
                         let statement = &statement;

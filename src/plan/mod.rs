@@ -383,11 +383,15 @@ pub fn overlap(
         p.select
             .selects(b.name.as_deref().unwrap_or(&b.id), &b.group, &b.tags)
     };
+    // Names that start differently are never in both (a policy per database: no regex).
+    let mine = policy.select.name_prefix();
+    let may_share = |other: &str| mine.starts_with(other) || other.starts_with(mine);
     let mut found = Vec::new();
     for other in policies.iter().filter(|o| {
         places.same(&o.account, &policy.account)
             && o.name != policy.name
             && !o.select.lists_apart_from(&policy.select)
+            && may_share(o.select.name_prefix())
     }) {
         let mut shared = backups
             .iter()

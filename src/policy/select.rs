@@ -115,6 +115,72 @@ impl LocalSelect {
     }
 }
 
+impl LocalSelect {
+    /// The text every name that passes `pattern` and `glob` starts with (often the database
+    /// name of a dump): a sorted listing's candidates are found by it, and two selections
+    /// whose prefixes differ need no regex to tell them apart.
+    pub fn literal_prefix(&self) -> String {
+        let from_pattern = self.pattern.as_ref().map(|re| regex_prefix(re.as_str()));
+        let from_glob = self.glob.as_ref().map(|g| glob_prefix(g.as_str()));
+        // Both must hold, so the longer (one extends the other) says more.
+        [from_pattern, from_glob]
+            .into_iter()
+            .flatten()
+            .max_by_key(String::len)
+            .unwrap_or_default()
+    }
+}
+
+/// The literal text a match of `pattern` must start with: what follows a leading `^` up to
+/// the first character with a special meaning (a quantifier takes its character back). Empty
+/// when it cannot tell (no `^`, an alternative at the top, flags).
+pub fn regex_prefix(pattern: &str) -> String {
+    let Some(rest) = pattern.strip_prefix('^') else {
+        return String::new();
+    };
+    // `a|b` at the top level: either side may match.
+    let mut depth = 0i32;
+    let mut escaped = false;
+    let mut in_class = false;
+    for c in pattern.chars() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '[') => in_class = true,
+            (false, ']') => in_class = false,
+            (false, '(') if !in_class => depth += 1,
+            (false, ')') if !in_class => depth -= 1,
+            (false, '|') if !in_class && depth == 0 => return String::new(),
+            _ => {}
+        }
+    }
+    let mut prefix = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        let literal = match c {
+            '\\' => match chars.next() {
+                // An escaped punctuation character is itself; `\d`, `\w`, ... are classes.
+                Some(e) if e.is_ascii_punctuation() => e,
+                _ => break,
+            },
+            '.' | '+' | '*' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '^' | '$' => break,
+            c => c,
+        };
+        if matches!(chars.peek(), Some('?' | '*' | '{')) {
+            break;
+        }
+        prefix.push(literal);
+    }
+    prefix
+}
+
+/// The literal text a name matching `glob` starts with.
+fn glob_prefix(glob: &str) -> String {
+    glob.chars()
+        .take_while(|c| !matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\'))
+        .collect()
+}
+
 /// A glob match in which `*`, `?` and `[…]` never match `/` (`**/` crosses folders).
 pub fn glob_matches(glob: &glob::Pattern, name: &str) -> bool {
     glob.matches_with(
@@ -138,6 +204,8 @@ pub enum TimestampZone {
 
 #[derive(Clone, Debug, Default)]
 pub struct Select {
+    /// [`Select::name_prefix`], worked out once.
+    name_prefix: std::sync::OnceLock<String>,
     /// Regex on the backup name, for every provider.
     pub name: Option<Regex>,
     pub local: LocalSelect,
@@ -183,6 +251,25 @@ impl Select {
             None => name,
         };
         self.name.as_ref().is_none_or(|re| re.is_match(name)) && self.local.matches(below)
+    }
+
+    /// The text every name this selection takes starts with (see
+    /// [`LocalSelect::literal_prefix`]): `prefix` and the pattern below it, or `name`'s.
+    pub fn name_prefix(&self) -> &str {
+        self.name_prefix.get_or_init(|| self.find_name_prefix())
+    }
+
+    fn find_name_prefix(&self) -> String {
+        let below = format!(
+            "{}{}",
+            self.prefix.as_deref().unwrap_or_default(),
+            self.local.literal_prefix()
+        );
+        let named = self.name.as_ref().map(|re| regex_prefix(re.as_str()));
+        match named {
+            Some(named) if named.len() > below.len() => named,
+            _ => below,
+        }
     }
 
     /// Whether this selection takes a listed backup (its name, group and tags), as far as the
@@ -565,6 +652,27 @@ fn parse_local(fields: &read::Fields, d: &mut Diagnostics) -> LocalSelect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pattern_tells_the_literal_text_its_names_start_with() {
+        for (pattern, prefix) in [
+            (r"^pg-(?P<group>main)-(?P<ts>\d{8}T\d{6}Z)\.sql\.gz$", "pg-"),
+            (r"^db-0042-(?P<ts>\d+)\.dump$", "db-0042-"),
+            (r"^db\.main\.\d", "db.main."),
+            (r"^abc?d", "ab"),
+            (r"^ab+c", "ab"),
+            (r"^ab{2}", "a"),
+            (r"^a|^b", ""),
+            (r"pg-main", ""),
+            (r"(?i)^pg", ""),
+            (r"^[pq]g", ""),
+            (r"^x(a|b)", "x"),
+        ] {
+            assert_eq!(regex_prefix(pattern), prefix, "{pattern}");
+        }
+        assert_eq!(glob_prefix("db-*.dump"), "db-");
+        assert_eq!(glob_prefix("[ab]*"), "");
+    }
 
     #[test]
     fn docspace_storage_types_by_name_number_or_server_spelling() {

@@ -291,6 +291,20 @@ impl CbrProvider {
 }
 
 impl Provider for CbrProvider {
+    fn listing_key(&self) -> Option<String> {
+        Some(format!(
+            "cbr {} {} {} {:?} {:?} {:?} {} {}",
+            self.http.account(),
+            self.base,
+            self.project_id,
+            self.vault_ids,
+            self.resource_ids,
+            self.resource_type,
+            self.image_type,
+            self.automatic
+        ))
+    }
+
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
         Box::pin(async move {
             let vaults: Vec<Option<&str>> = match self.vault_ids.is_empty() {

@@ -10,7 +10,8 @@
 
 use super::HttpFailure;
 use super::{
-    BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete, lenient_u64,
+    Batches, BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete,
+    lenient_u64,
 };
 use crate::http::{self, Credentials, Http, Request};
 use crate::model::{Backup, Status};
@@ -381,6 +382,19 @@ impl CloudinaryProvider {
 }
 
 impl Provider for CloudinaryProvider {
+    fn listing_key(&self) -> Option<String> {
+        Some(format!(
+            "cloudinary {} {} {} {:?} {:?} {:?} {:?}",
+            self.http.account(),
+            self.base,
+            self.resource_type,
+            self.asset_type,
+            self.prefix,
+            self.tags,
+            self.asset_ids
+        ))
+    }
+
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
         Box::pin(async move {
             let assets = self.assets().await?;
@@ -398,13 +412,20 @@ impl Provider for CloudinaryProvider {
     }
 
     /// All versions of one asset in one call.
-    fn batches(&self, doomed: Vec<Backup>) -> Vec<Vec<Backup>> {
-        let mut batches: Vec<Vec<Backup>> = Vec::new();
-        for backup in doomed {
-            match batches.iter_mut().find(|b| b[0].group == backup.group) {
-                Some(batch) => batch.push(backup),
-                None => batches.push(vec![backup]),
-            }
+    fn batches(&self, doomed: &[&Backup]) -> Batches {
+        // Assets in the order of their first version to delete.
+        let mut calls: Vec<Vec<usize>> = Vec::new();
+        let mut by_asset: std::collections::HashMap<&str, usize> = Default::default();
+        for (position, backup) in doomed.iter().enumerate() {
+            let call = *by_asset.entry(backup.group.as_str()).or_insert_with(|| {
+                calls.push(Vec::new());
+                calls.len() - 1
+            });
+            calls[call].push(position);
+        }
+        let mut batches = Batches::default();
+        for call in calls {
+            batches.push(call);
         }
         batches
     }

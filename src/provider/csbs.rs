@@ -392,6 +392,16 @@ impl CsbsProvider {
 }
 
 impl Provider for CsbsProvider {
+    fn listing_key(&self) -> Option<String> {
+        Some(format!(
+            "csbs {} {} {} {:?}",
+            self.http.account(),
+            self.base,
+            self.project_id,
+            self.resource_ids
+        ))
+    }
+
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
         Box::pin(async move {
             let items = if self.resource_ids.is_empty() {

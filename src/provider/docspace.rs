@@ -264,6 +264,16 @@ impl DocspaceProvider {
 }
 
 impl Provider for DocspaceProvider {
+    fn listing_key(&self) -> Option<String> {
+        Some(format!(
+            "docspace {} {} {} {:?}",
+            self.http.account(),
+            self.base,
+            self.dump,
+            self.storage_type
+        ))
+    }
+
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
         Box::pin(async move {
             let backups = self.history(self.dump).await?;

@@ -6,13 +6,12 @@
 //! progress; markers are never backups themselves. Deletion removes only a direct child of
 //! the folder, never follows a symlink, and removes the backup's `.failed` marker with it.
 
-use super::{BoxFuture, DeleteOutcome, Provider, ProviderError};
+use super::{BoxFuture, DeleteOutcome, Provider, ProviderError, Shared};
 use crate::model::{Backup, Status};
 use crate::policy::select::{LocalSelect, TimestampZone};
 use crate::timestamp;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use std::collections::HashSet;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
@@ -139,6 +138,21 @@ impl Provider for LocalProvider {
         Box::pin(async move { self.list_now() })
     }
 
+    fn listing_key(&self) -> Option<String> {
+        Some(format!("local {}", self.root.display()))
+    }
+
+    fn read_shared(&self) -> BoxFuture<'_, Result<Shared, ProviderError>> {
+        Box::pin(async move { self.read_names().map(Shared::Names) })
+    }
+
+    fn list_from(&self, shared: &Shared) -> Result<Vec<Backup>, ProviderError> {
+        match shared {
+            Shared::Names(names) => self.list_in(names),
+            Shared::Backups(_) => self.list_now(),
+        }
+    }
+
     fn unmatched(&self) -> Option<usize> {
         let entries = fs::read_dir(&self.root).ok()?;
         let unmatched = entries
@@ -165,6 +179,11 @@ impl Provider for LocalProvider {
 impl LocalProvider {
     /// Lists the folder (synchronous file-system calls; folders are small and local).
     pub fn list_now(&self) -> Result<Vec<Backup>, ProviderError> {
+        self.list_in(&self.read_names()?)
+    }
+
+    /// The folder's entry names (those in UTF-8), sorted.
+    fn read_names(&self) -> Result<Vec<String>, ProviderError> {
         let call = self.list_call();
         let entries = fs::read_dir(&self.root).map_err(|e| self.error(&call, e.to_string()))?;
         let mut names = Vec::new();
@@ -175,10 +194,22 @@ impl LocalProvider {
                 names.push(name);
             }
         }
-        names.sort();
-        let all: HashSet<&str> = names.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// The backups among `names` (the folder's, sorted) that the selection takes. Only the
+    /// names that start with the selection's literal prefix are looked at.
+    fn list_in(&self, names: &[String]) -> Result<Vec<Backup>, ProviderError> {
+        let call = self.list_call();
+        let prefix = self.select.literal_prefix();
+        let first = names.partition_point(|n| n.as_str() < prefix.as_str());
+        let candidates = names[first..]
+            .iter()
+            .take_while(|n| n.starts_with(prefix.as_str()));
+        let has = |name: String| names.binary_search(&name).is_ok();
         let mut backups = Vec::new();
-        for name in &names {
+        for name in candidates {
             if name.ends_with(FAILED_MARKER) || name.ends_with(PARTIAL_MARKER) {
                 continue;
             }
@@ -188,9 +219,9 @@ impl LocalProvider {
             };
             let metadata = fs::symlink_metadata(&path)
                 .map_err(|e| self.error(&call, format!("{name}: {e}")))?;
-            let status = if all.contains(format!("{name}{FAILED_MARKER}").as_str()) {
+            let status = if has(format!("{name}{FAILED_MARKER}")) {
                 Status::Failed
-            } else if all.contains(format!("{name}{PARTIAL_MARKER}").as_str()) {
+            } else if has(format!("{name}{PARTIAL_MARKER}")) {
                 Status::InProgress
             } else {
                 Status::Complete
@@ -223,22 +254,24 @@ impl LocalProvider {
             ));
         }
         let path = self.root.join(&backup.id);
-        let metadata = match fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(self.error(&call, e.to_string())),
-        };
-        // A symlink is removed as a link: its target is never touched.
-        let removed = if metadata.is_dir() {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
+        // One call for a file or a symlink (removed as a link: its target is never touched);
+        // a folder is removed with what it holds.
+        let removed = match fs::remove_file(&path) {
+            Err(e) if e.kind() == ErrorKind::IsADirectory => match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+                _ => Err(e),
+            },
+            removed => removed,
         };
         match removed {
             Err(e) if e.kind() != ErrorKind::NotFound => {
                 return Err(self.error(&call, e.to_string()));
             }
             _ => {}
+        }
+        // The marker the listing saw goes with the backup.
+        if backup.status != Status::Failed {
+            return Ok(());
         }
         match fs::remove_file(self.root.join(format!("{}{FAILED_MARKER}", backup.id))) {
             Err(e) if e.kind() != ErrorKind::NotFound => {

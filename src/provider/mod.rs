@@ -97,6 +97,72 @@ pub fn http_settings(overrides: Option<&HttpOverrides>) -> HttpSettings {
     }
 }
 
+/// What several providers of one key read once ([`Provider::listing_key`]).
+pub enum Shared {
+    /// An HTTP provider's listing: the same for every provider of the key.
+    Backups(Vec<Backup>),
+    /// A folder's entry names, sorted: each local provider selects its own.
+    Names(Vec<String>),
+}
+
+/// Delete calls, each a list of positions in the list of backups to delete; four bytes a
+/// backup, whatever the calls' sizes (a run may delete a million).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batches {
+    positions: Vec<u32>,
+    /// Where each call's positions end in `positions`.
+    ends: Vec<u32>,
+}
+
+impl Batches {
+    /// One call per backup.
+    pub fn one_each(n: usize) -> Batches {
+        Batches {
+            positions: (0..n as u32).collect(),
+            ends: (1..=n as u32).collect(),
+        }
+    }
+
+    /// Calls of at most `size` backups, in order.
+    pub fn chunks(n: usize, size: usize) -> Batches {
+        let size = size.max(1) as u32;
+        let n = n as u32;
+        Batches {
+            positions: (0..n).collect(),
+            ends: (1..=n.div_ceil(size)).map(|k| (k * size).min(n)).collect(),
+        }
+    }
+
+    /// Appends a call.
+    pub fn push(&mut self, positions: impl IntoIterator<Item = usize>) {
+        self.positions
+            .extend(positions.into_iter().map(|p| p as u32));
+        self.ends.push(self.positions.len() as u32);
+    }
+
+    /// The number of calls.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Call `k`'s positions.
+    pub fn get(&self, k: usize) -> &[u32] {
+        let start = match k {
+            0 => 0,
+            _ => self.ends[k - 1] as usize,
+        };
+        &self.positions[start..self.ends[k] as usize]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u32]> {
+        (0..self.len()).map(|k| self.get(k))
+    }
+}
+
 /// What one backup's deletion came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
@@ -116,6 +182,31 @@ pub trait Provider: Send + Sync {
     /// is never returned.
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>>;
 
+    /// What the listing reads, when other providers may read the same (the account and the
+    /// selection its requests carry): providers whose keys are equal read once per command
+    /// ([`list_all`]), and each takes its part with [`Provider::list_from`]. `None`: listed
+    /// alone.
+    fn listing_key(&self) -> Option<String> {
+        None
+    }
+
+    /// What providers of this key share: by default this provider's own listing.
+    fn read_shared(&self) -> BoxFuture<'_, Result<Shared, ProviderError>> {
+        Box::pin(async move { self.list().await.map(Shared::Backups) })
+    }
+
+    /// This provider's listing out of what a provider of the same key read.
+    fn list_from(&self, shared: &Shared) -> Result<Vec<Backup>, ProviderError> {
+        match shared {
+            Shared::Backups(backups) => Ok(backups.clone()),
+            Shared::Names(_) => Err(ProviderError::new(
+                "",
+                "list",
+                "a shared listing of another kind of provider",
+            )),
+        }
+    }
+
     /// For a listing that selected nothing: how many entries the provider saw that the
     /// policy's selection does not match, if it can tell (a local folder can; an API that
     /// filters on the server cannot).
@@ -123,9 +214,10 @@ pub trait Provider: Send + Sync {
         None
     }
 
-    /// Splits the backups to delete into delete calls. Default: one call per backup.
-    fn batches(&self, doomed: Vec<Backup>) -> Vec<Vec<Backup>> {
-        doomed.into_iter().map(|b| vec![b]).collect()
+    /// Splits the backups to delete into delete calls, as positions in `doomed`. Default:
+    /// one call per backup.
+    fn batches(&self, doomed: &[&Backup]) -> Batches {
+        Batches::one_each(doomed.len())
     }
 
     /// One delete call: an outcome per backup of `batch`, in its order.
@@ -387,22 +479,59 @@ where
     outcomes
 }
 
-/// Lists every provider concurrently; results in the same order.
+/// Lists every provider concurrently; results in the same order. Providers of one listing
+/// key ([`Provider::listing_key`]: one account and provider-side selection) read once, and
+/// each takes its part.
 pub async fn list_all(
     providers: &[Result<Arc<dyn Provider>, ProviderError>],
 ) -> Vec<Result<Vec<Backup>, ProviderError>> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, provider) in providers.iter().enumerate() {
-        if let Ok(provider) = provider {
-            let provider = provider.clone();
-            tasks.spawn(async move { (index, provider.list().await) });
-        }
-    }
     let mut results: Vec<Option<Result<Vec<Backup>, ProviderError>>> =
         providers.iter().map(|p| p.clone().err().map(Err)).collect();
+    // Who reads for each key, and who takes from it.
+    let mut readers: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    for (index, provider) in providers.iter().enumerate() {
+        let Ok(provider) = provider else { continue };
+        match provider.listing_key() {
+            Some(key) => match by_key.get(&key) {
+                Some(&reader) => readers[reader].1.push(index),
+                None => {
+                    by_key.insert(key, readers.len());
+                    readers.push((index, vec![index]));
+                }
+            },
+            None => readers.push((index, Vec::new())),
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (reader, takers) in readers {
+        let provider = providers[reader]
+            .clone()
+            .expect("only opened providers read");
+        let takers: Vec<(usize, Arc<dyn Provider>)> = takers
+            .into_iter()
+            .map(|index| (index, providers[index].clone().expect("opened")))
+            .collect();
+        tasks.spawn(async move {
+            if takers.is_empty() {
+                return vec![(reader, provider.list().await)];
+            }
+            match provider.read_shared().await {
+                Ok(shared) => takers
+                    .into_iter()
+                    .map(|(index, taker)| (index, taker.list_from(&shared)))
+                    .collect(),
+                Err(e) => takers
+                    .into_iter()
+                    .map(|(index, _)| (index, Err(e.clone())))
+                    .collect(),
+            }
+        });
+    }
     while let Some(joined) = tasks.join_next().await {
-        let (index, listing) = joined.expect("a listing task never panics");
-        results[index] = Some(listing);
+        for (index, listing) in joined.expect("a listing task never panics") {
+            results[index] = Some(listing);
+        }
     }
     results
         .into_iter()

@@ -13,7 +13,8 @@ pub mod sign;
 
 use super::local::{FAILED_MARKER, NameParts, PARTIAL_MARKER, name_parts, name_zone};
 use super::{
-    BoxFuture, DeleteOutcome, ErrorKind, HttpFailure, Provider, ProviderError, failed_delete,
+    Batches, BoxFuture, DeleteOutcome, ErrorKind, HttpFailure, Provider, ProviderError,
+    failed_delete,
 };
 use crate::http::{Http, Request, Response};
 use crate::model::{Backup, Status};
@@ -548,18 +549,20 @@ impl Provider for S3Provider {
 
     /// At most a thousand objects a call: backups, or with `versions: delete` their versions
     /// (a key with more versions goes alone, over several calls).
-    fn batches(&self, doomed: Vec<Backup>) -> Vec<Vec<Backup>> {
-        let mut batches: Vec<Vec<Backup>> = Vec::new();
-        let mut size = 0;
-        for backup in doomed {
-            let (own, marker) = self.targets(&backup);
+    fn batches(&self, doomed: &[&Backup]) -> Batches {
+        let mut batches = Batches::default();
+        let (mut start, mut size) = (0, 0);
+        for (position, backup) in doomed.iter().enumerate() {
+            let (own, marker) = self.targets(backup);
             let objects = own.len() + marker.len();
-            if batches.is_empty() || size + objects > PAGE {
-                batches.push(Vec::new());
-                size = 0;
+            if position > start && size + objects > PAGE {
+                batches.push(start..position);
+                (start, size) = (position, 0);
             }
             size += objects;
-            batches.last_mut().expect("a batch").push(backup);
+        }
+        if start < doomed.len() {
+            batches.push(start..doomed.len());
         }
         batches
     }

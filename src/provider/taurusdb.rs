@@ -9,7 +9,7 @@
 //! `X-Language: en-us`.
 
 use super::HttpFailure;
-use super::{BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete};
+use super::{Batches, BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError, failed_delete};
 use crate::http::{self, Http, Request};
 use crate::model::{Backup, Status};
 use futures_util::future::try_join_all;
@@ -260,6 +260,16 @@ impl TaurusdbProvider {
 }
 
 impl Provider for TaurusdbProvider {
+    fn listing_key(&self) -> Option<String> {
+        Some(format!(
+            "taurusdb {} {} {} {:?}",
+            self.http.account(),
+            self.base,
+            self.project_id,
+            self.instance_ids
+        ))
+    }
+
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
         Box::pin(async move {
             let records = if self.instance_ids.is_empty() {
@@ -283,8 +293,8 @@ impl Provider for TaurusdbProvider {
         })
     }
 
-    fn batches(&self, doomed: Vec<Backup>) -> Vec<Vec<Backup>> {
-        doomed.chunks(BATCH).map(<[Backup]>::to_vec).collect()
+    fn batches(&self, doomed: &[&Backup]) -> Batches {
+        Batches::chunks(doomed.len(), BATCH)
     }
 
     fn delete<'a>(&'a self, batch: &'a [Backup]) -> BoxFuture<'a, Vec<DeleteOutcome>> {

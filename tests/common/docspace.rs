@@ -96,6 +96,20 @@ impl Fake {
         Fake { server, records }
     }
 
+    /// A fake that first asks `guard` about each request: its reply, if any, is the answer
+    /// (the portal then changes nothing).
+    pub fn start_guarded(
+        records: Vec<Record>,
+        guard: impl Fn(&Request) -> Option<Reply> + Send + Sync + 'static,
+    ) -> Fake {
+        let records = Arc::new(Mutex::new(records));
+        let state = records.clone();
+        let server = Server::start(Arc::new(move |r: &Request| {
+            guard(r).unwrap_or_else(|| handle(&state, r))
+        }));
+        Fake { server, records }
+    }
+
     pub fn ids(&self) -> Vec<String> {
         self.records
             .lock()
