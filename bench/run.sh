@@ -14,9 +14,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 if [ -n "${QUICK:-}" ]; then
-    big=100000 listed=10000 deletions=500 idle=5
+    big=100000 listed=10000 deletions=500 idle=5 local_sizes=5000
 else
-    big=1000000 listed=100000 deletions=10000 idle=60
+    big=1000000 listed=100000 deletions=10000 idle=60 local_sizes="50000 1000000"
 fi
 
 echo "== build (release)"
@@ -154,6 +154,44 @@ if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 else
     echo "(PostgreSQL rows skipped: apt-get install postgresql)"
 fi
+
+echo "== 3b. local deletions against find -delete of the same files (SQLite journal, synced)"
+# A fresh folder and journal for each measurement (bench/local_folder.py); retentiond's run
+# and find take turns, the median of three for each size.
+for n in $local_sizes; do
+    ours="" finds=""
+    for _ in 1 2 3; do
+        python3 bench/local_folder.py "$work/local" "$n" 1
+        target/release/retentiond --config "$work/local/retentiond.yaml" approve --all >/dev/null 2>&1
+        ours+="$(python3 bench/measure.py -- target/release/retentiond --config "$work/local/retentiond.yaml" run)"$'\n'
+        python3 bench/local_folder.py "$work/local" "$n" 1
+        sync
+        finds+="$(python3 bench/measure.py -- find "$work/local/backups" -name 'db-*' -delete)"$'\n'
+    done
+    ours=$(grep . <<<"$ours" | sort -t= -k2 -g | sed -n 2p)
+    floor=$(grep . <<<"$finds" | sort -t= -k2 -g | sed -n 2p)
+    echo "local $n: retentiond $ours; find $floor"
+    ow=$(wall_of "$ours") fw=$(wall_of "$floor") orss=$(rss_of "$ours")
+    deleted=$((n - 10))
+    ratio=$(awk -v o="$ow" -v f="$fw" 'BEGIN { printf "%.2f", o / f }')
+    per=$(awk -v m="$orss" -v n="$deleted" 'BEGIN { printf "%.0f", m * 1048576 / n }')
+    verdict=$(awk -v r="$ratio" -v p="$per" 'BEGIN { print (r <= 2 && p <= 300) ? "met" : "NOT MET" }')
+    row "run deleting $deleted local files" "≤ 2× find -delete, ≤ 300 B/deletion" "find ${fw}s" \
+        "${ow}s = ${ratio}× find, ${per} B/deletion: $verdict"
+done
+
+echo "== 3c. plan of 1,000 policies (one per database) on one local folder of 30,000 dumps"
+python3 bench/local_folder.py "$work/many" 30000 1000
+target/release/retentiond --config "$work/many/retentiond.yaml" approve --all >/dev/null 2>&1
+plans=""
+for _ in 1 2 3 4 5; do
+    plans+="$(python3 bench/measure.py -- target/release/retentiond --config "$work/many/retentiond.yaml" plan)"$'\n'
+done
+many=$(median "$plans")
+echo "plan 1000 policies: $many"
+mw=$(wall_of "$many")
+verdict=$(awk -v w="$mw" 'BEGIN { print (w <= 1) ? "met" : "NOT MET" }')
+row "plan 1,000 policies on 30,000 local files" "≤ 1 s" "-" "${mw}s: $verdict"
 
 echo "== 4. daemon idle: 100 policies, ${idle} s between fires"
 idle_out=$(python3 bench/daemon_idle.py target/release/retentiond 100 "$idle")
