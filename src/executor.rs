@@ -204,7 +204,7 @@ fn systemic_hint(error: &str) -> &'static str {
 /// turn. Once half of the window is sent, the next half is recorded in one commit (with the
 /// outcomes settled since the last) while the other half is sent, so that neither a fast
 /// provider nor a slow one waits for a commit.
-pub const AHEAD: usize = 1024;
+const AHEAD: usize = 1024;
 
 /// How long settled outcomes wait for company once no intents are left to record them with.
 const OUTCOMES_WAIT: Duration = Duration::from_millis(50);
@@ -451,6 +451,15 @@ pub async fn execute(
                 if std::mem::take(&mut waited) {
                     ahead = (2 * ahead).min(most);
                 }
+                let intents = group.iter().map(Vec::len).sum::<usize>();
+                // A token for each intent, or none is taken as recorded.
+                let result = result.and_then(|tokens| match tokens.len() == intents {
+                    true => Ok(tokens),
+                    false => Err(format!(
+                        "the ledger answered {} tokens for {intents} intents",
+                        tokens.len()
+                    )),
+                });
                 match result {
                     Ok(tokens) => {
                         let mut tokens = tokens.into_iter();

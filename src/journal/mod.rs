@@ -156,13 +156,20 @@ const SPANS: i64 = 4;
 /// that few distinct statements are prepared.
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
-/// How `n` rows are cut into multi-row statements: sizes from [`CHUNKS`], largest first.
-fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+/// `rows` cut into the chunks of multi-row statements: sizes from [`CHUNKS`], largest first.
+fn multi_row<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
-        let size = CHUNKS.into_iter().find(|size| *size <= n)?;
-        n -= size;
-        Some(size)
+        let size = CHUNKS.into_iter().find(|size| *size <= rows.len())?;
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
     })
+}
+
+/// The parameters `$first`, `$first+1`, ... of `n` values, comma-separated.
+fn placeholders(first: usize, n: usize) -> String {
+    let each: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+    each.join(", ")
 }
 
 /// Decisions recorded per batch of statements when a plan is recorded: a large plan's
@@ -852,11 +859,8 @@ impl Journal {
                     .filter(|(_, extended)| **extended == 0)
                     .map(|(values, _)| values[3..].to_vec())
                     .collect();
-                let mut rest = &started[..];
-                for size in chunk_sizes(started.len()) {
-                    let (chunk, tail) = rest.split_at(size);
-                    rest = tail;
-                    let rows: Vec<String> = (0..size)
+                for chunk in multi_row(&started) {
+                    let rows: Vec<String> = (0..chunk.len())
                         .map(|r| {
                             let at = 3 + 7 * r;
                             let p = |k: usize| format!("${}", at + k);
@@ -949,25 +953,20 @@ impl Journal {
             .iter()
             .partition(|(_, outcome, error)| *outcome == Outcome::Deleted && error.is_none());
         let mut updates: Vec<(String, Vec<Value>)> = Vec::new();
-        let mut rest = &plain[..];
-        for size in chunk_sizes(plain.len()) {
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let ids: Vec<String> = (3..3 + size).map(|i| format!("${i}")).collect();
+        for chunk in multi_row(&plain) {
             let sql = format!(
                 "UPDATE deletions SET outcome = $1, outcome_at = $2, error = NULL WHERE id IN ({})",
-                ids.join(", ")
+                placeholders(3, chunk.len())
             );
             let mut params = sql_params![Outcome::Deleted.as_str(), now].to_vec();
             params.extend(chunk.iter().map(|(deletion, _, _)| Value::Int(*deletion)));
             updates.push((sql, params));
         }
-        let mut rest = withdrawn;
-        for size in chunk_sizes(withdrawn.len()) {
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let ids: Vec<String> = (1..=size).map(|i| format!("${i}")).collect();
-            let sql = format!("DELETE FROM deletions WHERE id IN ({})", ids.join(", "));
+        for chunk in multi_row(withdrawn) {
+            let sql = format!(
+                "DELETE FROM deletions WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
             updates.push((sql, chunk.iter().map(|id| Value::Int(*id)).collect()));
         }
         const UPDATE: &str =
@@ -978,11 +977,8 @@ impl Journal {
         }
         // Intents: one multi-row statement per chunk; `$1`-`$4` are the same for each row.
         let mut inserts: Vec<(String, Vec<Value>)> = Vec::new();
-        let mut rest = intents;
-        for size in chunk_sizes(intents.len()) {
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let rows: Vec<String> = (0..size)
+        for chunk in multi_row(intents) {
+            let rows: Vec<String> = (0..chunk.len())
                 .map(|r| {
                     let at = 5 + 3 * r;
                     format!("($1, $2, $3, ${at}, ${}, ${}, $4)", at + 1, at + 2)

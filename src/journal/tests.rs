@@ -442,3 +442,64 @@ fn pruning_forgets_old_fire_claims_but_keeps_each_policys_latest() {
     assert_eq!(claims("p"), 1);
     assert_eq!(claims("q"), 1, "another policy's claims are its own");
 }
+
+#[test]
+fn long_lists_go_in_few_distinct_multi_row_statements() {
+    let rows: Vec<usize> = (0..86).collect();
+    let sizes: Vec<usize> = multi_row(&rows).map(<[usize]>::len).collect();
+    assert_eq!(sizes, [64, 16, 4, 1, 1]);
+    assert_eq!(
+        multi_row(&rows).flatten().count(),
+        86,
+        "every row once, in order"
+    );
+    assert_eq!(placeholders(3, 3), "$3, $4, $5");
+}
+
+/// 300 intents and their outcomes in multi-row statements: each intent's row comes back in
+/// order, and each outcome lands on its own row.
+#[test]
+fn a_group_of_intents_and_outcomes_lands_row_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let listing = backups("g", 300);
+    let run = start(&journal, &policy());
+    let batch: Vec<&Backup> = listing.iter().collect();
+    let rows = journal
+        .record_deletions(run, "p", "a", &Settled::default(), &batch)
+        .unwrap();
+    assert_eq!(rows.len(), 300);
+    let settled: Vec<(i64, Outcome, Option<&str>)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| match i % 3 {
+            0 => (*row, Outcome::Deleted, None),
+            1 => (*row, Outcome::Failed, Some("boom")),
+            _ => (*row, Outcome::Deleted, None),
+        })
+        .collect();
+    let withdrawn = [rows[299]];
+    journal
+        .record_deletions(
+            run,
+            "p",
+            "a",
+            &Settled {
+                outcomes: &settled[..299],
+                withdrawn: &withdrawn,
+            },
+            &[],
+        )
+        .unwrap();
+    let recorded = all_runs(&journal).remove(0).deletions;
+    assert_eq!(recorded.len(), 299, "the withdrawn intent is gone");
+    for (i, d) in recorded.iter().enumerate() {
+        assert_eq!(d.id, listing[i].id.as_str(), "rows in the intents' order");
+        let failed = i % 3 == 1;
+        assert_eq!(
+            d.outcome.as_deref(),
+            Some(if failed { "failed" } else { "deleted" })
+        );
+        assert_eq!(d.error.as_deref(), failed.then_some("boom"));
+    }
+}
