@@ -14,7 +14,7 @@ use crate::render::PolicyReport;
 use crate::retention::CalendarDuration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Told of a run's progress as it happens (`run` prints each deletion at once).
@@ -245,10 +245,6 @@ pub async fn run_policy<'a>(
             return report;
         }
     };
-    let listed: HashMap<(&str, &str), Status> = backups
-        .iter()
-        .map(|b| ((b.group.as_str(), b.id.as_str()), b.status))
-        .collect();
     let ledger = Arc::new(JournalLedger {
         journal: journal.clone(),
         run,
@@ -257,7 +253,7 @@ pub async fn run_policy<'a>(
         watch: options.watch.clone(),
     });
     let prepared = journal
-        .reconcile(&policy.name, run, &listed)
+        .reconcile(&policy.name, run, backups)
         .and_then(|settled| {
             report.reconciled = settled;
             settle_pending(journal, &policy.name, backups)

@@ -1057,7 +1057,7 @@ impl Journal {
         &self,
         policy: &str,
         current_run: i64,
-        listed: &HashMap<(&str, &str), Status>,
+        listed: &[Backup],
     ) -> Result<Vec<Reconciled>> {
         let now = ms(Timestamp::now());
         self.tx("reconcile interrupted deletions", |tx| {
@@ -1066,13 +1066,26 @@ impl Journal {
                  WHERE policy = $1 AND outcome IS NULL AND run_id != $2 ORDER BY id",
                 sql_params![policy, current_run],
             )?;
+            // The listed status of each open intent's backup, found in one pass: nothing the
+            // size of the listing is built.
+            let mut status: HashMap<(String, String), Option<Status>> = open
+                .iter()
+                .map(|row| ((row.text(3), row.text(2)), None))
+                .collect();
+            if !status.is_empty() {
+                for b in listed {
+                    if let Some(s) = status.get_mut(&(b.group.to_string(), b.id.to_string())) {
+                        *s = Some(b.status);
+                    }
+                }
+            }
             let mut settled = Vec::new();
             for row in open {
                 let (deletion, run, id, group) = (row.int(0), row.int(1), row.text(2), row.text(3));
                 let interrupted = format!(
                     "run #{run} was interrupted before recording this outcome; run #{current_run}'s fresh listing"
                 );
-                let (outcome, note) = match listed.get(&(group.as_str(), id.as_str())) {
+                let (outcome, note) = match status[&(group.clone(), id.clone())] {
                     None => (
                         Outcome::Deleted,
                         format!("{interrupted} no longer shows the backup"),

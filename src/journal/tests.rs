@@ -173,12 +173,10 @@ fn reconcile_settles_open_intents_against_the_listing_and_marks_the_run_interrup
     journal.intent(crashed, "p", "a", &listing[2..]).unwrap();
     // g-2 vanished (the delete went through before the crash); g-3 is still listed.
     let current = start(&journal, &policy);
-    let still: HashMap<(&str, &str), Status> = [
-        (("g", "g-0"), Status::Complete),
-        (("g", "g-1"), Status::Complete),
-        (("g", "g-3"), Status::Complete),
-    ]
-    .into();
+    let still: Vec<Backup> = backups("g", 4)
+        .into_iter()
+        .filter(|b| b.id != "g-2")
+        .collect();
     let settled = journal.reconcile("p", current, &still).unwrap();
     assert_eq!(
         settled,
@@ -216,7 +214,8 @@ fn an_intent_whose_backup_is_being_deleted_becomes_pending() {
     let crashed = start(&journal, &policy);
     let rows = journal.intent(crashed, "p", "a", &listing[1..2]).unwrap();
     let current = start(&journal, &policy);
-    let deleting: HashMap<(&str, &str), Status> = [(("g", "g-1"), Status::InProgress)].into();
+    let mut deleting = listing[1..2].to_vec();
+    deleting[0].status = Status::InProgress;
     let settled = journal.reconcile("p", current, &deleting).unwrap();
     assert_eq!(settled[0].outcome, "pending");
     assert_eq!(
