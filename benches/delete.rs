@@ -132,6 +132,7 @@ fn main() {
             stop: Default::default(),
             watch: None,
             journal_keep: None,
+            default_grace: None,
         };
         let tz = jiff::tz::TimeZone::UTC;
         let started = Instant::now();

@@ -100,6 +100,13 @@ pub trait Ledger: Send + Sync {
     /// Called before the intents' calls are sent: an error means none of the intents is
     /// recorded, and their calls are not sent.
     fn record(&self, settled: &[Outcome], intents: &[&Backup]) -> Result<Vec<u64>, String>;
+
+    /// The last line of defence, asked just before `intents` are recorded: which of them
+    /// must not be deleted after all (a hold made since the plan), as `(index, why)`. An
+    /// error refuses them all.
+    fn refused(&self, _intents: &[&Backup]) -> Result<Vec<(usize, String)>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// Records nothing.
@@ -264,11 +271,13 @@ enum Done {
         /// The first batch whose intents it recorded.
         first: usize,
         group: Vec<Vec<Backup>>,
+        /// Intents the ledger refused to record (index in the group, why).
+        refused: Vec<(usize, String)>,
         result: Result<Vec<u64>, String>,
         outcomes: usize,
     },
     Sent {
-        batch: usize,
+        positions: Vec<u32>,
         backups: Vec<Backup>,
         tokens: Vec<u64>,
         outcomes: Vec<DeleteOutcome>,
@@ -336,7 +345,8 @@ pub async fn execute(
     let mut unconfirmed: Vec<(u32, u64, Backup, ProviderError)> = Vec::new();
     // Batches `next..` are not recorded yet; `ready` are recorded and wait for their turn.
     let mut next = 0;
-    let mut ready: VecDeque<(usize, Vec<Backup>, Vec<u64>)> = VecDeque::new();
+    // Each with the positions of its backups in `doomed` (a refused one leaves a gap).
+    let mut ready: VecDeque<(Vec<u32>, Vec<Backup>, Vec<u64>)> = VecDeque::new();
     let mut ready_len = 0;
     let mut recording = false;
     let mut in_flight = 0;
@@ -381,12 +391,32 @@ pub async fn execute(
             let commit = tokio::task::spawn_blocking(move || {
                 let intents: Vec<&Backup> = group.iter().flatten().collect();
                 let settled: Vec<Outcome> = outcomes.iter().map(Unrecorded::view).collect();
-                let result = ledger.record(&settled, &intents);
+                let (refused, result) = match ledger.refused(&intents) {
+                    Ok(refused) => {
+                        let allowed: Vec<&Backup> = intents
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| !refused.iter().any(|(r, _)| r == i))
+                            .map(|(_, b)| *b)
+                            .collect();
+                        (refused, ledger.record(&settled, &allowed))
+                    }
+                    // The outcomes are recorded all the same; none of the intents is.
+                    Err(e) => {
+                        let recorded = ledger.record(&settled, &[]);
+                        let e = match recorded {
+                            Ok(_) => e,
+                            Err(also) => format!("{e}; {also}"),
+                        };
+                        (Vec::new(), Err(e))
+                    }
+                };
                 drop(intents);
                 Done::Recorded {
                     first,
                     outcomes: settled.len(),
                     group,
+                    refused,
                     result,
                 }
             });
@@ -395,7 +425,7 @@ pub async fn execute(
             }));
         }
         while in_flight < cap && !stop.is_set() && breaker.tripped().is_none() {
-            let Some((batch, backups, tokens)) = ready.pop_front() else {
+            let Some((positions, backups, tokens)) = ready.pop_front() else {
                 // The provider is idle, waiting for the commit under way.
                 waited |= recording && started;
                 break;
@@ -428,7 +458,7 @@ pub async fn execute(
                     }
                 }
                 Done::Sent {
-                    batch,
+                    positions,
                     backups,
                     tokens,
                     outcomes,
@@ -444,6 +474,7 @@ pub async fn execute(
             Done::Recorded {
                 first,
                 group,
+                refused,
                 result,
                 outcomes,
             } => {
@@ -451,7 +482,7 @@ pub async fn execute(
                 if std::mem::take(&mut waited) {
                     ahead = (2 * ahead).min(most);
                 }
-                let intents = group.iter().map(Vec::len).sum::<usize>();
+                let intents = group.iter().map(Vec::len).sum::<usize>() - refused.len();
                 // A token for each intent, or none is taken as recorded.
                 let result = result.and_then(|tokens| match tokens.len() == intents {
                     true => Ok(tokens),
@@ -463,11 +494,25 @@ pub async fn execute(
                 match result {
                     Ok(tokens) => {
                         let mut tokens = tokens.into_iter();
+                        let mut index = 0;
                         for (k, backups) in (first..).zip(group) {
-                            let batch_tokens: Vec<u64> =
-                                tokens.by_ref().take(backups.len()).collect();
-                            ready_len += backups.len();
-                            ready.push_back((k, backups, batch_tokens));
+                            let mut kept = (Vec::new(), Vec::new(), Vec::new());
+                            for (backup, &p) in backups.into_iter().zip(batches.get(k)) {
+                                let why = refused.iter().find(|(r, _)| *r == index);
+                                index += 1;
+                                if let Some((_, why)) = why {
+                                    state[p as usize] = State::Failed;
+                                    failures.insert(p, (format!("not sent: {why}"), "held"));
+                                    continue;
+                                }
+                                kept.0.push(p);
+                                kept.1.push(backup);
+                                kept.2.extend(tokens.next());
+                            }
+                            if !kept.1.is_empty() {
+                                ready_len += kept.1.len();
+                                ready.push_back(kept);
+                            }
                         }
                     }
                     Err(e) => {
@@ -484,7 +529,7 @@ pub async fn execute(
                 }
             }
             Done::Sent {
-                batch,
+                positions,
                 backups,
                 tokens,
                 outcomes,
@@ -492,9 +537,11 @@ pub async fn execute(
             } => {
                 in_flight -= 1;
                 execution.ledger_errors.extend(ledger_errors);
-                let positions = batches.get(batch);
-                for (((backup, token), outcome), &p) in
-                    backups.into_iter().zip(tokens).zip(outcomes).zip(positions)
+                for (((backup, token), outcome), &p) in backups
+                    .into_iter()
+                    .zip(tokens)
+                    .zip(outcomes)
+                    .zip(&positions)
                 {
                     breaker.record(&outcome);
                     let settled = match outcome {
@@ -539,8 +586,8 @@ pub async fn execute(
         State::Halted => "not sent: deletions kept failing the same way",
         _ => "not sent: the run stopped first",
     };
-    for (batch, backups, tokens) in ready {
-        for ((backup, token), &p) in backups.into_iter().zip(tokens).zip(batches.get(batch)) {
+    for (positions, backups, tokens) in ready {
+        for ((backup, token), &p) in backups.into_iter().zip(tokens).zip(&positions) {
             state[p as usize] = unsent;
             unrecorded.push(Unrecorded {
                 token,
@@ -927,5 +974,53 @@ mod tests {
             commits * 20 < n as usize,
             "{commits} commits for {n} deletions"
         );
+    }
+
+    /// A ledger that refuses the intents of held backups, as the journal does for a hold
+    /// made after the plan.
+    struct Holding(Vec<&'static str>, std::sync::Mutex<Vec<String>>);
+
+    impl Ledger for Holding {
+        fn record(&self, _: &[Outcome], intents: &[&Backup]) -> Result<Vec<u64>, String> {
+            let mut recorded = self.1.lock().unwrap();
+            recorded.extend(intents.iter().map(|b| b.id.to_string()));
+            Ok(vec![0; intents.len()])
+        }
+
+        fn refused(&self, intents: &[&Backup]) -> Result<Vec<(usize, String)>, String> {
+            Ok(intents
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| self.0.contains(&b.id.as_str()))
+                .map(|(i, _)| (i, "held: incident (by alice, hold #1)".to_string()))
+                .collect())
+        }
+    }
+
+    #[test]
+    fn a_backup_the_ledger_holds_is_never_sent_nor_recorded() {
+        let listing = backups(8);
+        let provider = Arc::new(MemoryProvider {
+            concurrency: 2,
+            ..MemoryProvider::new(listing.clone())
+        });
+        let plan = plan(
+            &policy("guard: {max_delete_fraction: 1}"),
+            &listing,
+            jiff::Timestamp::now(),
+            &TimeZone::UTC,
+        );
+        let ledger = Arc::new(Holding(vec!["b3", "b6"], Default::default()));
+        let execution = run_with(&plan, provider.clone(), ledger.clone(), &Stop::default());
+        assert_eq!(execution.deleted, ["b2", "b4", "b5", "b7"]);
+        let failed: Vec<(&str, &str, &str)> = execution
+            .failed
+            .iter()
+            .map(|f| (f.id.as_str(), f.kind, f.error.as_str()))
+            .collect();
+        let why = "not sent: held: incident (by alice, hold #1)";
+        assert_eq!(failed, [("b3", "held", why), ("b6", "held", why)]);
+        assert_eq!(provider.ids(), ["b0", "b1", "b3", "b6"]);
+        assert_eq!(*ledger.1.lock().unwrap(), ["b2", "b4", "b5", "b7"]);
     }
 }

@@ -2,6 +2,7 @@
 //! any `io::Write`; streams, so a million-backup plan is never held as a JSON tree.
 
 use crate::executor::{Execution, Settled};
+use crate::journal::holds::HoldEvent;
 use crate::journal::{DecisionRecord, Reconciled, RunRecord};
 use crate::model::Backup;
 use crate::plan::{Decision, Freed, PolicyPlan};
@@ -31,6 +32,7 @@ fn action_colour(action: &str) -> &'static str {
     match action {
         "delete" | "deleted" => "31",
         "keep" => "32",
+        "wait" => "33",
         _ => "2",
     }
 }
@@ -508,7 +510,7 @@ impl serde_json::ser::Formatter for LinePerEntry {
 }
 
 /// A backup's time in the plan's zone as the text plan shows it, `2026-11-19 15:01 CET`.
-fn local_time(zone: &jiff::tz::TimeZone, at: jiff::Timestamp) -> String {
+pub fn local_time(zone: &jiff::tz::TimeZone, at: jiff::Timestamp) -> String {
     at.to_zoned(zone.clone())
         .strftime("%Y-%m-%d %H:%M %Z")
         .to_string()
@@ -670,9 +672,14 @@ fn header(out: &mut dyn Write, report: &PolicyReport) -> io::Result<()> {
 fn summary_line(out: &mut dyn Write, plan: &PolicyPlan) -> io::Result<()> {
     let s = plan.summary;
     let groups = if s.groups == 1 { "group" } else { "groups" };
+    // With a grace period: what is deleted now, and what waits for it.
+    let (now, waiting) = match s.waiting {
+        0 => ("", String::new()),
+        n => (" now", format!(", waiting {n} (grace)")),
+    };
     writeln!(
         out,
-        "  summary: keep {}, delete {}{}, ignore {} in {} {groups}",
+        "  summary: keep {}, delete{now} {}{}{waiting}, ignore {} in {} {groups}",
         s.keep,
         s.delete,
         frees(plan.freed(), s.delete),
@@ -828,20 +835,29 @@ fn plan_text_in_blocks(
                 if starts.get(next) == Some(&i) {
                     let t = &totals[next];
                     next += 1;
+                    let waiting = match t.waiting {
+                        0 => String::new(),
+                        n => format!(", waiting {n} (grace)"),
+                    };
                     match t.delete {
                         0 if summary => writeln!(
                             out,
-                            "  group {}: keep {}, ignore {}",
+                            "  group {}: keep {}{waiting}, ignore {}",
                             Visible(&d.backup.group),
                             t.keep,
                             t.ignore
                         )?,
+                        0 if t.waiting > 0 => writeln!(
+                            out,
+                            "  group {}: delete 0{waiting}",
+                            Visible(&d.backup.group)
+                        )?,
                         0 => writeln!(out, "  group {}", Visible(&d.backup.group))?,
                         n => writeln!(
                             out,
-                            "  group {}: delete {n} of {}{}",
+                            "  group {}: delete {n} of {}{}{waiting}",
                             Visible(&d.backup.group),
-                            t.keep + t.delete + t.ignore,
+                            t.keep + t.delete + t.waiting + t.ignore,
                             frees(t.freed, n)
                         )?,
                     }
@@ -1022,15 +1038,53 @@ pub fn history_json(
     out: &mut dyn Write,
     runs: &[RunRecord],
     decisions: Option<&[DecisionRecord]>,
+    holds: &[HoldEvent],
 ) -> io::Result<()> {
     #[derive(Serialize)]
     struct Doc<'r> {
         runs: &'r [RunRecord],
         #[serde(skip_serializing_if = "Option::is_none")]
         decisions: Option<&'r [DecisionRecord]>,
+        #[serde(skip_serializing_if = "<[HoldEvent]>::is_empty")]
+        holds: &'r [HoldEvent],
     }
-    serde_json::to_writer_pretty(&mut *out, &Doc { runs, decisions })?;
+    serde_json::to_writer_pretty(
+        &mut *out,
+        &Doc {
+            runs,
+            decisions,
+            holds,
+        },
+    )?;
     writeln!(out)
+}
+
+/// `history`: what happened to holds, newest first.
+pub fn hold_events_text(out: &mut dyn Write, events: &[HoldEvent]) -> io::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "holds:")?;
+    for e in events {
+        let what = match e.event {
+            "added" => format!("added by {}: {}", Visible(&e.by), Visible(&e.reason)),
+            "released" => format!("released by {}: {}", Visible(&e.by), Visible(&e.reason)),
+            _ => format!(
+                "lapsed (its time ran out; held by {}: {})",
+                Visible(&e.by),
+                Visible(&e.reason)
+            ),
+        };
+        writeln!(
+            out,
+            "  {}  hold #{} on backup {} of {}: {what}",
+            e.at,
+            e.hold,
+            Visible(&e.backup_id),
+            e.scope
+        )?;
+    }
+    Ok(())
 }
 
 /// `history`: a line per run, then its deletions; times in the zone `zone` gives for the

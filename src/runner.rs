@@ -5,6 +5,7 @@
 //! policy's lock.
 
 use crate::executor::{self, Ledger, Settled};
+use crate::journal::holds::{Hold, Scope};
 use crate::journal::{self, Journal, JournalError, RunEnd, RunStart};
 use crate::model::{Backup, Status};
 use crate::plan::{self, PolicyPlan};
@@ -54,6 +55,8 @@ pub struct Options<'a> {
     /// The config's `journal_keep`: at the end of the run, the journal forgets what runs of
     /// the policy older than that decided (`None`: never).
     pub journal_keep: Option<CalendarDuration>,
+    /// The config's `defaults.grace`, for policies without `guard.grace`.
+    pub default_grace: Option<CalendarDuration>,
 }
 
 impl Options<'_> {
@@ -115,6 +118,75 @@ pub struct Checks<'a> {
     /// Entries the provider saw that the selection does not match (see
     /// `Provider::unmatched`), for a listing that selected nothing.
     pub unmatched: Option<usize>,
+    /// The holds on the policy's backups that no one released (`Journal::holds_on`).
+    pub holds: Option<&'a [Hold]>,
+    /// The provider's own locks on backups (S3 Object Lock), by backup id, in their words.
+    pub locks: Option<&'a BTreeMap<String, String>>,
+    /// `guard.grace` (or the config's default) and when each doomed backup was first
+    /// planned for deletion (`Journal::doomed_since`).
+    pub grace: Option<(CalendarDuration, &'a plan::DoomedSince)>,
+}
+
+/// The policy's grace period: its `guard.grace`, else the config's `defaults.grace`; `None`
+/// when neither sets one, or it is zero.
+pub fn grace(policy: &Policy, config: Option<&Config>) -> Option<CalendarDuration> {
+    policy
+        .guard
+        .grace
+        .or_else(|| config.and_then(|c| c.default_grace))
+        .filter(|g| !g.is_zero())
+}
+
+/// The holds on a policy's backups as its plan uses them (active ones keep, lapsed ones are
+/// noted), and a warning for each of the policy's own holds whose backup is not in the
+/// listing.
+pub fn plan_holds(
+    policy: &Policy,
+    holds: &[Hold],
+    backups: &[Backup],
+    now: Timestamp,
+    tz: &TimeZone,
+) -> (plan::Holds, Vec<String>) {
+    let mut held = plan::Holds::default();
+    let mut warnings = Vec::new();
+    let when = |at: Timestamp| crate::render::local_time(tz, at);
+    let relevant = holds
+        .iter()
+        .filter(|h| h.covers(&policy.name, &policy.account));
+    for h in relevant {
+        if h.active(now) {
+            held.hold(&h.backup_id, h.describe(when));
+        } else if let Some(until) = h.until.filter(|_| h.lapsed(now)) {
+            held.lapsed
+                .entry(h.backup_id.clone())
+                .or_default()
+                .push(format!(
+                    "hold #{} ({}, by {}) lapsed at {}",
+                    h.id,
+                    h.reason,
+                    h.by,
+                    when(until)
+                ));
+        }
+    }
+    let own: Vec<&Hold> = holds
+        .iter()
+        .filter(|h| h.active(now) && h.scope == Scope::Policy(policy.name.clone()))
+        .collect();
+    if !own.is_empty() {
+        let listed: std::collections::HashSet<&str> =
+            backups.iter().map(|b| b.id.as_str()).collect();
+        for h in own
+            .into_iter()
+            .filter(|h| !listed.contains(h.backup_id.as_str()))
+        {
+            warnings.push(format!(
+                "hold #{} is on backup {}, which this listing does not have (a wrong id, or the backup is gone); release it with `retentiond hold release {} --reason ...` if it is not needed",
+                h.id, h.backup_id, h.id
+            ));
+        }
+    }
+    (held, warnings)
 }
 
 /// The plan of a listing with every guard: the plan's own, another policy on the same
@@ -128,7 +200,15 @@ pub fn guarded_plan<'a>(
     tz: &TimeZone,
     checks: &Checks,
 ) -> (PolicyPlan<'a>, BTreeMap<String, u64>, bool) {
-    let mut plan = plan::plan(policy, backups, now, tz);
+    let (mut held, hold_warnings) = match checks.holds {
+        Some(holds) => plan_holds(policy, holds, backups, now, tz),
+        None => Default::default(),
+    };
+    for (id, words) in checks.locks.into_iter().flatten() {
+        held.hold(id, words.clone());
+    }
+    let mut plan = plan::plan_held(policy, backups, now, tz, &held);
+    plan.warnings.extend(hold_warnings.iter().cloned());
     // The one-run overrides that would lift this plan's blocks, and whether a block no
     // override lifts (a repeated backup, an overlap) is among them.
     let mut lifts = Vec::new();
@@ -144,7 +224,8 @@ pub fn guarded_plan<'a>(
         let mut unlimited = policy.clone();
         unlimited.guard.max_delete = None;
         unlimited.guard.max_delete_fraction = None;
-        plan = plan::plan(&unlimited, backups, now, tz);
+        plan = plan::plan_held(&unlimited, backups, now, tz, &held);
+        plan.warnings.extend(hold_warnings);
         plan.warnings
             .push(format!("accepted once with --accept-max-delete: {limits}"));
     }
@@ -186,6 +267,11 @@ pub fn guarded_plan<'a>(
     if let Some(reason) = dropped {
         plan.block(reason);
         lifts.push("--accept-listing-drop");
+    }
+    // Last: the guards above count waiting backups as doomed (a wrong change is blocked when
+    // it is made, not when its grace period ends).
+    if let Some((period, since)) = checks.grace {
+        plan::wait_for_grace(&mut plan, period, since, now, tz);
     }
     if plan.blocked.is_some() && !stuck && !lifts.is_empty() {
         // The one command that lifts exactly the guards that tripped, so that following one
@@ -252,6 +338,11 @@ pub async fn run_policy<'a>(
         account: policy.account.clone(),
         watch: options.watch.clone(),
     });
+    let grace = policy
+        .guard
+        .grace
+        .or(options.default_grace)
+        .filter(|g| !g.is_zero());
     let prepared = journal
         .reconcile(&policy.name, run, backups)
         .and_then(|settled| {
@@ -262,9 +353,14 @@ pub async fn run_policy<'a>(
             let baseline = journal.baseline(&policy.name, Some(run))?;
             let approved =
                 options.approve || journal.approved(&policy.name, &policy.fingerprint)?;
-            Ok((waiting, baseline, approved))
+            let holds = journal.holds_on(&policy.name, &policy.account)?;
+            let since = match grace {
+                Some(_) => journal.doomed_since(&policy.name)?,
+                None => Default::default(),
+            };
+            Ok((waiting, baseline, approved, holds, since))
         });
-    let (waiting, baseline, approved) = match prepared {
+    let (waiting, baseline, approved, holds, since) = match prepared {
         Ok(prepared) => prepared,
         Err(e) => return journal_failed(journal, run, report, e),
     };
@@ -283,6 +379,9 @@ pub async fn run_policy<'a>(
             true => provider.unmatched(),
             false => None,
         },
+        holds: Some(&holds),
+        locks: None,
+        grace: grace.map(|g| (g, &since)),
     };
     let (mut plan, counts, drop_blocked) = guarded_plan(policy, backups, options.now, tz, &checks);
     if let Some(reviewed) = options.reviewed {
@@ -424,6 +523,32 @@ struct JournalLedger {
 }
 
 impl Ledger for JournalLedger {
+    /// A hold made after the plan (or before a saved plan that `apply` carries out) still
+    /// keeps its backup: the journal's holds are read again before each group of intents.
+    fn refused(&self, intents: &[&Backup]) -> Result<Vec<(usize, String)>, String> {
+        let now = Timestamp::now();
+        let holds = self
+            .journal
+            .holds_on(&self.policy, &self.account)
+            .map_err(|e| format!("{e} (reading the holds before deleting)"))?;
+        let active: Vec<&Hold> = holds.iter().filter(|h| h.active(now)).collect();
+        if active.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(intents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let words: Vec<String> = active
+                    .iter()
+                    .filter(|h| h.backup_id == b.id.as_str())
+                    .map(|h| h.describe(|at| at.to_string()))
+                    .collect();
+                (!words.is_empty()).then(|| (i, words.join("; ")))
+            })
+            .collect())
+    }
+
     fn record(
         &self,
         settled: &[executor::Outcome],

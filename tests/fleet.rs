@@ -531,3 +531,55 @@ fn postgresql_down_at_start_the_daemon_stays_up_and_retries_and_a_run_exits_7() 
     assert!(a.log().contains("the journal answers again"), "{}", a.log());
     assert_eq!(a.stop(), 0, "{}", a.log());
 }
+
+#[test]
+fn a_hold_made_on_one_host_keeps_the_backup_on_another() {
+    let pg = Postgres::start();
+    let shared = tempfile::tempdir().unwrap();
+    let folder = shared.path().join("backups");
+    for n in 0..12 {
+        dump(&folder, n);
+    }
+    let account = format!(
+        "  dumps: {{ provider: local, path: {} }}\n",
+        folder.display()
+    );
+    let a = Host::new("host-a", &pg, &account, LOCAL_POLICY);
+    let mut b = Host::new("host-b", &pg, &account, LOCAL_POLICY);
+    // On host a, a person holds the oldest dump; the daemon on host b then runs the policy.
+    let held = "db-20260101T030000Z.sql";
+    let out = a.retentiond(&[
+        "hold",
+        "add",
+        held,
+        "--policy",
+        "p",
+        "--reason",
+        "legal hold",
+        "--ticket",
+        "LEG-7",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = b.retentiond(&["hold", "list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("legal hold [LEG-7]"),
+        "{out:?}"
+    );
+    b.start();
+    wait_for("host b's deletions", Duration::from_secs(20), &[&b], || {
+        files(&folder).len() == 6
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(b.stop(), 0, "{}", b.log());
+    let left = files(&folder);
+    assert_eq!(left.len(), 6, "{left:?}");
+    assert_eq!(left[0], held);
+    // Released on host b, the next run on host a deletes it, and the journal says who.
+    let out = b.retentiond(&["hold", "release", "1", "--reason", "case closed"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = a.retentiond(&["run"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(files(&folder).len(), 5);
+    let released = pg.sql("SELECT release_reason FROM holds WHERE id = 1");
+    assert_eq!(released, ["case closed"]);
+}

@@ -3,6 +3,7 @@
 use super::shared::{Failure, Outcome, journal_failure, require_config, write_failure};
 use super::{Cli, Format};
 use crate::exit;
+use crate::journal::holds::{HoldEvent, Scope};
 use crate::journal::{HistoryFilter, Journal};
 use crate::policy;
 use crate::render;
@@ -37,6 +38,10 @@ pub(super) fn history(
     // policy removed since).
     let loaded = policy::load_policies(&config.policies).0;
     // Text shows times in each policy's zone, like `plan` (UTC for a policy removed since).
+    let accounts: std::collections::HashMap<String, String> = loaded
+        .iter()
+        .map(|p| (p.name.clone(), p.account.clone()))
+        .collect();
     let zones: std::collections::HashMap<String, TimeZone> = loaded
         .iter()
         .map(|p| (p.name.clone(), runner::zone(p, Some(&config))))
@@ -81,14 +86,47 @@ pub(super) fn history(
         Some(run) => Some(journal.decisions(run).map_err(journal_failure)?),
         None => None,
     };
+    let holds = hold_events(&journal, filter, &accounts)?;
     match format {
         Format::Text => render::history_text(out, &runs, decisions.as_deref(), &|policy| {
             zones.get(policy).cloned().unwrap_or(TimeZone::UTC)
-        }),
-        Format::Json => render::history_json(out, &runs, decisions.as_deref()),
+        })
+        .and_then(|()| render::hold_events_text(out, &holds)),
+        Format::Json => render::history_json(out, &runs, decisions.as_deref(), &holds),
     }
     .map_err(write_failure)?;
     Ok(exit::OK)
+}
+
+/// What happened to holds, newest first: on the named policies (and their accounts) when
+/// some are named, between `--since` and `--until`. None for one run (`--run`) or for runs of
+/// some outcomes (`--outcome`).
+fn hold_events(
+    journal: &Journal,
+    filter: &HistoryFilter,
+    accounts: &std::collections::HashMap<String, String>,
+) -> Result<Vec<HoldEvent>, Failure> {
+    if filter.run.is_some() || !filter.outcomes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = Timestamp::now();
+    let mut events: Vec<HoldEvent> = journal
+        .holds(true)
+        .map_err(journal_failure)?
+        .iter()
+        .flat_map(|h| h.events(now))
+        .filter(|e| {
+            filter.policies.is_empty()
+                || filter.policies.iter().any(|p| match &e.scope {
+                    Scope::Policy(name) => name == p,
+                    Scope::Account(name) => accounts.get(p) == Some(name),
+                })
+        })
+        .filter(|e| filter.since.is_none_or(|t| e.at >= t))
+        .filter(|e| filter.until.is_none_or(|t| e.at <= t))
+        .collect();
+    events.sort_by_key(|e| std::cmp::Reverse((e.at, e.hold)));
+    Ok(events)
 }
 
 /// `--since`/`--until`: RFC 3339, or a duration before now.

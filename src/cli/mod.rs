@@ -9,6 +9,7 @@ mod diff;
 mod docs;
 mod docspace;
 mod history;
+mod hold;
 mod journal;
 mod list;
 mod plan;
@@ -241,7 +242,13 @@ enum Command {
         #[arg(long, value_enum, default_value = "text", requires = "list")]
         format: Format,
     },
-    /// Show the journal: runs, newest first, with their deletions
+    /// Keep backups whatever the policies say (an incident, a legal hold), until released or
+    /// until a time; recorded in the journal, so a fleet on PostgreSQL honours it at once
+    Hold {
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+    /// Show the journal: runs, newest first, with their deletions, and what happened to holds
     History {
         /// Only this policy (repeatable)
         #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
@@ -304,6 +311,59 @@ enum DiffFormat {
     Json,
     /// A compact report for a pull-request comment
     Markdown,
+}
+
+#[derive(Subcommand)]
+enum HoldCommand {
+    /// Hold backups: plan, run, apply and the daemon keep them (`held: REASON (by WHO until
+    /// WHEN, hold #N)`), and no deletion of them is sent while the hold lasts
+    Add {
+        /// The backup ids, as `retentiond list` shows them
+        #[arg(required = true, value_name = "BACKUP-ID")]
+        backups: Vec<String>,
+        /// The policy whose backups these are
+        #[arg(long, value_name = "NAME", required_unless_present = "account", conflicts_with = "account", value_hint = clap::ValueHint::Other)]
+        policy: Option<String>,
+        /// Instead of --policy: every policy of this account
+        #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
+        account: Option<String>,
+        /// Why (required): the journal keeps it, plans show it
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The hold lapses by itself at this time (RFC 3339) [default: held until released]
+        #[arg(long, value_name = "WHEN", conflicts_with = "period")]
+        until: Option<String>,
+        /// The hold lapses by itself after this long, e.g. 30d
+        #[arg(long = "for", value_name = "DURATION")]
+        period: Option<String>,
+        /// A ticket or case reference, shown with the reason
+        #[arg(long, value_name = "REF")]
+        ticket: Option<String>,
+        /// Who holds them [default: $SUDO_USER, else $USER]
+        #[arg(long, value_name = "WHO")]
+        by: Option<String>,
+    },
+    /// List the holds not released (active and lapsed), oldest first, with a warning for one
+    /// whose backup its policies' last listing did not have
+    List {
+        /// Also released holds
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Release a hold: its backup is again its policies' to keep or delete
+    Release {
+        /// The hold's number (`hold list`)
+        #[arg(value_name = "HOLD-ID")]
+        id: i64,
+        /// Why (required): the journal keeps it
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Who releases it [default: $SUDO_USER, else $USER]
+        #[arg(long, value_name = "WHO")]
+        by: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -491,6 +551,38 @@ fn dispatch(cli: &Cli) -> Outcome {
             };
             history(cli, &filter, *format, &mut out)
         }
+        Command::Hold {
+            command:
+                HoldCommand::Add {
+                    backups,
+                    policy,
+                    account,
+                    reason,
+                    until,
+                    period,
+                    ticket,
+                    by,
+                },
+        } => hold::add(
+            cli,
+            &hold::AddArgs {
+                backups,
+                policy: policy.as_deref(),
+                account: account.as_deref(),
+                reason,
+                until: until.as_deref(),
+                period: period.as_deref(),
+                ticket: ticket.as_deref(),
+                by: by.as_deref(),
+            },
+            &mut out,
+        ),
+        Command::Hold {
+            command: HoldCommand::List { all, format },
+        } => hold::list(cli, *all, *format, &mut out),
+        Command::Hold {
+            command: HoldCommand::Release { id, reason, by },
+        } => hold::release(cli, *id, reason, by.as_deref(), &mut out),
         Command::Docspace {
             command: DocspaceCommand::PurgeHistory { account, dump, yes },
         } => purge_history(cli, account, *dump, *yes, &mut out),

@@ -117,6 +117,24 @@ pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Ou
             (None, None) if journal_read => Some(false),
             _ => None,
         };
+        // Holds and the grace period's clock, from the journal (none from a saved listing).
+        let holds = journal
+            .as_ref()
+            .and_then(|j| {
+                j.holds_on(&policy.name, &policy.account)
+                    .map_err(&mut not_checked)
+                    .ok()
+            })
+            .unwrap_or_default();
+        let grace = runner::grace(policy, config.as_ref());
+        let since = match (&journal, grace) {
+            (Some(j), Some(_)) => j
+                .doomed_since(&policy.name)
+                .map_err(&mut not_checked)
+                .ok()
+                .unwrap_or_default(),
+            _ => Default::default(),
+        };
         let mut report = PolicyReport::new(policy);
         match backups {
             Ok(backups) => {
@@ -131,6 +149,9 @@ pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Ou
                         (true, Some(Ok(provider))) => provider.unmatched(),
                         _ => None,
                     },
+                    holds: Some(&holds),
+                    locks: None,
+                    grace: grace.map(|g| (g, &since)),
                 };
                 let (plan, _, _) = runner::guarded_plan(
                     policy,

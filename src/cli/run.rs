@@ -106,6 +106,7 @@ pub(super) fn run_policies(
                 }) as Arc<dyn runner::Watch>
             }),
             journal_keep: config.journal_keep,
+            default_grace: config.default_grace,
         };
         let tz = runner::zone(policy, Some(config));
         // The run and the printing of what it reports as it happens, side by side.

@@ -220,6 +220,7 @@ async fn run_once(
         stop,
         watch: None,
         journal_keep: context.config.journal_keep,
+        default_grace: context.config.default_grace,
     };
     let report =
         runner::run_policy(&journal, policy, &entry.tz, &provider, &listing, &options).await;

@@ -10,6 +10,7 @@
 
 pub mod files;
 pub mod git;
+pub mod holds;
 pub mod pg;
 pub mod store;
 
@@ -141,6 +142,22 @@ const MIGRATIONS: &[&str] = &[
         claimed_at INTEGER NOT NULL,
         PRIMARY KEY (policy, scheduled_at)
     );",
+    // 6: holds on backups (`retentiond hold`): who, when, why, until when, and their release.
+    "CREATE TABLE holds (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL,
+        target TEXT NOT NULL,
+        backup_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        ticket TEXT,
+        held_by TEXT NOT NULL,
+        held_at INTEGER NOT NULL,
+        until INTEGER,
+        released_at INTEGER,
+        released_by TEXT,
+        release_reason TEXT
+    );
+    CREATE INDEX holds_open ON holds (target) WHERE released_at IS NULL;",
 ];
 
 /// Schema version from which runs record their host.

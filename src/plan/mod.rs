@@ -17,6 +17,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub enum Action {
     Keep,
     Delete,
+    /// Doomed, but deleted only once `guard.grace` has passed since the policy first planned
+    /// to delete it (the note says when).
+    Wait,
     Ignore,
 }
 
@@ -25,6 +28,7 @@ impl Action {
         match self {
             Action::Keep => "keep",
             Action::Delete => "delete",
+            Action::Wait => "wait",
             Action::Ignore => "ignore",
         }
     }
@@ -48,6 +52,15 @@ impl<'a> Decision<'a> {
         let mut reasons = std::mem::take(&mut self.reasons).into_vec();
         reasons.push(reason);
         self.reasons = reasons.into_boxed_slice();
+    }
+
+    /// Adds `words` to the note (after what it says already).
+    pub fn add_note(&mut self, words: String) {
+        let note = match self.note.take() {
+            Some(note) => format!("{note}; {words}"),
+            None => words,
+        };
+        self.note = Some(note.into_boxed_str());
     }
 
     /// The reasons and the note, as the plan table and `apply`'s refusals show them.
@@ -86,9 +99,17 @@ impl std::fmt::Display for Explained<'_, '_> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub keep: usize,
+    /// Deleted now.
     pub delete: usize,
+    /// Doomed, waiting for `guard.grace` to pass (only when some are).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub waiting: usize,
     pub ignore: usize,
     pub groups: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What deletions free, of one group or a whole plan: the bytes of the deleted backups whose
@@ -117,6 +138,8 @@ pub struct GroupTotals<'a> {
     pub group: &'a str,
     pub keep: usize,
     pub delete: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub waiting: usize,
     pub ignore: usize,
     #[serde(flatten)]
     pub freed: Freed,
@@ -167,6 +190,7 @@ impl PolicyPlan<'_> {
             match d.action {
                 Action::Keep => t.keep += 1,
                 Action::Delete => t.delete += 1,
+                Action::Wait => t.waiting += 1,
                 Action::Ignore => t.ignore += 1,
             }
             t.freed.add(d);
@@ -530,12 +554,44 @@ pub fn vanished_groups(
     warnings
 }
 
+/// What keeps backups beyond the policy's file: holds (`retentiond hold`) and a provider's
+/// own locks (S3 Object Lock), by backup id, each as the plan words it; and holds that lapsed.
+#[derive(Clone, Debug, Default)]
+pub struct Holds {
+    /// By backup id: each hold's words (`held: ...`, `locked until ...`, `legal hold`).
+    pub keep: HashMap<String, Vec<String>>,
+    /// By backup id: holds that lapsed by themselves (`hold #3 lapsed at ...`).
+    pub lapsed: HashMap<String, Vec<String>>,
+}
+
+impl Holds {
+    pub fn is_empty(&self) -> bool {
+        self.keep.is_empty() && self.lapsed.is_empty()
+    }
+
+    /// Adds a hold's words for `id`.
+    pub fn hold(&mut self, id: &str, words: String) {
+        self.keep.entry(id.to_string()).or_default().push(words);
+    }
+}
+
 /// Evaluates `policy` over `backups` at `now` in `tz`.
 pub fn plan<'a>(
     policy: &Policy,
     backups: &'a [Backup],
     now: Timestamp,
     tz: &TimeZone,
+) -> PolicyPlan<'a> {
+    plan_held(policy, backups, now, tz, &Holds::default())
+}
+
+/// [`plan`], with the backups that `holds` keeps kept (and counted as kept by the guards).
+pub fn plan_held<'a>(
+    policy: &Policy,
+    backups: &'a [Backup],
+    now: Timestamp,
+    tz: &TimeZone,
+    holds: &Holds,
 ) -> PolicyPlan<'a> {
     // One vector of decisions, grouped, each group's members a slice of it: a million backups
     // are one allocation, not a vector per group and then a copy into one.
@@ -553,7 +609,7 @@ pub fn plan<'a>(
         let (members, after) = rest.split_at_mut(len);
         rest = after;
         let newest_first = apply_rules(policy, members, now, tz);
-        apply_guards(policy, members, &newest_first);
+        apply_guards(policy, members, &newest_first, holds);
         warnings.extend(hold_if_stale(
             policy,
             group,
@@ -580,6 +636,7 @@ pub fn plan<'a>(
         match d.action {
             Action::Keep => summary.keep += 1,
             Action::Delete => summary.delete += 1,
+            Action::Wait => summary.waiting += 1,
             Action::Ignore => summary.ignore += 1,
         }
     }
@@ -606,6 +663,47 @@ pub fn plan<'a>(
         summary,
         decisions,
     }
+}
+
+/// When each backup the policy plans to delete was first planned so, without a run that kept
+/// it since (from the journal's decision spans): by group, then by id.
+pub type DoomedSince = HashMap<String, HashMap<String, Timestamp>>;
+
+/// `guard.grace`: a backup the plan deletes is deleted only once `period` has passed since the
+/// policy first planned to delete it (`since`; not in it: first planned now). Until then it
+/// waits (`Action::Wait`), with the time after which it goes. Call after the guards, which
+/// count waiting backups as doomed.
+pub fn wait_for_grace(
+    plan: &mut PolicyPlan,
+    period: crate::retention::CalendarDuration,
+    since: &DoomedSince,
+    now: Timestamp,
+    tz: &TimeZone,
+) {
+    let mut waiting = 0;
+    for d in plan
+        .decisions
+        .iter_mut()
+        .filter(|d| d.action == Action::Delete)
+    {
+        let first = since
+            .get(d.backup.group.as_str())
+            .and_then(|ids| ids.get(d.backup.id.as_str()))
+            .map_or(now, |at| (*at).min(now));
+        let after = period.after(first, tz);
+        if after <= now {
+            continue;
+        }
+        d.action = Action::Wait;
+        let words = format!(
+            "delete after {} (grace {period})",
+            after.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z")
+        );
+        d.add_note(words);
+        waiting += 1;
+    }
+    plan.summary.delete -= waiting;
+    plan.summary.waiting += waiting;
 }
 
 /// The listing grouped as the plan shows it: the backups' indices, groups in name order and
@@ -777,8 +875,9 @@ fn apply_rules(
     order
 }
 
-/// Protect, live copies, newest-per-group and min_keep: each rescues backups the rules would delete.
-fn apply_guards(policy: &Policy, members: &mut [Decision], newest_first: &[u32]) {
+/// Protect, live copies, holds, newest-per-group and min_keep: each rescues backups the
+/// rules would delete.
+fn apply_guards(policy: &Policy, members: &mut [Decision], newest_first: &[u32], holds: &Holds) {
     let protect = &policy.protect;
     let protecting = !protect.ids.is_empty() || !protect.names.is_empty();
     for d in members.iter_mut().filter(|d| d.action != Action::Ignore) {
@@ -791,6 +890,15 @@ fn apply_guards(policy: &Policy, members: &mut [Decision], newest_first: &[u32])
         }
         if d.backup.live {
             d.keep_for(Reason::Live);
+        }
+        if holds.is_empty() {
+            continue;
+        }
+        for words in holds.keep.get(d.backup.id.as_str()).into_iter().flatten() {
+            d.keep_for(Reason::Held(words.as_str().into()));
+        }
+        if let Some(lapsed) = holds.lapsed.get(d.backup.id.as_str()) {
+            d.add_note(lapsed.join("; "));
         }
     }
     if let Some(&newest) = newest_first.first()

@@ -294,6 +294,7 @@ fn max_delete_blocks_the_whole_policy() {
         Summary {
             keep: 2,
             delete: 8,
+            waiting: 0,
             ignore: 0,
             groups: 1
         }

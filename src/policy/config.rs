@@ -50,6 +50,8 @@ pub struct Config {
     /// shorter than the unit's `TimeoutStopSec`.
     pub shutdown_timeout: Duration,
     pub default_timezone: Option<TimeZone>,
+    /// `defaults.grace`: the grace period of policies that set no `guard.grace`.
+    pub default_grace: Option<CalendarDuration>,
     pub accounts: BTreeMap<String, Account>,
 }
 
@@ -420,6 +422,9 @@ pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Con
             .unwrap_or_default(),
         None => default_state_dir(d.file(), std::env::var("STATE_DIRECTORY").ok().as_deref()),
     };
+    let defaults = fields
+        .get("defaults")
+        .and_then(|n| read::mapping(n, "defaults", &["timezone", "grace"], d));
     let config = Config {
         file: d.file().to_path_buf(),
         policies,
@@ -444,10 +449,14 @@ pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Con
             .get("shutdown_timeout")
             .and_then(|n| read::exact_duration(n, "shutdown_timeout", d))
             .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
-        default_timezone: fields.get("defaults").and_then(|n| {
-            let defaults = read::mapping(n, "defaults", &["timezone"], d)?;
-            parse_timezone(defaults.get("timezone")?, "defaults.timezone", d)
-        }),
+        default_timezone: defaults
+            .as_ref()
+            .and_then(|f| f.get("timezone"))
+            .and_then(|n| parse_timezone(n, "defaults.timezone", d)),
+        default_grace: defaults
+            .as_ref()
+            .and_then(|f| f.get("grace"))
+            .and_then(|n| read::duration(n, "defaults.grace", d)),
         accounts: fields
             .get("accounts")
             .map(|n| parse_accounts(n, base, d))

@@ -90,6 +90,9 @@ pub struct Guard {
     pub unapproved_max_delete: u64,
     /// ... or more than this share of a group's complete backups.
     pub unapproved_max_delete_fraction: f64,
+    /// A backup is deleted only once the policy has planned to delete it in every run for at
+    /// least this long; `None`: the config's `defaults.grace`, zero: none.
+    pub grace: Option<CalendarDuration>,
 }
 
 impl Default for Guard {
@@ -108,6 +111,7 @@ impl Default for Guard {
             max_listing_drop: 0.5,
             unapproved_max_delete: 10,
             unapproved_max_delete_fraction: 0.1,
+            grace: None,
         }
     }
 }
@@ -606,6 +610,7 @@ fn parse_guard(node: &Node, d: &mut Diagnostics) -> Guard {
         "max_listing_drop",
         "unapproved_max_delete",
         "unapproved_max_delete_fraction",
+        "grace",
     ];
     let Some(fields) = read::mapping(node, "guard", &known, d) else {
         return guard;
@@ -659,6 +664,9 @@ fn parse_guard(node: &Node, d: &mut Diagnostics) -> Guard {
         && let Some(v) = read::duration(n, "guard.future_tolerance", d)
     {
         guard.future_tolerance = v;
+    }
+    if let Some(n) = fields.get("grace") {
+        guard.grace = read::duration(n, "guard.grace", d);
     }
     guard
 }

@@ -161,6 +161,11 @@ fn policy() -> Value {
                 );
                 p.insert("stale_after".into(), duration());
                 p.insert("future_tolerance".into(), duration());
+                let mut grace = duration();
+                grace["description"] = json!(
+                    "A grace period: a backup is deleted only once the policy has planned to delete it in every run for at least this long (the plan shows it as `wait`, `delete after ...`); a run that keeps it restarts the clock. Unset: the config's `defaults.grace`; `0s`: none. A duration: 90s, 30min, 36h, 14d, 8w, 6mo, 2y."
+                );
+                p.insert("grace".into(), grace);
                 p.insert(
                     "max_listing_drop".into(),
                     json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.5}),

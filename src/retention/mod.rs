@@ -77,6 +77,8 @@ pub enum Reason {
     MinKeep,
     /// `apply`: the policy would delete it now, but the reviewed plan did not.
     NotReviewed,
+    /// A hold (`retentiond hold`) or the provider's lock (S3 Object Lock), in its own words.
+    Held(Box<str>),
 }
 
 impl fmt::Display for Reason {
@@ -100,6 +102,7 @@ impl fmt::Display for Reason {
             Reason::Newest => f.write_str("newest"),
             Reason::MinKeep => f.write_str("min_keep"),
             Reason::NotReviewed => f.write_str("not in the reviewed plan"),
+            Reason::Held(words) => f.write_str(words),
         }
     }
 }

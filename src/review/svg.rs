@@ -17,6 +17,8 @@ pub enum Fate {
     /// Kept, for these reasons (the first colours the mark).
     Kept(Vec<String>),
     Deleted,
+    /// Doomed, deleted once the grace period has passed.
+    Waiting,
     Ignored,
 }
 
@@ -58,9 +60,14 @@ pub fn plan_sections(plans: &[&PolicyPlan]) -> Vec<Section> {
                 }
                 let fate = match d.action {
                     crate::plan::Action::Keep => {
-                        Fate::Kept(d.reasons.iter().map(ToString::to_string).collect())
+                        let mut reasons: Vec<String> =
+                            d.reasons.iter().map(ToString::to_string).collect();
+                        // A hold colours the mark whatever rule also keeps it.
+                        reasons.sort_by_key(|r| colour(r).1 != "held");
+                        Fate::Kept(reasons)
                     }
                     crate::plan::Action::Delete => Fate::Deleted,
+                    crate::plan::Action::Wait => Fate::Waiting,
                     crate::plan::Action::Ignore => Fate::Ignored,
                 };
                 let name = d.backup.name.as_deref().unwrap_or(&d.backup.id);
@@ -78,9 +85,13 @@ pub fn plan_sections(plans: &[&PolicyPlan]) -> Vec<Section> {
                 ),
                 (None, crate::policy::Mode::Enforce) => None,
             };
+            let waiting = match plan.summary.waiting {
+                0 => String::new(),
+                n => format!(", waiting {n}"),
+            };
             Section {
                 title: format!(
-                    "policy {} — keep {}, delete {}, ignore {}",
+                    "policy {} — keep {}, delete {}{waiting}, ignore {}",
                     plan.name, plan.summary.keep, plan.summary.delete, plan.summary.ignore
                 ),
                 note,
@@ -144,6 +155,7 @@ fn colour(reason: &str) -> (&'static str, &'static str) {
         "within" => ("#9467bd", "within"),
         "tag" => ("#8c564b", "tag"),
         "protected" => ("#e377c2", "protected"),
+        "held:" | "locked" | "legal" => ("#000000", "held"),
         _ => ("#555555", "guard"),
     }
 }
@@ -208,6 +220,9 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+/// A doomed backup that waits for its grace period: a red ring.
+const WAITING: &str = r##"r="3.5" fill="#fff" stroke="#d62728""##;
 
 const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 170.0;
@@ -324,7 +339,7 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
     let mut body = String::new();
     let mut y = 40.0;
     let mut used: Vec<(&'static str, &'static str)> = Vec::new();
-    let (mut any_deleted, mut any_ignored) = (false, false);
+    let (mut any_deleted, mut any_ignored, mut any_waiting) = (false, false, false);
     let ticks = spaced(ticks(from, until, zone, axis.log), &x);
     for section in sections {
         let _ = writeln!(
@@ -405,7 +420,7 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
             if dense {
                 marks.retain(|m| {
                     matches!(m.fate, Fate::Kept(_))
-                        || columns.insert((x(m.at) as i64, matches!(m.fate, Fate::Deleted)))
+                        || columns.insert((x(m.at) as i64, std::mem::discriminant(&m.fate)))
                 });
             }
             for m in marks {
@@ -423,6 +438,10 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
                             "delete".to_string(),
                             r##"r="3" fill="#999" fill-opacity="0.35""##.to_string(),
                         )
+                    }
+                    Fate::Waiting => {
+                        any_waiting = true;
+                        ("wait".to_string(), WAITING.to_string())
                     }
                     Fate::Ignored => {
                         any_ignored = true;
@@ -473,6 +492,7 @@ pub fn render(title: &str, sections: &[Section], zone: &TimeZone) -> String {
                 "deleted".to_string(),
             )
         }))
+        .chain(any_waiting.then(|| (WAITING.to_string(), "deleted after grace".to_string())))
         .chain(any_ignored.then(|| {
             (
                 r##"r="3.5" fill="none" stroke="#999""##.to_string(),
