@@ -474,8 +474,15 @@ fn the_daemon_keeps_a_held_backup() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // A few more ticks: the held one stays.
+    // A few more ticks: the held one stays, and the metrics count it.
     std::thread::sleep(Duration::from_millis(2500));
+    let address = common::metrics_address(&std::fs::read_to_string(&log).unwrap());
+    let (code, metrics) = common::http_get(&address, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("retentiond_holds{policy=\"p\"} 1\n"),
+        "{metrics}"
+    );
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     let kept: Vec<u32> = (1..=10).filter(|day| exists(d, *day)).collect();

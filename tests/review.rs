@@ -976,3 +976,32 @@ fn a_policy_moved_or_split_into_another_file_is_listed() {
         serde_json::json!(["file: policies/both.yaml → policies/team/b.yaml"])
     );
 }
+
+#[test]
+fn simulate_honours_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Daily backups, `last: 3`: each backup doomed at a run goes two days later, so two more
+    // are held than without a grace period.
+    let with = |guard: &str| {
+        format!(
+            "name: p\naccount: a\ntimezone: UTC\nschedule: \"0 3 * * *\"\nkeep: {{last: 3}}\nguard: {{{guard}}}\n"
+        )
+    };
+    let args = ["--from", "2026-01-01T00:00:00Z", "--for", "30d"];
+    let s = simulate(d, &with(""), &args);
+    assert_eq!(
+        (s["held_at_end"].as_u64(), s["deleted"].as_u64()),
+        (Some(3), Some(27))
+    );
+    let s = simulate(d, &with("grace: 2d"), &args);
+    assert_eq!(
+        (s["held_at_end"].as_u64(), s["deleted"].as_u64()),
+        (Some(5), Some(25)),
+        "{s}"
+    );
+    assert_eq!(
+        s["ages_at_end"],
+        serde_json::json!(["21h", "2d", "3d", "4d", "5d"])
+    );
+}

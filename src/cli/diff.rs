@@ -139,18 +139,35 @@ pub(super) fn diff(cli: &Cli, args: DiffArgs, out: &mut dyn Write) -> Outcome {
         (Some(before), Some(after)) => config_edits(before, after),
         _ => Vec::new(),
     };
+    // Both sides keep what the journal's holds keep (none without a readable journal).
+    let holds = match config
+        .as_ref()
+        .map(crate::journal::Journal::open_config_read_only)
+    {
+        Some(Ok(Some(journal))) => journal.holds(false).unwrap_or_else(|e| {
+            eprintln!("note: the journal's holds were not read: {e}");
+            Vec::new()
+        }),
+        Some(Err(e)) => {
+            eprintln!("note: the journal's holds were not read: {e}");
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
     let mut result = diff::diff(
         &Set {
             policies: &base,
             listings: &base_slices,
             zones: &base_zones,
             dry_run: base_config.is_some_and(|c| c.dry_run),
+            holds: &holds,
         },
         &Set {
             policies: &current,
             listings: &current_slices,
             zones: &current_zones,
             dry_run: config.as_ref().is_some_and(|c| c.dry_run),
+            holds: &holds,
         },
         now,
         match (args.listing, &saved) {

@@ -7,6 +7,7 @@ use crate::journal::LastRun;
 use crate::model::Status;
 use crate::plan::{Action, PolicyPlan};
 use crate::render::PolicyReport;
+use crate::retention::Reason;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -43,6 +44,11 @@ pub struct RunFigures {
     pub deletion_errors: Vec<&'static str>,
     /// The newest complete backup the policy selected, per group.
     pub newest: BTreeMap<String, Timestamp>,
+    /// Backups a hold (or the provider's lock) kept; `None`: not known (a run recorded by
+    /// an earlier daemon).
+    pub held: Option<u64>,
+    /// Doomed backups waiting for the grace period.
+    pub waiting: u64,
 }
 
 impl RunFigures {
@@ -65,6 +71,13 @@ impl RunFigures {
             blocked: report.plan.as_ref().is_some_and(|p| p.blocked.is_some()),
             deletion_errors: executions.flat_map(|e| &e.failed).map(|f| f.kind).collect(),
             newest: report.plan.as_ref().map(newest).unwrap_or_default(),
+            held: report.plan.as_ref().map(|p| {
+                p.decisions
+                    .iter()
+                    .filter(|d| d.reasons.iter().any(|r| matches!(r, Reason::Held(_))))
+                    .count() as u64
+            }),
+            waiting: summary.map_or(0, |s| s.waiting as u64),
         }
     }
 
@@ -80,6 +93,8 @@ impl RunFigures {
             blocked: last.outcome == "blocked",
             deletion_errors: Vec::new(),
             newest: last.newest.clone(),
+            held: None,
+            waiting: 0,
         }
     }
 
@@ -95,6 +110,8 @@ impl RunFigures {
             blocked: false,
             deletion_errors: Vec::new(),
             newest: BTreeMap::new(),
+            held: None,
+            waiting: 0,
         }
     }
 
@@ -476,7 +493,7 @@ impl Metrics {
             out.sample("retentiond_policy_info", &labels, 1.0);
         }
         type Figure = fn(&PolicyState) -> Option<f64>;
-        let figures: [(&str, &str, &str, Figure); 10] = [
+        let figures: [(&str, &str, &str, Figure); 12] = [
             (
                 "retentiond_policy_last_run_timestamp_seconds",
                 "gauge",
@@ -506,6 +523,18 @@ impl Metrics {
                 "gauge",
                 "Backups the last run planned to delete but did not (dry-run, blocked, stopped).",
                 |p| p.last.as_ref().map(|l| l.would_delete as f64),
+            ),
+            (
+                "retentiond_holds",
+                "gauge",
+                "Backups that holds (retentiond hold; S3 Object Lock) kept in the policy's last run.",
+                |p| p.last.as_ref().and_then(|l| l.held.map(|n| n as f64)),
+            ),
+            (
+                "retentiond_policy_backups_waiting",
+                "gauge",
+                "Backups the last run planned to delete once their grace period (guard.grace) ends.",
+                |p| p.last.as_ref().map(|l| l.waiting as f64),
             ),
             (
                 "retentiond_policy_backups_deleted_total",

@@ -148,6 +148,8 @@ pub struct Set<'a> {
     pub listings: &'a [&'a [Backup]],
     pub zones: &'a [TimeZone],
     pub dry_run: bool,
+    /// The journal's holds not released (both sides keep what they hold).
+    pub holds: &'a [crate::journal::holds::Hold],
 }
 
 /// Compares `base` with `current`, each policy planned on its listing at `now` with the
@@ -207,8 +209,11 @@ fn plans<'a>(side: &Set<'a>, now: Timestamp) -> Vec<PolicyPlan<'a>> {
         .zip(side.listings)
         .zip(side.zones)
         .map(|((policy, listing), tz)| {
+            // No grace period here: a backup a side would delete once its grace period ends is
+            // that side's deletion all the same.
             let checks = Checks {
                 policies: side.policies,
+                holds: Some(side.holds),
                 ..Checks::default()
             };
             runner::guarded_plan(policy, listing, now, tz, &checks).0

@@ -27,6 +27,9 @@ pub struct Setup<'a> {
     /// Whether to keep every backup's fate (for the picture): memory for every backup made,
     /// not only those held.
     pub timeline: bool,
+    /// The grace period (`guard.grace` or the config's default): a doomed backup goes only
+    /// once the runs planned to delete it for that long.
+    pub grace: Option<crate::retention::CalendarDuration>,
 }
 
 /// The most backups a simulation makes: beyond, it would take minutes and gigabytes to say
@@ -123,8 +126,10 @@ pub fn simulate(setup: &Setup) -> Result<Simulation, String> {
     unfiltered.select = Default::default();
     let policy = &unfiltered;
     let tz = &setup.zone;
-    let checks = Checks::default();
     let mut held: Vec<Backup> = Vec::new();
+    // When each held backup was first doomed, without a run that kept it since (the journal's
+    // decision spans, in a daemon).
+    let mut since = crate::plan::DoomedSince::new();
     let mut timeline: Vec<Fate> = Vec::new();
     let (mut made, mut runs, mut blocked, mut deleted) = (0, 0, 0, 0);
     let (mut max_held, mut max_held_at) = (0, None);
@@ -168,7 +173,26 @@ pub fn simulate(setup: &Setup) -> Result<Simulation, String> {
             }
             (_, Some(at)) => {
                 runs += 1;
+                let checks = Checks {
+                    grace: setup.grace.map(|g| (g, &since)),
+                    ..Checks::default()
+                };
                 let (plan, _, _) = runner::guarded_plan(policy, &held, at, tz, &checks);
+                if setup.grace.is_some() {
+                    let mut next = crate::plan::DoomedSince::new();
+                    for d in plan
+                        .decisions
+                        .iter()
+                        .filter(|d| matches!(d.action, Action::Delete | Action::Wait))
+                    {
+                        let (group, id) = (d.backup.group.as_str(), d.backup.id.as_str());
+                        let first = since.get(group).and_then(|ids| ids.get(id)).copied();
+                        next.entry(group.to_string())
+                            .or_default()
+                            .insert(id.to_string(), first.unwrap_or(at));
+                    }
+                    since = next;
+                }
                 let doomed: HashSet<Text> = match plan.blocked {
                     Some(_) => {
                         blocked += 1;
@@ -216,6 +240,10 @@ pub fn simulate(setup: &Setup) -> Result<Simulation, String> {
         .is_some_and(|at: Timestamp| end.duration_since(at).as_secs_f64() < period / 10.0);
     // Why what is held is kept: the rules at the last run, over what it left.
     if let Some(at) = last_run {
+        let checks = Checks {
+            grace: setup.grace.map(|g| (g, &since)),
+            ..Checks::default()
+        };
         let (plan, _, _) = runner::guarded_plan(policy, &held, at, tz, &checks);
         timeline.extend(plan.decisions.iter().map(|d| Fate {
             backup: d.backup.clone(),

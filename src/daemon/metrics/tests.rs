@@ -28,6 +28,8 @@ fn figures(outcome: &'static str, at_: &str) -> RunFigures {
             vec![]
         },
         newest: [("main".to_string(), at("2026-11-23T03:00:00Z"))].into(),
+        held: Some(2),
+        waiting: 0,
     }
 }
 
