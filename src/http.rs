@@ -238,6 +238,13 @@ impl<'a> Request<'a> {
         }
     }
 
+    pub fn head(url: Url) -> Request<'a> {
+        Request {
+            method: Method::HEAD,
+            ..Request::get(url)
+        }
+    }
+
     pub fn delete(url: Url) -> Request<'a> {
         Request {
             method: Method::DELETE,

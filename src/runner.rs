@@ -285,6 +285,50 @@ pub fn guarded_plan<'a>(
     (plan, counts, blocked)
 }
 
+/// [`guarded_plan`], then, for a provider with its own locks (S3 Object Lock), the locks of
+/// what that plan would delete looked up and the plan made again with them kept. A lookup
+/// that fails blocks the plan: what is locked is not known.
+pub async fn locked_plan<'a>(
+    policy: &Policy,
+    backups: &'a [Backup],
+    now: Timestamp,
+    tz: &TimeZone,
+    checks: &Checks<'_>,
+    provider: &dyn Provider,
+) -> (PolicyPlan<'a>, BTreeMap<String, u64>, bool) {
+    let first = guarded_plan(policy, backups, now, tz, checks);
+    if !provider.has_locks() {
+        return first;
+    }
+    let doomed: Vec<&Backup> = first
+        .0
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.action, plan::Action::Delete | plan::Action::Wait))
+        .map(|d| d.backup)
+        .collect();
+    if doomed.is_empty() {
+        return first;
+    }
+    match provider.locks(&doomed).await {
+        Ok(locks) if locks.is_empty() => first,
+        Ok(locks) => {
+            let checks = Checks {
+                locks: Some(&locks),
+                ..*checks
+            };
+            guarded_plan(policy, backups, now, tz, &checks)
+        }
+        Err(e) => {
+            let (mut plan, counts, suspect) = first;
+            plan.block(format!(
+                "the Object Lock of the backups to delete could not be read ({e}), so nothing is deleted: a locked one is not known"
+            ));
+            (plan, counts, suspect)
+        }
+    }
+}
+
 /// A report for a policy that could not run at all; nothing was listed or deleted.
 pub fn not_run<'a>(policy: &Policy, error: &JournalError) -> PolicyReport<'a> {
     let mut report = PolicyReport::new(policy);
@@ -383,7 +427,8 @@ pub async fn run_policy<'a>(
         locks: None,
         grace: grace.map(|g| (g, &since)),
     };
-    let (mut plan, counts, drop_blocked) = guarded_plan(policy, backups, options.now, tz, &checks);
+    let (mut plan, counts, drop_blocked) =
+        locked_plan(policy, backups, options.now, tz, &checks, provider.as_ref()).await;
     if let Some(reviewed) = options.reviewed {
         report.refused = plan.restrict_to(reviewed);
     }

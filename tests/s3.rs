@@ -276,6 +276,92 @@ fn versions_delete_removes_every_version_and_an_object_lock_is_a_named_failure()
 }
 
 #[test]
+fn with_object_lock_the_plan_keeps_a_locked_or_legally_held_version() {
+    let mut objects = versioned_dumps();
+    // Dump 1's newest version is locked until 2030; an older version of dump 2 is under a
+    // legal hold; dump 3's lock has run out.
+    objects.push(
+        Object::new("db/dump-1.sql.gz")
+            .modified("2026-11-01T04:00:00Z")
+            .locked_until("2030-01-01T00:00:00Z"),
+    );
+    objects.insert(
+        0,
+        Object::new("db/dump-2.sql.gz")
+            .modified("2026-11-02T01:00:00Z")
+            .legal_hold(),
+    );
+    objects.push(
+        Object::new("db/dump-3.sql.gz")
+            .modified("2026-11-03T04:00:00Z")
+            .locked_until("2026-11-10T00:00:00Z"),
+    );
+    let fake = Fake::start(&objects, true, true);
+    let dir = setup(
+        &fake,
+        "    versions: delete\n    object_lock: true\n",
+        LAST_2,
+    );
+    let out = run(&fake, &dir, &["plan", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let plan = json(&out.stdout);
+    let (delete, _) = plan_sets(&plan);
+    assert_eq!(delete, ["db/dump-3.sql.gz"].map(String::from).into());
+    let reasons = |id: &str| -> String {
+        plan["policies"][0]["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id)
+            .unwrap()["reasons"]
+            .to_string()
+    };
+    assert!(
+        reasons("db/dump-1.sql.gz")
+            .contains("locked until 2030-01-01T00:00:00Z (S3 Object Lock GOVERNANCE, version "),
+        "{}",
+        reasons("db/dump-1.sql.gz")
+    );
+    assert!(
+        reasons("db/dump-2.sql.gz").contains("legal hold (S3 Object Lock, version "),
+        "{}",
+        reasons("db/dump-2.sql.gz")
+    );
+    // One HEAD per version of each key the first plan would delete: 3 + 3 + 3.
+    let heads = fake
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "HEAD")
+        .count();
+    assert_eq!(heads, 9);
+
+    // The run deletes only what is not locked, with no failure.
+    let out = run(&fake, &dir, &["run", "--approve"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        fake.keys(),
+        [
+            "db/dump-1.sql.gz",
+            "db/dump-2.sql.gz",
+            "db/dump-4.sql.gz",
+            "db/dump-5.sql.gz"
+        ]
+    );
+
+    // `object_lock` without `versions: delete` is a config error that says why.
+    let dir = setup(&fake, "    object_lock: true\n", LAST_2);
+    let out = run(&fake, &dir, &["validate"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("object_lock: true` needs `versions: delete`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_failed_dump_goes_with_its_marker_and_one_in_progress_is_never_touched() {
     let objects = [
         Object::new("db/dump-1.sql.gz").modified("2026-11-01T03:00:00Z"),

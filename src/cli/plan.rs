@@ -153,13 +153,18 @@ pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Ou
                     locks: None,
                     grace: grace.map(|g| (g, &since)),
                 };
-                let (plan, _, _) = runner::guarded_plan(
-                    policy,
-                    backups,
-                    now,
-                    &runner::zone(policy, config.as_ref()),
-                    &checks,
-                );
+                let tz = runner::zone(policy, config.as_ref());
+                let (plan, _, _) = match opened.get(i) {
+                    Some(Ok(provider)) => super::shared::block_on(runner::locked_plan(
+                        policy,
+                        backups,
+                        now,
+                        &tz,
+                        &checks,
+                        provider.as_ref(),
+                    )),
+                    _ => runner::guarded_plan(policy, backups, now, &tz, &checks),
+                };
                 if config.is_none() && policy.timezone.is_none() && !terminal().quiet {
                     eprintln!(
                         "note: policy {} has no `timezone` and no config was found (--config, $RETENTIOND_CONFIG, {DEFAULT_CONFIG}) for a default: its days, weeks, months and years are computed in UTC",

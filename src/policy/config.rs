@@ -108,6 +108,9 @@ pub enum AccountSettings {
         path_style: bool,
         credentials: S3Credentials,
         versions: S3Versions,
+        /// `object_lock: true` (with `versions: delete`): the plan asks S3 for the Object Lock
+        /// of each version it would delete (a HEAD request each) and keeps a locked one.
+        object_lock: bool,
     },
 }
 
@@ -549,6 +552,7 @@ fn account_keys(kind: ProviderKind) -> &'static [&'static str] {
             "secret_access_key",
             "session_token",
             "versions",
+            "object_lock",
             "http",
         ],
     }
@@ -766,6 +770,16 @@ fn parse_s3(
             return None;
         }
     };
+    let object_lock = fields
+        .get("object_lock")
+        .and_then(|n| read::boolean(n, &format!("{path}.object_lock"), d))
+        .unwrap_or(false);
+    if object_lock
+        && versions != S3Versions::Delete
+        && let Some(node) = fields.get("object_lock")
+    {
+        d.error(node.pos, format!("`{path}.object_lock: true` needs `versions: delete`: with delete markers (the default) a deletion never touches a locked version, so there is no lock to look up"));
+    }
     Some(AccountSettings::S3 {
         endpoint,
         region: region?,
@@ -773,6 +787,7 @@ fn parse_s3(
         path_style,
         credentials,
         versions,
+        object_lock,
     })
 }
 

@@ -18,7 +18,7 @@ use crate::model::Backup;
 use crate::policy::config::HttpOverrides;
 use crate::policy::{Account, AccountSettings, Policy};
 use jiff::tz::TimeZone;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -214,6 +214,21 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// Whether [`Provider::locks`] asks the provider anything (S3 with `object_lock: true`).
+    fn has_locks(&self) -> bool {
+        false
+    }
+
+    /// The provider's own locks on the backups a plan would delete (S3 Object Lock: a
+    /// retention date, a legal hold), by backup id in the plan's words; a backup it locks
+    /// cannot be deleted, so the plan keeps it. An error: the locks are not known.
+    fn locks<'a>(
+        &'a self,
+        _doomed: &'a [&'a Backup],
+    ) -> BoxFuture<'a, Result<BTreeMap<String, String>, ProviderError>> {
+        Box::pin(async { Ok(BTreeMap::new()) })
+    }
+
     /// Splits the backups to delete into delete calls, as positions in `doomed`. Default:
     /// one call per backup.
     fn batches(&self, doomed: &[&Backup]) -> Batches {
@@ -363,17 +378,21 @@ impl Registry {
                 bucket,
                 path_style,
                 versions,
+                object_lock,
                 ..
-            } => Arc::new(s3::S3Provider::new(
-                self.s3_http(account)?,
-                (
-                    s3::bucket_url(endpoint.as_deref(), region, bucket, *path_style),
-                    bucket,
-                ),
-                &policy.select,
-                zone,
-                *versions,
-            )),
+            } => Arc::new(
+                s3::S3Provider::new(
+                    self.s3_http(account)?,
+                    (
+                        s3::bucket_url(endpoint.as_deref(), region, bucket, *path_style),
+                        bucket,
+                    ),
+                    &policy.select,
+                    zone,
+                    *versions,
+                )
+                .with_object_lock(*object_lock),
+            ),
         })
     }
 

@@ -84,7 +84,12 @@ pub struct S3Provider {
     failed_markers: Mutex<HashMap<String, String>>,
     /// Objects under the prefix that the last listing did not select.
     unmatched: Mutex<Option<usize>>,
+    /// `object_lock: true`: ask for the Object Lock of each version a plan would delete.
+    object_lock: bool,
 }
+
+/// HEAD requests in flight at once when the Object Lock of versions is looked up.
+const LOCK_LOOKUPS: usize = 16;
 
 impl S3Provider {
     pub fn new(
@@ -105,6 +110,66 @@ impl S3Provider {
             listed_versions: Mutex::new(HashMap::new()),
             failed_markers: Mutex::new(HashMap::new()),
             unmatched: Mutex::new(None),
+            object_lock: false,
+        }
+    }
+
+    /// Looks up the Object Lock of the versions a plan would delete (`object_lock: true`).
+    pub fn with_object_lock(mut self, on: bool) -> S3Provider {
+        self.object_lock = on && self.versions == S3Versions::Delete;
+        self
+    }
+
+    /// The Object Lock of one version, in the plan's words, if it is locked at `now`: a
+    /// legal hold, or a retention date still ahead. One HEAD request.
+    async fn lock_of(
+        &self,
+        key: &str,
+        version: &str,
+        now: Timestamp,
+    ) -> Result<Option<String>, ProviderError> {
+        let call = format!("HeadObject s3://{}/{key} version {version}", self.bucket);
+        let path: Vec<String> = key.split('/').map(super::huawei::encode).collect();
+        let url = reqwest::Url::parse(&format!(
+            "{}/{}?versionId={}",
+            self.bucket_url,
+            path.join("/"),
+            super::huawei::encode(version)
+        ))
+        .map_err(|e| {
+            self.http
+                .fail(&call, ErrorKind::Other, format!("bad URL: {e}"))
+        })?;
+        let response = self
+            .http
+            .send(&call, || Request::head(url.clone()))
+            .await
+            .map_err(|e| self.failure(e))?;
+        let header = |name: &str| {
+            response
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        if header("x-amz-object-lock-legal-hold") == Some("ON") {
+            return Ok(Some(format!(
+                "legal hold (S3 Object Lock, version {version})"
+            )));
+        }
+        let until = header("x-amz-object-lock-retain-until-date");
+        match until.map(|u| (u, u.parse::<Timestamp>())) {
+            Some((_, Ok(until))) if until > now => {
+                let mode = header("x-amz-object-lock-mode").unwrap_or("retention");
+                Ok(Some(format!(
+                    "locked until {until} (S3 Object Lock {mode}, version {version})"
+                )))
+            }
+            Some((_, Ok(_))) | None => Ok(None),
+            Some((text, Err(e))) => Err(self.bad(
+                &call,
+                format!("x-amz-object-lock-retain-until-date {text:?} is not a time: {e}"),
+            )),
         }
     }
 
@@ -545,6 +610,65 @@ impl Provider for S3Provider {
 
     fn unmatched(&self) -> Option<usize> {
         *self.unmatched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn has_locks(&self) -> bool {
+        self.object_lock
+    }
+
+    /// A HEAD request per version of each doomed key (as the last listing saw them), 16 at
+    /// a time: a key with any version under a legal hold or a retention date still ahead
+    /// cannot be deleted whole, so the plan keeps it.
+    fn locks<'a>(
+        &'a self,
+        doomed: &'a [&'a Backup],
+    ) -> BoxFuture<'a, Result<BTreeMap<String, String>, ProviderError>> {
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            if !self.object_lock {
+                return Ok(BTreeMap::new());
+            }
+            let now = Timestamp::now();
+            let versions: Vec<(String, String)> = {
+                let listed = self
+                    .listed_versions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                doomed
+                    .iter()
+                    .flat_map(|b| {
+                        let key = b.id.to_string();
+                        listed
+                            .get(&key)
+                            .into_iter()
+                            .flatten()
+                            .map(move |v| (key.clone(), v.clone()))
+                    })
+                    .collect()
+            };
+            let mut locks: BTreeMap<String, String> = BTreeMap::new();
+            let mut waiting = versions.iter();
+            let mut running = futures_util::stream::FuturesUnordered::new();
+            loop {
+                while running.len() < LOCK_LOOKUPS {
+                    let Some((key, version)) = waiting.next() else {
+                        break;
+                    };
+                    running.push(async move { (key, self.lock_of(key, version, now).await) });
+                }
+                let Some((key, lock)) = running.next().await else {
+                    break;
+                };
+                if let Some(words) = lock? {
+                    let entry = locks.entry(key.clone()).or_default();
+                    if !entry.is_empty() {
+                        entry.push_str("; ");
+                    }
+                    entry.push_str(&words);
+                }
+            }
+            Ok(locks)
+        })
     }
 
     /// At most a thousand objects a call: backups, or with `versions: delete` their versions

@@ -28,6 +28,7 @@ pub struct Object {
     pub key: String,
     pub last_modified: Option<String>,
     pub lock_until: Option<String>,
+    pub legal_hold: bool,
 }
 
 impl Object {
@@ -36,7 +37,13 @@ impl Object {
             key: key.into(),
             last_modified: None,
             lock_until: None,
+            legal_hold: false,
         }
+    }
+
+    pub fn legal_hold(mut self) -> Object {
+        self.legal_hold = true;
+        self
     }
 
     pub fn modified(mut self, at: &str) -> Object {
@@ -102,7 +109,7 @@ impl Moto {
             let specs: Vec<Value> = chunk
                 .iter()
                 .map(|o| {
-                    json!({"key": o.key, "last_modified": o.last_modified, "lock_until": o.lock_until})
+                    json!({"key": o.key, "last_modified": o.last_modified, "lock_until": o.lock_until, "legal_hold": o.legal_hold})
                 })
                 .collect();
             self.call(json!({"op": "put", "bucket": bucket, "objects": specs}));

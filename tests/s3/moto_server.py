@@ -7,7 +7,7 @@ user allowed everything. Then answers JSON-line commands on stdin, one JSON line
 
   {"op": "bucket", "name": B, "versioned": bool, "lock": bool}
   {"op": "put", "bucket": B, "objects": [{"key": K, "last_modified": RFC3339?, "size": N?,
-           "lock_until": RFC3339?}]}                                  -> {"count": n}
+           "lock_until": RFC3339?, "legal_hold": bool?}]}             -> {"count": n}
   {"op": "delete", "bucket": B, "keys": [K]}  -> {"count": n}   (behind retentiond's back)
   {"op": "keys", "bucket": B}                 -> {"keys": [current keys, sorted]}
   {"op": "versions", "bucket": B}             -> {"versions": [[key, version_id, is_marker]]}
@@ -115,6 +115,7 @@ def run(backend, command):
                 b"x" * spec.get("size", 1),
                 lock_mode="GOVERNANCE" if lock else None,
                 lock_until=lock,
+                lock_legal_status="ON" if spec.get("legal_hold") else None,
             )
             if spec.get("last_modified"):
                 when = datetime.datetime.fromisoformat(
