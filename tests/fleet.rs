@@ -546,7 +546,12 @@ fn a_hold_made_on_one_host_keeps_the_backup_on_another() {
     );
     let a = Host::new("host-a", &pg, &account, LOCAL_POLICY);
     let mut b = Host::new("host-b", &pg, &account, LOCAL_POLICY);
-    // On host a, a person holds the oldest dump; the daemon on host b then runs the policy.
+    // On host a, a plan is reviewed; then a person holds the oldest dump: `apply` of the plan
+    // made before the hold is refused, and deletes nothing.
+    let out = a.retentiond(&["approve", "--all"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = a.retentiond(&["plan", "--out", "plan.json"]);
+    assert!(out.status.success(), "{out:?}");
     let held = "db-20260101T030000Z.sql";
     let out = a.retentiond(&[
         "hold",
@@ -560,6 +565,14 @@ fn a_hold_made_on_one_host_keeps_the_backup_on_another() {
         "LEG-7",
     ]);
     assert!(out.status.success(), "{out:?}");
+    let out = a.retentiond(&["apply", "plan.json"]);
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("now keep: held: legal hold [LEG-7]"),
+        "{out:?}"
+    );
+    assert_eq!(files(&folder).len(), 12);
+    // The daemon on host b then runs the policy.
     let out = b.retentiond(&["hold", "list"]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("legal hold [LEG-7]"),

@@ -116,6 +116,12 @@ fn a_held_backup_is_kept_by_plan_and_run_until_released_with_a_reason() {
     );
     assert_eq!(plan["policies"][0]["summary"]["keep"], 5);
     assert_eq!(plan["policies"][0]["summary"]["delete"], 5);
+    // The picture draws them as held, whatever rule also keeps them.
+    let out = run(d, &["plan", "--svg", "plan.svg"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let svg = std::fs::read_to_string(d.join("plan.svg")).unwrap();
+    assert_eq!(svg.matches(r#"class="keep held""#).count(), 2, "{svg}");
+    assert!(svg.contains("kept: held"), "{svg}");
 
     let out = run(d, &["run"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
@@ -386,6 +392,18 @@ fn grace_deletes_a_doomed_backup_only_once_it_stayed_doomed_that_long() {
         "{why}"
     );
     assert_eq!(plan["policies"][0]["summary"]["waiting"], 7);
+    let out = run(d, &["plan", "--svg", "plan.svg"]);
+    assert!(
+        out.stdout.contains("  wait    delete after "),
+        "{}",
+        out.stdout
+    );
+    let svg = std::fs::read_to_string(d.join("plan.svg")).unwrap();
+    assert_eq!(svg.matches(r#"class="wait""#).count(), 7, "{svg}");
+    assert!(
+        svg.contains("deleted after grace") && svg.contains("waiting 7"),
+        "{svg}"
+    );
 
     // Run 2, within the grace period: a hold keeps day 2 in this run.
     let out = run(

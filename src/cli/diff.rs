@@ -360,6 +360,18 @@ fn config_edits(before: &Config, after: &Config) -> Vec<String> {
             zone(after)
         ));
     }
+    let grace = |c: &Config| {
+        c.default_grace
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "none".into())
+    };
+    if grace(before) != grace(after) {
+        edits.push(format!(
+            "defaults.grace: {} → {}",
+            grace(before),
+            grace(after)
+        ));
+    }
     let keep = |c: &Config| {
         c.journal_keep
             .map(|k| k.to_string())

@@ -82,7 +82,7 @@ const README: &str = include_str!("../../README.md");
 /// The FILES, EXIT STATUS and EXAMPLES sections of a command's page.
 fn command_sections(words: &[String]) -> String {
     let mut out = String::from(
-        ".SH FILES\n.TP\n/etc/retentiond/retentiond.yaml\nThe config (\\-\\-config, $RETENTIOND_CONFIG); see \\fBretentiond.yaml\\fR(5).\n.TP\n/etc/retentiond/policies/*.yaml\nThe policies; see \\fBretentiond\\-policy\\fR(5).\n.TP\n/var/lib/retentiond/journal.sqlite\nThe journal in state_dir (runs, decisions, deletions, approvals), with locks/ and daemon.lock beside it.\n",
+        ".SH FILES\n.TP\n/etc/retentiond/retentiond.yaml\nThe config (\\-\\-config, $RETENTIOND_CONFIG); see \\fBretentiond.yaml\\fR(5).\n.TP\n/etc/retentiond/policies/*.yaml\nThe policies; see \\fBretentiond\\-policy\\fR(5).\n.TP\n/var/lib/retentiond/journal.sqlite\nThe journal in state_dir (runs, decisions, deletions, approvals, holds), with locks/ and daemon.lock beside it.\n",
     );
     out.push_str(".SH EXIT STATUS\n.nf\n");
     for line in super::EXIT_CODES.lines().skip(1) {
@@ -115,6 +115,11 @@ fn command_sections(words: &[String]) -> String {
         Some("history") => &[
             "retentiond history \\-\\-policy pg-main \\-\\-since 7d",
             "retentiond history \\-\\-outcome blocked \\-\\-format json",
+        ],
+        Some("hold") => &[
+            "retentiond hold add db\\-20261201.dump \\-\\-policy pg-main \\-\\-reason \\(dqincident 42\\(dq \\-\\-for 30d",
+            "retentiond hold list \\-\\-all",
+            "retentiond hold release 3 \\-\\-reason \\(dqincident closed\\(dq",
         ],
         Some("simulate") => {
             &["retentiond simulate \\-\\-policy pg-main \\-\\-for 2y \\-\\-svg sim.svg"]

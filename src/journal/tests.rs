@@ -502,3 +502,66 @@ fn a_group_of_intents_and_outcomes_lands_row_by_row() {
         assert_eq!(d.error.as_deref(), failed.then_some("boom"));
     }
 }
+
+/// A listed run of `p` at `at` whose plan of `listing` keeps the ids in `kept` (a hold) and
+/// deletes the rest as the rules say.
+fn planned_at(journal: &Journal, listing: &[Backup], kept: &[&str], at: Timestamp) -> i64 {
+    let policy = policy();
+    let run = journal
+        .begin_run(&RunStart {
+            policy: &policy,
+            command: "daemon",
+            dry_run: Some("mode: dry-run"),
+            started_at: at,
+            overrides: Vec::new(),
+        })
+        .unwrap();
+    let mut holds = crate::plan::Holds::default();
+    for id in kept {
+        holds.hold(id, format!("held: look (by a, hold #{run})"));
+    }
+    let plan = crate::plan::plan_held(&policy, listing, at, &TimeZone::UTC, &holds);
+    let counts = crate::plan::complete_counts(listing);
+    journal.record_plan(run, &plan, &counts, false).unwrap();
+    run
+}
+
+#[test]
+fn a_backup_is_doomed_since_the_first_run_of_its_last_unbroken_stretch() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let listing = backups("g", 5);
+    let t = |hours: i64| Timestamp::from_second(1_800_000_000 + hours * 3600).unwrap();
+    assert!(journal.doomed_since("p").unwrap().is_empty());
+    // g-2, g-3 and g-4 doomed from run 1 on; g-3 kept by a hold in run 2.
+    planned_at(&journal, &listing, &[], t(0));
+    planned_at(&journal, &listing, &["g-3"], t(1));
+    planned_at(&journal, &listing, &[], t(2));
+    let since = journal.doomed_since("p").unwrap();
+    let of = |id: &str| since.get("g").and_then(|ids| ids.get(id)).copied();
+    assert_eq!(of("g-2"), Some(t(0)));
+    assert_eq!(of("g-4"), Some(t(0)));
+    assert_eq!(
+        of("g-3"),
+        Some(t(2)),
+        "a run that kept it restarted its clock"
+    );
+    assert_eq!(of("g-0"), None, "kept by the rules");
+    // A run that does not list (a failed listing) does not break a stretch; one that kept
+    // a backup last leaves it out.
+    let policy = policy();
+    journal
+        .begin_run(&RunStart {
+            policy: &policy,
+            command: "daemon",
+            dry_run: None,
+            started_at: t(3),
+            overrides: Vec::new(),
+        })
+        .unwrap();
+    planned_at(&journal, &listing, &["g-2"], t(4));
+    let since = journal.doomed_since("p").unwrap();
+    let of = |id: &str| since.get("g").and_then(|ids| ids.get(id)).copied();
+    assert_eq!(of("g-4"), Some(t(0)));
+    assert_eq!(of("g-2"), None);
+}
