@@ -1108,7 +1108,13 @@ pub fn history_text(
         let outcome = run.outcome.as_deref().unwrap_or("unfinished");
         let summary = run
             .summary
-            .map(|s| format!("  keep {} delete {} ignore {}", s.keep, s.delete, s.ignore))
+            .map(|s| match s.waiting {
+                0 => format!("  keep {} delete {} ignore {}", s.keep, s.delete, s.ignore),
+                n => format!(
+                    "  keep {} delete {} waiting {n} ignore {}",
+                    s.keep, s.delete, s.ignore
+                ),
+            })
             .unwrap_or_default();
         let took = run
             .ended_at

@@ -442,6 +442,82 @@ fn grace_deletes_a_doomed_backup_only_once_it_stayed_doomed_that_long() {
     );
     let (action, _) = decision(&plan_json(d), &id(2));
     assert_eq!(action, "wait");
+    // `history` counts what waited in each run.
+    let out = run(d, &["history"]);
+    assert!(
+        out.stdout.contains("keep 3 delete 0 waiting 7 ignore 0"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("keep 3 delete 6 waiting 1 ignore 0"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn the_config_gives_a_grace_period_to_policies_without_one() {
+    let dir = folder("");
+    let d = dir.path();
+    write(
+        d,
+        "retentiond.yaml",
+        &format!("{CONFIG}defaults: {{grace: 1d}}\n"),
+    );
+    let plan = plan_json(d);
+    assert_eq!(plan["policies"][0]["summary"]["waiting"], 7);
+    assert_eq!(plan["policies"][0]["summary"]["delete"], 0);
+    // `guard.grace: 0s` turns the default off for one policy.
+    let policy = std::fs::read_to_string(d.join("policies/p.yaml")).unwrap();
+    write(
+        d,
+        "policies/p.yaml",
+        &policy.replace(
+            "max_delete_fraction: 1,",
+            "max_delete_fraction: 1, grace: 0s,",
+        ),
+    );
+    let plan = plan_json(d);
+    assert!(
+        plan["policies"][0]["summary"].get("waiting").is_none(),
+        "{plan}"
+    );
+    assert_eq!(plan["policies"][0]["summary"]["delete"], 7);
+}
+
+#[test]
+fn diff_keeps_held_backups_on_both_sides() {
+    let dir = folder("");
+    let d = dir.path();
+    // The base keeps the last nine; the change keeps the last three. Days 2 and 3 are held:
+    // kept on both sides, so not among the changes.
+    let policy = std::fs::read_to_string(d.join("policies/p.yaml")).unwrap();
+    write(d, "base/p.yaml", &policy.replace("last: 3", "last: 9"));
+    let out = run(
+        d,
+        &[
+            "hold",
+            "add",
+            &id(2),
+            &id(3),
+            "--policy",
+            "p",
+            "--reason",
+            "audit",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = run(d, &["diff", "--base-policies", "base", "--format", "json"]);
+    assert_eq!(out.code, 8, "{}{}", out.stdout, out.stderr);
+    let diff = json(&out.stdout);
+    let changed: Vec<String> = diff["policies"][0]["moved"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{diff}"))
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(changed, [7, 6, 5, 4].map(id), "{diff}");
 }
 
 #[test]

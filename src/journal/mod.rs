@@ -157,7 +157,8 @@ const MIGRATIONS: &[&str] = &[
         released_by TEXT,
         release_reason TEXT
     );
-    CREATE INDEX holds_open ON holds (target) WHERE released_at IS NULL;",
+    CREATE INDEX holds_open ON holds (target) WHERE released_at IS NULL;
+    ALTER TABLE runs ADD COLUMN waiting INTEGER;",
 ];
 
 /// Schema version from which runs record their host.
@@ -359,7 +360,14 @@ pub struct Approval {
 pub struct RunSummary {
     pub keep: u64,
     pub delete: u64,
+    /// Doomed, waiting for the grace period (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub waiting: u64,
     pub ignore: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -908,9 +916,17 @@ impl Journal {
             // With the inserts and the commit, in one round trip on PostgreSQL.
             tx.execute_each(
                 "UPDATE runs SET listed = 1, listing_drop_blocked = $2, keep = $3,
-                                 delete_count = $4, ignore = $5
+                                 delete_count = $4, ignore = $5, waiting = $6
                  WHERE id = $1",
-                &[sql_params![run, listing_drop_blocked, s.keep, s.delete, s.ignore].to_vec()],
+                &[sql_params![
+                    run,
+                    listing_drop_blocked,
+                    s.keep,
+                    s.delete,
+                    s.ignore,
+                    s.waiting
+                ]
+                .to_vec()],
             )
         })
     }
@@ -1296,6 +1312,11 @@ impl Journal {
         // Journals before schema 3 (read as they are) have no overrides, before 5 no host.
         let overrides = if version >= 3 { "overrides" } else { "NULL" };
         let host = if version >= HOSTS { "host" } else { "NULL" };
+        let waiting = if version >= holds::HOLDS {
+            "waiting"
+        } else {
+            "NULL"
+        };
         let approved = |column: &str| match version >= 3 {
             true => format!(
                 "(SELECT a.{column} FROM approvals a
@@ -1308,7 +1329,7 @@ impl Journal {
             let mut sql = format!(
                 "SELECT id, policy, account, command, mode, dry_run, started_at, ended_at, outcome,
                         message, policy_file, policy_sha256, git_commit, listed, keep, delete_count,
-                        ignore, {overrides}, {host}, {approved_at}, {approved_by}
+                        ignore, {overrides}, {host}, {approved_at}, {approved_by}, {waiting}
                  FROM runs WHERE 1 = 1"
             );
             let mut args: Vec<Value> = Vec::new();
@@ -1352,6 +1373,7 @@ impl Journal {
                     keep: r.int(14).max(0) as u64,
                     delete: r.int(15).max(0) as u64,
                     ignore: r.int(16).max(0) as u64,
+                    waiting: r.opt_int(21).unwrap_or(0).max(0) as u64,
                 });
                 runs.push(RunRecord {
                     id: r.int(0),

@@ -135,6 +135,7 @@ const MIGRATIONS: &[&str] = &[
         release_reason TEXT
     );
     CREATE INDEX holds_open ON holds (target) WHERE released_at IS NULL;
+    ALTER TABLE runs ADD COLUMN waiting BIGINT;
 ",
 ];
 
