@@ -13,6 +13,7 @@ pub mod hash;
 pub mod http;
 pub mod journal;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod provider;

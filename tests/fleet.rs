@@ -596,3 +596,61 @@ fn a_hold_made_on_one_host_keeps_the_backup_on_another() {
     let released = pg.sql("SELECT release_reason FROM holds WHERE id = 1");
     assert_eq!(released, ["case closed"]);
 }
+
+#[test]
+fn two_daemons_on_one_database_tell_a_blocked_policy_once() {
+    let pg = Postgres::start();
+    let receivers = common::receivers::Receivers::start();
+    let shared = tempfile::tempdir().unwrap();
+    let folder = shared.path().join("backups");
+    for n in 0..12 {
+        dump(&folder, n);
+    }
+    let account = format!(
+        "  dumps: {{ provider: local, path: {} }}\n",
+        folder.display()
+    );
+    let blocked = LOCAL_POLICY.replace(
+        "max_delete_fraction: 1",
+        "max_delete_fraction: 1\n  max_delete: 2",
+    );
+    let notify = format!(
+        "notify:\n  sinks:\n    hook: {{ type: webhook, url: \"http://127.0.0.1:{}/hook\" }}\n  routes:\n    - sinks: [hook]\n",
+        receivers.http
+    );
+    let mut hosts: Vec<Host> = ["host-a", "host-b"]
+        .iter()
+        .map(|name| {
+            let host = Host::new(name, &pg, &account, &blocked);
+            let config = host.dir.path().join("retentiond.yaml");
+            let text = std::fs::read_to_string(&config).unwrap();
+            std::fs::write(&config, format!("{text}{notify}")).unwrap();
+            host
+        })
+        .collect();
+    for host in &mut hosts {
+        host.start();
+    }
+    // Several ticks, on either host: the condition is told once in the fleet.
+    let all: Vec<&Host> = hosts.iter().collect();
+    wait_for("four blocked runs", Duration::from_secs(20), &all, || {
+        pg.sql("SELECT count(*) FROM runs WHERE policy = 'p' AND outcome = 'blocked'")[0]
+            .parse::<u32>()
+            .unwrap()
+            >= 4
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for host in &mut hosts {
+        assert_eq!(host.stop(), 0, "{}", host.log());
+    }
+    let posts = receivers.posts("/hook");
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let told: serde_json::Value = serde_json::from_str(posts[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(told["event"], "blocked");
+    // Sent by the host that ran the run that found it.
+    let first = pg.sql(
+        "SELECT host FROM runs WHERE policy = 'p' AND outcome = 'blocked' ORDER BY id LIMIT 1",
+    );
+    assert_eq!(told["host"].as_str(), Some(first[0].as_str()));
+    assert_eq!(files(&folder).len(), 12, "nothing deleted");
+}

@@ -12,6 +12,7 @@ mod history;
 mod hold;
 mod journal;
 mod list;
+mod notify;
 mod plan;
 mod run;
 mod schema;
@@ -248,6 +249,11 @@ enum Command {
         #[command(subcommand)]
         command: HoldCommand,
     },
+    /// Notifications (the config's `notify:` section)
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Show the journal: runs, newest first, with their deletions, and what happened to holds
     History {
         /// Only this policy (repeatable)
@@ -311,6 +317,16 @@ enum DiffFormat {
     Json,
     /// A compact report for a pull-request comment
     Markdown,
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Send a sample message to one sink (exit 1 when it is unknown or not delivered)
+    Test {
+        /// The sink's name under notify.sinks
+        #[arg(value_name = "SINK", value_hint = clap::ValueHint::Other)]
+        sink: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -577,6 +593,9 @@ fn dispatch(cli: &Cli) -> Outcome {
             },
             &mut out,
         ),
+        Command::Notify {
+            command: NotifyCommand::Test { sink },
+        } => notify::test(cli, sink, &mut out),
         Command::Hold {
             command: HoldCommand::List { all, format },
         } => hold::list(cli, *all, *format, &mut out),

@@ -239,7 +239,46 @@ async fn run_once(
     let figures = RunFigures::of(&report, started, timer.elapsed());
     jobs.metrics.run_finished(&policy.name, figures);
     log_report(&report);
+    notify(
+        &context.config.notify,
+        &journal,
+        policy,
+        &report,
+        &jobs.metrics,
+    )
+    .await;
     Ok(())
+}
+
+/// Tells the config's notification routes what this run changed (README, "Notifications");
+/// a delivery that fails is logged and counted, never the run's failure.
+async fn notify(
+    notify: &crate::policy::notify::Notify,
+    journal: &Journal,
+    policy: &crate::policy::Policy,
+    report: &PolicyReport<'_>,
+    metrics: &crate::daemon::metrics::Metrics,
+) {
+    if notify.routes.is_empty() {
+        return;
+    }
+    match crate::notify::after_run(notify, journal, policy, report).await {
+        Ok(sent) => {
+            for (sink, kind, delivery) in sent {
+                match delivery {
+                    crate::notify::Delivery::Sent => {
+                        info!(sink = %sink, kind, "notification sent");
+                        metrics.notified(&sink, "sent");
+                    }
+                    crate::notify::Delivery::Failed(e) => {
+                        warn!(sink = %sink, kind, "notification not delivered: {e}");
+                        metrics.notified(&sink, "failed");
+                    }
+                }
+            }
+        }
+        Err(e) => warn!("notifications: {e}"),
+    }
 }
 
 /// Records a run that could not start, as `journal-failed` with its reason.

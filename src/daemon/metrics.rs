@@ -190,6 +190,8 @@ struct State {
     journal_errors: u64,
     /// Runs that lost their PostgreSQL run lock's session mid-run.
     locks_lost: u64,
+    /// Notifications by sink and outcome (`sent`, `failed`).
+    notifications: BTreeMap<(String, &'static str), u64>,
 }
 
 /// The daemon's figures, shared by the runner, the reloader and the HTTP endpoint.
@@ -329,6 +331,15 @@ impl Metrics {
 
     /// Unhealthy when the last reload failed, or a scheduled policy has not succeeded for
     /// longer than twice its interval (counted from when it was loaded if it never has).
+    /// A notification was delivered to `sink` (`sent`) or not (`failed`).
+    pub fn notified(&self, sink: &str, outcome: &'static str) {
+        *self
+            .state()
+            .notifications
+            .entry((sink.to_string(), outcome))
+            .or_default() += 1;
+    }
+
     /// A run could not open or write the journal.
     pub fn journal_failed(&self, error: &str) {
         let mut state = self.state();
@@ -437,6 +448,18 @@ impl Metrics {
             out.sample(
                 "retentiond_deletion_errors_total",
                 &[("provider", provider), ("kind", kind)],
+                *n as f64,
+            );
+        }
+        out.family(
+            "retentiond_notifications_total",
+            "counter",
+            "Notifications by sink and outcome (sent, or failed after retries).",
+        );
+        for ((sink, outcome), n) in &state.notifications {
+            out.sample(
+                "retentiond_notifications_total",
+                &[("sink", sink), ("outcome", outcome)],
                 *n as f64,
             );
         }

@@ -11,6 +11,7 @@
 pub mod files;
 pub mod git;
 pub mod holds;
+pub mod notices;
 pub mod pg;
 pub mod store;
 
@@ -142,7 +143,8 @@ const MIGRATIONS: &[&str] = &[
         claimed_at INTEGER NOT NULL,
         PRIMARY KEY (policy, scheduled_at)
     );",
-    // 6: holds on backups (`retentiond hold`): who, when, why, until when, and their release.
+    // 6: holds on backups (`retentiond hold`): who, when, why, until when, and their release;
+    // what each run held back for its grace period; what notifications last said.
     "CREATE TABLE holds (
         id INTEGER PRIMARY KEY,
         scope TEXT NOT NULL,
@@ -158,7 +160,15 @@ const MIGRATIONS: &[&str] = &[
         release_reason TEXT
     );
     CREATE INDEX holds_open ON holds (target) WHERE released_at IS NULL;
-    ALTER TABLE runs ADD COLUMN waiting INTEGER;",
+    ALTER TABLE runs ADD COLUMN waiting INTEGER;
+    CREATE TABLE notifications (
+        policy TEXT NOT NULL,
+        event TEXT NOT NULL,
+        key TEXT NOT NULL,
+        title TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        PRIMARY KEY (policy, event, key)
+    );",
 ];
 
 /// Schema version from which runs record their host.

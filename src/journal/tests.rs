@@ -288,7 +288,7 @@ fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
         .execute_batch(
             "DROP TABLE fires; DROP TABLE approvals; ALTER TABLE runs DROP COLUMN overrides;
              ALTER TABLE runs DROP COLUMN host; DROP TABLE fire_claims; DROP TABLE holds;
-             ALTER TABLE runs DROP COLUMN waiting;
+             ALTER TABLE runs DROP COLUMN waiting; DROP TABLE notifications;
              CREATE TABLE decisions (
                 run_id INTEGER NOT NULL REFERENCES runs (id), backup_id TEXT NOT NULL,
                 grp TEXT NOT NULL, created_at TEXT NOT NULL, status TEXT NOT NULL,

@@ -26,6 +26,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "shutdown_timeout",
     "defaults",
     "accounts",
+    "notify",
 ];
 
 /// The unit's `TimeoutStopSec=90` leaves half a minute beyond this.
@@ -53,6 +54,8 @@ pub struct Config {
     /// `defaults.grace`: the grace period of policies that set no `guard.grace`.
     pub default_grace: Option<CalendarDuration>,
     pub accounts: BTreeMap<String, Account>,
+    /// `notify:` sinks and routes (empty: no notifications).
+    pub notify: super::notify::Notify,
 }
 
 /// `journal: {postgres: URL, ca_file: PATH}`: the fleet's journal.
@@ -279,6 +282,18 @@ impl Config {
                 }
             }
         }
+        for (name, sink) in &self.notify.sinks {
+            for reference in sink.secret_refs() {
+                if let Err(e) = reference.resolve() {
+                    errors.push(super::Diagnostic {
+                        file: self.file.clone(),
+                        pos: Pos::default(),
+                        message: format!("notify.sinks.{name}: {e}"),
+                        source_line: None,
+                    });
+                }
+            }
+        }
         errors
     }
 }
@@ -463,6 +478,10 @@ pub fn parse_config(node: &Node, base: &Path, d: &mut Diagnostics) -> Option<Con
         accounts: fields
             .get("accounts")
             .map(|n| parse_accounts(n, base, d))
+            .unwrap_or_default(),
+        notify: fields
+            .get("notify")
+            .and_then(|n| super::notify::parse_notify(n, d))
             .unwrap_or_default(),
     };
     (d.list.len() == before).then_some(config)
@@ -942,7 +961,7 @@ fn secret_ref(node: &Node, path: &str, d: &mut Diagnostics) -> Option<SecretRef>
 /// https anywhere; plain http only to loopback hosts (tests, local proxies). Parsed with a URL
 /// parser, as the HTTP client will read it: no `user:password@` (it hides the real host after
 /// the `@`), no `?` or `#` (the request paths are appended to the base).
-fn check_url(text: &str, pos: Pos, path: &str, d: &mut Diagnostics) -> bool {
+pub(super) fn check_url(text: &str, pos: Pos, path: &str, d: &mut Diagnostics) -> bool {
     let problem = match url::Url::parse(text) {
         Err(e) => Some(format!("is not a URL ({e})")),
         Ok(u) if !u.username().is_empty() || u.password().is_some() => Some(

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod definition;
 pub mod diag;
+pub mod notify;
 pub mod read;
 pub mod schema;
 pub mod select;
@@ -270,6 +271,22 @@ fn duplicate_names(sites: &[NameSite]) -> Vec<Diagnostic> {
 /// Checks each policy against the config: the account exists and the `select` keys fit it.
 pub fn check_against_config(policies: &[Policy], config: &Config) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
+    // A route naming a policy that does not exist would never send a word.
+    for (i, route) in config.notify.routes.iter().enumerate() {
+        for name in route
+            .policies
+            .iter()
+            .filter(|n| !policies.iter().any(|p| p.name == **n))
+        {
+            let hint = did_you_mean(name, policies.iter().map(|p| p.name.as_str()));
+            errors.push(Diagnostic {
+                file: config.file.clone(),
+                pos: Pos::default(),
+                message: format!("notify.routes[{i}].policies: no policy named `{name}`{hint}"),
+                source_line: None,
+            });
+        }
+    }
     for policy in policies {
         let Some(account) = config.accounts.get(&policy.account) else {
             let names: Vec<&str> = config.accounts.keys().map(String::as_str).collect();

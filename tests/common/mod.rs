@@ -7,6 +7,7 @@ pub mod docspace;
 pub mod fake;
 pub mod huawei;
 pub mod postgres;
+pub mod receivers;
 pub mod s3;
 pub mod target;
 
