@@ -18,6 +18,7 @@ mod run;
 mod schema;
 mod shared;
 mod simulate;
+mod status;
 mod terminal;
 mod validate;
 
@@ -248,6 +249,13 @@ enum Command {
     Hold {
         #[command(subcommand)]
         command: HoldCommand,
+    },
+    /// Every policy at a glance: mode, schedule and next run, last run (outcome, host, counts),
+    /// blocked or awaiting approval with the command that lifts it, holds; from the config and
+    /// the journal (the same on every host of a fleet)
+    Status {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Notifications (the config's `notify:` section)
     Notify {
@@ -593,6 +601,7 @@ fn dispatch(cli: &Cli) -> Outcome {
             },
             &mut out,
         ),
+        Command::Status { format } => status::status_command(cli, *format, &mut out),
         Command::Notify {
             command: NotifyCommand::Test { sink },
         } => notify::test(cli, sink, &mut out),

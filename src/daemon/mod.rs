@@ -10,9 +10,11 @@ pub mod clock;
 pub mod job;
 pub mod log;
 pub mod metrics;
+pub mod page;
 pub mod schedule;
 pub mod scheduler;
 pub mod server;
+pub mod status;
 pub mod systemd;
 pub mod watch;
 
@@ -177,7 +179,8 @@ pub async fn run(
             return exit::JOURNAL;
         }
     };
-    let server = match serve_metrics(&set.config, &metrics, &clock).await {
+    let pages = Arc::new(server::Pages::default());
+    let server = match serve_metrics(&set.config, &metrics, &clock, &pages).await {
         Ok(server) => server,
         Err(code) => return code,
     };
@@ -196,6 +199,7 @@ pub async fn run(
         stop.clone(),
         status,
     ));
+    pages.set(jobs.clone());
     let (changed, changes) = mpsc::unbounded_channel();
     let (control, control_rx) = mpsc::unbounded_channel();
     let mut daemon = Daemon {
@@ -282,6 +286,7 @@ async fn serve_metrics(
     config: &Config,
     metrics: &Arc<Metrics>,
     clock: &Arc<dyn Clock>,
+    pages: &Arc<server::Pages>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, u8> {
     let Some(address) = config.metrics_listen else {
         return Ok(None);
@@ -298,11 +303,14 @@ async fn serve_metrics(
     })?;
     // The bound address: `metrics.listen` may name port 0.
     let address = listener.local_addr().unwrap_or(address);
-    info!("metrics on http://{address}/metrics, health on http://{address}/healthz");
+    info!(
+        "metrics on http://{address}/metrics, health on http://{address}/healthz, status page on http://{address}/"
+    );
     Ok(Some(tokio::spawn(server::serve(
         listener,
         metrics.clone(),
         clock.clone(),
+        pages.clone(),
     ))))
 }
 

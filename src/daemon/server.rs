@@ -1,26 +1,66 @@
-//! The metrics endpoint on `metrics.listen`: `GET /metrics` (Prometheus text) and
-//! `GET /healthz` (200, or 503 with the reasons). A small HTTP/1.1 server, one request per
-//! connection, for a scraper on a trusted network (the examples listen on loopback).
+//! The daemon's listener on `metrics.listen`: `GET /metrics` (Prometheus text), `GET /healthz`
+//! (200, or 503 with the reasons), and the status page (`/`, `/policies/NAME`, see `page`).
+//! hyper's HTTP/1 server, one request per connection, at most [`MAX_CONNECTIONS`] at once, a
+//! head read within 5 s and a whole answer within 30 s; read-only (GET and HEAD), with headers
+//! that keep browsers from running or framing anything.
 
 use super::clock::Clock;
+use super::job::Jobs;
 use super::metrics::Metrics;
-use std::sync::Arc;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-/// A request head larger than this is refused.
-const MAX_HEAD: usize = 8 * 1024;
 /// A client that sends no full head within this is dropped.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// A client that does not take the answer within this is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection that has not had its whole answer within this is dropped.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request head read (hyper's smallest buffer); a larger one is refused.
+const MAX_HEAD: usize = 8 * 1024;
 /// Connections served at once; one more is closed as soon as it is accepted. Idle clients
 /// cannot then take the descriptors the scheduled runs need (the unit's `LimitNOFILE=`).
 pub const MAX_CONNECTIONS: usize = 64;
 
+/// Where the status page finds what it shows: the daemon's current config and policies (set
+/// once the daemon has them; until then the page says it is starting).
+#[derive(Default)]
+pub struct Pages {
+    jobs: Mutex<Option<Arc<Jobs>>>,
+}
+
+impl Pages {
+    pub fn set(&self, jobs: Arc<Jobs>) {
+        *self.jobs.lock().unwrap_or_else(|e| e.into_inner()) = Some(jobs);
+    }
+
+    fn render(&self, path: &str, now: jiff::Timestamp) -> Option<Result<String, String>> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(jobs) = jobs else {
+            return Some(Err("the daemon is starting".into()));
+        };
+        let context = jobs.context();
+        let policies: Vec<crate::policy::Policy> = context
+            .entries
+            .iter()
+            .map(|e| (*e.policy).clone())
+            .collect();
+        super::page::render(&context.config, &policies, path, now)
+    }
+}
+
 /// Answers requests until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) {
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    pages: Arc<Pages>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
@@ -29,9 +69,24 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, clock: Arc<dyn 
                     drop(stream);
                     continue;
                 };
-                let (metrics, clock) = (metrics.clone(), clock.clone());
+                let (metrics, clock, pages) = (metrics.clone(), clock.clone(), pages.clone());
                 tokio::spawn(async move {
-                    answer(stream, metrics, clock).await;
+                    let service = service_fn(move |request| {
+                        let (metrics, clock, pages) =
+                            (metrics.clone(), clock.clone(), pages.clone());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                answer(request, metrics, clock, pages).await,
+                            )
+                        }
+                    });
+                    let connection = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(READ_TIMEOUT)
+                        .keep_alive(false)
+                        .max_buf_size(MAX_HEAD)
+                        .serve_connection(TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
                     drop(slot);
                 });
             }
@@ -44,85 +99,115 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, clock: Arc<dyn 
     }
 }
 
-async fn answer(mut stream: TcpStream, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) {
-    let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Some(head)) => head,
-        _ => return,
+const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+
+fn response(status: StatusCode, content_type: &'static str, body: String) -> Response<String> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    let set = |headers: &mut hyper::HeaderMap, name: &'static str, value: &'static str| {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
     };
-    let mut words = head.split_whitespace();
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, content_type, body) = route(method, path, &metrics, clock.now());
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        response.extend_from_slice(body.as_bytes());
-    }
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
-        let _ = stream.write_all(&response).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    set(headers, "content-type", content_type);
+    // Nothing runs, loads or frames: the page is its own HTML and inline style and SVG.
+    set(
+        headers,
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    );
+    set(headers, "x-content-type-options", "nosniff");
+    set(headers, "x-frame-options", "DENY");
+    set(headers, "referrer-policy", "no-referrer");
+    set(headers, "cache-control", "no-store");
+    set(headers, "connection", "close");
+    response
 }
 
-fn route(
-    method: &str,
-    path: &str,
-    metrics: &Metrics,
-    now: jiff::Timestamp,
-) -> (&'static str, &'static str, String) {
-    const TEXT: &str = "text/plain; charset=utf-8";
-    if method != "GET" && method != "HEAD" {
-        return ("405 Method Not Allowed", TEXT, "only GET and HEAD\n".into());
+async fn answer(
+    request: Request<Incoming>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    pages: Arc<Pages>,
+) -> Response<String> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut refused = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "only GET and HEAD: the listener is read-only\n".into(),
+        );
+        refused
+            .headers_mut()
+            .insert("allow", HeaderValue::from_static("GET, HEAD"));
+        return refused;
     }
-    match path {
-        "/metrics" => (
-            "200 OK",
+    let now = clock.now();
+    let path = request.uri().path().to_string();
+    match path.as_str() {
+        "/metrics" => response(
+            StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
             metrics.render(now),
         ),
         "/healthz" => {
             let health = metrics.health(now);
             if health.problems.is_empty() {
-                ("200 OK", TEXT, "ok\n".into())
+                response(StatusCode::OK, TEXT, "ok\n".into())
             } else {
                 let mut body = String::from("unhealthy\n");
                 for problem in &health.problems {
                     body.push_str(&format!("- {problem}\n"));
                 }
-                ("503 Service Unavailable", TEXT, body)
+                response(StatusCode::SERVICE_UNAVAILABLE, TEXT, body)
             }
         }
-        _ => (
-            "404 Not Found",
+        "/" => page(pages, path, now).await,
+        p if p.starts_with("/policies/") => page(pages, path, now).await,
+        _ => response(
+            StatusCode::NOT_FOUND,
             TEXT,
-            "not found; try /metrics or /healthz\n".into(),
+            "not found; try /, /policies/NAME, /metrics or /healthz\n".into(),
         ),
     }
 }
 
-/// The request head, up to the blank line; `None` if the client closes early or sends too
-/// much.
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 || head.len() + n > MAX_HEAD {
-            return None;
+/// The status page at `path`.
+async fn page(pages: Arc<Pages>, path: String, now: jiff::Timestamp) -> Response<String> {
+    {
+        {
+            // The journal is read on a thread that may block.
+            let rendered = tokio::task::spawn_blocking(move || pages.render(&path, now)).await;
+            match rendered {
+                Ok(Some(Ok(html))) => response(StatusCode::OK, HTML, html),
+                Ok(Some(Err(e))) => response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TEXT,
+                    format!("the status page cannot be made now: {e}\n"),
+                ),
+                Ok(None) => response(
+                    StatusCode::NOT_FOUND,
+                    TEXT,
+                    "not found; try /, /policies/NAME, /metrics or /healthz\n".into(),
+                ),
+                Err(_) => response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TEXT,
+                    "the status page failed\n".into(),
+                ),
+            }
         }
-        head.extend_from_slice(&chunk[..n]);
     }
-    String::from_utf8(head).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::daemon::clock::SystemClock;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     async fn get(address: std::net::SocketAddr, request: &str) -> String {
         let mut stream = TcpStream::connect(address).await.unwrap();
@@ -138,11 +223,20 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let metrics = Arc::new(Metrics::new());
-        tokio::spawn(serve(listener, metrics.clone(), Arc::new(SystemClock)));
+        tokio::spawn(serve(
+            listener,
+            metrics.clone(),
+            Arc::new(SystemClock),
+            Arc::default(),
+        ));
 
         let response = get(address, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-        assert!(response.contains("Content-Type: text/plain; version=0.0.4"));
+        assert!(response.contains("content-type: text/plain; version=0.0.4"));
+        assert!(
+            response.contains("x-content-type-options: nosniff"),
+            "{response}"
+        );
         assert!(response.contains("\r\n\r\n# HELP retentiond_policies "));
 
         let response = get(address, "GET /healthz HTTP/1.1\r\n\r\n").await;
@@ -160,10 +254,10 @@ mod tests {
         let response = get(address, "POST /metrics HTTP/1.1\r\n\r\n").await;
         assert!(response.starts_with("HTTP/1.1 405 "), "{response}");
         let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
-        assert_eq!(
-            get(address, &huge).await,
-            "",
-            "an oversized head is dropped"
+        let response = get(address, &huge).await;
+        assert!(
+            response.is_empty() || response.starts_with("HTTP/1.1 431 "),
+            "an oversized head is refused: {response}"
         );
     }
 
@@ -175,6 +269,7 @@ mod tests {
             listener,
             Arc::new(Metrics::new()),
             Arc::new(SystemClock),
+            Arc::default(),
         ));
         let mut idle = Vec::new();
         for _ in 0..MAX_CONNECTIONS + 36 {
