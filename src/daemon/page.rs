@@ -56,7 +56,7 @@ th{background:#eee}code{background:#f3f3f3;padding:0 .2em}.bad{color:#a00000;fon
 
 fn page(title: &str, body: &str, now: Timestamp) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<header><p><a href=\"/\">retentiond status</a> · <a href=\"/metrics\">metrics</a> · <a href=\"/healthz\">health</a></p></header>\n<main>\n<h1>{}</h1>\n<p class=\"muted\">As of {now} (refreshes every {REFRESH_SECONDS} s). Read-only: what <code>retentiond status</code> and <code>retentiond history</code> show.</p>\n{body}</main>\n</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<link rel=\"icon\" href=\"data:,\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<header><p><a href=\"/\">retentiond status</a> · <a href=\"/metrics\">metrics</a> · <a href=\"/healthz\">health</a></p></header>\n<main>\n<h1>{}</h1>\n<p class=\"muted\">As of {now}; the page reloads itself every {REFRESH_SECONDS} s (<a href=\"?refresh=off\">stop reloading</a>). Read-only: what <code>retentiond status</code> and <code>retentiond history</code> show.</p>\n{body}</main>\n</body>\n</html>\n",
         escape(title),
         escape(title)
     )
@@ -333,6 +333,7 @@ pub fn render(
     path: &str,
     now: Timestamp,
 ) -> Option<Result<String, String>> {
+    let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
     let journal = match Journal::open_config_read_only(config) {
         Ok(j) => j,
         Err(e) => return Some(Err(e.to_string())),

@@ -146,6 +146,12 @@ async fn answer(
     }
     let now = clock.now();
     let path = request.uri().path().to_string();
+    // The page reloads itself through the `Refresh` header (no script, and a person can turn
+    // it off with `?refresh=off`, as WCAG 2.2.1 asks of a timed reload).
+    let reload = !request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "refresh=off"));
     match path.as_str() {
         "/metrics" => response(
             StatusCode::OK,
@@ -164,8 +170,8 @@ async fn answer(
                 response(StatusCode::SERVICE_UNAVAILABLE, TEXT, body)
             }
         }
-        "/" => page(pages, path, now).await,
-        p if p.starts_with("/policies/") => page(pages, path, now).await,
+        "/" => page(pages, path, now, reload).await,
+        p if p.starts_with("/policies/") => page(pages, path, now, reload).await,
         _ => response(
             StatusCode::NOT_FOUND,
             TEXT,
@@ -175,13 +181,25 @@ async fn answer(
 }
 
 /// The status page at `path`.
-async fn page(pages: Arc<Pages>, path: String, now: jiff::Timestamp) -> Response<String> {
+async fn page(
+    pages: Arc<Pages>,
+    path: String,
+    now: jiff::Timestamp,
+    reload: bool,
+) -> Response<String> {
     {
         {
             // The journal is read on a thread that may block.
             let rendered = tokio::task::spawn_blocking(move || pages.render(&path, now)).await;
             match rendered {
-                Ok(Some(Ok(html))) => response(StatusCode::OK, HTML, html),
+                Ok(Some(Ok(html))) => {
+                    let mut ok = response(StatusCode::OK, HTML, html);
+                    if reload {
+                        ok.headers_mut()
+                            .insert("refresh", HeaderValue::from(super::page::REFRESH_SECONDS));
+                    }
+                    ok
+                }
                 Ok(Some(Err(e))) => response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     TEXT,
