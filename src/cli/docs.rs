@@ -121,6 +121,8 @@ fn command_sections(words: &[String]) -> String {
             "retentiond hold list \\-\\-all",
             "retentiond hold release 3 \\-\\-reason \\(dqincident closed\\(dq",
         ],
+        Some("status") => &["retentiond status", "retentiond status \\-\\-format json"],
+        Some("notify") => &["retentiond notify test ops\\-chat"],
         Some("simulate") => {
             &["retentiond simulate \\-\\-policy pg-main \\-\\-for 2y \\-\\-svg sim.svg"]
         }
