@@ -101,16 +101,7 @@ fn the_status_page_shows_a_blocked_policy_in_a_real_browser_and_agrees_with_hist
 
     // The daemon (no policy is scheduled: it only serves the page).
     let log = d.join("daemon.log");
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["--config", "retentiond.yaml", "daemon"])
-        .current_dir(d)
-        .env_remove("RETENTIOND_CONFIG")
-        .env_remove("STATE_DIRECTORY")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut daemon = common::spawn_daemon(d, &log, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()

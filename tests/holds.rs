@@ -549,16 +549,7 @@ fn the_daemon_keeps_a_held_backup() {
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let log = d.join("daemon.log");
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["--config", "retentiond.yaml", "daemon"])
-        .current_dir(d)
-        .env_remove("RETENTIOND_CONFIG")
-        .env_remove("STATE_DIRECTORY")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut daemon = common::spawn_daemon(d, &log, &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while (1..=7).filter(|day| exists(d, *day)).count() > 1 {
         assert!(

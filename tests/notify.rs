@@ -143,17 +143,7 @@ fn a_blocked_policy_is_told_once_across_ticks_and_once_more_when_resolved() {
     let d = dir.path();
     let env = receivers.env();
     let log = d.join("daemon.log");
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["--config", "retentiond.yaml", "daemon"])
-        .current_dir(d)
-        .env_remove("RETENTIOND_CONFIG")
-        .env_remove("STATE_DIRECTORY")
-        .env_remove("NOTIFY_SOCKET")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut daemon = common::spawn_daemon(d, &log, &env);
     let ticks = || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()

@@ -114,6 +114,21 @@ pub fn spawn_daemon_as(id: u32, dir: &Path, log: &Path) -> std::process::Child {
         .expect("start retentiond daemon")
 }
 
+/// Starts the daemon on `retentiond.yaml` in `dir` with `env` added, its log in `log`.
+pub fn spawn_daemon(dir: &Path, log: &Path, env: &[(String, String)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["--config", "retentiond.yaml", "daemon"])
+        .current_dir(dir)
+        .env_remove("RETENTIOND_CONFIG")
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("NOTIFY_SOCKET")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start retentiond daemon")
+}
+
 /// The daemon's metrics address, from its start-up line (`metrics on http://ADDRESS/…`).
 pub fn metrics_address(log: &str) -> String {
     let start = log.find("metrics on http://").expect("the metrics line") + 18;
