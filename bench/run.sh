@@ -14,9 +14,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 if [ -n "${QUICK:-}" ]; then
-    big=100000 listed=10000 deletions=500 idle=5 local_sizes=5000 pg_local=5000
+    big=100000 listed=10000 deletions=500 idle=5 local_sizes=5000 pg_local=5000 s3_objects=5000
 else
-    big=1000000 listed=100000 deletions=10000 idle=60 local_sizes="50000 1000000" pg_local=100000
+    big=1000000 listed=100000 deletions=10000 idle=60 local_sizes="50000 1000000" pg_local=100000 s3_objects=100000
 fi
 
 echo "== build (release)"
@@ -193,6 +193,19 @@ if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 1.3) ? "met" : "NOT MET" }')
     row "run deleting $pg_local local files, PostgreSQL +2 ms" "≤ 1.3× the SQLite run" "SQLite ${sw}s" \
         "${pw}s = ${ratio}×: $verdict"
+fi
+
+if python3 -c 'import moto.server, boto3' 2>/dev/null; then
+    echo "== 3e. S3 deletions against a plain boto3 loop (list, then DeleteObjects of 1,000, 4 at a time) on moto's server"
+    s3d=$(python3 bench/s3_delete.py target/release/retentiond "$s3_objects" 3 4 | grep '^s3_delete ')
+    echo "$s3d"
+    ow=$(sed 's/.* retentiond=\([0-9.]*\)s.*/\1/' <<<"$s3d")
+    bw=$(sed 's/.* boto=\([0-9.]*\)s.*/\1/' <<<"$s3d")
+    ratio=$(sed 's/.* ratio=\([0-9.]*\).*/\1/' <<<"$s3d")
+    verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 1.2) ? "met" : "NOT MET" }')
+    row "run deleting $s3_objects S3 objects (moto)" "≤ 1.2× a boto3 loop" "boto3 ${bw}s" "${ow}s = ${ratio}×: $verdict"
+else
+    echo "(row 3e skipped: pip install 'moto[server]')"
 fi
 
 echo "== 3d. plan of 1,000 policies (one per database) on one local folder of 30,000 dumps"

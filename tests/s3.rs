@@ -362,6 +362,46 @@ fn with_object_lock_the_plan_keeps_a_locked_or_legally_held_version() {
 }
 
 #[test]
+fn policies_on_one_prefix_share_one_listing_and_each_deletes_its_own() {
+    // Two databases' dumps under one prefix, a policy each: one listing of the prefix for
+    // both, and each plan and run sees only its own keys (and its own failed marker).
+    let mut objects = daily_in("db/main-", 12);
+    objects.extend(daily_in("db/aux-", 12));
+    objects.push(Object::new("db/aux-20261110T030000Z.sql.gz.failed"));
+    let fake = Fake::start(&objects, false, false);
+    let policy = |name: &str, db: &str| {
+        format!(
+            "name: {name}\naccount: bucket\nmode: enforce\nselect:\n  prefix: db/\n  pattern: '^{db}-(?P<ts>\\d{{8}}T\\d{{6}}Z)\\.sql\\.gz$'\n  timestamp_format: \"%Y%m%dT%H%M%SZ\"\nkeep: {{last: 3}}\nfailed: {{delete_after: 1d}}\nguard: {{max_delete_fraction: 1}}\n"
+        )
+    };
+    let dir = setup(&fake, "", &policy("main", "main"));
+    write(dir.path(), "policies/aux.yaml", &policy("aux", "aux"));
+    let out = run(&fake, &dir, &["plan", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let listings = fake
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.query.contains("list-type=2"))
+        .count();
+    assert_eq!(listings, 1, "one ListObjectsV2 page for both policies");
+    let out = run(&fake, &dir, &["run", "--approve"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let keys = fake.keys();
+    assert_eq!(
+        keys.iter().filter(|k| k.starts_with("db/main-")).count(),
+        3,
+        "{keys:?}"
+    );
+    assert_eq!(
+        keys.iter().filter(|k| k.starts_with("db/aux-")).count(),
+        3,
+        "{keys:?}"
+    );
+    assert!(!keys.iter().any(|k| k.ends_with(".failed")), "{keys:?}");
+}
+
+#[test]
 fn a_failed_dump_goes_with_its_marker_and_one_in_progress_is_never_touched() {
     let objects = [
         Object::new("db/dump-1.sql.gz").modified("2026-11-01T03:00:00Z"),

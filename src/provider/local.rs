@@ -149,7 +149,7 @@ impl Provider for LocalProvider {
     fn list_from(&self, shared: &Shared) -> Result<Vec<Backup>, ProviderError> {
         match shared {
             Shared::Names(names) => self.list_in(names),
-            Shared::Backups(_) => self.list_now(),
+            Shared::Backups(_) | Shared::S3Objects(_) => self.list_now(),
         }
     }
 

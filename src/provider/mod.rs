@@ -103,6 +103,8 @@ pub enum Shared {
     Backups(Vec<Backup>),
     /// A folder's entry names, sorted: each local provider selects its own.
     Names(Vec<String>),
+    /// The objects under an S3 prefix: each S3 provider selects its own.
+    S3Objects(Vec<s3::Object>),
 }
 
 /// Delete calls, each a list of positions in the list of backups to delete; four bytes a
@@ -199,7 +201,7 @@ pub trait Provider: Send + Sync {
     fn list_from(&self, shared: &Shared) -> Result<Vec<Backup>, ProviderError> {
         match shared {
             Shared::Backups(backups) => Ok(backups.clone()),
-            Shared::Names(_) => Err(ProviderError::new(
+            Shared::Names(_) | Shared::S3Objects(_) => Err(ProviderError::new(
                 "",
                 "list",
                 "a shared listing of another kind of provider",

@@ -58,8 +58,10 @@ pub fn bucket_url(endpoint: Option<&str>, region: &str, bucket: &str, path_style
 /// What a DeleteObjects call names: a key, and a version of it or none (the key itself).
 type Target = (String, Option<String>);
 
-/// One object (or, with versions, one key) under the prefix.
-struct Object {
+/// One object (or, with versions, one key) under the prefix; shared by the policies that list
+/// the same account, prefix and versions rule.
+#[derive(Clone, Debug)]
+pub struct Object {
     key: String,
     last_modified: Timestamp,
     size: u64,
@@ -438,7 +440,7 @@ impl S3Provider {
     }
 
     /// The selected objects as backups.
-    fn backups(&self, objects: Vec<Object>) -> Result<Vec<Backup>, ProviderError> {
+    fn backups(&self, objects: &[Object]) -> Result<Vec<Backup>, ProviderError> {
         let call = self.list_call();
         let keys: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
         let default_group = format!("s3://{}/{}", self.bucket, self.prefix);
@@ -446,7 +448,7 @@ impl S3Provider {
         let mut unmatched = 0;
         let mut versions = HashMap::new();
         let mut markers = HashMap::new();
-        for object in &objects {
+        for object in objects {
             if self.versions == S3Versions::Delete {
                 versions.insert(object.key.clone(), object.versions.clone());
             }
@@ -604,8 +606,34 @@ impl Provider for S3Provider {
     fn list(&self) -> BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
         Box::pin(async move {
             let objects = self.objects().await?;
-            self.backups(objects)
+            self.backups(&objects)
         })
+    }
+
+    /// Policies of one account on one prefix (and versions rule) list it once; each selects its
+    /// own keys and keeps its own versions and failed markers.
+    fn listing_key(&self) -> Option<String> {
+        Some(format!(
+            "s3 {} {} {} {:?}",
+            self.http.account(),
+            self.bucket_url,
+            self.prefix,
+            self.versions
+        ))
+    }
+
+    fn read_shared(&self) -> BoxFuture<'_, Result<super::Shared, ProviderError>> {
+        Box::pin(async move { self.objects().await.map(super::Shared::S3Objects) })
+    }
+
+    fn list_from(&self, shared: &super::Shared) -> Result<Vec<Backup>, ProviderError> {
+        match shared {
+            super::Shared::S3Objects(objects) => self.backups(objects),
+            _ => Err(self.bad(
+                &self.list_call(),
+                "a shared listing of another kind of provider",
+            )),
+        }
     }
 
     fn unmatched(&self) -> Option<usize> {
