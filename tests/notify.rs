@@ -230,3 +230,26 @@ fn a_blocked_policy_is_told_once_across_ticks_and_once_more_when_resolved() {
         );
     }
 }
+
+#[test]
+fn validate_locates_what_is_wrong_in_notify() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "retentiond.yaml",
+        "notify:\n  sinks:\n    x: {type: slak, url: \"${env:A}\"}\n    y: {type: email, host: mail.example.com, tls: none, from: a@b, to: c@d}\n    s: {type: slack, url: \"https://hooks.slack.com/services/T0/B0/secret\"}\n  routes:\n    - sinks: [z]\n      events: [blokked]\npolicies: p\naccounts: {}\n",
+    );
+    let out = common::retentiond_in(dir.path(), &["validate", "retentiond.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for says in [
+        "retentiond.yaml:3:8: `notify.sinks.x.type: slak` is not a sink; did you mean `slack`?",
+        "retentiond.yaml:4:51: `notify.sinks.y.tls: none` sends the mail and the password in clear",
+        "`notify.sinks.s.url` must be a secret reference",
+        "`notify.routes[0].sinks`: no sink named `z` under `notify.sinks`",
+        "`notify.routes[0].events`: no event `blokked`; did you mean `blocked`?",
+    ] {
+        assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
+    }
+    // The webhook URL written in the config is never repeated (it is the secret).
+    assert!(!out.stderr.contains("B0/secret"), "{}", out.stderr);
+}
