@@ -127,14 +127,10 @@ pub struct Checks<'a> {
     pub grace: Option<(CalendarDuration, &'a plan::DoomedSince)>,
 }
 
-/// The policy's grace period: its `guard.grace`, else the config's `defaults.grace`; `None`
-/// when neither sets one, or it is zero.
-pub fn grace(policy: &Policy, config: Option<&Config>) -> Option<CalendarDuration> {
-    policy
-        .guard
-        .grace
-        .or_else(|| config.and_then(|c| c.default_grace))
-        .filter(|g| !g.is_zero())
+/// The policy's grace period: its `guard.grace`, else `default` (the config's
+/// `defaults.grace`); `None` when neither sets one, or it is zero.
+pub fn grace(policy: &Policy, default: Option<CalendarDuration>) -> Option<CalendarDuration> {
+    policy.guard.grace.or(default).filter(|g| !g.is_zero())
 }
 
 /// The holds on a policy's backups as its plan uses them (active ones keep, lapsed ones are
@@ -381,12 +377,9 @@ pub async fn run_policy<'a>(
         policy: policy.name.clone(),
         account: policy.account.clone(),
         watch: options.watch.clone(),
+        holds: std::sync::Mutex::new(None),
     });
-    let grace = policy
-        .guard
-        .grace
-        .or(options.default_grace)
-        .filter(|g| !g.is_zero());
+    let grace = grace(policy, options.default_grace);
     let prepared = journal
         .reconcile(&policy.name, run, backups)
         .and_then(|settled| {
@@ -565,17 +558,36 @@ struct JournalLedger {
     policy: String,
     account: String,
     watch: Option<Arc<dyn Watch>>,
+    /// The holds as last read, and when: read again at most every [`HOLDS_READ`].
+    holds: std::sync::Mutex<Option<(std::time::Instant, Vec<Hold>)>>,
 }
+
+/// How often a run reads the journal's holds again while it deletes: a hold made during a
+/// long run keeps its backup from then on, at the cost of one query a second (not one per
+/// group of intents, a round trip each to a fleet's database).
+const HOLDS_READ: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Ledger for JournalLedger {
     /// A hold made after the plan (or before a saved plan that `apply` carries out) still
-    /// keeps its backup: the journal's holds are read again before each group of intents.
+    /// keeps its backup: the journal's holds are read again before the first group of
+    /// intents, and then at most every [`HOLDS_READ`].
     fn refused(&self, intents: &[&Backup]) -> Result<Vec<(usize, String)>, String> {
         let now = Timestamp::now();
-        let holds = self
-            .journal
-            .holds_on(&self.policy, &self.account)
-            .map_err(|e| format!("{e} (reading the holds before deleting)"))?;
+        let mut cached = self.holds.lock().unwrap_or_else(|e| e.into_inner());
+        if cached
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= HOLDS_READ)
+        {
+            let holds = self
+                .journal
+                .holds_on(&self.policy, &self.account)
+                .map_err(|e| format!("{e} (reading the holds before deleting)"))?;
+            *cached = Some((std::time::Instant::now(), holds));
+        }
+        let holds = cached
+            .as_ref()
+            .map(|(_, h)| h.as_slice())
+            .unwrap_or_default();
         let active: Vec<&Hold> = holds.iter().filter(|h| h.active(now)).collect();
         if active.is_empty() {
             return Ok(Vec::new());

@@ -126,7 +126,7 @@ pub(super) fn plan_command(cli: &Cli, args: PlanArgs, out: &mut dyn Write) -> Ou
                     .ok()
             })
             .unwrap_or_default();
-        let grace = runner::grace(policy, config.as_ref());
+        let grace = runner::grace(policy, config.as_ref().and_then(|c| c.default_grace));
         let since = match (&journal, grace) {
             (Some(j), Some(_)) => j
                 .doomed_since(&policy.name)

@@ -92,7 +92,7 @@ pub(super) fn simulate(cli: &Cli, args: SimulateArgs, out: &mut dyn Write) -> Ou
         until,
         groups: args.groups,
         timeline: args.svg.is_some(),
-        grace: runner::grace(policy, config.as_ref()),
+        grace: runner::grace(policy, config.as_ref().and_then(|c| c.default_grace)),
     };
     if let Some(why) = simulate::too_large(&setup) {
         return Err(usage(why));
