@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark run: builds release, measures, prints each figure beside its target and its
-# floor. About 20 minutes on 2 cores (most of it the deletion runs at cap 1, the million local
+# floor. About 25 minutes on 2 cores (most of it the deletion runs at cap 1, the million local
 # files of row 3b, the listings and the 60 s idle window), and about 6 more for S3 against moto's server, whose own listing is
 # slow (the S3 rows need `pip install 'moto[server]'`; without it they are skipped). Needs
 # cargo and python3; writes only to a temporary folder.
