@@ -72,9 +72,7 @@ pub(super) fn approve(cli: &Cli, names: &[String], out: &mut dyn Write) -> Outco
             return Ok(exit::OK);
         }
     }
-    let by = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .ok();
+    let by = super::shared::who(None);
     for policy in &policies {
         let fingerprint = &policy.fingerprint[..policy.fingerprint.len().min(12)];
         let new = journal

@@ -27,13 +27,9 @@ pub(super) struct AddArgs<'a> {
     pub(super) by: Option<&'a str>,
 }
 
-/// Who is acting: `--by`, else `$SUDO_USER` (a person behind sudo), else `$USER`.
+/// Who is acting (`--by`, `$SUDO_USER`, `$USER`), or `unknown`.
 fn who(by: Option<&str>) -> String {
-    by.map(str::to_string)
-        .or_else(|| std::env::var("SUDO_USER").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|w| !w.trim().is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
+    super::shared::who(by).unwrap_or_else(|| "unknown".to_string())
 }
 
 fn usage(message: String) -> Failure {

@@ -60,6 +60,15 @@ pub(super) fn write_failure(e: io::Error) -> Failure {
     Failure::new(exit::INVALID, format!("cannot write output: {e}"))
 }
 
+/// Who acts, as the journal records it: `by` (a `--by` flag), else `$SUDO_USER` (a person
+/// behind sudo), else `$USER`.
+pub(super) fn who(by: Option<&str>) -> Option<String> {
+    by.map(str::to_string)
+        .or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|w| !w.trim().is_empty())
+}
+
 /// The config named by --config or $RETENTIOND_CONFIG, or the default path if it exists.
 pub(super) fn config_path(cli: &Cli) -> Option<(PathBuf, bool)> {
     match &cli.config {

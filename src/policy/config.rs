@@ -958,6 +958,16 @@ fn secret_ref(node: &Node, path: &str, d: &mut Diagnostics) -> Option<SecretRef>
     parsed
 }
 
+/// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or ::1.
+pub fn loopback<S: AsRef<str>>(host: Option<&url::Host<S>>) -> bool {
+    match host {
+        Some(url::Host::Domain(name)) => name.as_ref().eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// https anywhere; plain http only to loopback hosts (tests, local proxies). Parsed with a URL
 /// parser, as the HTTP client will read it: no `user:password@` (it hides the real host after
 /// the `@`), no `?` or `#` (the request paths are appended to the base).
@@ -971,14 +981,8 @@ pub(super) fn check_url(text: &str, pos: Pos, path: &str, d: &mut Diagnostics) -
             Some("has a `?` or `#` part: write the base address only".to_string())
         }
         Ok(u) => {
-            let loopback = match u.host() {
-                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
             let ok = u.host().is_some()
-                && (u.scheme() == "https" || (u.scheme() == "http" && loopback));
+                && (u.scheme() == "https" || (u.scheme() == "http" && loopback(u.host().as_ref())));
             (!ok).then(|| {
                 "must be an https:// URL (plain http:// only for loopback hosts such as 127.0.0.1)"
                     .to_string()

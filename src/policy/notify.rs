@@ -153,11 +153,7 @@ fn secret(node: &Node, path: &str, d: &mut Diagnostics) -> Option<SecretRef> {
 }
 
 fn loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    super::config::loopback(url::Host::parse(host).ok().as_ref())
 }
 
 fn parse_sink(name: &str, node: &Node, d: &mut Diagnostics) -> Option<Sink> {
