@@ -7,7 +7,7 @@
 //! (a call whose intent cannot be recorded is not sent) and each outcome once it is settled.
 
 use crate::model::{Backup, Text};
-use crate::plan::PolicyPlan;
+use crate::plan::{Action, PolicyPlan};
 use crate::provider::{BoxFuture, DeleteOutcome, ErrorKind, Provider, ProviderError};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -54,10 +54,78 @@ impl Stop {
     }
 }
 
+/// The backups a run deleted. What [`execute`] deleted are positions in its plan's
+/// decisions (four bytes a deletion: a run that deletes a million does not copy their ids);
+/// what [`resume`] settled, from the journal, are ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ids {
+    Planned(Vec<u32>),
+    Named(Vec<String>),
+}
+
+impl Default for Ids {
+    fn default() -> Ids {
+        Ids::Named(Vec::new())
+    }
+}
+
+/// [`Ids::Named`] as a list; [`Ids::Planned`] needs its plan ([`Ids::serialize`]).
+impl Serialize for Ids {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Ids::Named(ids) => ids.serialize(s),
+            Ids::Planned(_) => Err(serde::ser::Error::custom(
+                "the ids of a plan's deletions are written with their plan",
+            )),
+        }
+    }
+}
+
+impl Ids {
+    pub fn len(&self) -> usize {
+        match self {
+            Ids::Planned(positions) => positions.len(),
+            Ids::Named(ids) => ids.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ids, read from `plan` (the plan the execution carried out) where they are its
+    /// positions.
+    pub fn iter<'a>(
+        &'a self,
+        plan: Option<&'a PolicyPlan<'_>>,
+    ) -> Box<dyn Iterator<Item = &'a str> + 'a> {
+        match (self, plan) {
+            (Ids::Named(ids), _) => Box::new(ids.iter().map(String::as_str)),
+            (Ids::Planned(positions), Some(plan)) => Box::new(
+                positions
+                    .iter()
+                    .map(|&p| plan.decisions[p as usize].backup.id.as_str()),
+            ),
+            (Ids::Planned(_), None) => unreachable!("planned ids are read with their plan"),
+        }
+    }
+
+    /// The ids as a list, read from `plan` where they are its positions.
+    pub fn with_plan<'a>(&'a self, plan: Option<&'a PolicyPlan<'_>>) -> impl Serialize + 'a {
+        struct List<'a>(&'a Ids, Option<&'a PolicyPlan<'a>>);
+        impl Serialize for List<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter(self.1))
+            }
+        }
+        List(self, plan)
+    }
+}
+
 /// What happened to the deletions of one plan.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Execution {
-    pub deleted: Vec<String>,
+    pub deleted: Ids,
     pub failed: Vec<FailedDeletion>,
     /// Never sent because the daemon was stopping; the next run plans them again.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -324,7 +392,8 @@ pub async fn execute(
     if plan.blocked.is_some() {
         return execution;
     }
-    let doomed: Vec<&Backup> = plan.deletions().collect();
+    let mut doomed: Vec<&Backup> = Vec::with_capacity(plan.summary.delete);
+    doomed.extend(plan.deletions());
     if doomed.is_empty() {
         return execution;
     }
@@ -641,10 +710,17 @@ pub async fn execute(
     execution
         .ledger_errors
         .extend(record_outcomes(&ledger, unrecorded).await);
-    for (p, backup) in doomed.iter().enumerate() {
+    // What a run must hold at its end: what it did to each backup, not its calls.
+    drop(batches);
+    let n = state.iter().filter(|s| **s == State::Deleted).count();
+    let mut deleted = Vec::with_capacity(n);
+    // `doomed` is the plan's deletions, in the plan's order.
+    let planned = plan.decisions.iter().enumerate();
+    let positions = planned.filter(|(_, d)| d.action == Action::Delete);
+    for ((p, backup), (position, _)) in doomed.iter().enumerate().zip(positions) {
         let id = || backup.id.to_string();
         match state[p] {
-            State::Deleted => execution.deleted.push(id()),
+            State::Deleted => deleted.push(position as u32),
             State::Pending => execution.pending.push(PendingDeletion {
                 id: id(),
                 detail: details.remove(&(p as u32)).unwrap_or_default(),
@@ -675,6 +751,7 @@ pub async fn execute(
             systemic_hint(&error)
         ));
     }
+    execution.deleted = Ids::Planned(deleted);
     execution
 }
 
@@ -686,6 +763,7 @@ pub async fn resume(
     ledger: Arc<dyn Ledger>,
 ) -> Execution {
     let mut execution = Execution::default();
+    let mut deleted = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     for (token, backup) in pending {
         let provider = provider.clone();
@@ -720,7 +798,7 @@ pub async fn resume(
             execution.ledger_errors.push(e);
         }
         match outcome {
-            DeleteOutcome::Deleted => execution.deleted.push(backup.id.into()),
+            DeleteOutcome::Deleted => deleted.push(backup.id.to_string()),
             DeleteOutcome::Pending(detail) => execution.pending.push(PendingDeletion {
                 id: backup.id.into(),
                 detail,
@@ -734,6 +812,7 @@ pub async fn resume(
             }
         }
     }
+    execution.deleted = Ids::Named(deleted);
     execution
 }
 
@@ -764,6 +843,11 @@ mod tests {
         policies_from_str(std::path::Path::new("p.yaml"), &text)
             .0
             .remove(0)
+    }
+
+    /// What `execution` deleted of `plan`, by id.
+    fn ids<'a>(execution: &'a Execution, plan: &'a PolicyPlan) -> Vec<&'a str> {
+        execution.deleted.iter(Some(plan)).collect()
     }
 
     fn run(plan: &PolicyPlan, provider: Arc<MemoryProvider>) -> Execution {
@@ -797,7 +881,7 @@ mod tests {
             &TimeZone::UTC,
         );
         let execution = run(&plan, provider.clone());
-        assert_eq!(execution.deleted, ["b2", "b4", "b5"]);
+        assert_eq!(ids(&execution, &plan), ["b2", "b4", "b5"]);
         assert_eq!(execution.failed.len(), 1);
         assert_eq!(execution.failed[0].id, "b3");
         assert_eq!(execution.failed[0].error, "delete b3: injected failure");
@@ -820,7 +904,7 @@ mod tests {
             &TimeZone::UTC,
         );
         let execution = run(&plan, provider.clone());
-        assert_eq!(execution.deleted, ["b2", "b4"]);
+        assert_eq!(ids(&execution, &plan), ["b2", "b4"]);
         assert_eq!(execution.failed.len(), 1);
         assert_eq!(execution.failed[0].id, "b3");
         assert_eq!(
@@ -965,7 +1049,11 @@ mod tests {
         assert_eq!(provider.1.ids(), ["b0", "b1"]);
         let mut outcomes = ledger.outcomes.lock().unwrap().clone();
         outcomes.sort();
-        let mut expected = execution.deleted.clone();
+        let mut expected: Vec<String> = execution
+            .deleted
+            .iter(Some(&plan))
+            .map(String::from)
+            .collect();
         expected.sort();
         assert_eq!(outcomes, expected, "one outcome per deletion");
         // Far fewer commits than deletions: intents and outcomes travel in groups.
@@ -1012,7 +1100,7 @@ mod tests {
         );
         let ledger = Arc::new(Holding(vec!["b3", "b6"], Default::default()));
         let execution = run_with(&plan, provider.clone(), ledger.clone(), &Stop::default());
-        assert_eq!(execution.deleted, ["b2", "b4", "b5", "b7"]);
+        assert_eq!(ids(&execution, &plan), ["b2", "b4", "b5", "b7"]);
         let failed: Vec<(&str, &str, &str)> = execution
             .failed
             .iter()

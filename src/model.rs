@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 mod plain;
 
@@ -48,8 +49,9 @@ pub struct Backup {
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
     pub tags: Box<[String]>,
+    /// Shared where a provider has few kinds (a million local files hold two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<Box<str>>,
+    pub kind: Option<Arc<str>>,
     /// The provider's live copy (Cloudinary's current version of an asset): never deleted,
     /// whatever the policy says.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

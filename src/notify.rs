@@ -174,11 +174,16 @@ pub fn conditions(report: &PolicyReport, fingerprint: &str) -> Vec<Condition> {
 
 /// What a run deleted, for routes that ask for `deleted`.
 pub fn deleted_summary(report: &PolicyReport) -> Option<Message> {
-    let deleted: Vec<&String> = report.execution.iter().flat_map(|e| &e.deleted).collect();
+    let plan = report.plan.as_ref();
+    let deleted: Vec<&str> = report
+        .execution
+        .iter()
+        .flat_map(|e| e.deleted.iter(plan))
+        .collect();
     if deleted.is_empty() {
         return None;
     }
-    let shown: Vec<&str> = deleted.iter().take(20).map(|s| s.as_str()).collect();
+    let shown: Vec<&str> = deleted.iter().take(20).copied().collect();
     let more = match deleted.len() {
         n if n > 20 => format!(" and {} more", n - 20),
         _ => String::new(),

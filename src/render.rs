@@ -168,7 +168,7 @@ impl PolicyReport<'_> {
             map.serialize_entry("error", error)?;
         }
         if let Some(execution) = &self.execution {
-            map.serialize_entry("deleted", &execution.deleted)?;
+            map.serialize_entry("deleted", &execution.deleted.with_plan(self.plan.as_ref()))?;
             map.serialize_entry("failed", &execution.failed)?;
             if let Some(halted) = &execution.halted {
                 map.serialize_entry("halted", halted)?;
@@ -903,7 +903,7 @@ pub fn run_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) ->
             continue;
         }
         if let Some(resumed) = &report.resumed {
-            for id in &resumed.deleted {
+            for id in resumed.deleted.iter(None) {
                 writeln!(out, "{}", settled_line(id, &Settled::Deleted, true))?;
             }
             for failed in &resumed.failed {
@@ -916,7 +916,7 @@ pub fn run_text(out: &mut dyn Write, reports: &[PolicyReport], summary: bool) ->
             }
         }
         if let Some(execution) = &report.execution {
-            for id in &execution.deleted {
+            for id in execution.deleted.iter(report.plan.as_ref()) {
                 writeln!(out, "{}", settled_line(id, &Settled::Deleted, false))?;
             }
             for pending in &execution.pending {

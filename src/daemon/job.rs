@@ -326,7 +326,7 @@ fn log_report(report: &PolicyReport) {
         warn!("{}", v(warning));
     }
     for execution in report.execution.iter().chain(&report.resumed) {
-        for id in &execution.deleted {
+        for id in execution.deleted.iter(report.plan.as_ref()) {
             info!(backup = %Visible(id), "deleted");
         }
         for failed in &execution.failed {

@@ -61,7 +61,7 @@ pub(super) fn backup(bytes: &[u8]) -> Option<(Backup, usize)> {
         name: name.flatten(),
         size: size.flatten(),
         tags: tags.unwrap_or_default(),
-        kind: kind.flatten(),
+        kind: kind.flatten().map(std::sync::Arc::from),
         live: live.unwrap_or(false),
     };
     Some((backup, r.pos))

@@ -7,14 +7,16 @@
 //! the folder, never follows a symlink, and removes the backup's `.failed` marker with it.
 
 use super::{BoxFuture, DeleteOutcome, Provider, ProviderError, Shared};
-use crate::model::{Backup, Status};
+use crate::model::{Backup, Status, Text};
 use crate::policy::select::{LocalSelect, TimestampZone};
 use crate::timestamp;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub const FAILED_MARKER: &str = ".failed";
 pub const PARTIAL_MARKER: &str = ".partial";
@@ -72,6 +74,10 @@ pub struct LocalProvider {
     select: LocalSelect,
     /// The zone of file-name times without an offset.
     zone: TimeZone,
+    /// `file` and `folder`, shared by every backup listed.
+    kinds: (Arc<str>, Arc<str>),
+    /// The group of backups whose names carry none: the folder's path ([`folder_group`]).
+    folder: Text,
 }
 
 impl LocalProvider {
@@ -90,9 +96,11 @@ impl LocalProvider {
         let zone = name_zone(&select, policy_zone);
         LocalProvider {
             account: account.to_string(),
+            folder: folder_group(&root),
             root,
             select,
             zone,
+            kinds: ("file".into(), "folder".into()),
         }
     }
 
@@ -109,7 +117,7 @@ impl LocalProvider {
         &self,
         name: &str,
         path: &Path,
-    ) -> Result<Option<(Timestamp, String)>, ProviderError> {
+    ) -> Result<Option<(Timestamp, Text)>, ProviderError> {
         let parts = name_parts(&self.select, &self.zone, name)
             .map_err(|e| self.error(&self.list_call(), e))?;
         let Some(NameParts { created_at, group }) = parts else {
@@ -119,7 +127,7 @@ impl LocalProvider {
             Some(ts) => ts,
             None => self.mtime(path)?,
         };
-        let group = group.map_or_else(|| self.root.display().to_string(), str::to_string);
+        let group = group.map_or_else(|| self.folder.clone(), Text::from);
         Ok(Some((created_at, group)))
     }
 
@@ -183,31 +191,39 @@ impl LocalProvider {
     }
 
     /// The folder's entry names (those in UTF-8), sorted.
-    fn read_names(&self) -> Result<Vec<String>, ProviderError> {
+    fn read_names(&self) -> Result<Names, ProviderError> {
         let call = self.list_call();
         let entries = fs::read_dir(&self.root).map_err(|e| self.error(&call, e.to_string()))?;
-        let mut names = Vec::new();
+        let mut names = Names::default();
         for entry in entries {
             let entry = entry.map_err(|e| self.error(&call, e.to_string()))?;
             // A name that is not UTF-8 cannot match a pattern; it is not ours to manage.
             if let Ok(name) = entry.file_name().into_string() {
-                names.push(name);
+                names
+                    .push(&name)
+                    .map_err(|e| self.error(&call, e.to_string()))?;
             }
         }
-        names.sort_unstable();
+        names.sort();
         Ok(names)
     }
 
     /// The backups among `names` (the folder's, sorted) that the selection takes. Only the
     /// names that start with the selection's literal prefix are looked at.
-    fn list_in(&self, names: &[String]) -> Result<Vec<Backup>, ProviderError> {
+    fn list_in(&self, names: &Names) -> Result<Vec<Backup>, ProviderError> {
         let call = self.list_call();
         let prefix = self.select.literal_prefix();
-        let first = names.partition_point(|n| n.as_str() < prefix.as_str());
-        let candidates = names[first..]
-            .iter()
+        let first = names.partition_point(|n| n < prefix.as_str());
+        let candidates = (first..names.len())
+            .map(|i| names.get(i))
             .take_while(|n| n.starts_with(prefix.as_str()));
-        let has = |name: String| names.binary_search(&name).is_ok();
+        let mut marker = String::new();
+        let mut has = |name: &str, suffix: &str| {
+            marker.clear();
+            marker.push_str(name);
+            marker.push_str(suffix);
+            names.contains(&marker)
+        };
         let mut backups = Vec::new();
         for name in candidates {
             if name.ends_with(FAILED_MARKER) || name.ends_with(PARTIAL_MARKER) {
@@ -219,25 +235,31 @@ impl LocalProvider {
             };
             let metadata = fs::symlink_metadata(&path)
                 .map_err(|e| self.error(&call, format!("{name}: {e}")))?;
-            let status = if has(format!("{name}{FAILED_MARKER}")) {
+            let status = if has(name, FAILED_MARKER) {
                 Status::Failed
-            } else if has(format!("{name}{PARTIAL_MARKER}")) {
+            } else if has(name, PARTIAL_MARKER) {
                 Status::InProgress
             } else {
                 Status::Complete
             };
+            // The file name is the id; no name beside it (what shows a name falls back to
+            // the id), so a million files hold it once.
             backups.push(Backup {
-                id: name.as_str().into(),
-                group: group.into(),
+                id: name.into(),
+                group,
                 created_at,
                 status,
-                name: Some(name.as_str().into()),
+                name: None,
                 size: metadata.is_file().then_some(metadata.len()),
                 tags: Box::default(),
-                kind: Some(if metadata.is_dir() { "folder" } else { "file" }.into()),
+                kind: Some(match metadata.is_dir() {
+                    true => self.kinds.1.clone(),
+                    false => self.kinds.0.clone(),
+                }),
                 live: false,
             });
         }
+        backups.shrink_to_fit();
         Ok(backups)
     }
 
@@ -279,6 +301,95 @@ impl LocalProvider {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// A folder's path as the group of its backups. A path past 24 bytes (what a [`Text`] holds
+/// inline) is kept once for the process, each distinct folder once, and every backup refers
+/// to it: a million backups of `/srv/backups/postgresql/dumps` do not hold a million copies.
+fn folder_group(root: &Path) -> Text {
+    static FOLDERS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let path = root.display().to_string();
+    if path.len() <= 24 {
+        return path.into();
+    }
+    let mut folders = FOLDERS.lock().unwrap_or_else(|e| e.into_inner());
+    let kept = match folders.get(path.as_str()) {
+        Some(kept) => kept,
+        None => {
+            let kept: &'static str = Box::leak(path.into_boxed_str());
+            folders.insert(kept);
+            kept
+        }
+    };
+    Text::const_new(kept)
+}
+
+/// A folder's entry names in one buffer, sorted: a million names take their bytes and four
+/// more each, not a heap string each (BENCHMARKS.md, memory per deletion).
+#[derive(Debug, Default)]
+pub struct Names {
+    text: String,
+    /// Where each name ends in `text`.
+    ends: Vec<u32>,
+}
+
+impl Names {
+    fn push(&mut self, name: &str) -> Result<(), String> {
+        self.text.push_str(name);
+        let end = u32::try_from(self.text.len())
+            .map_err(|_| "the folder's names take more than 4 GiB".to_string())?;
+        self.ends.push(end);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> &str {
+        let start = match i {
+            0 => 0,
+            i => self.ends[i - 1] as usize,
+        };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    /// Sorts the names (byte order, as `str`'s `Ord`).
+    fn sort(&mut self) {
+        let mut order: Vec<u32> = (0..self.ends.len() as u32).collect();
+        order.sort_unstable_by(|a, b| self.get(*a as usize).cmp(self.get(*b as usize)));
+        let mut sorted = Names {
+            text: String::with_capacity(self.text.len()),
+            ends: Vec::with_capacity(self.ends.len()),
+        };
+        for i in order {
+            sorted.text.push_str(self.get(i as usize));
+            sorted.ends.push(sorted.text.len() as u32);
+        }
+        *self = sorted;
+    }
+
+    /// The first index whose name is not `before` (names sorted).
+    fn partition_point(&self, before: impl Fn(&str) -> bool) -> usize {
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match before(self.get(middle)) {
+                true => low = middle + 1,
+                false => high = middle,
+            }
+        }
+        low
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        let at = self.partition_point(|n| n < name);
+        at < self.len() && self.get(at) == name
     }
 }
 

@@ -102,7 +102,7 @@ pub enum Shared {
     /// An HTTP provider's listing: the same for every provider of the key.
     Backups(Vec<Backup>),
     /// A folder's entry names, sorted: each local provider selects its own.
-    Names(Vec<String>),
+    Names(local::Names),
     /// The objects under an S3 prefix: each S3 provider selects its own.
     S3Objects(Vec<s3::Object>),
 }
@@ -550,7 +550,11 @@ pub async fn list_all(
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        for (index, listing) in joined.expect("a listing task never panics") {
+        for (index, mut listing) in joined.expect("a listing task never panics") {
+            // A listing is held for the whole command: no spare room.
+            if let Ok(backups) = &mut listing {
+                backups.shrink_to_fit();
+            }
             results[index] = Some(listing);
         }
     }

@@ -198,11 +198,11 @@ fn a_fire_another_host_runs_is_not_this_hosts_silence() {
 
 #[test]
 fn figures_of_a_report_count_what_was_and_was_not_deleted() {
-    use crate::executor::{Execution, FailedDeletion};
+    use crate::executor::{Execution, FailedDeletion, Ids};
     let mut report = PolicyReport {
         outcome: Some("deletions-failed"),
         execution: Some(Execution {
-            deleted: vec!["a".into(), "b".into()],
+            deleted: Ids::Named(vec!["a".into(), "b".into()]),
             failed: vec![FailedDeletion {
                 id: "c".into(),
                 error: "HTTP 500".into(),
