@@ -114,8 +114,8 @@ impl Serialize for Decision<'_> {
             map.serialize_entry("size", &size)?;
         }
         map.serialize_entry("action", &self.action)?;
-        map.serialize_entry("reasons", &self.reasons)?;
-        if let Some(note) = &self.note {
+        map.serialize_entry("reasons", &self.reasons())?;
+        if let Some(note) = self.note() {
             map.serialize_entry("note", note)?;
         }
         map.end()
@@ -342,7 +342,7 @@ impl DecisionLine {
         out.write_all(b",\"action\":\"")?;
         out.write_all(d.action.as_str().as_bytes())?;
         out.write_all(b"\",\"reasons\":[")?;
-        for (i, reason) in d.reasons.iter().enumerate() {
+        for (i, reason) in d.reasons().iter().enumerate() {
             if i > 0 {
                 out.write_all(b",")?;
             }
@@ -352,7 +352,7 @@ impl DecisionLine {
             json_string(out, &self.words)?;
         }
         out.write_all(b"]")?;
-        if let Some(note) = &d.note {
+        if let Some(note) = d.note() {
             out.write_all(b",\"note\":")?;
             json_string(out, note)?;
         }
@@ -1419,9 +1419,9 @@ mod tests {
         assert!(
             plan.decisions
                 .iter()
-                .any(|d| !d.reasons.is_empty() && d.note.is_none())
+                .any(|d| !d.reasons().is_empty() && d.note().is_none())
         );
-        assert!(plan.decisions.iter().any(|d| d.note.is_some()));
+        assert!(plan.decisions.iter().any(|d| d.note().is_some()));
         let lines: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("        "))

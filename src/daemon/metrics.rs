@@ -74,7 +74,7 @@ impl RunFigures {
             held: report.plan.as_ref().map(|p| {
                 p.decisions
                     .iter()
-                    .filter(|d| d.reasons.iter().any(|r| matches!(r, Reason::Held(_))))
+                    .filter(|d| d.reasons().iter().any(|r| matches!(r, Reason::Held(_))))
                     .count() as u64
             }),
             waiting: summary.map_or(0, |s| s.waiting as u64),

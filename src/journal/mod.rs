@@ -858,7 +858,7 @@ impl Journal {
                     .iter()
                     .map(|d| {
                         let reasons: Vec<String> =
-                            d.reasons.iter().map(ToString::to_string).collect();
+                            d.reasons().iter().map(ToString::to_string).collect();
                         sql_params![
                             run,
                             &plan.name,
@@ -869,7 +869,7 @@ impl Journal {
                             d.backup.status.as_str(),
                             d.action.as_str(),
                             serde_json::to_string(&reasons).unwrap_or_default(),
-                            d.note.as_deref(),
+                            d.note(),
                         ]
                         .to_vec()
                     })

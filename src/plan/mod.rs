@@ -39,28 +39,81 @@ impl Action {
 pub struct Decision<'a> {
     pub backup: &'a Backup,
     pub action: Action,
-    /// Every rule or guard that kept it (a boxed slice: a million decisions are 16 MB
-    /// smaller than with vectors, and the kept ones' reasons take no spare room).
-    pub reasons: Box<[Reason]>,
+    /// Its reasons and note, in one box that most deletions of a large plan do without: a
+    /// decision is 24 bytes, not 48 (BENCHMARKS.md, memory per deletion).
+    why: Option<Box<Why>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Why {
+    /// Every rule or guard that kept it.
+    reasons: Box<[Reason]>,
     /// Why a backup is ignored, why a failed backup is kept or deleted.
-    pub note: Option<Box<str>>,
+    note: Option<Box<str>>,
 }
 
 impl<'a> Decision<'a> {
+    pub fn new(backup: &'a Backup, action: Action, note: Option<String>) -> Decision<'a> {
+        let mut decision = Decision {
+            backup,
+            action,
+            why: None,
+        };
+        decision.set_note(note);
+        decision
+    }
+
+    /// Every rule or guard that kept it.
+    pub fn reasons(&self) -> &[Reason] {
+        self.why.as_ref().map_or(&[], |w| &w.reasons)
+    }
+
+    /// Why a backup is ignored, why a failed backup is kept or deleted.
+    pub fn note(&self) -> Option<&str> {
+        self.why.as_ref().and_then(|w| w.note.as_deref())
+    }
+
+    pub fn set_reasons(&mut self, reasons: Vec<Reason>) {
+        self.why_mut().reasons = reasons.into_boxed_slice();
+        self.tidy();
+    }
+
+    pub fn set_note(&mut self, note: Option<String>) {
+        self.why_mut().note = note.map(String::into_boxed_str);
+        self.tidy();
+    }
+
     /// Adds a reason that kept it.
     pub fn keep_for(&mut self, reason: Reason) {
-        let mut reasons = std::mem::take(&mut self.reasons).into_vec();
+        let why = self.why_mut();
+        let mut reasons = std::mem::take(&mut why.reasons).into_vec();
         reasons.push(reason);
-        self.reasons = reasons.into_boxed_slice();
+        why.reasons = reasons.into_boxed_slice();
     }
 
     /// Adds `words` to the note (after what it says already).
     pub fn add_note(&mut self, words: String) {
-        let note = match self.note.take() {
+        let why = self.why_mut();
+        let note = match why.note.take() {
             Some(note) => format!("{note}; {words}"),
             None => words,
         };
-        self.note = Some(note.into_boxed_str());
+        why.note = Some(note.into_boxed_str());
+    }
+
+    fn why_mut(&mut self) -> &mut Why {
+        self.why.get_or_insert_with(Box::default)
+    }
+
+    /// No box for no reason and no note.
+    fn tidy(&mut self) {
+        if self
+            .why
+            .as_ref()
+            .is_some_and(|w| w.reasons.is_empty() && w.note.is_none())
+        {
+            self.why = None;
+        }
     }
 
     /// The reasons and the note, as the plan table and `apply`'s refusals show them.
@@ -80,13 +133,13 @@ pub struct Explained<'d, 'a>(&'d Decision<'a>);
 impl std::fmt::Display for Explained<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let d = self.0;
-        for (i, reason) in d.reasons.iter().enumerate() {
+        for (i, reason) in d.reasons().iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
             write!(f, "{reason}")?;
         }
-        match (&d.note, d.reasons.is_empty()) {
+        match (d.note(), d.reasons().is_empty()) {
             (Some(note), true) => f.write_str(note),
             (Some(note), false) => write!(f, " ({note})"),
             (None, false) => Ok(()),
@@ -507,8 +560,7 @@ pub fn unapproved_excess(policy: &Policy, plan: &PolicyPlan) -> Option<String> {
 /// (`unmatched`: entries the provider saw but did not list, e.g. files of a local folder).
 pub fn nothing_selected(plan: &PolicyPlan, unmatched: usize) -> Option<String> {
     let passed_over = |d: &&Decision| {
-        d.action == Action::Ignore
-            && matches!(d.note.as_deref(), Some(NOT_SELECTED | GROUP_NOT_SELECTED))
+        d.action == Action::Ignore && matches!(d.note(), Some(NOT_SELECTED | GROUP_NOT_SELECTED))
     };
     if plan.decisions.iter().any(|d| !passed_over(&d)) {
         return None;
@@ -778,12 +830,7 @@ fn classify<'a>(
     now: Timestamp,
     tz: &TimeZone,
 ) -> Decision<'a> {
-    let decision = |action, note: Option<String>| Decision {
-        backup,
-        action,
-        reasons: Box::default(),
-        note: note.map(String::into_boxed_str),
-    };
+    let decision = |action, note: Option<String>| Decision::new(backup, action, note);
     if !policy
         .select
         .matches_name(backup.name.as_deref().unwrap_or(&backup.id))
@@ -864,13 +911,13 @@ fn apply_rules(
             |k, reasons| {
                 order.push(complete[k]);
                 if !reasons.is_empty() {
-                    kept.push((complete[k], Box::from(reasons)));
+                    kept.push((complete[k], reasons.to_vec()));
                 }
             },
         );
     }
     for (i, reasons) in kept {
-        members[i as usize].reasons = reasons;
+        members[i as usize].set_reasons(reasons);
     }
     order
 }
@@ -902,26 +949,26 @@ fn apply_guards(policy: &Policy, members: &mut [Decision], newest_first: &[u32],
         }
     }
     if let Some(&newest) = newest_first.first()
-        && members[newest as usize].reasons.is_empty()
+        && members[newest as usize].reasons().is_empty()
     {
         members[newest as usize].keep_for(Reason::Newest);
     }
     let mut kept = newest_first
         .iter()
-        .filter(|&&i| !members[i as usize].reasons.is_empty())
+        .filter(|&&i| !members[i as usize].reasons().is_empty())
         .count();
     for &i in newest_first {
         let i = i as usize;
         if kept >= policy.guard.min_keep as usize {
             break;
         }
-        if members[i].reasons.is_empty() {
+        if members[i].reasons().is_empty() {
             members[i].keep_for(Reason::MinKeep);
             kept += 1;
         }
     }
     for d in members.iter_mut().filter(|d| d.action == Action::Delete) {
-        if !d.reasons.is_empty() {
+        if !d.reasons().is_empty() {
             d.action = Action::Keep;
         }
     }
@@ -943,7 +990,7 @@ fn group_label(group: &str) -> &str {
 fn future_dated(group: &str, members: &[Decision]) -> Option<String> {
     let future: Vec<&Backup> = members
         .iter()
-        .filter(|d| d.note.as_deref().is_some_and(|n| n.starts_with(FUTURE)))
+        .filter(|d| d.note().is_some_and(|n| n.starts_with(FUTURE)))
         .map(|d| d.backup)
         .collect();
     let group = group_label(group);

@@ -48,7 +48,7 @@ fn run(policy: &Policy, backups: &[Backup]) -> Vec<(String, Action, Vec<String>)
             (
                 d.backup.id.to_string(),
                 d.action,
-                d.reasons.iter().map(ToString::to_string).collect(),
+                d.reasons().iter().map(ToString::to_string).collect(),
             )
         })
         .collect()
@@ -221,7 +221,7 @@ fn a_backup_dated_in_the_future_is_ignored_and_not_the_newest() {
         .find(|d| d.backup.id == "bogus")
         .unwrap();
     assert_eq!(
-        bogus.note.as_deref(),
+        bogus.note(),
         Some("dated in the future (more than guard.future_tolerance 1h ahead); never counted")
     );
     assert_eq!(
@@ -493,7 +493,7 @@ fn restricting_to_a_reviewed_set_keeps_new_deletions_and_names_every_change() {
         .find(|d| d.backup.id == "g-2")
         .unwrap();
     assert_eq!(kept.action, Action::Keep);
-    assert_eq!(*kept.reasons, [Reason::NotReviewed]);
+    assert_eq!(*kept.reasons(), [Reason::NotReviewed]);
     assert_eq!(fresh.summary.delete, 2);
     assert_eq!(fresh.summary.keep, 4);
     assert!(

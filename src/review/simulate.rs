@@ -248,7 +248,7 @@ pub fn simulate(setup: &Setup) -> Result<Simulation, String> {
         timeline.extend(plan.decisions.iter().map(|d| Fate {
             backup: d.backup.clone(),
             deleted_at: None,
-            reasons: d.reasons.iter().map(ToString::to_string).collect(),
+            reasons: d.reasons().iter().map(ToString::to_string).collect(),
         }));
     } else {
         timeline.extend(held.iter().map(|b| Fate {

@@ -61,7 +61,7 @@ pub fn plan_sections(plans: &[&PolicyPlan]) -> Vec<Section> {
                 let fate = match d.action {
                     crate::plan::Action::Keep => {
                         let mut reasons: Vec<String> =
-                            d.reasons.iter().map(ToString::to_string).collect();
+                            d.reasons().iter().map(ToString::to_string).collect();
                         // A hold colours the mark whatever rule also keeps it.
                         reasons.sort_by_key(|r| colour(r).1 != "held");
                         Fate::Kept(reasons)
