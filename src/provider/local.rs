@@ -224,7 +224,9 @@ impl LocalProvider {
             marker.push_str(suffix);
             names.contains(&marker)
         };
-        let mut backups = Vec::new();
+        // Room for every candidate at once (what is not selected is given back below): a
+        // vector that grows by doubling leaves the allocator the copies it outgrew.
+        let mut backups = Vec::with_capacity(candidates.clone().count());
         for name in candidates {
             if name.ends_with(FAILED_MARKER) || name.ends_with(PARTIAL_MARKER) {
                 continue;
@@ -325,53 +327,45 @@ fn folder_group(root: &Path) -> Text {
     Text::const_new(kept)
 }
 
-/// A folder's entry names in one buffer, sorted: a million names take their bytes and four
-/// more each, not a heap string each (BENCHMARKS.md, memory per deletion).
+/// A folder's entry names in one buffer, and their order: a million names take their bytes
+/// and eight more each, not a heap string each, and sorting them frees no large buffer (which
+/// would make the allocator keep what is freed after it: BENCHMARKS.md, memory per deletion).
 #[derive(Debug, Default)]
 pub struct Names {
     text: String,
-    /// Where each name ends in `text`.
-    ends: Vec<u32>,
+    /// Where each name starts and ends in `text`, in sorted order once sorted.
+    spans: Vec<(u32, u32)>,
 }
 
 impl Names {
     fn push(&mut self, name: &str) -> Result<(), String> {
+        let start = self.text.len() as u32;
         self.text.push_str(name);
         let end = u32::try_from(self.text.len())
             .map_err(|_| "the folder's names take more than 4 GiB".to_string())?;
-        self.ends.push(end);
+        self.spans.push((start, end));
         Ok(())
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     pub fn get(&self, i: usize) -> &str {
-        let start = match i {
-            0 => 0,
-            i => self.ends[i - 1] as usize,
-        };
-        &self.text[start..self.ends[i] as usize]
+        let (start, end) = self.spans[i];
+        &self.text[start as usize..end as usize]
     }
 
     /// Sorts the names (byte order, as `str`'s `Ord`).
     fn sort(&mut self) {
-        let mut order: Vec<u32> = (0..self.ends.len() as u32).collect();
-        order.sort_unstable_by(|a, b| self.get(*a as usize).cmp(self.get(*b as usize)));
-        let mut sorted = Names {
-            text: String::with_capacity(self.text.len()),
-            ends: Vec::with_capacity(self.ends.len()),
-        };
-        for i in order {
-            sorted.text.push_str(self.get(i as usize));
-            sorted.ends.push(sorted.text.len() as u32);
-        }
-        *self = sorted;
+        let text = &self.text;
+        self.spans.sort_unstable_by(|a, b| {
+            text[a.0 as usize..a.1 as usize].cmp(&text[b.0 as usize..b.1 as usize])
+        });
     }
 
     /// The first index whose name is not `before` (names sorted).
