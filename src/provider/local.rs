@@ -398,6 +398,65 @@ mod tests {
         }
     }
 
+    #[test]
+    fn names_sort_in_byte_order_and_are_found_by_name_and_prefix() {
+        let mut names = Names::default();
+        for name in [
+            "db-b.dump",
+            "db-a.dump.failed",
+            "x",
+            "db-a.dump",
+            "é",
+            "db-",
+        ] {
+            names.push(name).unwrap();
+        }
+        names.sort();
+        let all: Vec<&str> = (0..names.len()).map(|i| names.get(i)).collect();
+        assert_eq!(
+            all,
+            [
+                "db-",
+                "db-a.dump",
+                "db-a.dump.failed",
+                "db-b.dump",
+                "x",
+                "é"
+            ]
+        );
+        assert!(names.contains("db-a.dump.failed") && names.contains("é"));
+        assert!(!names.contains("db-c.dump") && !names.contains("db"));
+        assert_eq!(names.partition_point(|n| n < "db-a"), 1);
+        assert_eq!(names.partition_point(|n| n < "zz"), 5);
+    }
+
+    #[test]
+    fn a_long_folder_path_is_one_group_shared_by_its_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir
+            .path()
+            .join("a-folder-name-longer-than-twenty-four-bytes");
+        fs::create_dir(&folder).unwrap();
+        for name in ["db-20260101.dump", "db-20260102.dump"] {
+            fs::write(folder.join(name), "").unwrap();
+        }
+        let mut select = select(r"^db-(?P<ts>\d{8})\.dump$");
+        select.timestamp_format = Some("%Y%m%d".into());
+        let backups = provider(&folder, select).list_now().unwrap();
+        let path = std::fs::canonicalize(&folder)
+            .unwrap()
+            .display()
+            .to_string();
+        assert_eq!(backups.len(), 2);
+        for b in &backups {
+            assert_eq!(b.group, path);
+            // Kept once for the process: no heap copy per backup.
+            assert!(b.group.as_static_str().is_some());
+            assert_eq!(b.name, None);
+            assert_eq!(b.kind.as_deref(), Some("file"));
+        }
+    }
+
     fn provider(dir: &Path, select: LocalSelect) -> LocalProvider {
         LocalProvider::new("dumps", dir, select, &TimeZone::UTC)
     }
