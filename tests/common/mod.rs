@@ -96,18 +96,25 @@ pub fn http_get(address: &str, path: &str) -> (u16, String) {
     (code, body)
 }
 
-/// Starts the daemon on `retentiond.yaml` in `dir` as user and group `id`, its log in `log`
-/// (the tests must run as root).
-pub fn spawn_daemon_as(id: u32, dir: &Path, log: &Path) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
-    Command::new(env!("CARGO_BIN_EXE_retentiond"))
+/// The daemon on `retentiond.yaml` in `dir`, its log in `log`, outside any service manager.
+fn daemon_command(dir: &Path, log: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_retentiond"));
+    command
         .args(["--config", "retentiond.yaml", "daemon"])
         .current_dir(dir)
         .env_remove("RETENTIOND_CONFIG")
         .env_remove("STATE_DIRECTORY")
         .env_remove("NOTIFY_SOCKET")
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
+        .stderr(std::fs::File::create(log).unwrap());
+    command
+}
+
+/// Starts the daemon on `retentiond.yaml` in `dir` as user and group `id`, its log in `log`
+/// (the tests must run as root).
+pub fn spawn_daemon_as(id: u32, dir: &Path, log: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    daemon_command(dir, log)
         .gid(id)
         .uid(id)
         .spawn()
@@ -116,17 +123,40 @@ pub fn spawn_daemon_as(id: u32, dir: &Path, log: &Path) -> std::process::Child {
 
 /// Starts the daemon on `retentiond.yaml` in `dir` with `env` added, its log in `log`.
 pub fn spawn_daemon(dir: &Path, log: &Path, env: &[(String, String)]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["--config", "retentiond.yaml", "daemon"])
-        .current_dir(dir)
-        .env_remove("RETENTIOND_CONFIG")
-        .env_remove("STATE_DIRECTORY")
-        .env_remove("NOTIFY_SOCKET")
+    daemon_command(dir, log)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("start retentiond daemon")
+}
+
+/// Starts `python3 SCRIPT` (a test server in `tests/`), and reads the JSON line it announces
+/// itself with (its ports, its keys). `install` says what to install when it does not start.
+pub fn start_python_server(
+    script: &str,
+    install: &str,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::io::BufReader<std::process::ChildStdout>,
+    serde_json::Value,
+) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 runs {script}: {e}"));
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let hello = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{script} did not start ({e}): {line:?}; {install}"));
+    (child, stdin, stdout, hello)
 }
 
 /// The daemon's metrics address, from its start-up line (`metrics on http://ADDRESS/…`).

@@ -2,8 +2,8 @@
 //! server and an HTTP server, on 127.0.0.1; every message they receive, as JSON.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::io::BufRead;
+use std::process::{Child, ChildStdin};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,21 +21,10 @@ pub struct Receivers {
 
 impl Receivers {
     pub fn start() -> Receivers {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/notify/receivers.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs tests/notify/receivers.py");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let ports: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!("the receivers did not start ({e}): {line:?}; install aiosmtpd with `python3 -m pip install aiosmtpd==1.4.6` (README, Development)")
-        });
+        let (child, stdin, stdout, ports) = super::start_python_server(
+            "tests/notify/receivers.py",
+            "install aiosmtpd with `python3 -m pip install aiosmtpd==1.4.6` (README, Development)",
+        );
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = received.clone();
         std::thread::spawn(move || {

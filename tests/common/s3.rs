@@ -8,7 +8,7 @@ use super::fake::{Reply, Request, Server};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout};
 use std::sync::{Arc, Mutex};
 
 pub const BUCKET: &str = "backups";
@@ -59,23 +59,10 @@ impl Object {
 
 impl Moto {
     pub fn start() -> Moto {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3/moto_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs tests/s3/moto_server.py");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let hello: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!(
-                "moto's S3 server did not start ({e}): {line:?}; install it with `python3 -m pip install 'moto[server]==5.2.1'` (README, Quick start)"
-            )
-        });
+        let (child, stdin, stdout, hello) = super::start_python_server(
+            "tests/s3/moto_server.py",
+            "install it with `python3 -m pip install 'moto[server]==5.2.1'` (README, Quick start)",
+        );
         let text = |k: &str| hello[k].as_str().unwrap().to_string();
         Moto {
             address: text("endpoint").trim_start_matches("http://").to_string(),
