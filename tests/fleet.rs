@@ -532,6 +532,72 @@ fn postgresql_down_at_start_the_daemon_stays_up_and_retries_and_a_run_exits_7() 
     assert_eq!(a.stop(), 0, "{}", a.log());
 }
 
+/// Backup ids with a tab, a newline, a backslash, a carriage return and COPY's end-of-data
+/// line (`\.`) reach PostgreSQL (decisions through `COPY`, intents through statements) and
+/// come back exactly as they were.
+#[test]
+fn ids_with_tabs_newlines_and_backslashes_come_back_from_postgresql_as_they_were() {
+    let pg = Postgres::start();
+    let shared = tempfile::tempdir().unwrap();
+    let folder = shared.path().join("backups");
+    let names = [
+        "db-20260101T030000Z\ttab.sql",
+        "db-20260102T030000Z\nnewline é.sql",
+        // Kept: the local provider deletes no name with a backslash.
+        "db-20260103T030000Z\n\\.\n\\N\r.sql",
+    ];
+    for name in names {
+        common::write(&folder, name, "");
+    }
+    let account = format!(
+        "  dumps: {{ provider: local, path: {} }}\n",
+        folder.display()
+    );
+    let policy = LOCAL_POLICY
+        .replace(r"Z)\.sql$", r"Z)(?s:.*)\.sql$")
+        .replace("last: 5", "last: 1");
+    let host = Host::new("host-a", &pg, &account, &policy);
+    assert!(host.retentiond(&["approve", "--all"]).status.success());
+    let out = host.retentiond(&["run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(files(&folder), [names[2]]);
+
+    let history = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["history", "--format", "json"];
+        all.extend_from_slice(args);
+        common::json(&String::from_utf8_lossy(&host.retentiond(&all).stdout))
+    };
+    let run = &history(&[])["runs"][0];
+    let mut deleted: Vec<&str> = run["deletions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    deleted.sort();
+    assert_eq!(deleted, names[..2]);
+    let decisions = history(&["--run", &run["id"].to_string()]);
+    let mut decided: Vec<(&str, &str)> = decisions["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["id"].as_str().unwrap(), d["action"].as_str().unwrap()))
+        .collect();
+    decided.sort();
+    assert_eq!(
+        decided,
+        [
+            (names[0], "delete"),
+            (names[1], "delete"),
+            (names[2], "keep")
+        ]
+    );
+}
+
 #[test]
 fn a_hold_made_on_one_host_keeps_the_backup_on_another() {
     let pg = Postgres::start();

@@ -8,6 +8,19 @@
 //! version is refused, never rewritten. One process runs a policy at a time: [`Journal::lock`]
 //! takes a file lock per policy under `state_dir/locks`.
 
+/// Migration 7 of SQLite and 5 of PostgreSQL, in the SQL both understand: open intents are
+/// found through their runs (see [`Journal::reconcile`]), not by an index on `outcome`.
+macro_rules! open_by_run {
+    () => {
+        "ALTER TABLE runs ADD COLUMN intents_recorded BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN intents_checked BIGINT NOT NULL DEFAULT 0;
+        UPDATE runs SET intents_recorded = 1
+        WHERE id IN (SELECT run_id FROM deletions WHERE outcome IS NULL);
+        CREATE INDEX runs_unchecked ON runs (policy) WHERE intents_recorded > intents_checked;
+        DROP INDEX deletions_open;"
+    };
+}
+
 pub mod files;
 pub mod git;
 pub mod holds;
@@ -169,6 +182,10 @@ const MIGRATIONS: &[&str] = &[
         since INTEGER NOT NULL,
         PRIMARY KEY (policy, event, key)
     );",
+    // 7: open intents are found through their runs, not by an index on `outcome`: each
+    // commit of intents counts itself on its run, and reconciling a run records the count it
+    // checked. On PostgreSQL an outcome then updates its row in place (BENCHMARKS.md).
+    open_by_run!(),
 ];
 
 /// Schema version from which runs record their host.
@@ -193,6 +210,29 @@ fn multi_row<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
         Some(chunk)
     })
 }
+
+/// Sorted, distinct `ids` as the ranges of at least [`RANGE`] consecutive ids, `(first,
+/// last)`, and the ids in no such range.
+fn ranges(ids: &[i64]) -> (Vec<(i64, i64)>, Vec<i64>) {
+    let (mut ranges, mut scattered) = (Vec::new(), Vec::new());
+    let mut rest = ids;
+    while let Some(&first) = rest.first() {
+        let n = rest
+            .iter()
+            .zip(first..)
+            .take_while(|(id, expected)| **id == *expected)
+            .count();
+        match n >= RANGE {
+            true => ranges.push((first, rest[n - 1])),
+            false => scattered.extend_from_slice(&rest[..n]),
+        }
+        rest = &rest[n..];
+    }
+    (ranges, scattered)
+}
+
+/// The fewest consecutive ids updated as a range rather than listed.
+const RANGE: usize = 4;
 
 /// The parameters `$first`, `$first+1`, ... of `n` values, comma-separated.
 fn placeholders(first: usize, n: usize) -> String {
@@ -852,75 +892,62 @@ impl Journal {
                     sql_params![&plan.name, run],
                 )?
                 .and_then(|r| r.opt_int(0));
-            // A chunk at a time: what the statements hold stays small for a large plan.
-            for chunk in plan.decisions.chunks(PLAN_CHUNK) {
-                let decided: Vec<Vec<Value>> = chunk
-                    .iter()
-                    .map(|d| {
-                        let reasons: Vec<String> =
-                            d.reasons().iter().map(ToString::to_string).collect();
-                        sql_params![
-                            run,
-                            &plan.name,
-                            previous.unwrap_or(-1),
-                            &d.backup.group,
-                            &d.backup.id,
-                            d.backup.created_at.to_string(),
-                            d.backup.status.as_str(),
-                            d.action.as_str(),
-                            serde_json::to_string(&reasons).unwrap_or_default(),
-                            d.note(),
-                        ]
-                        .to_vec()
-                    })
-                    .collect();
-                let extended = match previous {
-                    Some(_) => tx.execute_all(
-                        "UPDATE decision_spans SET last_run = $1 WHERE rowid = (
+            // A decision's span, as the columns of `decision_spans` below.
+            let span = |d: &crate::plan::Decision| {
+                let reasons: Vec<String> = d.reasons().iter().map(ToString::to_string).collect();
+                sql_params![
+                    &plan.name,
+                    run,
+                    run,
+                    &d.backup.id,
+                    &d.backup.group,
+                    d.backup.created_at.to_string(),
+                    d.backup.status.as_str(),
+                    d.action.as_str(),
+                    serde_json::to_string(&reasons).unwrap_or_default(),
+                    d.note(),
+                ]
+                .to_vec()
+            };
+            // Which decisions extended a span; a chunk at a time, so that what the statements
+            // hold stays small for a large plan.
+            let mut extended = Vec::new();
+            if let Some(previous) = previous {
+                extended.reserve(plan.decisions.len());
+                for chunk in plan.decisions.chunks(PLAN_CHUNK) {
+                    let spans: Vec<Vec<Value>> = chunk
+                        .iter()
+                        .map(|d| {
+                            let mut span = span(d);
+                            span[2] = Value::Int(previous);
+                            span
+                        })
+                        .collect();
+                    let counts = tx.execute_all(
+                        "UPDATE decision_spans SET last_run = $2 WHERE rowid = (
                             SELECT rowid FROM decision_spans
-                            WHERE policy = $2 AND last_run = $3 AND grp = $4 AND backup_id = $5
+                            WHERE policy = $1 AND last_run = $3 AND grp = $5 AND backup_id = $4
                               AND created_at = $6 AND status = $7 AND action = $8
                               AND reasons = $9 AND note IS NOT DISTINCT FROM $10
                             LIMIT 1)",
-                        &decided,
-                    )?,
-                    None => vec![0; decided.len()],
-                };
-                // The others start spans: one multi-row statement per chunk, whose `$1`
-                // (the run) and `$2` (the policy) are the same for each row.
-                let started: Vec<Vec<Value>> = decided
-                    .into_iter()
-                    .zip(&extended)
-                    .filter(|(_, extended)| **extended == 0)
-                    .map(|(values, _)| values[3..].to_vec())
-                    .collect();
-                for chunk in multi_row(&started) {
-                    let rows: Vec<String> = (0..chunk.len())
-                        .map(|r| {
-                            let at = 3 + 7 * r;
-                            let p = |k: usize| format!("${}", at + k);
-                            format!(
-                                "($2, $1, $1, {}, {}, {}, {}, {}, {}, {})",
-                                p(1),
-                                p(0),
-                                p(2),
-                                p(3),
-                                p(4),
-                                p(5),
-                                p(6)
-                            )
-                        })
-                        .collect();
-                    let sql = format!(
-                        "INSERT INTO decision_spans (policy, first_run, last_run, backup_id, grp,
-                                                     created_at, status, action, reasons, note)
-                         VALUES {}",
-                        rows.join(", ")
-                    );
-                    let mut params = sql_params![run, &plan.name].to_vec();
-                    params.extend(chunk.iter().flatten().cloned());
-                    tx.execute_each(&sql, &[params])?;
+                        &spans,
+                    )?;
+                    extended.extend(counts.iter().map(|n| *n != 0));
                 }
+            }
+            // The others start spans, in one stream of rows (one `COPY` on PostgreSQL).
+            for (k, chunk) in plan.decisions.chunks(PLAN_CHUNK).enumerate() {
+                let started: Vec<Vec<Value>> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !extended.get(k * PLAN_CHUNK + i).copied().unwrap_or(false))
+                    .map(|(_, d)| span(d))
+                    .collect();
+                tx.insert_rows(
+                    "decision_spans (policy, first_run, last_run, backup_id, grp, created_at,
+                                     status, action, reasons, note)",
+                    &started,
+                )?;
             }
             let s = plan.summary;
             // With the inserts and the commit, in one round trip on PostgreSQL.
@@ -991,18 +1018,31 @@ impl Journal {
             return Ok(Vec::new());
         }
         let now = ms(Timestamp::now());
-        // Deleted without a word (nearly all of them): one statement per chunk of rows.
+        // Deleted without a word (nearly all of them): one statement per range of consecutive
+        // rows (a commit's intents take consecutive ids, and their outcomes mostly come back
+        // together), and one per chunk of the rows left over.
         let (plain, worded): (Vec<_>, Vec<_>) = settled
             .iter()
             .partition(|(_, outcome, error)| *outcome == Outcome::Deleted && error.is_none());
+        let mut plain: Vec<i64> = plain.iter().map(|(deletion, _, _)| *deletion).collect();
+        plain.sort_unstable();
+        let (ranges, scattered) = ranges(&plain);
         let mut updates: Vec<(String, Vec<Value>)> = Vec::new();
-        for chunk in multi_row(&plain) {
+        for (first, last) in ranges {
+            updates.push((
+                "UPDATE deletions SET outcome = $1, outcome_at = $2, error = NULL
+                 WHERE id BETWEEN $3 AND $4"
+                    .into(),
+                sql_params![Outcome::Deleted.as_str(), now, first, last].to_vec(),
+            ));
+        }
+        for chunk in multi_row(&scattered) {
             let sql = format!(
                 "UPDATE deletions SET outcome = $1, outcome_at = $2, error = NULL WHERE id IN ({})",
                 placeholders(3, chunk.len())
             );
             let mut params = sql_params![Outcome::Deleted.as_str(), now].to_vec();
-            params.extend(chunk.iter().map(|(deletion, _, _)| Value::Int(*deletion)));
+            params.extend(chunk.iter().map(|deletion| Value::Int(*deletion)));
             updates.push((sql, params));
         }
         for chunk in multi_row(withdrawn) {
@@ -1018,7 +1058,15 @@ impl Journal {
             let params = sql_params![deletion, outcome.as_str(), now, error].to_vec();
             updates.push((UPDATE.to_string(), params));
         }
-        // Intents: one multi-row statement per chunk; `$1`-`$4` are the same for each row.
+        // Intents: their run counts the commit (a reconcile checks the runs that count more
+        // commits than it checked); one multi-row statement per chunk, whose `$1`-`$4` are
+        // the same for each row.
+        if !intents.is_empty() {
+            updates.push((
+                "UPDATE runs SET intents_recorded = intents_recorded + 1 WHERE id = $1".into(),
+                sql_params![run].to_vec(),
+            ));
+        }
         let mut inserts: Vec<(String, Vec<Value>)> = Vec::new();
         for chunk in multi_row(intents) {
             let rows: Vec<String> = (0..chunk.len())
@@ -1104,11 +1152,23 @@ impl Journal {
     ) -> Result<Vec<Reconciled>> {
         let now = ms(Timestamp::now());
         self.tx("reconcile interrupted deletions", |tx| {
-            let open = tx.query(
-                "SELECT id, run_id, backup_id, grp FROM deletions
-                 WHERE policy = $1 AND outcome IS NULL AND run_id != $2 ORDER BY id",
+            // Runs whose intents were not all checked yet; each with the count of its commits
+            // of intents, recorded as checked below. A commit after this read (a run that lost
+            // its lock and has not noticed yet) leaves its run to the next reconcile.
+            let unchecked = tx.query(
+                "SELECT id, intents_recorded FROM runs
+                 WHERE policy = $1 AND intents_recorded > intents_checked AND id != $2
+                 ORDER BY id",
                 sql_params![policy, current_run],
             )?;
+            let mut open = Vec::new();
+            for run in &unchecked {
+                open.extend(tx.query(
+                    "SELECT id, run_id, backup_id, grp FROM deletions
+                     WHERE run_id = $1 AND outcome IS NULL ORDER BY id",
+                    sql_params![run.int(0)],
+                )?);
+            }
             // The listed status of each open intent's backup, found in one pass: nothing the
             // size of the listing is built.
             let mut status: HashMap<(String, String), Option<Status>> = open
@@ -1154,6 +1214,12 @@ impl Journal {
                     run,
                     outcome: outcome.as_str(),
                 });
+            }
+            for run in &unchecked {
+                tx.execute(
+                    "UPDATE runs SET intents_checked = $2 WHERE id = $1",
+                    sql_params![run.int(0), run.int(1)],
+                )?;
             }
             tx.execute(
                 "UPDATE runs SET outcome = 'interrupted',

@@ -10,6 +10,7 @@
 
 use super::store::{Row, Tx, Value};
 use bytes::BytesMut;
+use futures_util::SinkExt;
 use std::collections::HashMap;
 use std::error::Error;
 use std::future::Future;
@@ -152,6 +153,13 @@ const MIGRATIONS: &[&str] = &[
     -- about 3.5 us of every intent's 7.6 (BENCHMARKS.md).
     ALTER TABLE deletions DROP CONSTRAINT IF EXISTS deletions_run_id_fkey;
 ",
+    // 5: SQLite's 7 (open intents found through their runs); with no index on `outcome` and
+    // room left on each page, an outcome updates its row in place (a HOT update: 3.0 us of
+    // the server's time where it took 5.6, BENCHMARKS.md).
+    concat!(
+        open_by_run!(),
+        "\n    ALTER TABLE deletions SET (fillfactor = 50);"
+    ),
 ];
 
 /// The advisory lock key that serialises migrations across hosts.
@@ -460,6 +468,8 @@ impl Pg {
             tx.commit()?;
             Ok(value)
         });
+        // An unfinished copy is abandoned (the server is told it failed).
+        drop(tx.copy.take());
         if result.is_err() && tx.begun && !tx.client.is_closed() {
             // A failed statement leaves the session's transaction aborted until it ends.
             let _ = tx.simple("ROLLBACK");
@@ -487,10 +497,10 @@ impl Pg {
             for (sql, params) in queries {
                 prepared.push((tx.prepared(sql)?, params.clone()));
             }
-            let (rows, _) = tx.send(Some(Then::CommittedEach(prepared)))?;
+            let answer = tx.send(Some(Then::CommittedEach(prepared)))?;
             // Committed: nothing is left for the transaction's own commit.
             tx.begun = false;
-            rows.iter().map(row).collect()
+            answer.rows.iter().map(row).collect()
         })
     }
 
@@ -587,7 +597,13 @@ pub struct PgTx<'s> {
     begun: bool,
     /// Statements whose answers are not needed, sent with the next statement or the commit.
     deferred: Vec<(Statement, Vec<Value>)>,
+    /// A `COPY … FROM STDIN` under way (its target, `table (columns)`): rows for the same
+    /// target stream into it; the next statement or the commit ends it, in its round trip.
+    copy: Option<(String, Copying)>,
 }
+
+/// The rows of a `COPY` under way, sent in PostgreSQL's text format.
+type Copying = std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::Bytes>>>;
 
 /// What ends a round trip of [`PgTx::send`].
 enum Then {
@@ -598,10 +614,18 @@ enum Then {
     Each(Statement, Vec<Vec<Value>>),
     /// Prepared statements with their parameters, then `COMMIT`; their rows, in order.
     CommittedEach(Vec<(Statement, Vec<Value>)>),
+    /// A prepared `COPY … FROM STDIN` and its first rows: the copy stays open.
+    Copy(Statement, bytes::Bytes),
 }
 
-/// What a round trip of [`PgTx::send`] answers: `then`'s rows, or the rows it changed.
-type Answer = (Vec<tokio_postgres::Row>, Vec<u64>);
+/// What a round trip of [`PgTx::send`] answers: `then`'s rows, or the rows it changed, or the
+/// copy it opened.
+#[derive(Default)]
+struct Answer {
+    rows: Vec<tokio_postgres::Row>,
+    counts: Vec<u64>,
+    copy: Option<Copying>,
+}
 
 impl<'s> PgTx<'s> {
     /// A transaction on `session`, not begun yet.
@@ -611,6 +635,7 @@ impl<'s> PgTx<'s> {
             statements: &mut session.statements,
             begun: false,
             deferred: Vec::new(),
+            copy: None,
         }
     }
 
@@ -639,24 +664,36 @@ impl<'s> PgTx<'s> {
         Ok(())
     }
 
-    /// `sql`, prepared on this session once (one round trip the first time).
+    /// `sql`, prepared on this session once (one round trip the first time, which also ends
+    /// the copy under way: the connection sends nothing else until it has).
     fn prepared(&mut self, sql: &str) -> Result<Statement, String> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
         let (client, text) = (self.client.clone(), sql.to_string());
-        let statement =
-            wait(async move { client.prepare(&text).await.map_err(|e| describe_error(&e)) })?;
+        let copied = self.copy.take().map(|(_, copying)| copying);
+        let statement = wait(async move {
+            let copied = async move {
+                match copied {
+                    Some(mut copying) => copying.as_mut().finish().await.map(drop),
+                    None => Ok(()),
+                }
+            };
+            let (copied, statement) = tokio::join!(copied, client.prepare(&text));
+            copied.map_err(|e| describe_error(&e))?;
+            statement.map_err(|e| describe_error(&e))
+        })?;
         self.statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
 
-    /// Sends, in one round trip and in this order, `BEGIN` if it is not sent yet, the
-    /// deferred statements, and `then`; the first error of them, else `then`'s answer: its
-    /// rows when it wants them, else the count of rows it changed.
+    /// Sends, in one round trip and in this order: the end of the copy under way, `BEGIN` if
+    /// it is not sent yet, the deferred statements, and `then`; the first error of them, else
+    /// `then`'s answer: its rows when it wants them, else the count of rows it changed (or the
+    /// copy it opened).
     fn send(&mut self, then: Option<Then>) -> Result<Answer, String> {
-        if self.begun && self.deferred.is_empty() && then.is_none() {
-            return Ok((Vec::new(), Vec::new()));
+        if self.begun && self.deferred.is_empty() && self.copy.is_none() && then.is_none() {
+            return Ok(Answer::default());
         }
         // Prepared too: the server parses them once per session.
         let begin = if self.begun {
@@ -670,10 +707,18 @@ impl<'s> PgTx<'s> {
         };
         self.begun = true;
         let deferred = std::mem::take(&mut self.deferred);
+        let copied = self.copy.take().map(|(_, copying)| copying);
         let client = self.client.clone();
         wait(async move {
             let client = &client;
             let commit = &commit;
+            // The copy's end goes out first: the connection sends nothing else until it has.
+            let copied = async move {
+                match copied {
+                    Some(mut copying) => copying.as_mut().finish().await.map(drop),
+                    None => Ok(()),
+                }
+            };
             let begun = async move {
                 match begin {
                     Some(begin) => client.execute(&begin, &[]).await.map(drop),
@@ -685,19 +730,25 @@ impl<'s> PgTx<'s> {
             ));
             let last = async move {
                 match then {
-                    None => Ok((Vec::new(), Vec::new())),
+                    None => Ok(Answer::default()),
                     Some(Then::Commit) => client
                         .execute(commit.as_ref().expect("prepared"), &[])
                         .await
-                        .map(|_| (Vec::new(), Vec::new())),
+                        .map(|_| Answer::default()),
                     Some(Then::Statement(statement, params, true)) => client
                         .query(&statement, &refs(&params))
                         .await
-                        .map(|rows| (rows, Vec::new())),
+                        .map(|rows| Answer {
+                            rows,
+                            ..Answer::default()
+                        }),
                     Some(Then::Statement(statement, params, false)) => client
                         .execute(&statement, &refs(&params))
                         .await
-                        .map(|count| (Vec::new(), vec![count])),
+                        .map(|count| Answer {
+                            counts: vec![count],
+                            ..Answer::default()
+                        }),
                     Some(Then::CommittedEach(queries)) => {
                         let (rows, committed) = tokio::join!(
                             futures_util::future::try_join_all(queries.iter().map(
@@ -709,7 +760,10 @@ impl<'s> PgTx<'s> {
                         );
                         // A failed statement's transaction ends in a rollback, not an error.
                         let rows = rows?;
-                        committed.map(|_| (rows.into_iter().flatten().collect(), Vec::new()))
+                        committed.map(|_| Answer {
+                            rows: rows.into_iter().flatten().collect(),
+                            ..Answer::default()
+                        })
                     }
                     Some(Then::Each(statement, each)) => {
                         let statement = &statement;
@@ -717,12 +771,24 @@ impl<'s> PgTx<'s> {
                             client.execute(statement, &refs(params)).await
                         }))
                         .await
-                        .map(|counts| (Vec::new(), counts))
+                        .map(|counts| Answer {
+                            counts,
+                            ..Answer::default()
+                        })
+                    }
+                    Some(Then::Copy(statement, rows)) => {
+                        let mut copying: Copying = Box::pin(client.copy_in(&statement).await?);
+                        copying.as_mut().send(rows).await?;
+                        Ok(Answer {
+                            copy: Some(copying),
+                            ..Answer::default()
+                        })
                     }
                 }
             };
             // Polled in this order, so sent in this order: the client pipelines them.
-            let (begun, earlier, last) = tokio::join!(begun, earlier, last);
+            let (copied, begun, earlier, last) = tokio::join!(copied, begun, earlier, last);
+            copied.map_err(|e| describe_error(&e))?;
             begun.map_err(|e| describe_error(&e))?;
             for answer in earlier {
                 answer.map_err(|e| describe_error(&e))?;
@@ -747,7 +813,7 @@ fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 impl Tx for PgTx<'_> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, String> {
         self.run(sql, params, false)
-            .map(|(_, counts)| counts.first().copied().unwrap_or(0))
+            .map(|answer| answer.counts.first().copied().unwrap_or(0))
     }
 
     fn execute_all(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<Vec<u64>, String> {
@@ -756,7 +822,7 @@ impl Tx for PgTx<'_> {
         }
         let statement = self.prepared(sql)?;
         self.send(Some(Then::Each(statement, each.to_vec())))
-            .map(|(_, counts)| counts)
+            .map(|answer| answer.counts)
     }
 
     fn execute_each(&mut self, sql: &str, each: &[Vec<Value>]) -> Result<(), String> {
@@ -772,8 +838,70 @@ impl Tx for PgTx<'_> {
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
-        self.run(sql, params, true)?.0.iter().map(row).collect()
+        self.run(sql, params, true)?.rows.iter().map(row).collect()
     }
+
+    /// One `COPY` for consecutive calls on the same target: the first opens it (one round
+    /// trip, with whatever waits to be sent), the others stream into it without waiting.
+    fn insert_rows(&mut self, target: &str, rows: &[Vec<Value>]) -> Result<(), String> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut text = BytesMut::new();
+        for row in rows {
+            copy_row(&mut text, row);
+        }
+        let text = text.freeze();
+        match self.copy.take() {
+            Some((open, mut copying)) if open == target => {
+                let copying = wait(async move {
+                    copying
+                        .as_mut()
+                        .send(text)
+                        .await
+                        .map_err(|e| describe_error(&e))?;
+                    Ok(copying)
+                })?;
+                self.copy = Some((open, copying));
+            }
+            other => {
+                self.copy = other;
+                let statement = self.prepared(&format!("COPY {target} FROM STDIN"))?;
+                let answer = self.send(Some(Then::Copy(statement, text)))?;
+                self.copy = answer.copy.map(|copying| (target.to_string(), copying));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A row in `COPY`'s text format: tab-separated, `\N` for NULL, backslash escapes for the
+/// backslash, tab, newline and carriage return.
+fn copy_row(out: &mut BytesMut, row: &[Value]) {
+    for (i, value) in row.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\t");
+        }
+        match value {
+            Value::Null => out.extend_from_slice(b"\\N"),
+            Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Value::Text(t) => {
+                let mut rest = t.as_bytes();
+                while let Some(at) = rest.iter().position(|b| b"\\\t\n\r".contains(b)) {
+                    out.extend_from_slice(&rest[..at]);
+                    out.extend_from_slice(match rest[at] {
+                        b'\\' => b"\\\\",
+                        b'\t' => b"\\t",
+                        b'\n' => b"\\n",
+                        _ => b"\\r",
+                    });
+                    rest = &rest[at + 1..];
+                }
+                out.extend_from_slice(rest);
+            }
+        }
+    }
+    out.extend_from_slice(b"\n");
 }
 
 /// A row's columns as [`Value`]s, by their types.
@@ -846,6 +974,23 @@ pub fn policy_key(policy: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_row_escapes_what_the_text_format_reads_specially() {
+        let mut out = BytesMut::new();
+        let row = [
+            Value::Int(-7),
+            Value::Null,
+            Value::Text("a\tb\nc\\d\re".into()),
+            Value::Text("\\.".into()),
+            Value::Text("é\\N".into()),
+        ];
+        copy_row(&mut out, &row);
+        assert_eq!(
+            &out[..],
+            "-7\t\\N\ta\\tb\\nc\\\\d\\re\t\\\\.\té\\\\N\n".as_bytes()
+        );
+    }
 
     #[test]
     fn a_remote_server_gets_tls_and_prefer_is_refused() {

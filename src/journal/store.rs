@@ -140,6 +140,22 @@ pub trait Tx {
             .collect()
     }
 
+    /// Inserts `rows` into `target`, `table (columns)`, with a value per column in each row;
+    /// nothing is read back. SQLite runs multi-row statements; PostgreSQL streams them into
+    /// one `COPY` (a server cost of about half a statement's for each row, BENCHMARKS.md).
+    fn insert_rows(&mut self, target: &str, rows: &[Vec<Value>]) -> Result<(), String> {
+        for chunk in super::multi_row(rows) {
+            let width = chunk[0].len();
+            let each: Vec<String> = (0..chunk.len())
+                .map(|r| format!("({})", super::placeholders(1 + width * r, width)))
+                .collect();
+            let sql = format!("INSERT INTO {target} VALUES {}", each.join(", "));
+            let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
+            self.execute_each(&sql, &[params])?;
+        }
+        Ok(())
+    }
+
     /// The first row, if any.
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, String> {
         Ok(self.query(sql, params)?.into_iter().next())

@@ -205,6 +205,83 @@ fn reconcile_settles_open_intents_against_the_listing_and_marks_the_run_interrup
     assert!(journal.reconcile("p", current, &still).unwrap().is_empty());
 }
 
+/// A run that lost its lock may still commit intents after another run reconciled it: the
+/// next reconcile finds them. A run whose intents were all checked is not read again.
+#[test]
+fn intents_committed_after_a_reconcile_are_found_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let policy = policy();
+    let listing = backups("g", 4);
+    let late = start(&journal, &policy);
+    journal.intent(late, "p", "a", &listing[..1]).unwrap();
+    let second = start(&journal, &policy);
+    assert_eq!(journal.reconcile("p", second, &[]).unwrap().len(), 1);
+    journal.intent(late, "p", "a", &listing[1..2]).unwrap();
+    let third = start(&journal, &policy);
+    let settled = journal.reconcile("p", third, &listing).unwrap();
+    assert_eq!(
+        settled,
+        [Reconciled {
+            id: "g-1".into(),
+            group: "g".into(),
+            run: late,
+            outcome: "not_deleted"
+        }]
+    );
+    let unchecked: i64 = journal
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM runs WHERE intents_recorded > intents_checked",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unchecked, 0);
+}
+
+/// A journal from before runs counted their intents: migrating marks the runs with open
+/// intents, and the next run settles them.
+#[test]
+fn open_intents_of_a_version_6_journal_are_settled_after_migrating() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let policy = policy();
+    let listing = backups("g", 3);
+    let crashed = start(&journal, &policy);
+    journal.intent(crashed, "p", "a", &listing[1..]).unwrap();
+    let settled = start(&journal, &policy);
+    journal.intent(settled, "p", "a", &listing[..1]).unwrap();
+    journal
+        .conn()
+        .execute_batch(
+            "UPDATE deletions SET outcome = 'deleted' WHERE backup_id = 'g-0';
+             DROP INDEX runs_unchecked; ALTER TABLE runs DROP COLUMN intents_recorded;
+             ALTER TABLE runs DROP COLUMN intents_checked;
+             CREATE INDEX deletions_open ON deletions (policy) WHERE outcome IS NULL;
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+    drop(journal);
+    let journal = Journal::open(dir.path()).unwrap();
+    let marked: Vec<i64> = {
+        let conn = journal.conn();
+        let mut marked = conn
+            .prepare("SELECT id FROM runs WHERE intents_recorded > intents_checked")
+            .unwrap();
+        marked
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    assert_eq!(marked, [crashed], "only the run with open intents");
+    let current = start(&journal, &policy);
+    let settled = journal.reconcile("p", current, &listing[2..]).unwrap();
+    let outcomes: Vec<(&str, &str)> = settled.iter().map(|r| (r.id.as_str(), r.outcome)).collect();
+    assert_eq!(outcomes, [("g-1", "deleted"), ("g-2", "not_deleted")]);
+}
+
 #[test]
 fn an_intent_whose_backup_is_being_deleted_becomes_pending() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,6 +366,9 @@ fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
             "DROP TABLE fires; DROP TABLE approvals; ALTER TABLE runs DROP COLUMN overrides;
              ALTER TABLE runs DROP COLUMN host; DROP TABLE fire_claims; DROP TABLE holds;
              ALTER TABLE runs DROP COLUMN waiting; DROP TABLE notifications;
+             DROP INDEX runs_unchecked; ALTER TABLE runs DROP COLUMN intents_recorded;
+             ALTER TABLE runs DROP COLUMN intents_checked;
+             CREATE INDEX deletions_open ON deletions (policy) WHERE outcome IS NULL;
              CREATE TABLE decisions (
                 run_id INTEGER NOT NULL REFERENCES runs (id), backup_id TEXT NOT NULL,
                 grp TEXT NOT NULL, created_at TEXT NOT NULL, status TEXT NOT NULL,
@@ -456,8 +536,17 @@ fn long_lists_go_in_few_distinct_multi_row_statements() {
     assert_eq!(placeholders(3, 3), "$3, $4, $5");
 }
 
-/// 300 intents and their outcomes in multi-row statements: each intent's row comes back in
-/// order, and each outcome lands on its own row.
+#[test]
+fn consecutive_ids_become_ranges_and_the_rest_stay_listed() {
+    let ids = [1, 2, 3, 4, 5, 7, 9, 10, 11, 20, 21, 22, 23];
+    let (ranges, scattered) = ranges(&ids);
+    assert_eq!(ranges, [(1, 5), (20, 23)]);
+    assert_eq!(scattered, [7, 9, 10, 11]);
+    assert_eq!(super::ranges(&[]), (vec![], vec![]));
+}
+
+/// 300 intents and their outcomes in multi-row statements (the first 100 deleted in a row, as
+/// one range): each intent's row comes back in order, and each outcome lands on its own row.
 #[test]
 fn a_group_of_intents_and_outcomes_lands_row_by_row() {
     let dir = tempfile::tempdir().unwrap();
@@ -473,7 +562,7 @@ fn a_group_of_intents_and_outcomes_lands_row_by_row() {
         .iter()
         .enumerate()
         .map(|(i, row)| match i % 3 {
-            0 => (*row, Outcome::Deleted, None),
+            _ if i < 100 => (*row, Outcome::Deleted, None),
             1 => (*row, Outcome::Failed, Some("boom")),
             _ => (*row, Outcome::Deleted, None),
         })
@@ -495,7 +584,7 @@ fn a_group_of_intents_and_outcomes_lands_row_by_row() {
     assert_eq!(recorded.len(), 299, "the withdrawn intent is gone");
     for (i, d) in recorded.iter().enumerate() {
         assert_eq!(d.id, listing[i].id.as_str(), "rows in the intents' order");
-        let failed = i % 3 == 1;
+        let failed = i >= 100 && i % 3 == 1;
         assert_eq!(
             d.outcome.as_deref(),
             Some(if failed { "failed" } else { "deleted" })
