@@ -278,8 +278,9 @@ fn systemic_hint(error: &str) -> &'static str {
 /// provider of wide calls, twice what it may have in flight) are recorded before their
 /// turn. Once half of the window is sent, the next half is recorded in one commit (with the
 /// outcomes settled since the last) while the other half is sent, so that neither a fast
-/// provider nor a slow one waits for a commit.
-const AHEAD: usize = 1024;
+/// provider nor a slow one waits for a commit. (A local folder deletes 2,048 files in about
+/// 20 ms, as long as a PostgreSQL 2 ms away takes to commit their intents and outcomes.)
+const AHEAD: usize = 4096;
 
 /// How long settled outcomes wait for company once no intents are left to record them with.
 const OUTCOMES_WAIT: Duration = Duration::from_millis(50);
