@@ -671,14 +671,8 @@ impl<'s> PgTx<'s> {
             return Ok(statement.clone());
         }
         let (client, text) = (self.client.clone(), sql.to_string());
-        let copied = self.copy.take().map(|(_, copying)| copying);
+        let copied = end_copy(self.copy.take());
         let statement = wait(async move {
-            let copied = async move {
-                match copied {
-                    Some(mut copying) => copying.as_mut().finish().await.map(drop),
-                    None => Ok(()),
-                }
-            };
             let (copied, statement) = tokio::join!(copied, client.prepare(&text));
             copied.map_err(|e| describe_error(&e))?;
             statement.map_err(|e| describe_error(&e))
@@ -707,18 +701,12 @@ impl<'s> PgTx<'s> {
         };
         self.begun = true;
         let deferred = std::mem::take(&mut self.deferred);
-        let copied = self.copy.take().map(|(_, copying)| copying);
+        // The copy's end goes out first: the connection sends nothing else until it has.
+        let copied = end_copy(self.copy.take());
         let client = self.client.clone();
         wait(async move {
             let client = &client;
             let commit = &commit;
-            // The copy's end goes out first: the connection sends nothing else until it has.
-            let copied = async move {
-                match copied {
-                    Some(mut copying) => copying.as_mut().finish().await.map(drop),
-                    None => Ok(()),
-                }
-            };
             let begun = async move {
                 match begin {
                     Some(begin) => client.execute(&begin, &[]).await.map(drop),
@@ -872,6 +860,14 @@ impl Tx for PgTx<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Ends the copy under way, if any: its last rows and `CopyDone`, then the server's answer.
+async fn end_copy(copy: Option<(String, Copying)>) -> Result<(), tokio_postgres::Error> {
+    match copy {
+        Some((_, mut copying)) => copying.as_mut().finish().await.map(drop),
+        None => Ok(()),
     }
 }
 
