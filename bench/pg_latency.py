@@ -62,8 +62,12 @@ async def pipe(reader, writer):
 async def serve(listen, target):
     async def handle(client_reader, client_writer):
         server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target)
-        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer),
-                             return_exceptions=True)
+        try:
+            await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer),
+                                 return_exceptions=True)
+        except asyncio.CancelledError:
+            # The benchmark is over and the event loop is closing: nothing left to forward.
+            pass
 
     return await asyncio.start_server(handle, "127.0.0.1", listen)
 
