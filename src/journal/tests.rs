@@ -205,6 +205,12 @@ fn reconcile_settles_open_intents_against_the_listing_and_marks_the_run_interrup
     assert!(journal.reconcile("p", current, &still).unwrap().is_empty());
 }
 
+/// What undoes migration 7 (intents counted on their runs), for journals taken back to an
+/// older version.
+const UNDO_OPEN_BY_RUN: &str = "DROP INDEX runs_unchecked;
+    ALTER TABLE runs DROP COLUMN intents_recorded; ALTER TABLE runs DROP COLUMN intents_checked;
+    CREATE INDEX deletions_open ON deletions (policy) WHERE outcome IS NULL;";
+
 /// A run that lost its lock may still commit intents after another run reconciled it: the
 /// next reconcile finds them. A run whose intents were all checked is not read again.
 #[test]
@@ -254,13 +260,10 @@ fn open_intents_of_a_version_6_journal_are_settled_after_migrating() {
     journal.intent(settled, "p", "a", &listing[..1]).unwrap();
     journal
         .conn()
-        .execute_batch(
+        .execute_batch(&format!(
             "UPDATE deletions SET outcome = 'deleted' WHERE backup_id = 'g-0';
-             DROP INDEX runs_unchecked; ALTER TABLE runs DROP COLUMN intents_recorded;
-             ALTER TABLE runs DROP COLUMN intents_checked;
-             CREATE INDEX deletions_open ON deletions (policy) WHERE outcome IS NULL;
-             PRAGMA user_version = 6;",
-        )
+             {UNDO_OPEN_BY_RUN} PRAGMA user_version = 6;"
+        ))
         .unwrap();
     drop(journal);
     let journal = Journal::open(dir.path()).unwrap();
@@ -362,13 +365,11 @@ fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
     // Back to how version 1 left it.
     journal
         .conn()
-        .execute_batch(
+        .execute_batch(&format!(
             "DROP TABLE fires; DROP TABLE approvals; ALTER TABLE runs DROP COLUMN overrides;
              ALTER TABLE runs DROP COLUMN host; DROP TABLE fire_claims; DROP TABLE holds;
              ALTER TABLE runs DROP COLUMN waiting; DROP TABLE notifications;
-             DROP INDEX runs_unchecked; ALTER TABLE runs DROP COLUMN intents_recorded;
-             ALTER TABLE runs DROP COLUMN intents_checked;
-             CREATE INDEX deletions_open ON deletions (policy) WHERE outcome IS NULL;
+             {UNDO_OPEN_BY_RUN}
              CREATE TABLE decisions (
                 run_id INTEGER NOT NULL REFERENCES runs (id), backup_id TEXT NOT NULL,
                 grp TEXT NOT NULL, created_at TEXT NOT NULL, status TEXT NOT NULL,
@@ -376,8 +377,8 @@ fn a_version_1_journal_is_read_as_it_is_and_migrated_to_hold_fires() {
              INSERT INTO decisions SELECT first_run, backup_id, grp, created_at, status, action,
                 reasons, note FROM decision_spans ORDER BY grp, created_at DESC;
              DROP TABLE decision_spans;
-             PRAGMA user_version = 1;",
-        )
+             PRAGMA user_version = 1;"
+        ))
         .unwrap();
     drop(journal);
 
