@@ -22,9 +22,10 @@ use std::sync::Arc;
 pub trait Watch: Send + Sync {
     /// The plan is made and recorded (`report.plan` is set); none of its deletions is sent yet.
     fn planned(&self, report: &PolicyReport);
-    /// A deletion ended (its outcome just went to the journal): this run's, or one an
-    /// earlier run left pending (those settle before the plan is made).
-    fn settled(&self, backup: &Backup, outcome: &Settled);
+    /// Deletions ended (their outcomes just went to the journal, in one commit): this run's,
+    /// or ones an earlier run left pending (those settle before the plan is made). Never one
+    /// that was not sent.
+    fn settled(&self, outcomes: &[executor::Outcome]);
 }
 
 /// How a run goes.
@@ -637,9 +638,18 @@ impl Ledger for JournalLedger {
         // Told whether or not the journal took them: the deletions happened either way (a
         // journal error is reported with the run).
         if let Some(watch) = &self.watch {
-            for o in settled {
-                if !matches!(o.settled, Settled::NotSent(_)) {
-                    watch.settled(o.backup, &o.settled);
+            match settled
+                .iter()
+                .any(|o| matches!(o.settled, Settled::NotSent(_)))
+            {
+                false => watch.settled(settled),
+                true => {
+                    let sent: Vec<executor::Outcome> = settled
+                        .iter()
+                        .filter(|o| !matches!(o.settled, Settled::NotSent(_)))
+                        .copied()
+                        .collect();
+                    watch.settled(&sent);
                 }
             }
         }

@@ -9,7 +9,6 @@ use super::terminal::Progress;
 use super::{Cli, Format, RunArgs};
 use crate::executor;
 use crate::exit;
-use crate::model::Backup;
 use crate::policy::{Config, Policy};
 use crate::render::{self, PolicyReport};
 use crate::runner;
@@ -133,9 +132,9 @@ pub(super) fn run_policies(
                             bar = Some(Progress::new("deleting", Some(total)));
                         }
                         Live::Deleting(_) => {}
-                        Live::Done => {
+                        Live::Done(n) => {
                             if let Some(bar) = &mut bar {
-                                bar.step();
+                                bar.advance(n);
                             }
                         }
                     }
@@ -177,8 +176,8 @@ enum Live {
     Text(String),
     /// The plan is made: this many deletions to send.
     Deleting(usize),
-    /// One more deletion ended (deleted or failed).
-    Done,
+    /// This many more deletions ended (deleted or failed).
+    Done(usize),
 }
 
 /// `run`'s output as it happens: in text, each policy's head once its plan is made, then every
@@ -218,20 +217,29 @@ impl runner::Watch for LivePrinter {
         let _ = self.sender.send(Live::Deleting(deleting));
     }
 
-    fn settled(&self, backup: &Backup, outcome: &executor::Settled) {
+    fn settled(&self, outcomes: &[executor::Outcome]) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.0 && !matches!(outcome, executor::Settled::Pending(_)) {
-            let _ = self.sender.send(Live::Done);
+        if state.0 {
+            let done = outcomes
+                .iter()
+                .filter(|o| !matches!(o.settled, executor::Settled::Pending(_)));
+            let _ = self.sender.send(Live::Done(done.count()));
         }
-        if self.summary || !self.text {
+        if self.summary || !self.text || outcomes.is_empty() {
             return;
         }
-        let line = render::settled_line(&backup.id, outcome, !state.0) + "\n";
+        // The lines of one commit as one text: a million deletions are a few hundred texts to
+        // hand to the printer, not a million.
+        let mut lines = String::new();
+        for o in outcomes {
+            lines.push_str(&render::settled_line(&o.backup.id, &o.settled, !state.0));
+            lines.push('\n');
+        }
         match state.0 {
             true => {
-                let _ = self.sender.send(Live::Text(line));
+                let _ = self.sender.send(Live::Text(lines));
             }
-            false => state.1.push(line),
+            false => state.1.push(lines),
         }
     }
 }
@@ -256,4 +264,64 @@ pub(super) fn stop_on_interrupt(stop: &executor::Stop) {
             std::process::exit(i32::from(exit::INTERRUPTED));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Backup, Status};
+    use runner::Watch;
+
+    fn printer(text: bool) -> (LivePrinter, tokio::sync::mpsc::UnboundedReceiver<Live>) {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let printer = LivePrinter {
+            sender,
+            text,
+            summary: false,
+            state: Mutex::new((true, Vec::new())),
+        };
+        (printer, receiver)
+    }
+
+    #[test]
+    fn the_deletions_of_one_commit_reach_the_printer_as_one_text() {
+        let at = "2026-01-01T00:00:00Z".parse().unwrap();
+        let backups: Vec<Backup> = ["a", "b", "c"]
+            .iter()
+            .map(|id| Backup::new(id, "g", at, Status::Complete))
+            .collect();
+        let settled = [
+            executor::Settled::Deleted,
+            executor::Settled::Pending("task 7 running"),
+            executor::Settled::Failed("403 Forbidden"),
+        ];
+        let outcomes: Vec<executor::Outcome> = backups
+            .iter()
+            .zip(settled)
+            .map(|(backup, settled)| executor::Outcome {
+                token: 1,
+                backup,
+                settled,
+            })
+            .collect();
+        let (live, mut receiver) = printer(true);
+        live.settled(&outcomes);
+        // The pending one has not ended yet: the progress line counts two.
+        assert!(matches!(receiver.try_recv(), Ok(Live::Done(2))));
+        let Ok(Live::Text(text)) = receiver.try_recv() else {
+            panic!("no text");
+        };
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "deleted a");
+        assert_eq!(lines[1], "pending b: task 7 running");
+        assert!(lines[2].ends_with("c: 403 Forbidden"), "{text}");
+        assert!(receiver.try_recv().is_err(), "one text for the commit");
+
+        // JSON output: only the progress.
+        let (live, mut receiver) = printer(false);
+        live.settled(&outcomes);
+        assert!(matches!(receiver.try_recv(), Ok(Live::Done(2))));
+        assert!(receiver.try_recv().is_err());
+    }
 }

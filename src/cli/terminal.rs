@@ -58,7 +58,15 @@ impl Progress {
     /// One more done; the line is redrawn if the last drawing is old enough (the first
     /// always is).
     pub fn step(&mut self) {
-        self.done += 1;
+        self.advance(1);
+    }
+
+    /// `n` more done, as [`Progress::step`].
+    pub fn advance(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.done += n;
         if self
             .drawn
             .is_none_or(|at| at.elapsed() >= Duration::from_millis(100))
