@@ -141,20 +141,10 @@ pub trait Tx {
     }
 
     /// Inserts `rows` into `target`, `table (columns)`, with a value per column in each row;
-    /// nothing is read back. SQLite runs multi-row statements; PostgreSQL streams them into
-    /// one `COPY` (a server cost of about half a statement's for each row, BENCHMARKS.md).
-    fn insert_rows(&mut self, target: &str, rows: &[Vec<Value>]) -> Result<(), String> {
-        for chunk in super::multi_row(rows) {
-            let width = chunk[0].len();
-            let each: Vec<String> = (0..chunk.len())
-                .map(|r| format!("({})", super::placeholders(1 + width * r, width)))
-                .collect();
-            let sql = format!("INSERT INTO {target} VALUES {}", each.join(", "));
-            let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
-            self.execute_each(&sql, &[params])?;
-        }
-        Ok(())
-    }
+    /// nothing is read back. SQLite runs one prepared statement for each row (its values
+    /// bound where they are); PostgreSQL streams them into one `COPY` (a server cost of about
+    /// half a statement's for each row, BENCHMARKS.md).
+    fn insert_rows(&mut self, target: &str, rows: &[Vec<Value>]) -> Result<(), String>;
 
     /// The first row, if any.
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, String> {
@@ -171,11 +161,15 @@ fn sqlite_sql(sql: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn sqlite_value(v: &Value) -> rusqlite::types::Value {
-    match v {
-        Value::Null => rusqlite::types::Value::Null,
-        Value::Int(i) => rusqlite::types::Value::Integer(*i),
-        Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+/// Bound where it is: a text parameter is not copied.
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Integer(*i),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+        }))
     }
 }
 
@@ -199,7 +193,7 @@ impl Tx for SqliteTx<'_> {
             .prepare_cached(&sqlite_sql(sql))
             .map_err(|e| e.to_string())?;
         statement
-            .execute(rusqlite::params_from_iter(params.iter().map(sqlite_value)))
+            .execute(rusqlite::params_from_iter(params))
             .map(|n| n as u64)
             .map_err(|e| e.to_string())
     }
@@ -211,7 +205,7 @@ impl Tx for SqliteTx<'_> {
             .map_err(|e| e.to_string())?;
         let columns = statement.column_count();
         let mut rows = statement
-            .query(rusqlite::params_from_iter(params.iter().map(sqlite_value)))
+            .query(rusqlite::params_from_iter(params))
             .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(|e| e.to_string())? {
@@ -222,6 +216,21 @@ impl Tx for SqliteTx<'_> {
             out.push(Row(values));
         }
         Ok(out)
+    }
+
+    fn insert_rows(&mut self, target: &str, rows: &[Vec<Value>]) -> Result<(), String> {
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        let columns: Vec<String> = (1..=first.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!("INSERT INTO {target} VALUES ({})", columns.join(", "));
+        let mut statement = self.0.prepare_cached(&sql).map_err(|e| e.to_string())?;
+        for row in rows {
+            statement
+                .execute(rusqlite::params_from_iter(row))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
