@@ -199,8 +199,17 @@ impl LocalProvider {
             let entry = entry.map_err(|e| self.error(&call, e.to_string()))?;
             // A name that is not UTF-8 cannot match a pattern; it is not ours to manage.
             if let Ok(name) = entry.file_name().into_string() {
+                // Read relative to the open folder (`statx` on its descriptor): no walk of
+                // the folder's path for each entry, which was two fifths of a listing's time.
+                // One that cannot be read now is read again by path when it is selected.
+                let kind = match entry.metadata() {
+                    Ok(m) if m.is_file() => EntryKind::File(m.len()),
+                    Ok(m) if m.is_dir() => EntryKind::Dir,
+                    Ok(_) => EntryKind::Other,
+                    Err(_) => EntryKind::Unread,
+                };
                 names
-                    .push(&name)
+                    .push(&name, kind)
                     .map_err(|e| self.error(&call, e.to_string()))?;
             }
         }
@@ -215,8 +224,8 @@ impl LocalProvider {
         let prefix = self.select.literal_prefix();
         let first = names.partition_point(|n| n < prefix.as_str());
         let candidates = (first..names.len())
-            .map(|i| names.get(i))
-            .take_while(|n| n.starts_with(prefix.as_str()));
+            .map(|i| (names.get(i), names.kind(i)))
+            .take_while(|(n, _)| n.starts_with(prefix.as_str()));
         let mut marker = String::new();
         let mut has = |name: &str, suffix: &str| {
             marker.clear();
@@ -227,7 +236,7 @@ impl LocalProvider {
         // Room for every candidate at once (what is not selected is given back below): a
         // vector that grows by doubling leaves the allocator the copies it outgrew.
         let mut backups = Vec::with_capacity(candidates.clone().count());
-        for name in candidates {
+        for (name, kind) in candidates {
             if name.ends_with(FAILED_MARKER) || name.ends_with(PARTIAL_MARKER) {
                 continue;
             }
@@ -235,8 +244,14 @@ impl LocalProvider {
             let Some((created_at, group)) = self.identify(name, &path)? else {
                 continue;
             };
-            let metadata = fs::symlink_metadata(&path)
-                .map_err(|e| self.error(&call, format!("{name}: {e}")))?;
+            let kind = match kind {
+                EntryKind::Unread => {
+                    let metadata = fs::symlink_metadata(&path)
+                        .map_err(|e| self.error(&call, format!("{name}: {e}")))?;
+                    EntryKind::of(&metadata)
+                }
+                read => read,
+            };
             let status = if has(name, FAILED_MARKER) {
                 Status::Failed
             } else if has(name, PARTIAL_MARKER) {
@@ -252,11 +267,14 @@ impl LocalProvider {
                 created_at,
                 status,
                 name: None,
-                size: metadata.is_file().then_some(metadata.len()),
+                size: match kind {
+                    EntryKind::File(len) => Some(len),
+                    _ => None,
+                },
                 tags: Box::default(),
-                kind: Some(match metadata.is_dir() {
-                    true => self.kinds.1.clone(),
-                    false => self.kinds.0.clone(),
+                kind: Some(match kind {
+                    EntryKind::Dir => self.kinds.1.clone(),
+                    _ => self.kinds.0.clone(),
                 }),
                 live: false,
             });
@@ -328,22 +346,74 @@ fn folder_group(root: &Path) -> Text {
 }
 
 /// A folder's entry names in one buffer, and their order: a million names take their bytes
-/// and eight more each, not a heap string each, and sorting them frees no large buffer (which
+/// and sixteen more each (with what the entry is), not a heap string each, and sorting them frees no large buffer (which
 /// would make the allocator keep what is freed after it: BENCHMARKS.md, memory per deletion).
 #[derive(Debug, Default)]
 pub struct Names {
     text: String,
-    /// Where each name starts and ends in `text`, in sorted order once sorted.
-    spans: Vec<(u32, u32)>,
+    /// Where each name starts and ends in `text`, and its entry's kind, in sorted order once
+    /// sorted.
+    spans: Vec<(u32, u32, Packed)>,
+}
+
+/// What a folder's entry is, as the listing read it beside its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryKind {
+    /// A regular file of this many bytes.
+    File(u64),
+    Dir,
+    /// A symlink, socket, ...: listed as a file without a size.
+    Other,
+    /// Not read with the folder (gone, or no permission then): read by path if selected.
+    Unread,
+}
+
+impl EntryKind {
+    fn of(metadata: &fs::Metadata) -> EntryKind {
+        match (metadata.is_file(), metadata.is_dir()) {
+            (true, _) => EntryKind::File(metadata.len()),
+            (_, true) => EntryKind::Dir,
+            _ => EntryKind::Other,
+        }
+    }
+}
+
+/// An [`EntryKind`] in eight bytes (a million names: 8 MB less than the enum): a file's
+/// size, or one of the three largest values, which no file's size reaches.
+#[derive(Clone, Copy, Debug)]
+struct Packed(u64);
+
+impl Packed {
+    const DIR: u64 = u64::MAX;
+    const OTHER: u64 = u64::MAX - 1;
+    const UNREAD: u64 = u64::MAX - 2;
+
+    fn new(kind: EntryKind) -> Packed {
+        Packed(match kind {
+            EntryKind::File(len) => len.min(Packed::UNREAD - 1),
+            EntryKind::Dir => Packed::DIR,
+            EntryKind::Other => Packed::OTHER,
+            EntryKind::Unread => Packed::UNREAD,
+        })
+    }
+
+    fn kind(self) -> EntryKind {
+        match self.0 {
+            Packed::DIR => EntryKind::Dir,
+            Packed::OTHER => EntryKind::Other,
+            Packed::UNREAD => EntryKind::Unread,
+            len => EntryKind::File(len),
+        }
+    }
 }
 
 impl Names {
-    fn push(&mut self, name: &str) -> Result<(), String> {
+    fn push(&mut self, name: &str, kind: EntryKind) -> Result<(), String> {
         let start = self.text.len() as u32;
         self.text.push_str(name);
         let end = u32::try_from(self.text.len())
             .map_err(|_| "the folder's names take more than 4 GiB".to_string())?;
-        self.spans.push((start, end));
+        self.spans.push((start, end, Packed::new(kind)));
         Ok(())
     }
 
@@ -356,8 +426,12 @@ impl Names {
     }
 
     pub fn get(&self, i: usize) -> &str {
-        let (start, end) = self.spans[i];
+        let (start, end, _) = self.spans[i];
         &self.text[start as usize..end as usize]
+    }
+
+    fn kind(&self, i: usize) -> EntryKind {
+        self.spans[i].2.kind()
     }
 
     /// Sorts the names (byte order, as `str`'s `Ord`).
@@ -409,7 +483,7 @@ mod tests {
             "é",
             "db-",
         ] {
-            names.push(name).unwrap();
+            names.push(name, EntryKind::File(0)).unwrap();
         }
         names.sort();
         let all: Vec<&str> = (0..names.len()).map(|i| names.get(i)).collect();
@@ -507,6 +581,48 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn what_each_entry_is_comes_with_the_folder_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("db-2024-03-01T00:00:00Z.gz"), "123").unwrap();
+        fs::create_dir(d.join("db-2024-03-02T00:00:00Z.gz")).unwrap();
+        fs::write(d.join("elsewhere"), "1234567").unwrap();
+        let link = d.join("db-2024-03-03T00:00:00Z.gz");
+        std::os::unix::fs::symlink(d.join("elsewhere"), link).unwrap();
+        let p = provider(d, select(r"^db-(?P<ts>.+)\.gz$"));
+        let listed: Vec<(String, Option<u64>, String)> = p
+            .list_now()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b.id.to_string(),
+                    b.size,
+                    b.kind.as_deref().unwrap().to_string(),
+                )
+            })
+            .collect();
+        // A symlink is listed as a file, without its target's size.
+        assert_eq!(
+            listed,
+            [
+                ("db-2024-03-01T00:00:00Z.gz".into(), Some(3), "file".into()),
+                ("db-2024-03-02T00:00:00Z.gz".into(), None, "folder".into()),
+                ("db-2024-03-03T00:00:00Z.gz".into(), None, "file".into()),
+            ]
+        );
+        for kind in [
+            EntryKind::File(0),
+            EntryKind::File(1 << 40),
+            EntryKind::Dir,
+            EntryKind::Other,
+            EntryKind::Unread,
+        ] {
+            assert_eq!(Packed::new(kind).kind(), kind);
+        }
     }
 
     #[test]
