@@ -638,19 +638,13 @@ impl Ledger for JournalLedger {
         // Told whether or not the journal took them: the deletions happened either way (a
         // journal error is reported with the run).
         if let Some(watch) = &self.watch {
-            match settled
+            let sent: Vec<executor::Outcome> = settled
                 .iter()
-                .any(|o| matches!(o.settled, Settled::NotSent(_)))
-            {
-                false => watch.settled(settled),
-                true => {
-                    let sent: Vec<executor::Outcome> = settled
-                        .iter()
-                        .filter(|o| !matches!(o.settled, Settled::NotSent(_)))
-                        .copied()
-                        .collect();
-                    watch.settled(&sent);
-                }
+                .filter(|o| !matches!(o.settled, Settled::NotSent(_)))
+                .copied()
+                .collect();
+            if !sent.is_empty() {
+                watch.settled(&sent);
             }
         }
         match recorded {
