@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """`retentiond run` deleting N local files with the journal on PostgreSQL behind DELAY_MS of
-added latency each way (a loopback proxy that holds every chunk that long), against the same
-run on SQLite. A throwaway cluster (Debian's postgresql: initdb and pg_ctl), fsync on.
+added latency each way (a loopback proxy that holds every chunk that long: `bench/delay_proxy.rs`,
+the `delay_proxy` example built beside RETENTIOND), against the same run on SQLite. A throwaway
+cluster (Debian's postgresql: initdb and pg_ctl), fsync on.
 
-    python3 bench/pg_latency.py RETENTIOND N [DELAY_MS]
+    cargo build --release --bin retentiond --example delay_proxy
+    python3 bench/pg_latency.py target/release/retentiond N [DELAY_MS]
 
 Prints `pg_latency n=... delay=...ms sqlite=...s postgres=...s ratio=...` (medians of three,
 each run on a fresh journal: a new folder, a new database).
 """
-import asyncio
 import glob
 import os
 import shutil
@@ -23,6 +24,9 @@ delay = float(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.001
 here = os.path.dirname(os.path.abspath(__file__))
 pg_bin = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))[-1]
 as_root = os.geteuid() == 0
+proxy_binary = os.path.join(os.path.dirname(os.path.abspath(binary)), "examples", "delay_proxy")
+if not os.access(proxy_binary, os.X_OK):
+    sys.exit(f"{proxy_binary} is missing: cargo build --release --example delay_proxy")
 
 
 def free_port():
@@ -38,51 +42,17 @@ def pg_tool(name, *args, cwd):
     subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def pipe(reader, writer):
-    """Forwards one direction, each chunk held `delay` (chunks keep their order)."""
-    queue = asyncio.Queue()
-
-    async def send():
-        while True:
-            due, data = await queue.get()
-            if data is None:
-                writer.close()
-                return
-            await asyncio.sleep(max(0, due - time.monotonic()))
-            writer.write(data)
-            await writer.drain()
-
-    sender = asyncio.create_task(send())
-    while data := await reader.read(65536):
-        queue.put_nowait((time.monotonic() + delay, data))
-    queue.put_nowait((0, None))
-    await sender
-
-
-async def serve(listen, target):
-    async def handle(client_reader, client_writer):
-        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target)
-        try:
-            await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer),
-                                 return_exceptions=True)
-        except asyncio.CancelledError:
-            # The benchmark is over and the event loop is closing: nothing left to forward.
-            pass
-
-    return await asyncio.start_server(handle, "127.0.0.1", listen)
-
-
-async def timed_run(config):
+def timed_run(config):
     start = time.monotonic()
-    child = await asyncio.create_subprocess_exec(binary, "--config", config, "run",
-                                                 stdout=subprocess.DEVNULL)
-    if await child.wait() != 0:
+    child = subprocess.run([binary, "--config", config, "run"], stdout=subprocess.DEVNULL)
+    if child.returncode != 0:
         sys.exit(f"retentiond run exited {child.returncode}")
     return time.monotonic() - start
 
 
-async def main():
+def main():
     work = tempfile.mkdtemp()
+    forwarder = None
     try:
         data = os.path.join(work, "pg")
         os.makedirs(data)
@@ -90,10 +60,11 @@ async def main():
             shutil.chown(work, "postgres", "postgres")
             shutil.chown(data, "postgres", "postgres")
         pg_tool("initdb", "-D", data, "-U", "retentiond", "--auth=trust", "-E", "UTF8", "--no-locale", cwd=work)
-        port, proxy = free_port(), free_port()
+        port = free_port()
         pg_tool("pg_ctl", "-D", data, "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {work} -c fsync=on",
                 "-l", os.path.join(work, "server.log"), "-w", "start", cwd=work)
-        await serve(proxy, port)
+        forwarder = subprocess.Popen([proxy_binary, str(port), str(delay * 1000)], stdout=subprocess.PIPE, text=True)
+        proxy = int(forwarder.stdout.readline())
         folder = os.path.join(work, "local")
         times = {"sqlite": [], "postgres": []}
         for turn in range(3):
@@ -110,16 +81,17 @@ async def main():
                         f.write(url)
                     with open(config, "a") as f:
                         f.write(f'journal: {{postgres: "${{file:{work}/pg-url}}"}}\n')
-                approve = await asyncio.create_subprocess_exec(binary, "--config", config, "approve", "--all",
-                                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                await approve.wait()
-                times[journal].append(await timed_run(config))
+                subprocess.run([binary, "--config", config, "approve", "--all"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                times[journal].append(timed_run(config))
         sqlite, postgres = (sorted(times[j])[1] for j in ("sqlite", "postgres"))
         print(f"pg_latency n={n} delay={delay * 1000:.0f}ms each way sqlite={sqlite:.2f}s "
               f"postgres={postgres:.2f}s ratio={postgres / sqlite:.2f}")
         pg_tool("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop", cwd=work)
     finally:
+        if forwarder:
+            forwarder.kill()
         shutil.rmtree(work, ignore_errors=True)
 
 
-asyncio.run(main())
+main()

@@ -20,7 +20,7 @@ else
 fi
 
 echo "== build (release)"
-cargo build --release --locked --bin retentiond --example floor
+cargo build --release --locked --bin retentiond --example floor --example delay_proxy
 cargo bench --locked --no-run --bench engine --bench listing --bench delete 2>/dev/null
 
 echo "== machine"
