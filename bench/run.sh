@@ -3,7 +3,8 @@
 # floor. About 25 minutes on 2 cores (most of it the deletion runs at cap 1, the million local
 # files of row 3b, the listings and the 60 s idle window), and about 6 more for S3 against moto's server, whose own listing is
 # slow (the S3 rows need `pip install 'moto[server]'`; without it they are skipped). Needs
-# cargo and python3; writes only to a temporary folder.
+# cargo and python3, and GNU time (`/usr/bin/time`, Debian's `time`) for the peaks of small
+# processes; writes only to a temporary folder.
 #
 #   bash bench/run.sh              # everything
 #   QUICK=1 bash bench/run.sh      # smaller sizes and windows, to check the script
