@@ -203,9 +203,7 @@ impl LocalProvider {
                 // the folder's path for each entry, which was two fifths of a listing's time.
                 // One that cannot be read now is read again by path when it is selected.
                 let kind = match entry.metadata() {
-                    Ok(m) if m.is_file() => EntryKind::File(m.len()),
-                    Ok(m) if m.is_dir() => EntryKind::Dir,
-                    Ok(_) => EntryKind::Other,
+                    Ok(metadata) => EntryKind::of(&metadata),
                     Err(_) => EntryKind::Unread,
                 };
                 names
@@ -346,8 +344,9 @@ fn folder_group(root: &Path) -> Text {
 }
 
 /// A folder's entry names in one buffer, and their order: a million names take their bytes
-/// and sixteen more each (with what the entry is), not a heap string each, and sorting them frees no large buffer (which
-/// would make the allocator keep what is freed after it: BENCHMARKS.md, memory per deletion).
+/// and sixteen more each (with what the entry is), not a heap string each, and sorting them
+/// frees no large buffer (which would make the allocator keep what is freed after it:
+/// BENCHMARKS.md, memory per deletion).
 #[derive(Debug, Default)]
 pub struct Names {
     text: String,
