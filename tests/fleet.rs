@@ -205,7 +205,11 @@ fn three_daemons_on_one_database_run_each_tick_once_and_delete_each_backup_once(
     let claims = pg.sql("SELECT scheduled_at, host FROM fire_claims WHERE policy = 'p' ORDER BY 1");
     let runs =
         pg.sql("SELECT host FROM runs WHERE policy = 'p' AND command = 'daemon' ORDER BY id");
-    assert!(claims.len() >= 4, "{claims:?}");
+    // At least the tick of the first deletions and one after the last new dump; how many
+    // between depends on the machine's load (missed ticks are not queued up: a host that wakes
+    // late fires the tick that is due and then the first one after now, so on a busy machine
+    // three claims were seen where four were usual).
+    assert!(claims.len() >= 2, "{claims:?}");
     let skipped_on_lock = hosts
         .iter()
         .map(|h| {
