@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 /// Told of a run's progress as it happens (`run` prints each deletion at once).
 pub trait Watch: Send + Sync {
-    /// The plan is made and recorded (`report.plan` is set); none of its deletions is sent yet.
+    /// The plan is made and recorded (`report.plan` is set; on PostgreSQL its decisions may
+    /// still be on their way, beside the deletions); none of its deletions is sent yet.
     fn planned(&self, report: &PolicyReport);
     /// Deletions ended (their outcomes just went to the journal, in one commit): this run's,
     /// or ones an earlier run left pending (those settle before the plan is made). Never one
@@ -379,6 +380,7 @@ pub async fn run_policy<'a>(
         account: policy.account.clone(),
         watch: options.watch.clone(),
         holds: std::sync::Mutex::new(None),
+        decisions_failed: std::sync::OnceLock::new(),
     });
     let grace = grace(policy, options.default_grace);
     let prepared = journal
@@ -426,21 +428,53 @@ pub async fn run_policy<'a>(
     if let Some(reviewed) = options.reviewed {
         report.refused = plan.restrict_to(reviewed);
     }
-    if let Err(e) = journal.record_plan(run, &plan, &counts, drop_blocked) {
+    let deleting = options.dry_run.is_none() && plan.blocked.is_none() && report.refused.is_empty();
+    // On a database server a plan's decisions are recorded beside its deletions, on a thread
+    // of their own (the runtime's other workers take this one's tasks meanwhile).
+    let aside = deleting && journal.decisions_aside() && multi_threaded();
+    let recorded = match aside {
+        true => journal.record_counts(run, &plan, &counts, drop_blocked),
+        false => journal.record_plan(run, &plan, &counts, drop_blocked),
+    };
+    if let Err(e) = recorded {
         report.plan = Some(plan);
         return journal_failed(journal, run, report, e);
     }
-    let deleting = options.dry_run.is_none() && plan.blocked.is_none() && report.refused.is_empty();
     report.dry_run = options.dry_run.clone();
     report.plan = Some(plan);
     let plan = report.plan.as_ref().expect("set above");
     if let Some(watch) = &options.watch {
         watch.planned(&report);
     }
-    let execution = match deleting {
-        true => Some(executor::execute(plan, provider.clone(), ledger, &options.stop).await),
-        false => None,
+    let deletions = || executor::execute(plan, provider.clone(), ledger.clone(), &options.stop);
+    let (execution, decided) = match (deleting, aside) {
+        (false, _) => (None, Ok(())),
+        (true, false) => (Some(deletions().await), Ok(())),
+        (true, true) => {
+            let decisions = || {
+                let decided = journal.record_decisions(run, plan);
+                if let Err(e) = &decided {
+                    // No intent is recorded after this (`JournalLedger::refused`).
+                    let _ = ledger.decisions_failed.set(e.to_string());
+                }
+                decided
+            };
+            let (execution, decided) = beside(decisions, deletions());
+            (Some(execution), decided)
+        }
     };
+    if let Err(e) = decided {
+        let execution = execution.expect("only beside deletions");
+        let sent = execution.deleted.len() + execution.failed.len() + execution.pending.len();
+        let message = format!(
+            "{e}; no deletion was sent once that was known ({sent} of {} were sent before, each with its intent recorded)",
+            plan.summary.delete
+        );
+        report.journal_error = Some(message.clone());
+        report.execution = Some(execution);
+        end(journal, run, &mut report, "journal-failed", Some(&message));
+        return report;
+    }
     let (outcome, message) = if !report.refused.is_empty() {
         (
             "refused",
@@ -495,6 +529,30 @@ pub async fn run_policy<'a>(
             .push(format!("{e}; it grows until this works"));
     }
     report
+}
+
+/// Whether this thread's runtime has other workers to take its tasks while it blocks.
+fn multi_threaded() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// Runs `work` on a thread of its own while this thread drives `future` (both may borrow
+/// from the caller); their results once both are done. Needs a multi-threaded runtime.
+fn beside<T: Send, U>(
+    work: impl FnOnce() -> T + Send,
+    future: impl std::future::Future<Output = U>,
+) -> (U, T) {
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(work);
+            let done = tokio::runtime::Handle::current().block_on(future);
+            let worked = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (done, worked)
+        })
+    })
 }
 
 fn end(
@@ -561,6 +619,9 @@ struct JournalLedger {
     watch: Option<Arc<dyn Watch>>,
     /// The holds as last read, and when: read again at most every [`HOLDS_READ`].
     holds: std::sync::Mutex<Option<(std::time::Instant, Vec<Hold>)>>,
+    /// Why the plan's decisions, recorded beside the deletions, could not be: no intent is
+    /// recorded once it is set.
+    decisions_failed: std::sync::OnceLock<String>,
 }
 
 /// How often a run reads the journal's holds again while it deletes: a hold made during a
@@ -573,6 +634,11 @@ impl Ledger for JournalLedger {
     /// keeps its backup: the journal's holds are read again before the first group of
     /// intents, and then at most every [`HOLDS_READ`].
     fn refused(&self, intents: &[&Backup]) -> Result<Vec<(usize, String)>, String> {
+        if let Some(e) = self.decisions_failed.get() {
+            return Err(format!(
+                "{e}: no deletion is sent once the plan's decisions could not be recorded"
+            ));
+        }
         let now = Timestamp::now();
         let mut cached = self.holds.lock().unwrap_or_else(|e| e.into_inner());
         if cached

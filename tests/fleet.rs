@@ -724,3 +724,86 @@ fn two_daemons_on_one_database_tell_a_blocked_policy_once() {
     assert_eq!(told["host"].as_str(), Some(first[0].as_str()));
     assert_eq!(files(&folder).len(), 12, "nothing deleted");
 }
+
+/// On PostgreSQL a run records its plan's decisions beside its deletions. When they cannot be
+/// recorded, no deletion goes out once that is known, the run fails saying so (exit 7), and each
+/// backup that went has its intent and outcome in the journal. The run's listing still counts
+/// as the listing-drop baseline, so the next run is not blocked by what the failed run deleted
+/// and finishes the work, decisions recorded.
+#[test]
+fn decisions_that_cannot_be_recorded_beside_the_deletions_stop_them_and_the_next_run_finishes() {
+    let pg = Postgres::start();
+    let fake = docspace::Fake::start(docspace::daily(210));
+    // Deletions take a while, so the failure is known while most are still to be sent.
+    fake.server.fault(
+        "DELETE",
+        "/deletebackup/",
+        None,
+        Fault::Delay(Duration::from_millis(50)),
+    );
+    let account = format!(
+        "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
+        fake.server.base
+    );
+    let policy = |last: u32| {
+        format!(
+            "name: p\naccount: portal\nmode: enforce\nkeep:\n  last: {last}\nguard:\n  max_delete_fraction: 1\n  max_listing_drop: 0.05\n"
+        )
+    };
+    // A first run that deletes nothing: the baseline of 210.
+    let host = Host::new("host-a", &pg, &account, &policy(210));
+    assert!(host.retentiond(&["approve", "--all"]).status.success());
+    let out = host.retentiond(&["run"]);
+    assert!(out.status.success(), "{out:?}");
+
+    common::write(host.dir.path(), "policies/p.yaml", &policy(10));
+    assert!(host.retentiond(&["approve", "--all"]).status.success());
+    // The decisions fail half a second into their transaction.
+    pg.sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(0.5); RAISE EXCEPTION 'no room for decisions'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON decision_spans
+         FOR EACH ROW EXECUTE FUNCTION refuse()",
+    );
+    let out = host.retentiond(&["run"]);
+    let stderr = exits_7_saying(&out, "no room for decisions");
+    assert!(
+        stderr.contains("no deletion was sent once that was known"),
+        "{stderr}"
+    );
+    let sent = fake.server.lines("DELETE").len();
+    assert!(sent > 0 && sent < 200, "{sent} of 200 deletions were sent");
+    // Each one sent has its intent, and its outcome; none is left open or unsent.
+    let deleted = pg.sql("SELECT count(*) FROM deletions WHERE outcome = 'deleted'");
+    assert_eq!(deleted, [sent.to_string()]);
+    assert_eq!(pg.sql("SELECT count(*) FROM deletions"), [sent.to_string()]);
+    // Counted (the baseline), not listed (no decisions).
+    let run = pg.sql("SELECT listed, outcome FROM runs ORDER BY id DESC LIMIT 1");
+    assert_eq!(run, ["2|journal-failed"]);
+
+    pg.sql("DROP TRIGGER refuse ON decision_spans");
+    let out = host.retentiond(&["run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fake.records.lock().unwrap().len(), 10);
+    assert_eq!(fake.server.lines("DELETE").len(), 200);
+    let history = common::json(&String::from_utf8_lossy(
+        &host.retentiond(&["history", "--format", "json"]).stdout,
+    ));
+    let last = &history["runs"][0];
+    let decisions = common::json(&String::from_utf8_lossy(
+        &host
+            .retentiond(&[
+                "history",
+                "--format",
+                "json",
+                "--run",
+                &last["id"].to_string(),
+            ])
+            .stdout,
+    ));
+    assert_eq!(decisions["decisions"].as_array().unwrap().len(), 210 - sent);
+}
