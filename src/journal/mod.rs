@@ -358,6 +358,12 @@ fn decisions_in(tx: &mut dyn Tx, run: i64, plan: &PolicyPlan) -> std::result::Re
     Ok(())
 }
 
+/// The run whose listing is a policy's listing-drop baseline (`$1` the policy, before the
+/// run `$2`), and its start: [`Journal::baseline`].
+const BASELINE_RUN: &str = "SELECT id, started_at FROM runs
+     WHERE policy = $1 AND listed != 0 AND listing_drop_blocked = 0 AND id < $2
+     ORDER BY id DESC LIMIT 1";
+
 /// What went wrong with the journal; the message names the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalError(pub String);
@@ -1306,9 +1312,7 @@ impl Journal {
     pub fn baseline(&self, policy: &str, before_run: Option<i64>) -> Result<Option<Baseline>> {
         self.tx("read the last listing counts", |tx| {
             let run = tx.query_one(
-                "SELECT id, started_at FROM runs
-                 WHERE policy = $1 AND listed != 0 AND listing_drop_blocked = 0 AND id < $2
-                 ORDER BY id DESC LIMIT 1",
+                BASELINE_RUN,
                 sql_params![policy, before_run.unwrap_or(i64::MAX)],
             )?;
             let Some(run) = run else {
@@ -1635,9 +1639,12 @@ impl Journal {
         if self.version()? < SPANS {
             return Ok(0);
         }
-        let baseline = self.baseline(policy, None)?.map(|b| b.run);
         let claims = self.version()? >= HOSTS;
         self.tx("prune old runs (journal_keep)", |tx| {
+            // The baseline's run, without its counts (which read the run's deletions).
+            let baseline = tx
+                .query_one(BASELINE_RUN, sql_params![policy, i64::MAX])?
+                .map(|r| r.int(0));
             if claims {
                 // The fleet's claims of old ticks; the latest stays, whatever its age.
                 tx.execute(
