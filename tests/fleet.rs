@@ -148,6 +148,14 @@ fn dump(folder: &Path, n: u32) {
     );
 }
 
+/// The config's `accounts:` entry `portal` for a DocSpace fake.
+fn portal(fake: &docspace::Fake) -> String {
+    format!(
+        "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
+        fake.server.base
+    )
+}
+
 fn files(folder: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(folder)
         .unwrap()
@@ -293,10 +301,7 @@ fn a_host_killed_mid_run_is_settled_by_another_with_no_delete_twice() {
         Some(4),
         Fault::Delay(Duration::from_secs(3)),
     );
-    let account = format!(
-        "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
-        fake.server.base
-    );
+    let account = portal(&fake);
     let policy = "name: p\naccount: portal\nschedule: \"* * * * * *\"\nmode: enforce\nkeep:\n  last: 10\nguard:\n  max_delete_fraction: 1\n";
     let mut a = Host::new("host-a", &pg, &account, policy);
     let mut b = Host::new("host-b", &pg, &account, policy);
@@ -383,10 +388,7 @@ fn postgresql_lost_mid_run_stops_the_deletions_and_the_next_fire_completes_once_
         None,
         Fault::Delay(Duration::from_millis(150)),
     );
-    let account = format!(
-        "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
-        fake.server.base
-    );
+    let account = portal(&fake);
     let policy = "name: p\naccount: portal\nschedule: \"* * * * * *\"\nmode: enforce\nkeep:\n  last: 10\nguard: {max_delete_fraction: 1}\n";
     let mut a = Host::new("host-a", &pg, &account, policy);
     a.start();
@@ -441,10 +443,7 @@ fn two_run_commands_of_one_policy_on_two_hosts_one_runs_the_other_exits_7() {
         Some(1),
         Fault::Delay(Duration::from_secs(2)),
     );
-    let account = format!(
-        "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
-        fake.server.base
-    );
+    let account = portal(&fake);
     let policy = "name: p\naccount: portal\nmode: enforce\nkeep:\n  last: 5\nguard: {max_delete_fraction: 1}\n";
     let a = Host::new("host-a", &pg, &account, policy);
     let b = Host::new("host-b", &pg, &account, policy);
@@ -741,10 +740,7 @@ fn decisions_that_cannot_be_recorded_beside_the_deletions_stop_them_and_the_next
         None,
         Fault::Delay(Duration::from_millis(50)),
     );
-    let account = format!(
-        "  portal:\n    provider: onlyoffice-docspace\n    base_url: {}\n    api_key: ${{env:TEST_DOCSPACE_KEY}}\n",
-        fake.server.base
-    );
+    let account = portal(&fake);
     let policy = |last: u32| {
         format!(
             "name: p\naccount: portal\nmode: enforce\nkeep:\n  last: {last}\nguard:\n  max_delete_fraction: 1\n  max_listing_drop: 0.05\n"

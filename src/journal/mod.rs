@@ -1015,8 +1015,8 @@ impl Journal {
     /// beside the deletions: the listing counts (the next run's listing-drop baseline) and
     /// the plan's summary. The run is counted, not yet listed: what reads decisions looks at
     /// listed runs only, so a process that stops before [`Journal::record_decisions`]
-    /// commits leaves a run that decided nothing as far as they know (a grace period starts
-    /// again, never shorter).
+    /// commits leaves a run they pass over, as if it had not listed (the grace period's
+    /// clock, and the next run's spans, go on from the listed run before it).
     pub fn record_counts(
         &self,
         run: i64,
