@@ -616,6 +616,9 @@ enum Store {
 /// Puts the journal in WAL mode. On a fresh file two openers race for the switch, and SQLite
 /// answers "database is locked" at once rather than through the busy timeout: the loser
 /// waits and looks again (the winner's switch is what it wanted).
+/// The page cache of a writable SQLite journal, in KiB (SQLite's default is 2,000).
+const WRITER_CACHE_KIB: i64 = 512;
+
 fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -756,6 +759,12 @@ impl Journal {
                 .map_err(sql_error(&path, "set synchronous=FULL"))?;
             conn.pragma_update(None, "foreign_keys", "ON")
                 .map_err(sql_error(&path, "enable foreign keys"))?;
+            // A writer's transactions append (decisions, intents) and touch the few pages
+            // they just wrote (outcomes): SQLite's default cache of 2 MiB, kept for the life
+            // of the connection, was 40 bytes of every deletion's peak in a run of 50,000
+            // (BENCHMARKS.md, "eleventh session") and no faster than this.
+            conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+                .map_err(sql_error(&path, "set the page cache's size"))?;
         }
         Ok(Journal {
             store: Store::Sqlite(Mutex::new(conn)),
