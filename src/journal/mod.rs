@@ -211,6 +211,69 @@ fn multi_row<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// The statement recording the intents of `chunk` (one row each), returning each row's id
+/// with its group and backup id.
+fn intents_statement(
+    run: i64,
+    policy: &str,
+    account: &str,
+    now: i64,
+    chunk: &[&Backup],
+) -> (String, Vec<Value>) {
+    let rows: Vec<String> = (0..chunk.len())
+        .map(|r| {
+            let at = 5 + 3 * r;
+            format!("($1, $2, $3, ${at}, ${}, ${}, $4)", at + 1, at + 2)
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO deletions (run_id, policy, account, backup_id, grp, created_at, intent_at)
+         VALUES {} RETURNING id, grp, backup_id",
+        rows.join(", ")
+    );
+    let mut params = Vec::with_capacity(4 + 3 * chunk.len());
+    params.extend(sql_params![run, policy, account, now].iter().cloned());
+    for b in chunk {
+        params.push(Value::from(&b.id));
+        params.push(Value::from(&b.group));
+        params.push(Value::Text(b.created_at.to_string()));
+    }
+    (sql, params)
+}
+
+/// The id of each intent's row among the rows its statements `answered`, matched by group
+/// and id (the rows of a multi-row insert come back in its order, but the databases do not
+/// promise it).
+fn intent_rows(
+    intents: &[&Backup],
+    answered: &[store::Row],
+) -> std::result::Result<Vec<i64>, String> {
+    let mut by_backup: HashMap<(String, String), i64> = HashMap::new();
+    let mut rows = Vec::with_capacity(intents.len());
+    for (i, b) in intents.iter().enumerate() {
+        let row = answered
+            .get(i)
+            .filter(|r| r.text(1) == b.group && r.text(2) == b.id);
+        match row {
+            Some(row) => rows.push(row.int(0)),
+            None => {
+                if by_backup.is_empty() {
+                    by_backup = answered
+                        .iter()
+                        .map(|r| ((r.text(1), r.text(2)), r.int(0)))
+                        .collect();
+                }
+                let key = (b.group.to_string(), b.id.to_string());
+                rows.extend(by_backup.get(&key));
+            }
+        }
+    }
+    match rows.len() == intents.len() {
+        true => Ok(rows),
+        false => Err(format!("{} rows for {} intents", rows.len(), intents.len())),
+    }
+}
+
 /// Sorted, distinct `ids` as the ranges of at least [`RANGE`] consecutive ids, `(first,
 /// last)`, and the ids in no such range.
 fn ranges(ids: &[i64]) -> (Vec<(i64, i64)>, Vec<i64>) {
@@ -1017,6 +1080,12 @@ impl Journal {
     /// decisions would otherwise hold back the first deletion (BENCHMARKS.md). SQLite takes
     /// one writer at a time: [`Journal::record_plan`] there.
     pub fn decisions_aside(&self) -> bool {
+        self.on_server()
+    }
+
+    /// Whether the journal is on a database server (PostgreSQL), where a commit costs a round
+    /// trip; on SQLite it costs a local sync.
+    pub fn on_server(&self) -> bool {
         matches!(self.store, Store::Postgres(_))
     }
 
@@ -1150,75 +1219,34 @@ impl Journal {
                 sql_params![run].to_vec(),
             ));
         }
-        let mut inserts: Vec<(String, Vec<Value>)> = Vec::new();
-        for chunk in multi_row(intents) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let at = 5 + 3 * r;
-                    format!("($1, $2, $3, ${at}, ${}, ${}, $4)", at + 1, at + 2)
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO deletions (run_id, policy, account, backup_id, grp, created_at, intent_at)
-                 VALUES {} RETURNING id, grp, backup_id",
-                rows.join(", ")
-            );
-            let mut params = sql_params![run, policy, account, now].to_vec();
-            for b in chunk {
-                params.extend(
-                    sql_params![&b.id, &b.group, b.created_at.to_string()]
-                        .iter()
-                        .cloned(),
-                );
-            }
-            inserts.push((sql, params));
-        }
         let what = match intents {
             [] => "record a deletion outcome",
             _ => "record a deletion intent",
         };
-        let answered: Vec<store::Row> = match &self.store {
+        let failed = |e: String| store::error(&self.path.display().to_string(), what)(e);
+        let rows = match &self.store {
+            // One chunk's statement at a time: a commit of thousands of intents does not hold
+            // all their parameters and answers at once (0.4 MB of a run's heap at 50,000).
             Store::Sqlite(_) => self.tx(what, |tx| {
                 for (sql, params) in &updates {
                     tx.execute(sql, params)?;
                 }
                 let mut rows = Vec::with_capacity(intents.len());
-                for (sql, params) in &inserts {
-                    rows.extend(tx.query(sql, params)?);
+                for chunk in multi_row(intents) {
+                    let (sql, params) = intents_statement(run, policy, account, now, chunk);
+                    rows.extend(intent_rows(chunk, &tx.query(&sql, &params)?)?);
                 }
                 Ok(rows)
             })?,
-            Store::Postgres(pg) => pg
-                .committed_all(&updates, &inserts)
-                .map_err(store::error(&self.path.display().to_string(), what))?,
-        };
-        // Each row's id, matched to its intent by group and id (the rows of a multi-row
-        // insert come back in its order, but the databases do not promise it).
-        let mut by_backup: HashMap<(String, String), i64> = HashMap::new();
-        let mut rows = Vec::with_capacity(intents.len());
-        for (i, b) in intents.iter().enumerate() {
-            let row = answered
-                .get(i)
-                .filter(|r| r.text(1) == b.group && r.text(2) == b.id);
-            match row {
-                Some(row) => rows.push(row.int(0)),
-                None => {
-                    if by_backup.is_empty() {
-                        by_backup = answered
-                            .iter()
-                            .map(|r| ((r.text(1), r.text(2)), r.int(0)))
-                            .collect();
-                    }
-                    let key = (b.group.to_string(), b.id.to_string());
-                    rows.extend(by_backup.get(&key));
-                }
+            // Every statement in one round trip.
+            Store::Postgres(pg) => {
+                let inserts: Vec<(String, Vec<Value>)> = multi_row(intents)
+                    .map(|chunk| intents_statement(run, policy, account, now, chunk))
+                    .collect();
+                let answered = pg.committed_all(&updates, &inserts).map_err(failed)?;
+                intent_rows(intents, &answered).map_err(failed)?
             }
-        }
-        if rows.len() != intents.len() {
-            return Err(store::error(&self.path.display().to_string(), what)(
-                format!("{} rows for {} intents", rows.len(), intents.len()),
-            ));
-        }
+        };
         Ok(rows)
     }
 
