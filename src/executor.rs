@@ -175,6 +175,13 @@ pub trait Ledger: Send + Sync {
     fn refused(&self, _intents: &[&Backup]) -> Result<Vec<(usize, String)>, String> {
         Ok(Vec::new())
     }
+
+    /// How many deletions' intents may be recorded ahead of their calls at most ([`AHEAD`]
+    /// unless the ledger says otherwise): each waits as a copy of its backup until its
+    /// outcome is recorded, so a ledger whose commits are cheap keeps the window small.
+    fn ahead(&self) -> usize {
+        AHEAD
+    }
 }
 
 /// Records nothing.
@@ -279,8 +286,9 @@ fn systemic_hint(error: &str) -> &'static str {
 /// turn. Once half of the window is sent, the next half is recorded in one commit (with the
 /// outcomes settled since the last) while the other half is sent, so that neither a fast
 /// provider nor a slow one waits for a commit. (A local folder deletes 2,048 files in about
-/// 20 ms, as long as a PostgreSQL 2 ms away takes to commit their intents and outcomes.)
-const AHEAD: usize = 4096;
+/// 20 ms, as long as a PostgreSQL 2 ms away takes to commit their intents and outcomes.) A
+/// ledger whose commits cost less may ask for fewer ([`Ledger::ahead`]).
+pub const AHEAD: usize = 4096;
 
 /// How long settled outcomes wait for company once no intents are left to record them with.
 const OUTCOMES_WAIT: Duration = Duration::from_millis(50);
@@ -381,8 +389,9 @@ fn plural_outcomes(error: String, n: usize) -> String {
 /// nothing; once `stop` is set no further call is sent.
 ///
 /// Intents are committed in groups ahead of their calls ([`AHEAD`]), each commit carrying the
-/// outcomes settled since the one before; no call is sent before the commit of its intent
-/// returned. Intents recorded but never sent (the run stopped) are recorded as not sent.
+/// outcomes settled since the one before (up to [`Ledger::ahead`] deletions ahead); no call is
+/// sent before the commit of its intent returned. Intents recorded but never sent (the run
+/// stopped) are recorded as not sent.
 pub async fn execute(
     plan: &PolicyPlan<'_>,
     provider: Arc<dyn Provider>,
@@ -405,7 +414,7 @@ pub async fn execute(
     // begin with, doubled each time the provider had to wait for a commit, up to `most`. A
     // slow provider keeps a small window (few calls go out after the journal is lost); a
     // fast one soon records its intents a thousand at a time.
-    let most = AHEAD.max(2 * cap * widest);
+    let most = ledger.ahead().max(2 * cap * widest);
     let mut ahead = (2 * cap * widest).min(most);
     let (mut waited, mut started) = (false, false);
     let mut state = vec![State::Waiting; doomed.len()];
@@ -1026,11 +1035,20 @@ mod tests {
         committed: std::sync::Mutex<HashSet<String>>,
         commits: std::sync::atomic::AtomicUsize,
         outcomes: std::sync::Mutex<Vec<String>>,
+        /// What [`Ledger::ahead`] answers (`None`: the default).
+        ahead: Option<usize>,
+        /// The most intents one commit recorded.
+        largest: std::sync::atomic::AtomicUsize,
     }
 
     impl Ledger for Strict {
+        fn ahead(&self) -> usize {
+            self.ahead.unwrap_or(AHEAD)
+        }
+
         fn record(&self, settled: &[Outcome], intents: &[&Backup]) -> Result<Vec<u64>, String> {
             self.commits.fetch_add(1, Ordering::SeqCst);
+            self.largest.fetch_max(intents.len(), Ordering::SeqCst);
             // What a synced commit takes.
             std::thread::sleep(std::time::Duration::from_millis(2));
             let mut committed = self.committed.lock().unwrap();
@@ -1113,6 +1131,70 @@ mod tests {
         assert!(
             commits * 20 < n as usize,
             "{commits} commits for {n} deletions"
+        );
+    }
+
+    /// A provider whose deletions end at once (a local folder's, near enough), refusing one
+    /// whose intent was not committed.
+    struct Prompt(Arc<Strict>);
+
+    impl Provider for Prompt {
+        fn list(&self) -> crate::provider::BoxFuture<'_, Result<Vec<Backup>, ProviderError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn delete<'a>(
+            &'a self,
+            batch: &'a [Backup],
+        ) -> crate::provider::BoxFuture<'a, Vec<DeleteOutcome>> {
+            let committed = self.0.committed.lock().unwrap();
+            let outcomes = batch
+                .iter()
+                .map(|b| {
+                    assert!(committed.contains(b.id.as_str()), "{} sent first", b.id);
+                    DeleteOutcome::Deleted
+                })
+                .collect();
+            Box::pin(async move { outcomes })
+        }
+    }
+
+    #[test]
+    fn a_ledger_bounds_how_many_intents_are_recorded_ahead_of_their_calls() {
+        let n = 3 * AHEAD as i64;
+        let listing = backups(n);
+        let plan = plan(
+            &policy("guard: {max_delete_fraction: 1, max_delete: 100000}"),
+            &listing,
+            jiff::Timestamp::now(),
+            &TimeZone::UTC,
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        // The largest commit of intents, and what was deleted, with the ledger's window.
+        let largest = |ahead: Option<usize>| {
+            let ledger = Arc::new(Strict {
+                ahead,
+                ..Strict::default()
+            });
+            let provider = Arc::new(Prompt(ledger.clone()));
+            let execution =
+                runtime.block_on(execute(&plan, provider, ledger.clone(), &Stop::default()));
+            assert_eq!(execution.deleted.len(), n as usize - 2);
+            ledger.largest.load(Ordering::SeqCst)
+        };
+        let bounded = largest(Some(256));
+        assert!(
+            (128..=256).contains(&bounded),
+            "commits of up to {bounded} intents with a window of 256"
+        );
+        // The default window outgrows it (the provider waits for commits, so it doubles).
+        let unbounded = largest(None);
+        assert!(
+            unbounded > 512,
+            "commits of up to {unbounded} intents by default"
         );
     }
 

@@ -629,6 +629,10 @@ struct JournalLedger {
 /// group of intents, a round trip each to a fleet's database).
 const HOLDS_READ: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How many deletions' intents are recorded ahead of their calls at most on a SQLite journal
+/// ([`Ledger::ahead`]).
+const SQLITE_AHEAD: usize = 2048;
+
 impl Ledger for JournalLedger {
     /// A hold made after the plan (or before a saved plan that `apply` carries out) still
     /// keeps its backup: the journal's holds are read again before the first group of
@@ -671,6 +675,17 @@ impl Ledger for JournalLedger {
                 (!words.is_empty()).then(|| (i, words.join("; ")))
             })
             .collect())
+    }
+
+    /// On SQLite a commit is a local sync of a few milliseconds, which half the window's
+    /// local deletions (about 10 µs each) outlast: fewer copies of backups wait (a run of
+    /// 50,000 local deletions held 1.5 MB less on the heap at its peak, in the same time; a
+    /// window of 1,024 made a million deletions 5 to 10 % slower).
+    fn ahead(&self) -> usize {
+        match self.journal.on_server() {
+            true => executor::AHEAD,
+            false => SQLITE_AHEAD,
+        }
     }
 
     fn record(
