@@ -860,6 +860,19 @@ mod tests {
             .remove(0)
     }
 
+    /// The plan of `listing` that deletes all but its newest two, unbounded.
+    fn all_but_two(listing: &[Backup]) -> PolicyPlan<'_> {
+        let policy = policy("guard: {max_delete_fraction: 1, max_delete: 100000}");
+        plan(&policy, listing, jiff::Timestamp::now(), &TimeZone::UTC)
+    }
+
+    fn two_workers() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap()
+    }
+
     /// What `execution` deleted of `plan`, by id.
     fn ids<'a>(execution: &'a Execution, plan: &'a PolicyPlan) -> Vec<&'a str> {
         execution.deleted.iter(Some(plan)).collect()
@@ -1099,16 +1112,8 @@ mod tests {
             ledger.clone(),
             MemoryProvider::new(listing.clone()),
         ));
-        let plan = plan(
-            &policy("guard: {max_delete_fraction: 1, max_delete: 100000}"),
-            &listing,
-            jiff::Timestamp::now(),
-            &TimeZone::UTC,
-        );
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let plan = all_but_two(&listing);
+        let runtime = two_workers();
         let execution = runtime.block_on(execute(
             &plan,
             provider.clone(),
@@ -1163,16 +1168,8 @@ mod tests {
     fn a_ledger_bounds_how_many_intents_are_recorded_ahead_of_their_calls() {
         let n = 3 * AHEAD as i64;
         let listing = backups(n);
-        let plan = plan(
-            &policy("guard: {max_delete_fraction: 1, max_delete: 100000}"),
-            &listing,
-            jiff::Timestamp::now(),
-            &TimeZone::UTC,
-        );
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let plan = all_but_two(&listing);
+        let runtime = two_workers();
         // The largest commit of intents, and what was deleted, with the ledger's window.
         let largest = |ahead: Option<usize>| {
             let ledger = Arc::new(Strict {
